@@ -1,0 +1,21 @@
+"""Network builders: ``build_model(spec)`` dispatches on the spec's family."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from pas_models.nets.r2plus1d import build_r2plus1d
+from pas_models.nets.slowfast import build_slowfast
+from pas_models.spec import ArchSpec
+
+BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
+    "r2plus1d": build_r2plus1d,
+    "slowfast": build_slowfast,
+}
+
+
+def build_model(spec: ArchSpec) -> nn.Module:
+    """A freshly initialised network for ``spec``; input (B, 3, *spec.input_shape()[1:])."""
+    return BUILDERS[spec.family](spec)

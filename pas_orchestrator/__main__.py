@@ -1,0 +1,5 @@
+import sys
+
+from pas_orchestrator.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""``pas flops``: GFLOPs per view, conv-only GFLOPs and parameters of each step of an operator sequence."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+from pas_models.errors import NotApplicable, PasError
+from pas_models.flops import CONVENTION, count_cost
+from pas_models.presets import PRESETS, preset
+from pas_models.reductions import DEFAULT_GAMMAS, OPERATORS, apply_op, check_gamma, parse_ops
+from pas_orchestrator.table import format_table
+
+
+def ops_arg(text: str) -> list[str]:
+    try:
+        return parse_ops(text)
+    except PasError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def gamma_arg(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected OP=GAMMA (e.g. c=1.4), got {text!r}")
+    try:
+        return key, check_gamma(key.strip(), float(value))
+    except (PasError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flops", help="GFLOPs per view of a backbone after a sequence of reduction operators",
+                       description=__doc__ + f"\n\nConvention: {CONVENTION}.")
+    p.add_argument("--backbone", required=True, choices=sorted(PRESETS), metavar="NAME",
+                   help=f"base network: {', '.join(sorted(PRESETS))}")
+    p.add_argument("--ops", type=ops_arg, default=[], metavar="OPS",
+                   help=f"comma-separated operators applied in order, from {', '.join(OPERATORS)} (e.g. c,f,t,t,t)")
+    p.add_argument("--gamma", type=gamma_arg, action="append", default=[], metavar="OP=GAMMA",
+                   help="override an operator's factor (repeatable); defaults: "
+                        + ", ".join(f"{k}={v:g}" for k, v in DEFAULT_GAMMAS.items()))
+    p.add_argument("--classes", type=int, default=None, help="classifier outputs (default: the preset's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def _view_text(shapes: dict[str, tuple[int, int, int, int]]) -> str:
+    parts = [f"{t}x{h}x{w}" if len(shapes) == 1 else f"{name} {t}x{h}x{w}" for name, (_, t, h, w) in shapes.items()]
+    return ", ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    gammas = {**DEFAULT_GAMMAS, **dict(args.gamma)}
+    spec = preset(args.backbone, args.classes)
+    rows: list[dict[str, Any]] = []
+    failure: dict[str, Any] | None = None
+    for step in tqdm(range(len(args.ops) + 1), desc="counting FLOPs", unit="step", disable=None, leave=False):
+        op = args.ops[step - 1] if step else None
+        if op is not None:
+            try:
+                spec = apply_op(spec, op, gammas)
+            except NotApplicable as exc:
+                failure = {"step": step, "op": op, "reason": exc.reason}
+                break
+        cost = count_cost(spec)
+        rows.append({
+            "step": step, "op": op or "base", "gamma": gammas[op] if op else None, "label": spec.label,
+            "view": {name: list(shape) for name, shape in spec.pathway_shapes().items()},
+            "gflops": cost.gflops, "conv_gflops": cost.conv_gflops, "params": cost.params,
+            "ratio": cost.gflops / rows[-1]["gflops"] if rows else None, "spec": spec.to_dict(),
+        })
+    if args.json:
+        print(json.dumps({"convention": CONVENTION, "backbone": args.backbone, "steps": rows,
+                          "not_applicable": failure}, indent=2))
+    else:
+        print(format_table(
+            ["step", "op", "view (T x H x W)", "GFLOPs/view", "conv GFLOPs", "params (M)", "x prev"],
+            [[r["step"], r["op"], _view_text({k: tuple(v) for k, v in r["view"].items()}), f"{r['gflops']:.4g}",
+              f"{r['conv_gflops']:.4g}", f"{r['params'] / 1e6:.3f}",
+              "-" if r["ratio"] is None else f"{r['ratio']:.3f}"] for r in rows]))
+        print(f"\n{CONVENTION}.")
+    if failure:
+        print(f"pas flops: step {failure['step']}: operator {failure['op']!r} is not applicable: "
+              f"{failure['reason']}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,66 @@
+"""``pas flops`` as a user runs it: a real subprocess, its output and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def pas(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pas_orchestrator", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_table_lists_every_step_with_the_convention() -> None:
+    res = pas("flops", "--backbone", "slowfast_tiny", "--ops", "c,f")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:3] == ["step", "op", "view"]
+    steps = [line.split()[1] for line in lines[2:5]]
+    assert steps == ["base", "c", "f"]
+    assert "slow 2x32x32, fast 8x32x32" in lines[2]
+    assert "batch norm in train mode" in res.stdout
+    assert res.stderr.strip() == ""
+
+
+def test_json_output() -> None:
+    res = pas("flops", "--backbone", "r2plus1d_tiny", "--ops", "t,l", "--gamma", "t=4", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert [s["op"] for s in out["steps"]] == ["base", "t", "l"]
+    assert out["steps"][1]["view"] == {"main": [3, 2, 32, 32]}
+    assert out["steps"][1]["gamma"] == 4.0
+    assert out["steps"][0]["ratio"] is None
+    assert 0.2 < out["steps"][1]["ratio"] < 0.4
+    assert out["steps"][2]["params"] < out["steps"][1]["params"]
+    assert out["not_applicable"] is None
+    assert "fvcore total" in out["convention"]
+
+
+def test_unknown_backbone_exits_2_with_valid_names() -> None:
+    res = pas("flops", "--backbone", "resnet50", "--ops", "c")
+    assert res.returncode == 2
+    assert "invalid choice: 'resnet50'" in res.stderr
+    assert "r2plus1d_18" in res.stderr and "slowfast_4x16_r50" in res.stderr
+
+
+def test_unknown_operator_exits_2_with_valid_names() -> None:
+    res = pas("flops", "--backbone", "r2plus1d_tiny", "--ops", "c,q")
+    assert res.returncode == 2
+    assert "unknown operator 'q'; valid operators: s, t, f, c, l" in res.stderr
+
+
+def test_bad_gamma_exits_2() -> None:
+    res = pas("flops", "--backbone", "r2plus1d_tiny", "--ops", "f", "--gamma", "f=1.5")
+    assert res.returncode == 2
+    assert "must be an integer" in res.stderr
+
+
+def test_not_applicable_step_exits_1_with_reason() -> None:
+    res = pas("flops", "--backbone", "r2plus1d_tiny", "--ops", "l,l", "--json")
+    assert res.returncode == 1
+    out = json.loads(res.stdout)
+    assert [s["op"] for s in out["steps"]] == ["base", "l"]
+    assert out["not_applicable"]["step"] == 2
+    assert "step 2: operator 'l' is not applicable" in res.stderr

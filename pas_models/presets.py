@@ -37,7 +37,7 @@ def r2plus1d_tiny(num_classes: int = 10) -> ArchSpec:
     return ArchSpec(
         name="r2plus1d_tiny", family="r2plus1d", num_classes=num_classes,
         view=ViewSpec(frames=8, frame_stride=2, crop_train=32, crop_test=32,
-                      resize="fixed", resize_train=(36, 48), resize_test=(36, 48)),
+                      resize="fixed", resize_train=(36, 36), resize_test=(36, 36)),
         pathways=(PathwaySpec(name="main", sample_stride=1, stem_width=6, stem_mid_width=4,
                               stem_temporal_kernel=3, stem_spatial_kernel=7,
                               stage_widths=widths, stage_out_widths=widths,

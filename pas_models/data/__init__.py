@@ -1,0 +1,1 @@
+"""Video data: decoding backends, clip sampling, transforms, dataset formats, synthetic videos."""

@@ -1,0 +1,162 @@
+"""Clips for training and evaluation, with the teacher's full view and the student's reduced view.
+
+One item is one clip of one video::
+
+    plan_views(student, teacher, start)  -> frames to decode (the union of both views)
+    reader.frames(plan.decode)           -> one decode (one get_batch)
+    crop_resize(union, box, teacher crop)-> the teacher's view; the student's view is its
+                                            selected frames, resized to the student's crop
+
+Unreadable videos (missing, empty, corrupt, truncated, wrong container) are
+skipped, never a crash: each is logged once per process with its path and
+reason, and the item carries the ids of the videos skipped to produce it
+(``skipped``), which ``collate_clips`` gathers so the training job can count
+distinct ones. Training replaces a bad video by the next readable one (a scan
+bounded by the dataset size: no infinite loop); evaluation returns the item
+with ``valid = False`` so the video is left out of the metrics. A dataset with
+no readable video at all raises ``NoReadableVideo``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from pas_models.data.backends import VideoUnreadable, open_video
+from pas_models.data.formats import Sample
+from pas_models.data.sampling import plan_views, random_starts, uniform_starts, views_span
+from pas_models.data.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    crop_resize,
+    eval_boxes,
+    normalize,
+    resize_view,
+    train_box,
+)
+from pas_models.errors import PasError
+from pas_models.spec import ArchSpec
+
+log = logging.getLogger(__name__)
+
+
+class NoReadableVideo(PasError):
+    """Every video of a dataset is unreadable."""
+
+
+class ClipDataset(Dataset):
+    """Clips of ``samples`` for ``student`` (and ``teacher``, when distilling).
+
+    train=True: ``clips`` random clips per video per epoch (temporal jitter, random
+    resize and crop, horizontal flip unless hflip=False); call ``set_epoch`` so each epoch draws new clips.
+    train=False: ``clips`` uniformly spaced clips x ``crops`` (1 centre or 3) per video.
+    Items: student (3, T, S, S), teacher (3, T', S', S') when a teacher is given, label,
+    video (index into samples), valid (bool), skipped (tuple of video ids).
+    """
+
+    def __init__(self, samples: Sequence[Sample], student: ArchSpec, teacher: ArchSpec | None = None, *,
+                 train: bool, clips: int = 1, crops: int = 1, backend: str = "decord",
+                 mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD, hflip: bool = True,
+                 seed: int = 0) -> None:
+        if not samples:
+            raise NoReadableVideo("the dataset lists no videos")
+        self.samples = list(samples)
+        self.student, self.teacher = student, teacher
+        self.train, self.clips, self.crops = train, clips, (1 if train else crops)
+        self.backend, self.mean, self.std, self.hflip, self.seed = backend, tuple(mean), tuple(std), hflip, seed
+        self.epoch = 0
+        self.span = views_span(student, teacher)
+        self._bad: dict[int, str] = {}  # per process: video id -> reason
+        for i, s in enumerate(self.samples):  # cheap checks up front; decoding errors are found lazily
+            if not os.path.isfile(s.path) or os.path.getsize(s.path) == 0:
+                self._mark_bad(i, "file not found" if not os.path.exists(s.path) else "empty file (0 bytes)")
+        if len(self._bad) == len(self.samples):
+            raise NoReadableVideo(f"none of the {len(self.samples)} videos exists or is non-empty "
+                                  f"(first: {self.samples[0].path}); run `pas data check` on the dataset")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.clips * self.crops
+
+    @property
+    def skipped_videos(self) -> dict[int, str]:
+        """Videos found unreadable by this process so far: id -> reason."""
+        return dict(self._bad)
+
+    def _mark_bad(self, video: int, reason: str) -> None:
+        if video not in self._bad:
+            self._bad[video] = reason
+            log.warning("skipping unreadable video %s: %s", self.samples[video].path, reason)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        video, rest = divmod(index, self.clips * self.crops)
+        clip, crop = divmod(rest, self.crops)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        skipped: list[int] = []
+        for attempt in range(len(self.samples)):
+            vid = (video + attempt) % len(self.samples)
+            if vid in self._bad:
+                skipped.append(vid)
+            else:
+                try:
+                    item = self._load(vid, clip, crop, rng)
+                    return {**item, "valid": True, "skipped": tuple(skipped)}
+                except VideoUnreadable as exc:
+                    self._mark_bad(vid, exc.reason)
+                    skipped.append(vid)
+            if not self.train:  # evaluation never substitutes another video
+                return {**self._placeholder(video), "valid": False, "skipped": tuple(skipped)}
+        raise NoReadableVideo(f"all {len(self.samples)} videos are unreadable (e.g. "
+                              f"{self.samples[video].path}: {self._bad.get(video)}); run `pas data check`")
+
+    def _load(self, vid: int, clip: int, crop: int, rng: np.random.Generator) -> dict[str, Any]:
+        reader = open_video(self.samples[vid].path, self.backend)
+        try:
+            n = reader.num_frames
+            if self.train:
+                start = random_starts(n, self.span, 1, rng)[0]
+            else:
+                start = uniform_starts(n, self.span, self.clips)[clip]
+            plan = plan_views(self.student, self.teacher, start, n)
+            frames = reader.frames(plan.decode)
+        finally:
+            reader.close()
+        h, w = frames.shape[1:3]
+        geometry = (self.teacher or self.student).view
+        if self.train:
+            box, flip = train_box(h, w, geometry, rng)
+            flip = flip and self.hflip
+        else:
+            box, flip = eval_boxes(h, w, geometry, self.crops)[crop], False
+        base_spec = self.teacher or self.student
+        union = crop_resize(frames, box, base_spec.crop(self.train), flip)
+        out: dict[str, Any] = {"label": self.samples[vid].label, "video": vid}
+        student = union[:, list(plan.student)]
+        out["student"] = normalize(resize_view(student, self.student.crop(self.train)), self.mean, self.std)
+        if self.teacher is not None:
+            assert plan.teacher is not None
+            out["teacher"] = normalize(union[:, list(plan.teacher)], self.mean, self.std)
+        return out
+
+    def _placeholder(self, video: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.samples[video].label, "video": video,
+                               "student": torch.zeros(self.student.input_shape(self.train))}
+        if self.teacher is not None:
+            out["teacher"] = torch.zeros(self.teacher.input_shape(self.train))
+        return out
+
+
+def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """default_collate for the tensors; ``skipped`` becomes one flat tuple of video ids."""
+    skipped = tuple(v for item in items for v in item["skipped"])
+    batch = default_collate([{k: v for k, v in item.items() if k != "skipped"} for item in items])
+    batch["skipped"] = skipped
+    return batch

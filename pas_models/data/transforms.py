@@ -1,0 +1,98 @@
+"""Spatial transforms on decoded frames: resize rule + crop as one crop-then-resize, flip, normalise.
+
+Resizing whole frames and then cropping equals cropping the matching box of the
+source frame and resizing only that box; the latter touches fewer pixels, so
+every view here is ``crop_resize(frames, box, size)``. Boxes are in source
+pixels, computed from the spec's view (fixed resize or short-side range, crop).
+
+Output tensors are float32 ``(3, T, S, S)``, normalised with the dataset's mean
+and std (default: the Kinetics values torchvision's video models use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pas_models.spec import ViewSpec
+
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A crop in source pixels: top, left, height, width (integers, inside the frame)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def _scales(src_h: int, src_w: int, view: ViewSpec, short_side: float | None, train: bool) -> tuple[float, float]:
+    """Source -> resized scale factors (y, x)."""
+    if view.resize == "fixed":
+        h, w = view.resize_train if train else view.resize_test
+        return h / src_h, w / src_w
+    side = short_side if short_side is not None else view.resize_test[0]
+    s = side / min(src_h, src_w)
+    return s, s
+
+
+def _box(src_h: int, src_w: int, sy: float, sx: float, crop: int, fy: float, fx: float) -> Box:
+    """The source box of a ``crop`` x ``crop`` window at relative position (fy, fx) in [0, 1] of the resized frame."""
+    rh, rw = src_h * sy, src_w * sx  # resized frame size
+    ch, cw = min(crop, rh), min(crop, rw)
+    top, left = (rh - ch) * fy, (rw - cw) * fx
+    top_px, left_px = round(top / sy), round(left / sx)
+    h, w = max(1, round(ch / sy)), max(1, round(cw / sx))
+    return Box(min(top_px, src_h - h), min(left_px, src_w - w), min(h, src_h), min(w, src_w))
+
+
+def train_box(src_h: int, src_w: int, view: ViewSpec, rng: np.random.Generator) -> tuple[Box, bool]:
+    """Random resize (short side in the range, or fixed), random crop position, random horizontal flip."""
+    short = float(rng.integers(view.resize_train[0], view.resize_train[1] + 1)) if view.resize == "short_side" else None
+    sy, sx = _scales(src_h, src_w, view, short, train=True)
+    box = _box(src_h, src_w, sy, sx, view.crop_train, float(rng.random()), float(rng.random()))
+    return box, bool(rng.random() < 0.5)
+
+
+def eval_boxes(src_h: int, src_w: int, view: ViewSpec, crops: int = 1) -> list[Box]:
+    """Centre crop (crops=1) or three crops along the long side: start, centre, end (crops=3)."""
+    if crops not in (1, 3):
+        raise ValueError(f"test crops must be 1 or 3, got {crops}")
+    sy, sx = _scales(src_h, src_w, view, None, train=False)
+    positions = (0.5,) if crops == 1 else (0.0, 0.5, 1.0)
+    if src_h > src_w:
+        return [_box(src_h, src_w, sy, sx, view.crop_test, p, 0.5) for p in positions]
+    return [_box(src_h, src_w, sy, sx, view.crop_test, 0.5, p) for p in positions]
+
+
+def crop_resize(frames: np.ndarray, box: Box, size: int, flip: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W, 3) frames -> float (3, N, size, size) in [0, 1]: the box, resized (bilinear, antialiased)."""
+    crop = frames[:, box.top:box.top + box.height, box.left:box.left + box.width]
+    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float().div_(255)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if flip:
+        x = x.flip(-1)
+    return x.permute(1, 0, 2, 3).contiguous()
+
+
+def resize_view(clip: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, T, S, S) -> (3, T, size, size): the student's spatial reduction of an already cut view."""
+    if clip.shape[-1] == size:
+        return clip
+    x = clip.permute(1, 0, 2, 3)
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.permute(1, 0, 2, 3).contiguous()
+
+
+def normalize(clip: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=clip.dtype).view(3, 1, 1, 1)
+    s = torch.tensor(std, dtype=clip.dtype).view(3, 1, 1, 1)
+    return clip.sub_(m).div_(s)

@@ -1,0 +1,98 @@
+"""``pas data``: make a synthetic dataset, find unreadable videos, re-encode videos to a short side."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pas_models.data import synth
+from pas_models.data.formats import load_dataset_config, load_video_list
+from pas_models.data.tools import plan_prepare, prepare, scan
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="synthetic dataset, dataset checks, video re-encoding", description=__doc__)
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    s = dsub.add_parser("synth", help="write a synthetic action dataset (real H.264 mp4 files)",
+                        description=synth.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = synth.SynthConfig()
+    s.add_argument("--out", required=True, type=Path, help="output folder (existing videos are kept)")
+    s.add_argument("--classes", type=int, default=d.classes, help=f"2..{synth.MAX_CLASSES} (default {d.classes})")
+    s.add_argument("--videos-per-class", type=int, default=d.videos_per_class, help="training videos per class")
+    s.add_argument("--val-per-class", type=int, default=d.val_per_class, help="validation videos per class")
+    s.add_argument("--frames", type=int, default=d.frames, help="frames per video")
+    s.add_argument("--seed", type=int, default=d.seed)
+    s.set_defaults(func=run_synth)
+
+    c = dsub.add_parser("check", help="decode every video of a dataset and list the unreadable ones (exit 1 if any)")
+    c.add_argument("config", type=Path, help="dataset config (YAML: format, root, annotations, ...)")
+    c.add_argument("--subset", choices=("train", "val", "all"), default="all")
+    c.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    c.add_argument("--write-clean", type=Path, metavar="LIST",
+                   help="write a 'path label' list of the readable videos of the checked subset(s)")
+    c.set_defaults(func=run_check)
+
+    r = dsub.add_parser("prepare", help="re-encode every video under SRC to DST with a given short side (resumable)")
+    r.add_argument("src", type=Path)
+    r.add_argument("dst", type=Path)
+    r.add_argument("--short-side", type=int, required=True, help="pixels (videos are never upscaled)")
+    r.add_argument("--keyint", type=int, default=16, help="frames between keyframes (smaller: faster seeking)")
+    r.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    r.set_defaults(func=run_prepare)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    cfg = synth.SynthConfig(classes=args.classes, videos_per_class=args.videos_per_class,
+                            val_per_class=args.val_per_class, frames=args.frames, seed=args.seed)
+    try:
+        synth.class_defs(cfg.classes)
+    except ValueError as exc:
+        print(f"pas data synth: error: --classes: {exc}", file=sys.stderr)
+        return 2
+    with tqdm(total=synth.total_videos(cfg), desc="synthetic videos", unit="video", disable=None) as bar:
+        files = synth.generate(args.out, cfg, progress=bar.update)
+    print(f"wrote {synth.total_videos(cfg)} videos of {cfg.classes} classes to {args.out}; "
+          f"dataset config: {files['config']}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    cfg = load_dataset_config(args.config)
+    subsets = ("train", "val") if args.subset == "all" else (args.subset,)
+    samples, missing = [], []
+    for subset in subsets:
+        vl = load_video_list(cfg, subset)
+        samples += vl.samples
+        missing += vl.missing
+    paths = sorted({s.path for s in samples})
+    with tqdm(total=len(paths), desc="checking videos", unit="video", disable=None) as bar:
+        bad = scan(paths, cfg.backend, args.workers, progress=bar.update)
+    for path in sorted(bad):
+        print(f"{path}\t{bad[path]}")
+    for name in missing:
+        print(f"{name}\tannotated but no such file under {cfg.root}")
+    print(f"{len(paths) - len(bad)} of {len(paths)} videos readable; {len(bad)} unreadable"
+          + (f"; {len(missing)} annotated videos missing" if missing else ""), file=sys.stderr)
+    if args.write_clean:
+        lines = [f"{os.path.relpath(s.path, cfg.root)} {s.label}" for s in samples if s.path not in bad]
+        args.write_clean.write_text("\n".join(lines) + "\n")
+        print(f"wrote {len(lines)} readable videos to {args.write_clean}", file=sys.stderr)
+    return 1 if bad or missing else 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    if not args.src.is_dir():
+        print(f"pas data prepare: error: {args.src} is not a folder", file=sys.stderr)
+        return 2
+    jobs, done = plan_prepare(args.src, args.dst, args.short_side, args.keyint)
+    with tqdm(total=len(jobs) + done, initial=done, desc="re-encoding", unit="video", disable=None) as bar:
+        failed = prepare(jobs, args.workers, progress=bar.update)
+    for src in sorted(failed):
+        print(f"{src}\t{failed[src]}")
+    print(f"{len(jobs) - len(failed)} re-encoded, {done} already done, {len(failed)} failed", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,20 @@
+"""Shared fixtures: the real clips shipped in tests/data and a small synthetic dataset made once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pas_models.data.synth import SynthConfig, generate
+
+DATA = Path(__file__).resolve().parent / "data" / "videos"
+MP4 = DATA / "mmaction2_test.mp4"  # 300 frames, 30 fps, 340x256
+MKV = DATA / "flipping_a_pancake.mkv"  # 310 frames, 30 fps, 426x240
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, SynthConfig(classes=4, videos_per_class=3, val_per_class=1, frames=32, seed=7))
+    return out

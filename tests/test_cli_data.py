@@ -1,0 +1,87 @@
+"""``pas data synth | check | prepare`` as subprocesses, on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from conftest import DATA, MP4
+
+from pas_models.data.backends import open_video, read_frames
+
+
+def pas(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pas_orchestrator", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_synth_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    args = ["--classes", "3", "--videos-per-class", "2", "--val-per-class", "1", "--frames", "20"]
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        res = pas("data", "synth", "--out", tmp_path / name, *args, "--seed", seed)
+        assert res.returncode == 0, res.stderr
+    a, b, c = (digest(tmp_path / n) for n in "abc")
+    assert len([k for k in a if k.endswith(".mp4")]) == 9
+    assert a == b
+    assert {k: v for k, v in a.items() if k.endswith(".mp4")} != {k: v for k, v in c.items() if k.endswith(".mp4")}
+    video = next((tmp_path / "a").rglob("*.mp4"))
+    reader = open_video(video)
+    assert (reader.num_frames, reader.fps) == (20, 25.0)
+    assert (tmp_path / "a" / "train.txt").read_text().count("\n") == 6
+
+
+def test_synth_rejects_bad_class_count(tmp_path: Path) -> None:
+    res = pas("data", "synth", "--out", tmp_path, "--classes", "99")
+    assert res.returncode == 2 and "--classes" in res.stderr
+
+
+def test_check_lists_unreadable_videos_and_writes_a_clean_list(synth_dir: Path, tmp_path: Path) -> None:
+    ds = tmp_path / "ds"
+    shutil.copytree(synth_dir, ds)
+    res = pas("data", "check", ds / "dataset.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "16 of 16 videos readable" in res.stderr
+    victims = sorted(ds.rglob("*.mp4"))[:2]
+    victims[0].write_bytes(b"")
+    victims[1].write_bytes(victims[1].read_bytes()[:500])
+    res = pas("data", "check", ds / "dataset.yaml", "--write-clean", tmp_path / "clean.txt", "--workers", "2")
+    assert res.returncode == 1
+    lines = res.stdout.strip().splitlines()
+    assert sorted(line.split("\t")[0] for line in lines) == [str(v) for v in victims]
+    assert "empty file (0 bytes)" in res.stdout
+    clean = (tmp_path / "clean.txt").read_text().splitlines()
+    assert len(clean) == 14 and not any(v.name in line for v in victims for line in clean)
+
+
+def test_check_bad_config_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text("format: list\nroot: .\nannotations: {train: t.txt}\nbogus: 1\n")
+    res = pas("data", "check", tmp_path / "d.yaml")
+    assert res.returncode == 1 and "unknown key(s) bogus" in res.stderr
+
+
+def test_prepare_reencodes_to_a_short_side_and_resumes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(DATA, src)
+    (src / "notes.txt").write_text("not a video")
+    res = pas("data", "prepare", src, tmp_path / "dst", "--short-side", "128", "--keyint", "8")
+    assert res.returncode == 0, res.stderr
+    assert "2 re-encoded, 0 already done, 0 failed" in res.stderr
+    out = tmp_path / "dst" / "mmaction2_test.mp4"
+    reader = open_video(out)
+    assert reader.num_frames == 300 and reader.frames([0]).shape == (1, 128, 170, 3)
+    a = read_frames(MP4, [150]).astype(float).mean()
+    assert abs(reader.frames([150]).astype(float).mean() - a) < 3  # same picture, smaller
+    assert (tmp_path / "dst" / "flipping_a_pancake.mp4").exists()
+    res = pas("data", "prepare", src, tmp_path / "dst", "--short-side", "128")
+    assert "0 re-encoded, 2 already done" in res.stderr
+    assert not list((tmp_path / "dst").glob("*.part"))
+    assert np.isfinite(a)

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install test lint clean
+.PHONY: install test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,9 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) benchmarks/bench_data.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

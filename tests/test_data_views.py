@@ -14,7 +14,7 @@ from pas_models.data.backends import read_frames
 from pas_models.data.dataset import ClipDataset, NoReadableVideo, collate_clips
 from pas_models.data.formats import Sample
 from pas_models.data.sampling import plan_views, uniform_starts
-from pas_models.data.transforms import KINETICS_MEAN, KINETICS_STD, crop_resize, eval_boxes, normalize, resize_view
+from pas_models.data.transforms import KINETICS_MEAN, KINETICS_STD, crop_resize, eval_boxes, resize_frames, to_clip
 from pas_models.presets import preset
 from pas_models.reductions import apply_sequence
 
@@ -32,9 +32,9 @@ def _expected_eval_views(student, path: Path, clip: int, clips: int):
     frames = read_frames(path, plan.decode)
     box = eval_boxes(frames.shape[1], frames.shape[2], TEACHER.view)[0]
     union = crop_resize(frames, box, TEACHER.view.crop_test)
-    teacher = normalize(union[:, list(plan.teacher)].clone(), KINETICS_MEAN, KINETICS_STD)
-    student_view = resize_view(union[:, list(plan.student)], student.view.crop_test)
-    return teacher, normalize(student_view.clone(), KINETICS_MEAN, KINETICS_STD)
+    teacher = to_clip(union[list(plan.teacher)], KINETICS_MEAN, KINETICS_STD)
+    student_view = resize_frames(union[list(plan.student)], student.view.crop_test)
+    return teacher, to_clip(student_view, KINETICS_MEAN, KINETICS_STD)
 
 
 @pytest.mark.parametrize("ops", [["f"], ["s"], ["s", "f", "t"], ["c", "t"]])
@@ -63,8 +63,9 @@ def test_with_s_the_student_is_the_teacher_view_resized() -> None:
     assert item["student"].shape == (3, 16, 80, 80)
     mean = torch.tensor(KINETICS_MEAN).view(3, 1, 1, 1)
     std = torch.tensor(KINETICS_STD).view(3, 1, 1, 1)
-    raw = item["teacher"] * std + mean
-    assert torch.allclose(item["student"], (resize_view(raw, 80) - mean) / std, atol=1e-5)
+    teacher_u8 = ((item["teacher"] * std + mean) * 255).round().clamp(0, 255).byte().permute(1, 0, 2, 3)
+    expected = to_clip(resize_frames(teacher_u8, 80), KINETICS_MEAN, KINETICS_STD)
+    assert torch.allclose(item["student"], expected, atol=1e-5)
 
 
 def test_training_clips_are_reproducible_per_epoch_and_differ_across_epochs() -> None:

@@ -6,6 +6,7 @@ One item is one clip of one video::
     reader.frames(plan.decode)           -> one decode (one get_batch)
     crop_resize(union, box, teacher crop)-> the teacher's view; the student's view is its
                                             selected frames, resized to the student's crop
+                                            (both in uint8, then normalised)
 
 Unreadable videos (missing, empty, corrupt, truncated, wrong container) are
 skipped, never a crash: each is logged once per process with its path and
@@ -36,8 +37,8 @@ from pas_models.data.transforms import (
     KINETICS_STD,
     crop_resize,
     eval_boxes,
-    normalize,
-    resize_view,
+    resize_frames,
+    to_clip,
     train_box,
 )
 from pas_models.errors import PasError
@@ -137,13 +138,13 @@ class ClipDataset(Dataset):
         else:
             box, flip = eval_boxes(h, w, geometry, self.crops)[crop], False
         base_spec = self.teacher or self.student
-        union = crop_resize(frames, box, base_spec.crop(self.train), flip)
+        union = crop_resize(frames, box, base_spec.crop(self.train), flip)  # uint8 (N, 3, S, S)
         out: dict[str, Any] = {"label": self.samples[vid].label, "video": vid}
-        student = union[:, list(plan.student)]
-        out["student"] = normalize(resize_view(student, self.student.crop(self.train)), self.mean, self.std)
+        student = resize_frames(union[list(plan.student)], self.student.crop(self.train))
+        out["student"] = to_clip(student, self.mean, self.std)
         if self.teacher is not None:
             assert plan.teacher is not None
-            out["teacher"] = normalize(union[:, list(plan.teacher)], self.mean, self.std)
+            out["teacher"] = to_clip(union[list(plan.teacher)], self.mean, self.std)
         return out
 
     def _placeholder(self, video: int) -> dict[str, Any]:

@@ -5,8 +5,9 @@ source frame and resizing only that box; the latter touches fewer pixels, so
 every view here is ``crop_resize(frames, box, size)``. Boxes are in source
 pixels, computed from the spec's view (fixed resize or short-side range, crop).
 
-Output tensors are float32 ``(3, T, S, S)``, normalised with the dataset's mean
-and std (default: the Kinetics values torchvision's video models use).
+Frames stay uint8 until ``to_clip`` turns them into float32 ``(3, T, S, S)``,
+normalised with the dataset's mean and std (default: the Kinetics values
+torchvision's video models use).
 """
 
 from __future__ import annotations
@@ -73,26 +74,26 @@ def eval_boxes(src_h: int, src_w: int, view: ViewSpec, crops: int = 1) -> list[B
 
 
 def crop_resize(frames: np.ndarray, box: Box, size: int, flip: bool = False) -> torch.Tensor:
-    """uint8 (N, H, W, 3) frames -> float (3, N, size, size) in [0, 1]: the box, resized (bilinear, antialiased)."""
+    """uint8 (N, H, W, 3) frames -> uint8 (N, 3, size, size): the box, resized (bilinear, antialiased).
+
+    Stays in uint8 (channels-last, torch's vectorised path: ~8x faster than float on CPU).
+    """
     crop = frames[:, box.top:box.top + box.height, box.left:box.left + box.width]
-    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float().div_(255)
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    if flip:
-        x = x.flip(-1)
-    return x.permute(1, 0, 2, 3).contiguous()
+    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2)  # NHWC memory: channels-last
+    x = resize_frames(x, size)
+    return x.flip(-1) if flip else x
 
 
-def resize_view(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """(3, T, S, S) -> (3, T, size, size): the student's spatial reduction of an already cut view."""
-    if clip.shape[-1] == size:
-        return clip
-    x = clip.permute(1, 0, 2, 3)
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x.permute(1, 0, 2, 3).contiguous()
+def resize_frames(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, 3, h, w) -> (N, 3, size, size), bilinear with antialiasing; unchanged if already that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def normalize(clip: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=clip.dtype).view(3, 1, 1, 1)
-    s = torch.tensor(std, dtype=clip.dtype).view(3, 1, 1, 1)
-    return clip.sub_(m).div_(s)
+def to_clip(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (N, 3, S, S) frames -> normalised float32 clip (3, N, S, S)."""
+    clip = x.permute(1, 0, 2, 3).contiguous().float()  # reorder while 1 byte per element
+    scale = 1.0 / (255.0 * torch.tensor(std, dtype=clip.dtype)).view(3, 1, 1, 1)
+    shift = (torch.tensor(mean, dtype=clip.dtype) / torch.tensor(std, dtype=clip.dtype)).view(3, 1, 1, 1)
+    return clip.mul_(scale).sub_(shift)  # (x / 255 - mean) / std in two passes

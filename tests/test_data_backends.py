@@ -115,3 +115,20 @@ def test_wrong_extension_still_decodes(tmp_path: Path) -> None:
     path = tmp_path / "clip.avi"
     shutil.copy(MP4, path)
     assert read_frames(path, [0]).shape == (1, 256, 340, 3)
+
+
+def test_missing_decord_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from pas_models.data.backends import BackendMissing
+
+    real_import = builtins.__import__
+
+    def no_decord(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "decord":
+            raise ImportError("No module named 'decord'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_decord)
+    with pytest.raises(BackendMissing, match="set `backend: pyav`"):
+        open_video(MP4, "decord")

@@ -55,10 +55,18 @@ def _check_indices(path: str, indices: Sequence[int], num_frames: int) -> list[i
     return out
 
 
+class BackendMissing(PasError):
+    """The configured decoding backend is not installed here."""
+
+
 class DecordReader:
     def __init__(self, path: str, num_threads: int = 1) -> None:
         _check_file(path)
-        import decord
+        try:
+            import decord
+        except ImportError as exc:
+            raise BackendMissing("decord is not installed (it has no wheels for this platform, e.g. "
+                                 "Power9); set `backend: pyav` in the dataset config") from exc
 
         self.path = path
         try:

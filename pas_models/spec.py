@@ -23,12 +23,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any
 
 from pas_models.errors import SpecError
+from pas_models.strict import from_data
 
 SPEC_VERSION = 1
 FAMILIES = ("r2plus1d", "slowfast")
@@ -201,7 +200,7 @@ class ArchSpec:
                 f"spec.spec_version: this pas reads version {SPEC_VERSION}, got {version!r};"
                 " re-export the spec with this version of pas"
             )
-        return _from_data(cls, data, "spec")
+        return from_data(cls, data, "spec", SpecError)
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
@@ -286,46 +285,3 @@ def _validate_slowfast(spec: ArchSpec) -> None:
     _require(alpha_ok, "spec.pathways[0].sample_stride",
              "the slow stride must be a multiple (alpha > 1) of the fast stride")
     _positive_ints((spec.fusion.conv_channel_ratio, spec.fusion.kernel), "spec.fusion")
-
-
-# ---- strict dict -> dataclass conversion ---------------------------------------
-def _from_data(tp: Any, data: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(data, dict):
-            raise SpecError(f"{where}: expected an object, got {data!r}")
-        hints = typing.get_type_hints(tp)
-        names = [f.name for f in dataclasses.fields(tp)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
-        required = [f.name for f in dataclasses.fields(tp)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        missing = [n for n in required if n not in data]
-        if missing:
-            raise SpecError(f"{where}: missing key(s) {', '.join(missing)}")
-        return tp(**{k: _from_data(hints[k], v, f"{where}.{k}") for k, v in data.items()})
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if data is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _from_data(inner, data, where)
-    if origin is tuple:
-        if not isinstance(data, (list, tuple)):
-            raise SpecError(f"{where}: expected a list, got {data!r}")
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_from_data(args[0], v, f"{where}[{i}]") for i, v in enumerate(data))
-        if len(args) != len(data):
-            raise SpecError(f"{where}: expected {len(args)} values, got {len(data)}")
-        return tuple(_from_data(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, data, strict=True)))
-    if tp is float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise SpecError(f"{where}: expected a number, got {data!r}")
-        return float(data)
-    if tp in (int, str, bool):
-        if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):
-            raise SpecError(f"{where}: expected {tp.__name__}, got {data!r}")
-        return data
-    raise SpecError(f"{where}: unsupported field type {tp!r}")  # pragma: no cover - programming error

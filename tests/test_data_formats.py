@@ -105,8 +105,12 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         dataset_config_from_dict({"format": "avi", "root": ".", "annotations": {}})
     with pytest.raises(AnnotationError, match=r"data\.backend: 'opencv' is not one of decord, pyav"):
         dataset_config_from_dict({"format": "list", "root": ".", "annotations": {}, "backend": "opencv"})
-    with pytest.raises(AnnotationError, match="missing key 'root'"):
+    with pytest.raises(AnnotationError, match=r"data: missing key\(s\) root"):
         dataset_config_from_dict({"format": "list", "annotations": {}})
+    with pytest.raises(AnnotationError, match=r"data\.hflip: expected bool, got 'yes'"):
+        dataset_config_from_dict({"format": "list", "root": ".", "annotations": {}, "hflip": "yes"})
+    with pytest.raises(AnnotationError, match=r"data\.mean: expected 3 values, got 2"):
+        dataset_config_from_dict({"format": "list", "root": ".", "annotations": {}, "mean": [0.5, 0.5]})
     with pytest.raises(AnnotationError, match="dataset config not found"):
         load_dataset_config(tmp_path / "nope.yaml")
     with pytest.raises(UnknownNameError, match="valid subsets: train, val"):

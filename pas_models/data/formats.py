@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pas_models.data.backends import BACKENDS
 from pas_models.errors import PasError, UnknownNameError
+from pas_models.strict import from_data
 
 FORMATS = ("kinetics400", "ucf101", "hmdb51", "list")
 SUBSETS = ("train", "val")
@@ -175,27 +177,12 @@ class DatasetConfig:
 
 def dataset_config_from_dict(data: dict, where: str = "data") -> DatasetConfig:
     """A validated DatasetConfig from a YAML/JSON mapping; errors name ``where`` and the key."""
-    if not isinstance(data, dict):
-        raise AnnotationError(f"{where}: expected a mapping, got {type(data).__name__}")
-    names = [f.name for f in fields(DatasetConfig)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise AnnotationError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
-    for key in ("format", "root", "annotations"):
-        if key not in data:
-            raise AnnotationError(f"{where}: missing key {key!r}")
-    if data["format"] not in FORMATS:
-        raise AnnotationError(f"{where}.format: {data['format']!r} is not one of {', '.join(FORMATS)}")
-    if not isinstance(data["annotations"], dict):
-        raise AnnotationError(f"{where}.annotations: expected a mapping (e.g. {{train: train.txt, val: val.txt}})")
-    if data.get("backend", "decord") not in ("decord", "pyav"):
-        raise AnnotationError(f"{where}.backend: {data['backend']!r} is not one of decord, pyav")
-    clean = dict(data)
-    for key in ("mean", "std"):
-        if key in clean:
-            clean[key] = tuple(float(v) for v in clean[key])
-    clean["annotations"] = {str(k): str(v) for k, v in data["annotations"].items()}
-    return DatasetConfig(**clean)
+    cfg = from_data(DatasetConfig, data, where, AnnotationError)
+    if cfg.format not in FORMATS:
+        raise AnnotationError(f"{where}.format: {cfg.format!r} is not one of {', '.join(FORMATS)}")
+    if cfg.backend not in BACKENDS:
+        raise AnnotationError(f"{where}.backend: {cfg.backend!r} is not one of {', '.join(BACKENDS)}")
+    return cfg
 
 
 def load_dataset_config(path: str | os.PathLike[str]) -> DatasetConfig:

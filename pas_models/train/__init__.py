@@ -1,0 +1,1 @@
+"""The training job that runs on compute nodes for every hypothesis (and the base network)."""

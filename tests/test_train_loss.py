@@ -29,11 +29,15 @@ def test_matches_hand_computed_value() -> None:
     expected = ce + alpha * t * t * kl  # Eq. 7
     f64 = torch.float64
     parts = distillation_loss(torch.tensor(student, dtype=f64), torch.tensor(labels),
-                              torch.tensor(teacher, dtype=f64), t, alpha)
+                              torch.tensor(teacher, dtype=f64), t, alpha, kl_reduction="batchmean")
     assert parts.total.item() == pytest.approx(expected, rel=1e-12)
     assert parts.ce.item() == pytest.approx(ce, rel=1e-12)
     assert parts.kl.item() == pytest.approx(kl, rel=1e-12)
-    f32 = distillation_loss(torch.tensor(student), torch.tensor(labels), torch.tensor(teacher), t, alpha)
+    mean = distillation_loss(torch.tensor(student, dtype=f64), torch.tensor(labels),
+                             torch.tensor(teacher, dtype=f64), t, alpha)  # default: KLDivLoss's mean over B x K
+    assert mean.kl.item() == pytest.approx(kl / 3, rel=1e-12)
+    assert mean.total.item() == pytest.approx(ce + alpha * t * t * kl / 3, rel=1e-12)
+    f32 = distillation_loss(torch.tensor(student), torch.tensor(labels), torch.tensor(teacher), t, alpha, "batchmean")
     assert f32.total.item() == pytest.approx(expected, rel=1e-5)  # float32 rounding, amplified by 12,500
     half = distillation_loss(torch.tensor(student).bfloat16(), torch.tensor(labels), torch.tensor(teacher).bfloat16(),
                              t, alpha)

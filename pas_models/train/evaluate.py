@@ -1,0 +1,59 @@
+"""Multi-view evaluation: softmax averaged over every clip x crop of a video; top-1 / top-5 in percent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from pas_models.data.dataset import ClipDataset, collate_clips
+from pas_models.data.formats import DatasetConfig, Sample
+from pas_models.spec import ArchSpec
+from pas_models.train.task import EvalConfig
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    top1: float  # percent of evaluated videos
+    top5: float
+    videos: int  # videos with at least one readable view
+    skipped: int  # unreadable videos, left out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: DatasetConfig, cfg: EvalConfig,
+             device: torch.device, world: int = 1, rank: int = 0, num_workers: int = 0) -> EvalResult:
+    """Each rank evaluates the videos ``v`` with ``v % world == rank``; sums are all-reduced, so every
+    video counts exactly once however many ranks there are."""
+    ds = ClipDataset(samples, spec, train=False, clips=cfg.clips, crops=cfg.crops, backend=data.backend,
+                     mean=data.mean, std=data.std)
+    views = cfg.clips * cfg.crops
+    mine = [i for i in range(len(ds)) if (i // views) % world == rank]
+    loader = DataLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=num_workers, collate_fn=collate_clips)
+    probs = torch.zeros(len(samples), spec.num_classes, dtype=torch.float64, device=device)
+    seen = torch.zeros(len(samples), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    for batch in loader:
+        valid = batch["valid"].to(device)
+        p = model(batch["student"].to(device, non_blocking=True)).float().softmax(1).double()
+        idx = batch["video"].to(device)
+        probs.index_add_(0, idx, p * valid[:, None])
+        seen.index_add_(0, idx, valid.double())
+    model.train(was_training)
+    if world > 1:
+        dist.all_reduce(probs)
+        dist.all_reduce(seen)
+    labels = torch.tensor([s.label for s in samples], device=device)
+    ok = seen > 0
+    k = min(5, spec.num_classes)
+    top = probs[ok].topk(k, dim=1).indices
+    hit1 = (top[:, 0] == labels[ok]).double()
+    hit5 = (top == labels[ok][:, None]).any(1).double()
+    n = int(ok.sum())
+    return EvalResult(top1=100 * hit1.mean().item() if n else 0.0, top5=100 * hit5.mean().item() if n else 0.0,
+                      videos=n, skipped=len(samples) - n)

@@ -1,0 +1,239 @@
+"""``run(task) -> result``: train one hypothesis (or the base network) and evaluate it.
+
+Idempotent and resumable: an existing ``result.json`` is returned as is; an
+existing ``last.pt`` (written atomically after every epoch and every
+``checkpoint_minutes``) is resumed from, at the exact step, when its config
+hash matches the task's. Files in ``task.out_dir``:
+
+- ``last.pt``: model, optimizer, epoch, step, counters, RNG state (weights_only-loadable)
+- ``model.pt``: the final weights and spec (what the next iteration and ``pas export`` read)
+- ``progress.json``: epoch, step, loss, lr, clips/s, time; rewritten every few seconds (a heartbeat)
+- ``result.json``: the job result (DESIGN.md "Job result"), written last
+- ``train.log``: the job's log
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pas_models import __version__
+from pas_models.data.dataset import ClipDataset, collate_clips
+from pas_models.data.formats import load_video_list
+from pas_models.errors import PasError
+from pas_models.flops import count_cost
+from pas_models.nets import build_model
+from pas_models.spec import ArchSpec
+from pas_models.train import distributed
+from pas_models.train.checkpoint import load_checkpoint, read_json, save_checkpoint, write_json
+from pas_models.train.evaluate import evaluate
+from pas_models.train.loss import distillation_loss
+from pas_models.train.sampler import ResumableSampler
+from pas_models.train.schedule import base_lr, lr_at
+from pas_models.train.task import TrainTask
+from pas_models.weights import load_parent_weights, weights_compatible
+
+log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 5.0
+
+
+class CheckpointMismatch(PasError):
+    """``last.pt`` in the output folder belongs to a different task."""
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model state dict of a ``model.pt`` or ``last.pt`` file."""
+    return load_checkpoint(path)["model"]
+
+
+def _student_spec(task: TrainTask) -> ArchSpec:
+    if task.recipe.dropout is None:
+        return task.student
+    return task.student.replace(head_dropout=task.recipe.dropout)
+
+
+def _teacher(task: TrainTask, device: torch.device) -> nn.Module | None:
+    """The frozen base network. In "train" BN mode it normalises with batch statistics (paper
+    Table 7) but never updates its stored running statistics (track_running_stats off)."""
+    if task.teacher is None:
+        return None
+    if task.teacher_checkpoint is None:
+        raise PasError(f"{task.hypothesis}: a teacher spec needs teacher_checkpoint")
+    teacher = build_model(task.teacher)
+    teacher.load_state_dict(load_weights(task.teacher_checkpoint), strict=True)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    if task.distill.teacher_bn == "train":
+        teacher.train()
+        for m in teacher.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.track_running_stats = False
+    else:
+        teacher.eval()
+    return teacher.to(device)
+
+
+def run(task: TrainTask) -> dict[str, Any]:
+    out = Path(task.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "result.json").exists():
+        return read_json(out / "result.json")
+    env = distributed.detect()
+    device = distributed.setup(env)
+    pkg_log = logging.getLogger("pas_models")
+    handler = logging.FileHandler(out / "train.log") if env.is_main else None
+    previous_level = pkg_log.level
+    if handler:  # the job's own log, at INFO whatever the caller configured
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        pkg_log.addHandler(handler)
+        pkg_log.setLevel(logging.INFO)
+    try:
+        return _train_and_evaluate(task, env, device, out)
+    finally:
+        if handler:
+            pkg_log.removeHandler(handler)
+            pkg_log.setLevel(previous_level)
+            handler.close()
+        distributed.teardown()
+
+
+def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device,
+                        out: Path) -> dict[str, Any]:
+    recipe, spec = task.recipe, _student_spec(task)
+    train_list, val_list = load_video_list(task.data, "train"), load_video_list(task.data, "val")
+    torch.manual_seed(task.seed)  # same initial weights on every rank
+    model = build_model(spec)
+    finetune = (task.parent is not None and task.parent_checkpoint is not None
+                and weights_compatible(task.parent, spec))
+    if finetune:
+        assert task.parent is not None and task.parent_checkpoint is not None
+        load_parent_weights(model, load_weights(task.parent_checkpoint), task.parent, spec)
+    model.to(device)
+    teacher = _teacher(task, device)
+    total_batch = recipe.batch_per_gpu * env.world
+    peak = base_lr(recipe, total_batch, finetune, task.lr_divisor)
+    optimizer = torch.optim.SGD(model.parameters(), lr=peak, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    train_model: nn.Module = model
+    if env.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    ds = ClipDataset(train_list.samples, spec, task.teacher, train=True, clips=recipe.clips_per_video,
+                     backend=task.data.backend, mean=task.data.mean, std=task.data.std, hflip=task.data.hflip,
+                     seed=task.seed)
+    sampler = ResumableSampler(len(ds), env.world, env.rank, task.seed)
+    steps_per_epoch = sampler.per_rank // recipe.batch_per_gpu
+    if steps_per_epoch == 0:
+        raise PasError(f"{task.hypothesis}: {len(ds)} training clips cannot fill one batch of "
+                       f"{recipe.batch_per_gpu} per process x {env.world} processes")
+    state = _resume(out, task, model, optimizer)
+    skipped: set[int] = set(state["skipped"])
+    last_ckpt = last_progress = time.monotonic()
+    t_start = time.monotonic() - state["train_seconds"]
+    for epoch in range(state["epoch"], recipe.epochs):
+        start_step = state["step"] if epoch == state["epoch"] else 0
+        ds.set_epoch(epoch)
+        sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
+        loader = DataLoader(ds, batch_size=recipe.batch_per_gpu, sampler=sampler, drop_last=True,
+                            num_workers=recipe.num_workers, collate_fn=collate_clips,
+                            persistent_workers=False, pin_memory=device.type == "cuda")
+        bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
+                   initial=start_step, total=steps_per_epoch, disable=not env.is_main or None, leave=False)
+        t_epoch, clips_epoch, loss = time.monotonic(), 0, float("nan")
+        for step, batch in enumerate(bar, start=start_step):
+            lr = lr_at(recipe, peak, epoch + step / steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = batch["student"].to(device, non_blocking=True)
+            y = batch["label"].to(device, non_blocking=True)
+            t_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(batch["teacher"].to(device, non_blocking=True))
+            parts = distillation_loss(train_model(x), y, t_logits, task.distill.temperature, task.distill.alpha,
+                                      task.distill.kl_reduction)
+            optimizer.zero_grad(set_to_none=True)
+            parts.total.backward()
+            optimizer.step()
+            loss = parts.total.item()
+            skipped.update(batch["skipped"])
+            state["clips_seen"] += len(y) * env.world
+            clips_epoch += len(y) * env.world
+            now = time.monotonic()
+            state.update(epoch=epoch, step=step + 1, train_seconds=now - t_start)
+            if env.is_main and now - last_progress >= PROGRESS_SECONDS:
+                _progress(out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
+                last_progress = now
+            if now - last_ckpt >= recipe.checkpoint_minutes * 60:
+                _checkpoint(out, task, model, optimizer, state, skipped, env)
+                last_ckpt = now
+        state.update(epoch=epoch + 1, step=0, train_seconds=time.monotonic() - t_start)
+        _checkpoint(out, task, model, optimizer, state, skipped, env)
+        last_ckpt = time.monotonic()
+        log.info("%s: epoch %d/%d done, loss %.4f, %.1f clips/s", task.hypothesis, epoch + 1, recipe.epochs,
+                 loss, clips_epoch / max(time.monotonic() - t_epoch, 1e-9))
+    ev = evaluate(model, val_list.samples, spec, task.data, task.eval, device, env.world, env.rank)
+    return _finish(out, task, spec, model, state, skipped, ev, env, device)
+
+
+def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    fresh = {"epoch": 0, "step": 0, "clips_seen": 0, "train_seconds": 0.0, "skipped": []}
+    path = out / "last.pt"
+    if not path.exists():
+        return fresh
+    ckpt = load_checkpoint(path)
+    if ckpt["config_hash"] != task.config_hash():
+        raise CheckpointMismatch(f"{path} was written by a different task (config {ckpt['config_hash']}, this "
+                                 f"task {task.config_hash()}); use another output folder or delete it")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng"])
+    log.info("%s: resuming at epoch %d step %d from %s", task.hypothesis, ckpt["epoch"], ckpt["step"], path)
+    return {k: ckpt[k] for k in fresh}
+
+
+def _checkpoint(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer,
+                state: dict[str, Any], skipped: set[int], env: distributed.DistEnv) -> None:
+    if not env.is_main:
+        return
+    save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "config_hash": task.config_hash(), "rng": torch.get_rng_state(),
+                     **{**state, "skipped": sorted(skipped)}}, out / "last.pt")
+
+
+def _progress(out: Path, task: TrainTask, state: dict[str, Any], loss: float, lr: float, rate: float) -> None:
+    write_json({"hypothesis": task.hypothesis, "attempt": task.attempt, "epoch": state["epoch"],
+                "epochs": task.recipe.epochs, "step": state["step"], "loss": loss, "lr": lr, "clips_per_s": rate,
+                "clips_seen": state["clips_seen"], "time": time.time()}, out / "progress.json")
+
+
+def _finish(out: Path, task: TrainTask, spec: ArchSpec, model: nn.Module, state: dict[str, Any],
+            skipped: set[int], ev: Any, env: distributed.DistEnv, device: torch.device) -> dict[str, Any]:
+    cost = count_cost(task.student)
+    result = {
+        "hypothesis": task.hypothesis, "attempt": task.attempt, "top1": ev.top1, "top5": ev.top5,
+        "gflops_per_view": cost.gflops, "views": task.eval.clips * task.eval.crops, "params": cost.params,
+        "epochs": state["epoch"], "train_seconds": state["train_seconds"],
+        "gpu_hours": state["train_seconds"] * env.world / 3600 if device.type == "cuda" else 0.0,
+        "clips_seen": state["clips_seen"], "videos_skipped": len(skipped) + ev.skipped,
+        "eval_videos": ev.videos, "checkpoint": str(out / "model.pt"), "spec": task.student.to_dict(),
+        "finetuned_from_parent": task.parent is not None and weights_compatible(task.parent, spec)
+        and task.parent_checkpoint is not None,
+        "versions": {"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "recipe": asdict(replace(task.recipe)),
+    }
+    result = json.loads(json.dumps(result))  # exactly what result.json holds (a rerun returns that)
+    if env.is_main:
+        save_checkpoint({"model": model.state_dict(), "spec": task.student.to_json()}, out / "model.pt")
+        write_json(result, out / "result.json")
+    return result

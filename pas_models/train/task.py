@@ -1,0 +1,85 @@
+"""What one training job is told: a plain, picklable description (sent to compute nodes by submitit)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from pas_models.data.formats import DatasetConfig
+from pas_models.spec import ArchSpec
+
+SCHEDULES = ("step", "cosine")
+TEACHER_BN_MODES = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """SGD recipe. lr is for ``reference_batch`` clips per step and scales linearly with the real
+    total batch; warmup is linear from 0 over ``warmup_epochs``; then ``step`` divides by
+    ``step_gamma``^-1 every ``step_epochs`` or ``cosine`` anneals to 0 at ``epochs``."""
+
+    epochs: int = 45
+    batch_per_gpu: int = 24
+    lr: float = 0.96
+    reference_batch: int = 1536
+    warmup_epochs: float = 10.0
+    schedule: str = "step"
+    step_epochs: int = 10
+    step_gamma: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    clips_per_video: int = 3
+    dropout: float | None = None  # overrides the spec's head dropout when set
+    amp: str = "none"  # none | bf16 | fp16 (GPU only)
+    channels_last: bool = False  # channels_last_3d memory format (GPU only)
+    cudnn_benchmark: bool = True
+    num_workers: int = 4
+    checkpoint_minutes: float = 10.0
+
+
+@dataclass(frozen=True)
+class Distill:
+    """Knowledge distillation from the base network: Eq. 7 with temperature t and weight alpha."""
+
+    temperature: float = 5.0
+    alpha: float = 500.0
+    teacher_bn: str = "train"  # train (paper Table 7) | eval
+    kl_reduction: str = "mean"  # mean: over batch and classes (paper's effective weight) | batchmean: Eq. 5
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Multi-view evaluation: ``clips`` uniform clips x ``crops`` (1 or 3) per video, softmax averaged."""
+
+    clips: int = 10
+    crops: int = 1
+    batch: int = 16
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """One hypothesis (or the base network when ``teacher`` is None)."""
+
+    hypothesis: str
+    student: ArchSpec
+    data: DatasetConfig
+    out_dir: str
+    teacher: ArchSpec | None = None
+    teacher_checkpoint: str | None = None
+    parent: ArchSpec | None = None
+    parent_checkpoint: str | None = None
+    recipe: Recipe = field(default_factory=Recipe)
+    distill: Distill = field(default_factory=Distill)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    lr_divisor: float = 10.0
+    attempt: int = 1
+    seed: int = 0
+
+    def config_hash(self) -> str:
+        """Identity of what is trained (not of where or which attempt): checkpoints of another task are refused."""
+        d = asdict(self)
+        for key in ("out_dir", "attempt", "hypothesis"):
+            d.pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

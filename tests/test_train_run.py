@@ -1,0 +1,132 @@
+"""The training job on CPU with the tiny preset and synthetic videos: outputs, idempotence, SIGKILL + resume,
+the teacher's batch-norm statistics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pas_models.data.formats import load_dataset_config
+from pas_models.nets import build_model
+from pas_models.presets import preset
+from pas_models.reductions import apply_op
+from pas_models.train.checkpoint import load_checkpoint, save_checkpoint
+from pas_models.train.run import CheckpointMismatch, _teacher, run
+from pas_models.train.task import Distill, EvalConfig, Recipe, TrainTask
+
+RECIPE = Recipe(epochs=2, batch_per_gpu=4, lr=0.05, reference_batch=4, warmup_epochs=0.5, schedule="cosine",
+                clips_per_video=1, num_workers=0)
+
+
+def _task(synth_dir: Path, out: Path, **kw: object) -> TrainTask:
+    data = load_dataset_config(synth_dir / "dataset.yaml")
+    args: dict[str, object] = {"hypothesis": "h", "student": preset("r2plus1d_tiny", 4), "data": data,
+                               "out_dir": str(out), "recipe": RECIPE, "eval": EvalConfig(clips=2), **kw}
+    return TrainTask(**args)  # type: ignore[arg-type]
+
+
+def test_base_then_distilled_student(synth_dir: Path, tmp_path: Path) -> None:
+    base = run(_task(synth_dir, tmp_path / "base"))
+    for name in ("last.pt", "model.pt", "result.json", "train.log"):
+        assert (tmp_path / "base" / name).exists(), name
+    assert base["epochs"] == 2 and base["clips_seen"] == 2 * 12 and base["views"] == 2
+    assert 0 <= base["top1"] <= base["top5"] <= 100 and base["eval_videos"] == 4
+    assert json.loads((tmp_path / "base" / "result.json").read_text()) == base
+    fresh = build_model(preset("r2plus1d_tiny", 4)).state_dict()
+    assert load_checkpoint(base["checkpoint"])["model"].keys() == fresh.keys()
+    teacher = preset("r2plus1d_tiny", 4)
+    student = apply_op(teacher, "f")
+    res = run(_task(synth_dir, tmp_path / "f", student=student, teacher=teacher, teacher_checkpoint=base["checkpoint"],
+                    parent=teacher, parent_checkpoint=base["checkpoint"]))
+    assert res["finetuned_from_parent"] is True
+    assert res["gflops_per_view"] == pytest.approx(base["gflops_per_view"] / 2, rel=0.01)
+    c = run(_task(synth_dir, tmp_path / "c", student=apply_op(teacher, "c"), teacher=teacher,
+                  teacher_checkpoint=base["checkpoint"], parent=teacher, parent_checkpoint=base["checkpoint"]))
+    assert c["finetuned_from_parent"] is False
+
+
+def test_existing_result_is_returned_without_training(synth_dir: Path, tmp_path: Path) -> None:
+    task = _task(synth_dir, tmp_path)
+    first = run(task)
+    stamp = (tmp_path / "last.pt").stat().st_mtime_ns
+    t = time.monotonic()
+    assert run(task) == first
+    assert time.monotonic() - t < 1.0
+    assert (tmp_path / "last.pt").stat().st_mtime_ns == stamp
+
+
+def test_checkpoint_of_another_task_is_refused(synth_dir: Path, tmp_path: Path) -> None:
+    save_checkpoint({"config_hash": "0123456789abcdef"}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointMismatch, match="written by a different task"):
+        run(_task(synth_dir, tmp_path))
+
+
+CHILD = """
+import pickle, sys
+from pas_models.train.run import run
+run(pickle.loads(bytes.fromhex(sys.argv[1])))
+"""
+
+
+def test_sigkill_mid_epoch_then_rerun_resumes(synth_dir: Path, tmp_path: Path) -> None:
+    import pickle
+
+    recipe = Recipe(**{**RECIPE.__dict__, "epochs": 3, "batch_per_gpu": 2, "checkpoint_minutes": 0.0})
+    task = _task(synth_dir, tmp_path, recipe=recipe)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, pickle.dumps(task).hex()], cwd=Path(__file__).parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill once a mid-epoch checkpoint of epoch 2 exists
+            try:
+                ckpt = load_checkpoint(tmp_path / "last.pt")
+                if ckpt["epoch"] == 1 and ckpt["step"] >= 2:
+                    break
+            except Exception:  # not written yet (the rename is atomic, so never torn)
+                pass
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = load_checkpoint(tmp_path / "last.pt")
+    steps_done = killed_at["epoch"] * 6 + killed_at["step"]  # 6 steps per epoch
+    assert 8 <= steps_done < 18  # killed during training, after the poll saw epoch 2 under way
+    assert not (tmp_path / "result.json").exists()
+    result = run(task)
+    assert result["epochs"] == 3
+    assert result["clips_seen"] == 3 * 12  # no clip trained twice, none lost
+    assert "resuming at epoch 1 step" in (tmp_path / "train.log").read_text()
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_teacher_bn_modes_leave_stored_statistics_unchanged(tmp_path: Path, mode: str) -> None:
+    spec = preset("r2plus1d_tiny", 4)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    with torch.no_grad():
+        model.train()(torch.randn(4, *spec.input_shape()))  # non-trivial running statistics
+    save_checkpoint({"model": model.state_dict()}, tmp_path / "t.pt")
+    task = TrainTask(hypothesis="x", student=spec, data=None, out_dir=str(tmp_path),  # type: ignore[arg-type]
+                     teacher=spec, teacher_checkpoint=str(tmp_path / "t.pt"), distill=Distill(teacher_bn=mode))
+    teacher = _teacher(task, torch.device("cpu"))
+    assert teacher is not None and teacher.training == (mode == "train")
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    x = torch.randn(4, *spec.input_shape())
+    with torch.no_grad():
+        out1 = teacher(x)
+        teacher(torch.randn(4, *spec.input_shape()) * 3)
+        out2 = teacher(x)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert torch.allclose(out1, out2, atol=1e-6)
+    assert all(not p.requires_grad for p in teacher.parameters())
+    if mode == "train":  # batch statistics, not the stored ones: differs from eval mode
+        assert not torch.allclose(out1, model.eval()(x), atol=1e-4)

@@ -8,6 +8,7 @@ hash matches the task's. Files in ``task.out_dir``:
 - ``last.pt``: model, optimizer, epoch, step, counters, RNG state (weights_only-loadable)
 - ``model.pt``: the final weights and spec (what the next iteration and ``pas export`` read)
 - ``progress.json``: epoch, step, loss, lr, clips/s, time; rewritten every few seconds (a heartbeat)
+- ``metrics.jsonl``: one line per step: epoch, step, loss (mean over ranks), ce, kl, lr
 - ``result.json``: the job result (DESIGN.md "Job result"), written last
 - ``train.log``: the job's log
 """
@@ -126,6 +127,8 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     train_model: nn.Module = model
     if env.world > 1:
+        if recipe.sync_bn and device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     ds = ClipDataset(train_list.samples, spec, task.teacher, train=True, clips=recipe.clips_per_video,
@@ -138,6 +141,9 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
                        f"{recipe.batch_per_gpu} per process x {env.world} processes")
     state = _resume(out, task, model, optimizer)
     skipped: set[int] = set(state["skipped"])
+    # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, lr; after a resume the
+    # steps since the last checkpoint appear twice: readers keep the last line of each (epoch, step)
+    metrics = (out / "metrics.jsonl").open("a", buffering=1) if env.is_main else None
     last_ckpt = last_progress = time.monotonic()
     t_start = time.monotonic() - state["train_seconds"]
     for epoch in range(state["epoch"], recipe.epochs):
@@ -165,12 +171,15 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
             optimizer.zero_grad(set_to_none=True)
             parts.total.backward()
             optimizer.step()
-            loss = parts.total.item()
+            loss = _mean_over_ranks(parts.total.detach(), env.world)
             skipped.update(batch["skipped"])
             state["clips_seen"] += len(y) * env.world
             clips_epoch += len(y) * env.world
             now = time.monotonic()
             state.update(epoch=epoch, step=step + 1, train_seconds=now - t_start)
+            if metrics is not None:
+                metrics.write(json.dumps({"epoch": epoch, "step": step, "loss": loss, "ce": parts.ce.item(),
+                                          "kl": parts.kl.item(), "lr": lr}) + "\n")
             if env.is_main and now - last_progress >= PROGRESS_SECONDS:
                 _progress(out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
                 last_progress = now
@@ -182,8 +191,18 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
         last_ckpt = time.monotonic()
         log.info("%s: epoch %d/%d done, loss %.4f, %.1f clips/s", task.hypothesis, epoch + 1, recipe.epochs,
                  loss, clips_epoch / max(time.monotonic() - t_epoch, 1e-9))
+    if metrics is not None:
+        metrics.close()
     ev = evaluate(model, val_list.samples, spec, task.data, task.eval, device, env.world, env.rank)
     return _finish(out, task, spec, model, state, skipped, ev, env, device)
+
+
+def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
+    if world > 1:
+        value = value.clone()
+        torch.distributed.all_reduce(value)
+        value /= world
+    return value.item()
 
 
 def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

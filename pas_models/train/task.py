@@ -35,6 +35,7 @@ class Recipe:
     amp: str = "none"  # none | bf16 | fp16 (GPU only)
     channels_last: bool = False  # channels_last_3d memory format (GPU only)
     cudnn_benchmark: bool = True
+    sync_bn: bool = False  # SyncBatchNorm across ranks (GPU only; torch refuses it on CPU)
     num_workers: int = 4
     checkpoint_minutes: float = 10.0
 

@@ -23,17 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pas_models.data.backends import PyAVReader
+from pas_models.data.dataset import ClipDataset
+from pas_models.data.formats import Sample
+from pas_models.data.sampling import plan_views, random_starts, views_span
+from pas_models.data.tools import plan_prepare, prepare
+from pas_models.data.transforms import KINETICS_MEAN, KINETICS_STD, crop_resize, to_clip, train_box
+from pas_models.presets import preset
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from pas_models.data.backends import PyAVReader  # noqa: E402
-from pas_models.data.dataset import ClipDataset  # noqa: E402
-from pas_models.data.formats import Sample  # noqa: E402
-from pas_models.data.sampling import plan_views, random_starts, views_span  # noqa: E402
-from pas_models.data.tools import plan_prepare, prepare  # noqa: E402
-from pas_models.data.transforms import KINETICS_MEAN, KINETICS_STD, crop_resize, to_clip, train_box  # noqa: E402
-from pas_models.presets import preset  # noqa: E402
-
 VIDEOS = ROOT / "tests" / "data" / "videos"
 SPEC = preset("r2plus1d_18")
 

@@ -119,8 +119,18 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     if finetune:
         assert task.parent is not None and task.parent_checkpoint is not None
         load_parent_weights(model, load_weights(task.parent_checkpoint), task.parent, spec)
-    model.to(device)
+    gpu = device.type == "cuda"
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp) if gpu else None
+    fmt = torch.channels_last_3d if gpu and recipe.channels_last else torch.contiguous_format
+    if gpu:
+        torch.backends.cudnn.benchmark = recipe.cudnn_benchmark
+    elif recipe.amp != "none" or recipe.channels_last:
+        log.info("%s: on CPU: fp32 and contiguous tensors (amp / channels_last apply to GPUs)", task.hypothesis)
+    model.to(device, memory_format=fmt)
     teacher = _teacher(task, device)
+    if teacher is not None:
+        teacher.to(memory_format=fmt)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     total_batch = recipe.batch_per_gpu * env.world
     peak = base_lr(recipe, total_batch, finetune, task.lr_divisor)
     optimizer = torch.optim.SGD(model.parameters(), lr=peak, momentum=recipe.momentum,
@@ -139,7 +149,7 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     if steps_per_epoch == 0:
         raise PasError(f"{task.hypothesis}: {len(ds)} training clips cannot fill one batch of "
                        f"{recipe.batch_per_gpu} per process x {env.world} processes")
-    state = _resume(out, task, model, optimizer)
+    state = _resume(out, task, model, optimizer, scaler)
     skipped: set[int] = set(state["skipped"])
     # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, lr; after a resume the
     # steps since the last checkpoint appear twice: readers keep the last line of each (epoch, step)
@@ -160,17 +170,20 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
             lr = lr_at(recipe, peak, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x = batch["student"].to(device, non_blocking=True)
+            x = batch["student"].to(device, non_blocking=True, memory_format=fmt)
             y = batch["label"].to(device, non_blocking=True)
-            t_logits = None
-            if teacher is not None:
-                with torch.no_grad():
-                    t_logits = teacher(batch["teacher"].to(device, non_blocking=True))
-            parts = distillation_loss(train_model(x), y, t_logits, task.distill.temperature, task.distill.alpha,
-                                      task.distill.kl_reduction)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                t_logits = None
+                if teacher is not None:
+                    with torch.no_grad():
+                        t_logits = teacher(batch["teacher"].to(device, non_blocking=True, memory_format=fmt))
+                logits = train_model(x)
+            parts = distillation_loss(logits, y, t_logits, task.distill.temperature, task.distill.alpha,
+                                      task.distill.kl_reduction)  # in fp32 (the loss upcasts AMP logits)
             optimizer.zero_grad(set_to_none=True)
-            parts.total.backward()
-            optimizer.step()
+            scaler.scale(parts.total).backward()
+            scaler.step(optimizer)
+            scaler.update()
             loss = _mean_over_ranks(parts.total.detach(), env.world)
             skipped.update(batch["skipped"])
             state["clips_seen"] += len(y) * env.world
@@ -184,10 +197,10 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
                 _progress(out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
                 last_progress = now
             if now - last_ckpt >= recipe.checkpoint_minutes * 60:
-                _checkpoint(out, task, model, optimizer, state, skipped, env)
+                _checkpoint(out, task, model, optimizer, scaler, state, skipped, env)
                 last_ckpt = now
         state.update(epoch=epoch + 1, step=0, train_seconds=time.monotonic() - t_start)
-        _checkpoint(out, task, model, optimizer, state, skipped, env)
+        _checkpoint(out, task, model, optimizer, scaler, state, skipped, env)
         last_ckpt = time.monotonic()
         log.info("%s: epoch %d/%d done, loss %.4f, %.1f clips/s", task.hypothesis, epoch + 1, recipe.epochs,
                  loss, clips_epoch / max(time.monotonic() - t_epoch, 1e-9))
@@ -205,7 +218,8 @@ def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
     return value.item()
 
 
-def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler) -> dict[str, Any]:
     fresh = {"epoch": 0, "step": 0, "clips_seen": 0, "train_seconds": 0.0, "skipped": []}
     path = out / "last.pt"
     if not path.exists():
@@ -216,16 +230,20 @@ def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim
                                  f"task {task.config_hash()}); use another output folder or delete it")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["rng"])
     log.info("%s: resuming at epoch %d step %d from %s", task.hypothesis, ckpt["epoch"], ckpt["step"], path)
     return {k: ckpt[k] for k in fresh}
 
 
 def _checkpoint(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer,
-                state: dict[str, Any], skipped: set[int], env: distributed.DistEnv) -> None:
+                scaler: torch.amp.GradScaler, state: dict[str, Any], skipped: set[int],
+                env: distributed.DistEnv) -> None:
     if not env.is_main:
         return
     save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                      "config_hash": task.config_hash(), "rng": torch.get_rng_state(),
                      **{**state, "skipped": sorted(skipped)}}, out / "last.pt")
 

@@ -19,7 +19,7 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +207,7 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     if metrics is not None:
         metrics.close()
     ev = evaluate(model, val_list.samples, spec, task.data, task.eval, device, env.world, env.rank)
-    return _finish(out, task, spec, model, state, skipped, ev, env, device)
+    return _finish(out, task, model, state, skipped, ev, env, device, finetune)
 
 
 def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
@@ -254,8 +254,8 @@ def _progress(out: Path, task: TrainTask, state: dict[str, Any], loss: float, lr
                 "clips_seen": state["clips_seen"], "time": time.time()}, out / "progress.json")
 
 
-def _finish(out: Path, task: TrainTask, spec: ArchSpec, model: nn.Module, state: dict[str, Any],
-            skipped: set[int], ev: Any, env: distributed.DistEnv, device: torch.device) -> dict[str, Any]:
+def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any], skipped: set[int], ev: Any,
+            env: distributed.DistEnv, device: torch.device, finetuned: bool) -> dict[str, Any]:
     cost = count_cost(task.student)
     result = {
         "hypothesis": task.hypothesis, "attempt": task.attempt, "top1": ev.top1, "top5": ev.top5,
@@ -264,10 +264,9 @@ def _finish(out: Path, task: TrainTask, spec: ArchSpec, model: nn.Module, state:
         "gpu_hours": state["train_seconds"] * env.world / 3600 if device.type == "cuda" else 0.0,
         "clips_seen": state["clips_seen"], "videos_skipped": len(skipped) + ev.skipped,
         "eval_videos": ev.videos, "checkpoint": str(out / "model.pt"), "spec": task.student.to_dict(),
-        "finetuned_from_parent": task.parent is not None and weights_compatible(task.parent, spec)
-        and task.parent_checkpoint is not None,
+        "finetuned_from_parent": finetuned,
         "versions": {"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "recipe": asdict(replace(task.recipe)),
+        "recipe": asdict(task.recipe),
     }
     result = json.loads(json.dumps(result))  # exactly what result.json holds (a rerun returns that)
     if env.is_main:

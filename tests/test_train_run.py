@@ -19,8 +19,9 @@ from pas_models.nets import build_model
 from pas_models.presets import preset
 from pas_models.reductions import apply_op
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint
-from pas_models.train.run import CheckpointMismatch, _teacher, run
+from pas_models.train.run import CheckpointMismatch, run
 from pas_models.train.task import Distill, EvalConfig, Recipe, TrainTask
+from pas_models.train.teacher import build_teacher
 
 RECIPE = Recipe(epochs=2, batch_per_gpu=4, lr=0.05, reference_batch=4, warmup_epochs=0.5, schedule="cosine",
                 clips_per_video=1, num_workers=0)
@@ -117,7 +118,7 @@ def test_teacher_bn_modes_leave_stored_statistics_unchanged(tmp_path: Path, mode
     save_checkpoint({"model": model.state_dict()}, tmp_path / "t.pt")
     task = TrainTask(hypothesis="x", student=spec, data=None, out_dir=str(tmp_path),  # type: ignore[arg-type]
                      teacher=spec, teacher_checkpoint=str(tmp_path / "t.pt"), distill=Distill(teacher_bn=mode))
-    teacher = _teacher(task, torch.device("cpu"))
+    teacher = build_teacher(task, torch.device("cpu"))
     assert teacher is not None and teacher.training == (mode == "train")
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     x = torch.randn(4, *spec.input_shape())

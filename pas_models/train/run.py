@@ -11,6 +11,7 @@ hash matches the task's. Files in ``task.out_dir``:
 - ``metrics.jsonl``: one line per step: epoch, step, loss (mean over ranks), ce, kl, lr
 - ``result.json``: the job result (DESIGN.md "Job result"), written last
 - ``train.log``: the job's log
+- ``tensorboard/``: scalars (train/loss, train/lr per step; epoch/loss, epoch/clips_per_s, val/top1 ...)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,13 @@ from pas_models.spec import ArchSpec
 from pas_models.train import distributed
 from pas_models.train.checkpoint import load_checkpoint, read_json, save_checkpoint, write_json
 from pas_models.train.evaluate import evaluate
+from pas_models.train.features import FeatureStudent, StageTap
 from pas_models.train.loss import distillation_loss
 from pas_models.train.sampler import ResumableSampler
+from pas_models.train.scalars import Scalars
 from pas_models.train.schedule import base_lr, lr_at
 from pas_models.train.task import TrainTask
+from pas_models.train.teacher import build_teacher, load_weights
 from pas_models.weights import load_parent_weights, weights_compatible
 
 log = logging.getLogger(__name__)
@@ -52,36 +56,10 @@ class CheckpointMismatch(PasError):
     """``last.pt`` in the output folder belongs to a different task."""
 
 
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The model state dict of a ``model.pt`` or ``last.pt`` file."""
-    return load_checkpoint(path)["model"]
-
-
 def _student_spec(task: TrainTask) -> ArchSpec:
     if task.recipe.dropout is None:
         return task.student
     return task.student.replace(head_dropout=task.recipe.dropout)
-
-
-def _teacher(task: TrainTask, device: torch.device) -> nn.Module | None:
-    """The frozen base network. In "train" BN mode it normalises with batch statistics (paper
-    Table 7) but never updates its stored running statistics (track_running_stats off)."""
-    if task.teacher is None:
-        return None
-    if task.teacher_checkpoint is None:
-        raise PasError(f"{task.hypothesis}: a teacher spec needs teacher_checkpoint")
-    teacher = build_model(task.teacher)
-    teacher.load_state_dict(load_weights(task.teacher_checkpoint), strict=True)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    if task.distill.teacher_bn == "train":
-        teacher.train()
-        for m in teacher.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.track_running_stats = False
-    else:
-        teacher.eval()
-    return teacher.to(device)
 
 
 def run(task: TrainTask) -> dict[str, Any]:
@@ -126,21 +104,27 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
         torch.backends.cudnn.benchmark = recipe.cudnn_benchmark
     elif recipe.amp != "none" or recipe.channels_last:
         log.info("%s: on CPU: fp32 and contiguous tensors (amp / channels_last apply to GPUs)", task.hypothesis)
-    model.to(device, memory_format=fmt)
-    teacher = _teacher(task, device)
+    teacher = build_teacher(task, device)
+    # what the optimizer trains: the student, plus one adapter per stage with feature distillation
+    trained: nn.Module = model
+    teacher_tap = None
+    if teacher is not None and task.distill.feature_weight > 0:
+        trained = FeatureStudent(model, teacher)
+        teacher_tap = StageTap(teacher)
+    trained.to(device, memory_format=fmt)
     if teacher is not None:
         teacher.to(memory_format=fmt)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     total_batch = recipe.batch_per_gpu * env.world
     peak = base_lr(recipe, total_batch, finetune, task.lr_divisor)
-    optimizer = torch.optim.SGD(model.parameters(), lr=peak, momentum=recipe.momentum,
+    optimizer = torch.optim.SGD(trained.parameters(), lr=peak, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
-    train_model: nn.Module = model
+    train_model: nn.Module = trained
     if env.world > 1:
-        if recipe.sync_bn and device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ids = [device.index] if device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if recipe.sync_bn and gpu:
+            trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
+        ids = [device.index] if gpu else None
+        train_model = nn.parallel.DistributedDataParallel(trained, device_ids=ids)
     ds = ClipDataset(train_list.samples, spec, task.teacher, train=True, clips=recipe.clips_per_video,
                      backend=task.data.backend, mean=task.data.mean, std=task.data.std, hflip=task.data.hflip,
                      seed=task.seed)
@@ -149,11 +133,12 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     if steps_per_epoch == 0:
         raise PasError(f"{task.hypothesis}: {len(ds)} training clips cannot fill one batch of "
                        f"{recipe.batch_per_gpu} per process x {env.world} processes")
-    state = _resume(out, task, model, optimizer, scaler)
+    state = _resume(out, task, trained, optimizer, scaler)
     skipped: set[int] = set(state["skipped"])
-    # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, lr; after a resume the
+    # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, feat, lr; after a resume the
     # steps since the last checkpoint appear twice: readers keep the last line of each (epoch, step)
     metrics = (out / "metrics.jsonl").open("a", buffering=1) if env.is_main else None
+    scalars = Scalars(out, enabled=env.is_main)
     last_ckpt = last_progress = time.monotonic()
     t_start = time.monotonic() - state["train_seconds"]
     for epoch in range(state["epoch"], recipe.epochs):
@@ -162,29 +147,35 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
         sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
         loader = DataLoader(ds, batch_size=recipe.batch_per_gpu, sampler=sampler, drop_last=True,
                             num_workers=recipe.num_workers, collate_fn=collate_clips,
-                            persistent_workers=False, pin_memory=device.type == "cuda")
+                            persistent_workers=False, pin_memory=gpu)
         bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
                    initial=start_step, total=steps_per_epoch, disable=not env.is_main or None, leave=False)
-        t_epoch, clips_epoch, loss = time.monotonic(), 0, float("nan")
+        t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0
         for step, batch in enumerate(bar, start=start_step):
             lr = lr_at(recipe, peak, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = batch["student"].to(device, non_blocking=True, memory_format=fmt)
             y = batch["label"].to(device, non_blocking=True)
+            feat = torch.zeros((), device=device)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 t_logits = None
                 if teacher is not None:
                     with torch.no_grad():
                         t_logits = teacher(batch["teacher"].to(device, non_blocking=True, memory_format=fmt))
-                logits = train_model(x)
+                if teacher_tap is not None:
+                    logits, feat = train_model(x, teacher_tap.take())
+                else:
+                    logits = train_model(x)
             parts = distillation_loss(logits, y, t_logits, task.distill.temperature, task.distill.alpha,
                                       task.distill.kl_reduction)  # in fp32 (the loss upcasts AMP logits)
+            total = parts.total + task.distill.feature_weight * feat if teacher_tap is not None else parts.total
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(parts.total).backward()
+            scaler.scale(total).backward()
             scaler.step(optimizer)
             scaler.update()
-            loss = _mean_over_ranks(parts.total.detach(), env.world)
+            loss = _mean_over_ranks(total.detach(), env.world)
+            loss_sum, n_steps = loss_sum + loss, n_steps + 1
             skipped.update(batch["skipped"])
             state["clips_seen"] += len(y) * env.world
             clips_epoch += len(y) * env.world
@@ -192,21 +183,34 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
             state.update(epoch=epoch, step=step + 1, train_seconds=now - t_start)
             if metrics is not None:
                 metrics.write(json.dumps({"epoch": epoch, "step": step, "loss": loss, "ce": parts.ce.item(),
-                                          "kl": parts.kl.item(), "lr": lr}) + "\n")
+                                          "kl": parts.kl.item(), "feat": feat.item(), "lr": lr}) + "\n")
+                scalars.add({"train/loss": loss, "train/lr": lr}, epoch * steps_per_epoch + step)
             if env.is_main and now - last_progress >= PROGRESS_SECONDS:
                 _progress(out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
                 last_progress = now
             if now - last_ckpt >= recipe.checkpoint_minutes * 60:
-                _checkpoint(out, task, model, optimizer, scaler, state, skipped, env)
+                _checkpoint(out, task, trained, optimizer, scaler, state, skipped, env)
                 last_ckpt = now
         state.update(epoch=epoch + 1, step=0, train_seconds=time.monotonic() - t_start)
-        _checkpoint(out, task, model, optimizer, scaler, state, skipped, env)
+        _checkpoint(out, task, trained, optimizer, scaler, state, skipped, env)
         last_ckpt = time.monotonic()
-        log.info("%s: epoch %d/%d done, loss %.4f, %.1f clips/s", task.hypothesis, epoch + 1, recipe.epochs,
-                 loss, clips_epoch / max(time.monotonic() - t_epoch, 1e-9))
+        rate = clips_epoch / max(time.monotonic() - t_epoch, 1e-9)
+        epoch_scalars = {"epoch/loss": loss_sum / max(n_steps, 1), "epoch/clips_per_s": rate}
+        every = task.eval.every_epochs
+        if every and (epoch + 1) % every == 0 and epoch + 1 < recipe.epochs:
+            quick = evaluate(model, val_list.samples, spec, task.data, replace(task.eval, clips=1, crops=1), device,
+                             env.world, env.rank)
+            epoch_scalars.update({"val/top1_1clip": quick.top1, "val/top5_1clip": quick.top5})
+        scalars.add(epoch_scalars, epoch + 1)
+        log.info("%s: epoch %d/%d done, %s", task.hypothesis, epoch + 1, recipe.epochs,
+                 ", ".join(f"{k.split('/')[1]} {v:.4g}" for k, v in epoch_scalars.items()))
     if metrics is not None:
         metrics.close()
     ev = evaluate(model, val_list.samples, spec, task.data, task.eval, device, env.world, env.rank)
+    scalars.add({"val/top1": ev.top1, "val/top5": ev.top5}, recipe.epochs)
+    scalars.close()
+    if teacher_tap is not None:
+        teacher_tap.close()
     return _finish(out, task, model, state, skipped, ev, env, device, finetune)
 
 
@@ -216,6 +220,13 @@ def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
         torch.distributed.all_reduce(value)
         value /= world
     return value.item()
+
+
+def _parts(trained: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """(student, feature adapters or None) of what the optimizer trains."""
+    if isinstance(trained, FeatureStudent):
+        return trained.student, trained.adapters
+    return trained, None
 
 
 def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -228,7 +239,10 @@ def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim
     if ckpt["config_hash"] != task.config_hash():
         raise CheckpointMismatch(f"{path} was written by a different task (config {ckpt['config_hash']}, this "
                                  f"task {task.config_hash()}); use another output folder or delete it")
-    model.load_state_dict(ckpt["model"])
+    student, adapters = _parts(model)
+    student.load_state_dict(ckpt["model"])
+    if adapters is not None:
+        adapters.load_state_dict(ckpt["adapters"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
@@ -242,7 +256,9 @@ def _checkpoint(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.o
                 env: distributed.DistEnv) -> None:
     if not env.is_main:
         return
-    save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+    student, adapters = _parts(model)
+    save_checkpoint({"model": student.state_dict(), "optimizer": optimizer.state_dict(),
+                     "adapters": adapters.state_dict() if adapters is not None else {},
                      "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                      "config_hash": task.config_hash(), "rng": torch.get_rng_state(),
                      **{**state, "skipped": sorted(skipped)}}, out / "last.pt")

@@ -11,6 +11,7 @@ from pas_models.spec import ArchSpec
 
 SCHEDULES = ("step", "cosine")
 TEACHER_BN_MODES = ("train", "eval")
+AMP_MODES = ("none", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Distill:
     alpha: float = 500.0
     teacher_bn: str = "train"  # train (paper Table 7) | eval
     kl_reduction: str = "mean"  # mean: over batch and classes (paper's effective weight) | batchmean: Eq. 5
+    feature_weight: float = 0.0  # weight of the stage-output MSE (paper Table 6); 0 = logits only (the paper's PAS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class EvalConfig:
     clips: int = 10
     crops: int = 1
     batch: int = 16
+    every_epochs: int = 0  # a quick 1-clip validation every N epochs (TensorBoard, metrics); 0: only the final one
 
 
 @dataclass(frozen=True)

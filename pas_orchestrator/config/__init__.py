@@ -1,0 +1,1 @@
+"""Search definitions (``jobs/*.yaml``) and cluster profiles (``cluster_profiles/*.yaml``) as validated dataclasses."""

@@ -1,0 +1,253 @@
+"""Search definitions: ``jobs/NAME.yaml`` -> a validated, frozen ``SearchDef``.
+
+Every key is checked: unknown keys, wrong types, missing files and bad values
+are ConfigErrors naming the file and the key (``jobs/demo.yaml: recipe.lr``)
+and the valid choices. Relative paths are relative to the working directory
+(where ``pas``/``make`` runs), like ``runs/``. See jobs/README.md for every key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pas_models.data.formats import DatasetConfig, dataset_config_from_dict, load_dataset_config
+from pas_models.data.synth import MAX_CLASSES, SynthConfig
+from pas_models.errors import PasError
+from pas_models.presets import PRESETS, preset
+from pas_models.reductions import DEFAULT_GAMMAS, OPERATORS, check_gamma
+from pas_models.spec import ArchSpec
+from pas_models.strict import from_data
+from pas_models.train.loss import KL_REDUCTIONS
+from pas_models.train.task import AMP_MODES, SCHEDULES, TEACHER_BN_MODES, Distill, EvalConfig, Recipe
+from pas_orchestrator.config.yamlfile import load_mapping, one_of, require
+from pas_orchestrator.errors import ConfigError
+
+SELECTIONS = ("auto", "eq1", "eq3")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class BaseSection:
+    """Where the base network B comes from: an imported ``checkpoint`` (a pas ``model.pt``, or a
+    torchvision state dict for r2plus1d_18) or ``train: true`` (iteration 0 trains it with CE)."""
+
+    checkpoint: str | None = None
+    train: bool = False
+    recipe: Recipe | None = None  # the base training recipe; default: the search's recipe
+
+
+@dataclass(frozen=True)
+class SynthSection:
+    """A synthetic dataset generated into ``root`` on first use (``pas data synth``)."""
+
+    root: str = "data/synth"
+    classes: int = SynthConfig.classes
+    videos_per_class: int = SynthConfig.videos_per_class
+    val_per_class: int = SynthConfig.val_per_class
+    frames: int = SynthConfig.frames
+    seed: int = SynthConfig.seed
+
+    def synth_config(self) -> SynthConfig:
+        return SynthConfig(classes=self.classes, videos_per_class=self.videos_per_class,
+                           val_per_class=self.val_per_class, frames=self.frames, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class StopSection:
+    target_gflops: float | None = None  # stop once the winner's GFLOPs per view is at or below this
+
+
+@dataclass(frozen=True)
+class FinetuneSection:
+    enabled: bool = True  # initialise from the parent when weight shapes allow (paper Sec. 3.4)
+    lr_divisor: float = 10.0
+
+
+@dataclass(frozen=True)
+class _RawSearch:
+    name: str
+    backbone: str
+    base: BaseSection
+    data: dict[str, Any] | None = None
+    synthetic: SynthSection | None = None
+    operators: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GAMMAS))
+    iterations: int = 5
+    stop: StopSection = field(default_factory=StopSection)
+    selection: str = "auto"
+    ratio_tolerance: float = 0.1
+    distill: Distill = field(default_factory=Distill)
+    finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    recipe: Recipe = field(default_factory=Recipe)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    max_retries: int = 2
+    baselines: bool = False
+
+
+@dataclass(frozen=True)
+class SearchDef:
+    """A whole search. ``operators`` keeps the file's order (the order hypotheses are listed in).
+    ``selection``: eq3 (max top-1), eq1 (cost saved per accuracy lost), or auto: eq3 when the
+    hypotheses' cost ratios agree within ``ratio_tolerance`` (relative), else eq1."""
+
+    name: str
+    backbone: str
+    base: BaseSection
+    data: DatasetConfig
+    synthetic: SynthSection | None
+    operators: dict[str, float]
+    iterations: int
+    stop: StopSection
+    selection: str
+    ratio_tolerance: float
+    distill: Distill
+    finetune: FinetuneSection
+    recipe: Recipe
+    eval: EvalConfig
+    seed: int
+    max_retries: int
+    baselines: bool
+    source: str = ""  # the file it was read from
+
+    def base_spec(self) -> ArchSpec:
+        return preset(self.backbone, self.data.num_classes)
+
+    @property
+    def base_recipe(self) -> Recipe:
+        return self.base.recipe or self.recipe
+
+
+def load_search(path: str | Path) -> SearchDef:
+    """Read and validate a search definition. The synthetic dataset is not generated here
+    (``ensure_data`` does that) but its config must then exist once generated."""
+    p = Path(path)
+    raw = load_mapping(p, "search definition")
+    return search_from_dict(raw, str(p))
+
+
+def search_from_dict(raw: dict[str, Any], where: str) -> SearchDef:
+    try:
+        r = from_data(_RawSearch, raw, where, ConfigError)
+    except PasError as exc:
+        raise ConfigError(str(exc)) from exc
+    _check(r, where)
+    data = _data_config(r, where)
+    values = {f.name: getattr(r, f.name) for f in fields(_RawSearch)}
+    values["data"] = data
+    values["operators"] = {k: check_gamma(k, g) for k, g in r.operators.items()}
+    return SearchDef(**values, source=where)
+
+
+def _data_config(r: _RawSearch, where: str) -> DatasetConfig:
+    if r.data is None:
+        require(r.synthetic is not None, where, "missing key data (a dataset) or synthetic (generate one)")
+        assert r.synthetic is not None
+        root = Path(r.synthetic.root)
+        # what `pas data synth` writes (checked again once it exists)
+        return DatasetConfig(format="list", root=str(root.resolve()),
+                             annotations={"train": "train.txt", "val": "val.txt"},
+                             num_classes=r.synthetic.classes, hflip=False)
+    if "file" in r.data:
+        require(set(r.data) == {"file"}, f"{where}: data",
+                "give either file: DATASET.yaml or the dataset keys, not both")
+        try:
+            return load_dataset_config(str(r.data["file"]))
+        except PasError as exc:
+            raise ConfigError(f"{where}: data.file: {exc}") from exc
+    try:
+        cfg = dataset_config_from_dict(r.data, where=f"{where}: data")
+    except PasError as exc:
+        raise ConfigError(str(exc)) from exc
+    require(Path(cfg.root).is_dir(), f"{where}: data.root", f"folder {cfg.root} does not exist")
+    return replace(cfg, root=str(Path(cfg.root).resolve()))
+
+
+def _check(r: _RawSearch, where: str) -> None:
+    w = f"{where}:"
+    require(bool(NAME_RE.match(r.name)), f"{w} name",
+            f"{r.name!r}: use 1-64 letters, digits, '.', '_' or '-' (it names folders and SLURM jobs)")
+    one_of(r.backbone, tuple(sorted(PRESETS)), f"{w} backbone")
+    require(r.base.train != (r.base.checkpoint is not None), f"{w} base",
+            "give exactly one of checkpoint: PATH (import B) or train: true (train B first)")
+    if r.base.checkpoint is not None:
+        require(Path(r.base.checkpoint).is_file(), f"{w} base.checkpoint", f"file {r.base.checkpoint} not found")
+    if r.base.recipe is not None:
+        check_recipe(r.base.recipe, f"{w} base.recipe")
+    require(bool(r.operators), f"{w} operators", f"give at least one of {', '.join(OPERATORS)}")
+    for key, gamma in r.operators.items():
+        one_of(key, tuple(OPERATORS), f"{w} operators")
+        try:
+            check_gamma(key, gamma)
+        except PasError as exc:
+            raise ConfigError(f"{w} operators.{key}: {exc}") from exc
+    require(r.iterations >= 1, f"{w} iterations", f"must be >= 1, got {r.iterations}")
+    if r.stop.target_gflops is not None:
+        require(r.stop.target_gflops > 0, f"{w} stop.target_gflops", "must be > 0 (GFLOPs per view) or null")
+    one_of(r.selection, SELECTIONS, f"{w} selection")
+    require(0 <= r.ratio_tolerance < 1, f"{w} ratio_tolerance", "must be in [0, 1) (relative spread)")
+    check_distill(r.distill, f"{w} distill")
+    require(r.finetune.lr_divisor >= 1, f"{w} finetune.lr_divisor", "must be >= 1")
+    check_recipe(r.recipe, f"{w} recipe")
+    require(r.eval.clips >= 1, f"{w} eval.clips", "must be >= 1")
+    require(r.eval.crops in (1, 3), f"{w} eval.crops", f"must be 1 or 3, got {r.eval.crops}")
+    require(r.eval.batch >= 1, f"{w} eval.batch", "must be >= 1")
+    require(r.max_retries >= 0, f"{w} max_retries", "must be >= 0")
+    if r.synthetic is not None:
+        require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
+        require(r.synthetic.videos_per_class >= 1 and r.synthetic.val_per_class >= 1,
+                f"{w} synthetic", "videos_per_class and val_per_class must be >= 1")
+
+
+def check_recipe(rc: Recipe, where: str) -> None:
+    for key in ("epochs", "batch_per_gpu", "reference_batch", "step_epochs", "clips_per_video"):
+        require(getattr(rc, key) >= 1, f"{where}.{key}", f"must be >= 1, got {getattr(rc, key)}")
+    require(math.isfinite(rc.lr) and rc.lr > 0, f"{where}.lr", f"must be > 0, got {rc.lr}")
+    require(rc.warmup_epochs >= 0, f"{where}.warmup_epochs", "must be >= 0")
+    one_of(rc.schedule, SCHEDULES, f"{where}.schedule")
+    require(0 < rc.step_gamma <= 1, f"{where}.step_gamma", "must be in (0, 1] (the lr is multiplied by it)")
+    require(0 <= rc.momentum < 1, f"{where}.momentum", "must be in [0, 1)")
+    require(rc.weight_decay >= 0, f"{where}.weight_decay", "must be >= 0")
+    if rc.dropout is not None:
+        require(0 <= rc.dropout < 1, f"{where}.dropout", "must be in [0, 1) or null")
+    one_of(rc.amp, AMP_MODES, f"{where}.amp")
+    require(rc.num_workers >= 0, f"{where}.num_workers", "must be >= 0")
+    require(rc.checkpoint_minutes > 0, f"{where}.checkpoint_minutes", "must be > 0")
+
+
+def check_distill(d: Distill, where: str) -> None:
+    require(d.temperature > 0, f"{where}.temperature", "must be > 0")
+    require(d.alpha >= 0, f"{where}.alpha", "must be >= 0 (0: plain cross-entropy)")
+    one_of(d.teacher_bn, TEACHER_BN_MODES, f"{where}.teacher_bn")
+    one_of(d.kl_reduction, KL_REDUCTIONS, f"{where}.kl_reduction")
+    require(d.feature_weight >= 0, f"{where}.feature_weight", "must be >= 0 (0: logits only)")
+
+
+def ensure_data(search: SearchDef, progress: bool = True) -> DatasetConfig:
+    """Generate the synthetic dataset on first use (resumable: finished videos are kept); returns
+    the dataset config to train on. A root made with other synthetic settings is refused."""
+    if search.synthetic is None:
+        return search.data
+    import json
+    from dataclasses import asdict
+
+    from tqdm import tqdm
+
+    from pas_models.data import synth
+
+    root = Path(search.synthetic.root)
+    cfg = search.synthetic.synth_config()
+    stamp = root / "synth.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != asdict(cfg):
+        raise ConfigError(f"{search.source}: synthetic: {root} holds a synthetic dataset made with other settings "
+                          f"({stamp}); delete the folder or set synthetic.root to another one")
+    if not (root / "dataset.yaml").is_file() or not stamp.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        with tqdm(total=synth.total_videos(cfg), desc=f"synthetic dataset -> {root}", unit="video",
+                  disable=not progress or None) as bar:
+            synth.generate(root, cfg, progress=bar.update)
+    return load_dataset_config(root / "dataset.yaml")

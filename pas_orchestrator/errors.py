@@ -1,0 +1,17 @@
+"""Errors of the controller side (all are PasError: the CLI prints them and exits 1)."""
+
+from __future__ import annotations
+
+from pas_models.errors import PasError
+
+
+class ConfigError(PasError, ValueError):
+    """A search definition or cluster profile is wrong: names the file, the key and the valid choices."""
+
+
+class LedgerError(PasError):
+    """The ledger cannot be opened or used (locked by another controller, newer schema, ...)."""
+
+
+class SubmissionError(PasError):
+    """A scheduler command failed; carries the command and its stderr."""

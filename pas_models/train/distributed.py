@@ -20,14 +20,26 @@ class DistEnv:
         return self.rank == 0
 
 
+def _submitit_tasks() -> int:
+    """Tasks of the submitit job this process belongs to (SLURM or submitit's local executor), else 0."""
+    if "SUBMITIT_LOCAL_JOB_ID" in os.environ:
+        return int(os.environ.get("SUBMITIT_LOCAL_NTASKS", "1"))
+    if "SLURM_JOB_ID" in os.environ:
+        return int(os.environ.get("SLURM_NTASKS", "1"))
+    return 0
+
+
 def detect() -> DistEnv:
-    """torchrun / an already exported environment first, then SLURM through submitit, else one process."""
+    """torchrun / an already exported environment first, then a multi-task submitit job (SLURM or
+    local executor), else one process."""
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return DistEnv(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
-    if "SLURM_JOB_ID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    if _submitit_tasks() > 1:
         import submitit
 
-        env = submitit.helpers.TorchDistributedEnvironment().export()  # sets MASTER_ADDR/PORT, RANK, ...
+        # sets MASTER_ADDR (first node), MASTER_PORT (from the job id), RANK, WORLD_SIZE, LOCAL_RANK. The
+        # GPU is picked as cuda:LOCAL_RANK among the visible ones, so CUDA_VISIBLE_DEVICES stays as SLURM set it
+        env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return DistEnv(env.rank, env.world_size, env.local_rank)
     return DistEnv(0, 1, 0)
 

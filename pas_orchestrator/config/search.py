@@ -155,14 +155,17 @@ def _data_config(r: _RawSearch, where: str) -> DatasetConfig:
         require(set(r.data) == {"file"}, f"{where}: data",
                 "give either file: DATASET.yaml or the dataset keys, not both")
         try:
-            return load_dataset_config(str(r.data["file"]))
+            cfg = load_dataset_config(str(r.data["file"]))
         except PasError as exc:
             raise ConfigError(f"{where}: data.file: {exc}") from exc
+        require(cfg.num_classes is not None, f"{where}: data.file", f"{r.data['file']} must set num_classes")
+        return cfg
     try:
         cfg = dataset_config_from_dict(r.data, where=f"{where}: data")
     except PasError as exc:
         raise ConfigError(str(exc)) from exc
     require(Path(cfg.root).is_dir(), f"{where}: data.root", f"folder {cfg.root} does not exist")
+    require(cfg.num_classes is not None, f"{where}: data.num_classes", "required (it sizes the classifier)")
     return replace(cfg, root=str(Path(cfg.root).resolve()))
 
 

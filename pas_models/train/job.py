@@ -1,0 +1,37 @@
+"""The callable that submitit runs on compute nodes: ``TrainJob()(task)`` is ``run(task)``.
+
+It is a submitit ``Checkpointable``: when SLURM signals a time limit or a preemption
+(USR2, ``signal_delay_s`` before the end), submitit calls ``checkpoint(task)`` on
+global rank 0, pickles the returned call and requeues the job (same job id, counted
+against ``max_num_timeout``). The requeued job runs ``run(task)`` on the same output
+folder, which resumes from ``last.pt``: at most ``recipe.checkpoint_minutes`` of
+training are repeated, never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from pas_models.train.checkpoint import read_json, write_json
+from pas_models.train.run import run
+from pas_models.train.task import TrainTask
+
+log = logging.getLogger(__name__)
+
+
+class TrainJob(submitit.helpers.Checkpointable):
+    def __call__(self, task: TrainTask) -> dict[str, Any]:
+        return run(task)
+
+    def checkpoint(self, task: TrainTask) -> submitit.helpers.DelayedSubmission:
+        """Requeue the same task; a small marker file tells the controller it happened."""
+        log.warning("%s: time limit or preemption signal: requeueing; training resumes from %s/last.pt",
+                    task.hypothesis, task.out_dir)
+        marker = Path(task.out_dir) / "requeued.json"
+        count = read_json(marker)["requeues"] + 1 if marker.exists() else 1
+        write_json({"requeues": count}, marker)
+        return submitit.helpers.DelayedSubmission(TrainJob(), task)

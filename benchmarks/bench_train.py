@@ -3,7 +3,7 @@ forward/backward) vs a plain cross-entropy step, on synthetic tensors (no data l
 
 CPU: the tiny presets (student = the base after `f`, teacher = the base), batch 16.
 GPU (when CUDA is present): full R(2+1)D-18 KD step (student after `c`), fp32 eager vs
-AMP bf16 + channels_last_3d + cudnn.benchmark, batch 24, with MFU against the device's peak.
+AMP (bf16, fp16 on V100) + channels_last_3d + cudnn.benchmark, batch 24, with MFU against the device's peak.
 """
 
 from __future__ import annotations
@@ -59,6 +59,19 @@ def step_rate(teacher_spec, student_spec, batch: int, device: str, kd: bool, ste
     return batch * steps / (time.perf_counter() - t)
 
 
+# dense fp16/bf16 tensor-core peaks (TFLOPS) of the SXM parts
+PEAK_TFLOPS = {"V100": 125.0, "A100": 312.0, "H100": 989.0, "H200": 989.0, "GH200": 989.0}
+
+
+def peak_tflops(device_name: str) -> float:
+    """PAS_PEAK_TFLOPS if set, else the table's entry for the device name, else 0 (MFU not printed)."""
+    import os
+
+    if "PAS_PEAK_TFLOPS" in os.environ:
+        return float(os.environ["PAS_PEAK_TFLOPS"])
+    return next((v for k, v in PEAK_TFLOPS.items() if k in device_name), 0.0)
+
+
 def main() -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"{'device':6s} {'model':34s} {'step':24s} {'clips/s':>9s} {'MFU':>6s}")
@@ -74,16 +87,19 @@ def main() -> int:
         student = apply_op(teacher, "c")
         # training flops per clip: student fwd + bwd (3x) + teacher fwd; multiply-adds x 2 = flops
         flops_per_clip = 2e9 * (3 * count_cost(student).gflops + count_cost(teacher).gflops)
-        peak = float(__import__("os").environ.get("PAS_PEAK_TFLOPS", "0")) * 1e12
+        peak = peak_tflops(torch.cuda.get_device_name()) * 1e12
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16  # V100: fp16
         torch.backends.cudnn.benchmark = False
         fp32 = step_rate(teacher, student, 24, "cuda", True, steps=10)
         torch.backends.cudnn.benchmark = True
-        fast = step_rate(teacher, student, 24, "cuda", True, steps=10, amp=torch.bfloat16, channels_last=True)
-        for label, rate in (("KD fp32 eager", fp32), ("KD bf16+cl3d+cudnn.bench", fast)):
+        fast = step_rate(teacher, student, 24, "cuda", True, steps=10, amp=amp, channels_last=True)
+        amp_label = "bf16" if amp == torch.bfloat16 else "fp16"
+        print(f"(device {torch.cuda.get_device_name()}, MFU against {peak / 1e12:g} dense {amp_label} TFLOPS)")
+        for label, rate in (("KD fp32 eager", fp32), (f"KD {amp_label}+cl3d+cudnn.bench", fast)):
             mfu = f"{100 * rate * flops_per_clip / peak:5.1f}%" if peak else "  n/a"
             print(f"{'cuda':6s} {student.label:34s} {label:24s} {rate:9.1f} {mfu:>6s}")
         if not peak:
-            print("(set PAS_PEAK_TFLOPS to the device's dense bf16 peak to print MFU)")
+            print("(unknown device: set PAS_PEAK_TFLOPS to its dense half-precision peak to print MFU)")
     else:
         print("(no CUDA device: GPU rows skipped)")
     return 0

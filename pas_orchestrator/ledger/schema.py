@@ -1,0 +1,99 @@
+"""The ledger's tables (SQLAlchemy 2 declarative). One ledger file holds one search.
+
+Rows never leave ``pas_orchestrator.ledger``: callers get the frozen records of records.py.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class SearchRow(Base):
+    __tablename__ = "search"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    definition: Mapped[str] = mapped_column(Text)  # the validated search definition, JSON
+    definition_hash: Mapped[str] = mapped_column(String(16))
+    cluster: Mapped[str] = mapped_column(String(64))
+    state: Mapped[SearchState] = mapped_column(Enum(SearchState, native_enum=False, length=16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
+class LeaseRow(Base):
+    """Who runs the controller: at most one row (id 1)."""
+
+    __tablename__ = "lease"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(32))
+    acquired_at: Mapped[float] = mapped_column(Float)
+    heartbeat: Mapped[float] = mapped_column(Float)
+
+
+class HypothesisRow(Base):
+    __tablename__ = "hypothesis"
+    __table_args__ = (UniqueConstraint("iteration", "op", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iteration: Mapped[int] = mapped_column(Integer, index=True)  # 0: the base network
+    op: Mapped[str] = mapped_column(String(16))  # operator key, or "base"
+    kind: Mapped[str] = mapped_column(String(16))  # "pas" | "baseline" (without PAS, paper Table 2)
+    path: Mapped[str] = mapped_column(String(256))  # operators from B, comma-separated ("" for B)
+    state: Mapped[HypState] = mapped_column(Enum(HypState, native_enum=False, length=16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    gflops: Mapped[float | None] = mapped_column(Float)  # per view, from the spec
+    params: Mapped[int | None] = mapped_column(Integer)
+    spec: Mapped[str | None] = mapped_column(Text)
+    out_dir: Mapped[str] = mapped_column(Text)
+    top1: Mapped[float | None] = mapped_column(Float)
+    top5: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[str | None] = mapped_column(Text)  # result.json as ingested
+    winner: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
+class AttemptRow(Base):
+    __tablename__ = "attempt"
+    __table_args__ = (UniqueConstraint("hypothesis_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hypothesis_id: Mapped[int] = mapped_column(ForeignKey("hypothesis.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    job_name: Mapped[str] = mapped_column(String(128), unique=True)  # unique per attempt
+    batch: Mapped[str] = mapped_column(String(128), index=True)  # the array / submission it went in
+    array_index: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    state: Mapped[AttemptState] = mapped_column(Enum(AttemptState, native_enum=False, length=16), index=True)
+    scheduler_state: Mapped[str | None] = mapped_column(String(32))  # last raw state (sacct / local)
+    reason: Mapped[str | None] = mapped_column(Text)
+    requeues: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    submitted_at: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
+class EventRow(Base):
+    __tablename__ = "event"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[float] = mapped_column(Float, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    hypothesis_id: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,37 @@
+"""Planning an iteration: every configured operator applied to the current winner (paper Sec. 3.2).
+
+Pure apart from counting FLOPs (a small deterministic forward pass on the CPU, cached per spec).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pas_models.errors import NotApplicable
+from pas_models.flops import count_cost
+from pas_models.reductions import apply_op
+from pas_models.spec import ArchSpec
+
+
+@dataclass(frozen=True)
+class Planned:
+    op: str
+    path: tuple[str, ...]  # operators from B
+    spec: ArchSpec | None  # None when not applicable
+    reason: str | None  # why not applicable
+    gflops: float | None
+    params: int | None
+
+
+def plan_iteration(parent: ArchSpec, parent_path: tuple[str, ...], operators: dict[str, float]) -> list[Planned]:
+    """One entry per operator, in the definition's order; not-applicable ones carry the reason."""
+    out = []
+    for op in operators:
+        try:
+            child = apply_op(parent, op, operators)
+        except NotApplicable as exc:
+            out.append(Planned(op, (*parent_path, op), None, exc.reason, None, None))
+            continue
+        cost = count_cost(child)
+        out.append(Planned(op, (*parent_path, op), child, None, cost.gflops, cost.params))
+    return out

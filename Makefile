@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 # On Power9 / other platforms set TORCH_PKGS to the right pins, or to "" to keep an existing torch.
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# `make search`: the demo search on this machine; `make search CLUSTER=marconi100 JOB=jobs/r2plus1d18_k400.yaml`
+CLUSTER ?= local
+JOB ?= jobs/demo.yaml
+SEARCH ?=
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench clean search status
 
 install: $(VENV)/.installed
 
@@ -26,6 +30,12 @@ lint: install
 bench: install
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
+
+search: install
+	$(VENV)/bin/pas search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))
+
+status: install
+	$(VENV)/bin/pas status $(if $(SEARCH),--search $(SEARCH))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

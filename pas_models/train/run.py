@@ -16,13 +16,14 @@ hash matches the task's. Files in ``task.out_dir``:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import platform
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -68,6 +69,11 @@ def run(task: TrainTask) -> dict[str, Any]:
     if (out / "result.json").exists():
         return read_json(out / "result.json")
     env = distributed.detect()
+    lock = _exclusive(out) if env.rank == 0 else None  # a duplicate job waits, then returns the result
+    if (out / "result.json").exists():
+        if lock is not None:
+            lock.close()
+        return read_json(out / "result.json")
     device = distributed.setup(env)
     pkg_log = logging.getLogger("pas_models")
     handler = logging.FileHandler(out / "train.log") if env.is_main else None
@@ -84,6 +90,20 @@ def run(task: TrainTask) -> dict[str, Any]:
             pkg_log.setLevel(previous_level)
             handler.close()
         distributed.teardown()
+        if lock is not None:
+            lock.close()
+
+
+def _exclusive(out: Path) -> IO[bytes]:
+    """An exclusive lock on ``out/.lock`` (flock: released when the process dies): two jobs training
+    the same hypothesis (a resubmission racing a job the controller lost track of) never interleave."""
+    fh = (out / ".lock").open("ab")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.warning("%s is locked by another job training the same task: waiting for it", out)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    return fh
 
 
 def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device,

@@ -41,19 +41,13 @@ class BaseSection:
 
 
 @dataclass(frozen=True)
-class SynthSection:
-    """A synthetic dataset generated into ``root`` on first use (``pas data synth``)."""
+class SynthSection(SynthConfig):
+    """A synthetic dataset (``pas data synth`` settings) generated into ``root`` on first use."""
 
     root: str = "data/synth"
-    classes: int = SynthConfig.classes
-    videos_per_class: int = SynthConfig.videos_per_class
-    val_per_class: int = SynthConfig.val_per_class
-    frames: int = SynthConfig.frames
-    seed: int = SynthConfig.seed
 
     def synth_config(self) -> SynthConfig:
-        return SynthConfig(classes=self.classes, videos_per_class=self.videos_per_class,
-                           val_per_class=self.val_per_class, frames=self.frames, seed=self.seed)
+        return SynthConfig(**{f.name: getattr(self, f.name) for f in fields(SynthConfig)})
 
 
 @dataclass(frozen=True)

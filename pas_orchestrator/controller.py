@@ -76,13 +76,12 @@ class Controller:
         orphans = [(h, a) for h in snap.hypotheses for a in h.attempts
                    if a.state == AttemptState.CREATED and a.job_id is None]
         for batch in sorted({a.batch for _, a in orphans}):
-            known = self.executor.find(batch)
-            for h, a in orphans:
-                if a.batch != batch:
-                    continue
-                if h.out_dir in known:
-                    self.ledger.set_job_ids({a.id: known[h.out_dir]})
-                    self.ledger.log_event("reconcile", f"{a.job_name}: found job {known[h.out_dir]} by name", h.id)
+            mine = [(h, a) for h, a in orphans if a.batch == batch]
+            known = self.executor.find(batch, [(a.array_index, h.out_dir) for h, a in mine])
+            for h, a in mine:
+                if a.array_index in known:
+                    self.ledger.set_job_ids({a.id: known[a.array_index]})
+                    self.ledger.log_event("reconcile", f"{a.job_name}: found job {known[a.array_index]}", h.id)
                 else:
                     self.ledger.update_attempt(a.id, AttemptState.ABANDONED,
                                                reason="never reached the scheduler (controller stopped before "
@@ -197,6 +196,7 @@ class Controller:
         if self.profile.executor == "local":
             running = sum(1 for h in snap.hypotheses for a in h.attempts if a.state in ACTIVE_ATTEMPT)
             need = need[:max(0, self.profile.max_jobs - running)]
+        need = need[:self.profile.resources_for(self.search.backbone).max_array_size]  # the rest: next batch
         if not need:
             return
         iteration = max(h.iteration for h in need)

@@ -31,6 +31,7 @@ class Resources:
     time_min: int = 60
     nodes: int = 1
     gpus_per_node: int = 0
+    gres: str | None = None  # e.g. "gpu:4": ask for GPUs with --gres (some sites) instead of --gpus-per-node
     tasks_per_node: int = 1
     cpus_per_task: int = 1
     mem_gb: float | None = None

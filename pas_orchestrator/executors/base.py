@@ -34,7 +34,8 @@ class Executor(Protocol):
     def states(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
         """The state of every job, in one batched query."""
 
-    def find(self, batch: str) -> dict[str, str]:
-        """Jobs of ``batch`` the scheduler knows: output folder of the task -> job id (reconciliation)."""
+    def find(self, batch: str, keys: Sequence[tuple[int, str]]) -> dict[int, str]:
+        """Reconciliation: which of ``batch``'s tasks (array index, output folder) the scheduler knows,
+        as array index -> job id."""
 
     def cancel(self, jobs: Sequence[JobRef]) -> None: ...

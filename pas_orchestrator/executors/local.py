@@ -79,18 +79,18 @@ class LocalExecutor:
         return JobStatus("FAILED", f"process {ref.job_id} ended without a result (killed?); log: "
                                    f"{self.folder / ref.batch / f'{ref.job_id}_0_log.err'}")
 
-    def find(self, batch: str) -> dict[str, str]:
-        out = {}
+    def find(self, batch: str, keys: Sequence[tuple[int, str]]) -> dict[int, str]:
+        by_dir: dict[str, str] = {}
         for pkl in (self.folder / batch).glob("*_submitted.pkl"):
             job_id = pkl.name.split("_")[0]
             if not job_id.isdigit():
                 continue
             try:
                 delayed = pickle.loads(pkl.read_bytes())
-                out[delayed.args[0].out_dir] = job_id
-            except Exception:
+                by_dir[delayed.args[0].out_dir] = job_id
+            except Exception:  # a half-written pickle: that job never started
                 continue
-        return out
+        return {i: by_dir[d] for i, d in keys if d in by_dir}
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:
         for ref in jobs:

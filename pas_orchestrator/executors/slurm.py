@@ -1,0 +1,113 @@
+"""SLURM through submitit: one array per batch (one task per hypothesis, each task ``nodes`` x
+``tasks_per_node`` processes), state polling with one ``sacct`` call for all jobs (with backoff
+when SLURM does not answer), reconciliation by job name, ``scancel``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import submitit
+from submitit.slurm.slurm import _make_sbatch_string
+
+from pas_models.train.job import TrainJob
+from pas_models.train.task import TrainTask
+from pas_orchestrator.config.cluster import ClusterProfile, Resources
+from pas_orchestrator.errors import SubmissionError
+from pas_orchestrator.executors.base import JobRef, JobStatus
+from pas_orchestrator.executors.sacct import SACCT_FORMAT, array_index, parse_sacct
+from pas_orchestrator.shell import run_cmd
+
+log = logging.getLogger(__name__)
+
+
+def _mem(gb: float) -> str:
+    return f"{int(gb)}GB" if gb == int(gb) else f"{int(gb * 1024)}MB"
+
+
+def slurm_parameters(profile: ClusterProfile, res: Resources, batch: str, size: int) -> dict[str, object]:
+    """submitit SlurmExecutor parameters for one array of ``size`` tasks called ``batch``."""
+    setup = [f"export {k}={shlex.quote(v)}" for k, v in sorted(profile.env.items())] + list(profile.setup)
+    params: dict[str, object] = {
+        "job_name": batch, "time": res.time_min, "nodes": res.nodes, "ntasks_per_node": res.tasks_per_node,
+        "cpus_per_task": res.cpus_per_task, "signal_delay_s": res.signal_delay_s, "setup": setup,
+        "array_parallelism": min(size, res.array_parallelism or size), "additional_parameters": dict(res.additional),
+    }
+    optional = {"partition": res.partition, "account": res.account, "qos": res.effective_qos(),
+                "constraint": res.constraint, "mem": _mem(res.mem_gb) if res.mem_gb else None,
+                "gres": res.gres, "gpus_per_node": None if res.gres else res.gpus_per_node or None,
+                "exclusive": True if res.exclusive else None}
+    params.update({k: v for k, v in optional.items() if v is not None})
+    return params
+
+
+def sbatch_script(profile: ClusterProfile, backbone: str, folder: Path, batch: str, size: int,
+                  python: str | None = None) -> str:
+    """The sbatch file submitit writes for such an array (``pas search --dry-run``, golden tests)."""
+    params = slurm_parameters(profile, profile.resources_for(backbone), batch, size)
+    params.pop("array_parallelism")
+    command = f"{python or profile.python or sys.executable} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+    return _make_sbatch_string(command=command, folder=folder, map_count=size,
+                               array_parallelism=min(size, profile.resources_for(backbone).array_parallelism or size),
+                               **params)  # type: ignore[arg-type]
+
+
+class SlurmExecutor:
+    def __init__(self, folder: Path, profile: ClusterProfile, backbone: str, min_query_s: float = 10.0) -> None:
+        self.folder, self.profile, self.backbone = folder, profile, backbone
+        self.resources = profile.resources_for(backbone)
+        self._cache: dict[str, JobStatus] = {}
+        self._next_query = 0.0
+        self._backoff = min_query_s
+        self._min_query = min_query_s
+
+    def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
+        if len(tasks) > self.resources.max_array_size:
+            raise SubmissionError(f"{len(tasks)} tasks exceed max_array_size {self.resources.max_array_size}")
+        ex = submitit.SlurmExecutor(folder=self.folder / batch, python=self.profile.python)
+        ex.update_parameters(**slurm_parameters(self.profile, self.resources, batch, len(tasks)))
+        try:
+            jobs = ex.map_array(TrainJob(), list(tasks))
+        except Exception as exc:  # submitit raises on sbatch errors with sbatch's message
+            raise SubmissionError(f"sbatch of {batch} failed: {exc}") from exc
+        self._next_query = 0.0
+        return [job.job_id for job in jobs]
+
+    def _sacct(self, args: list[str]) -> dict[str, tuple[str, JobStatus]]:
+        return parse_sacct(run_cmd(["sacct", "-P", "-n", "-X", f"--format={SACCT_FORMAT}", *args]))
+
+    def states(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """One sacct call for every job (array tasks of the same array share one id); at most one call per
+        ``min_query_s``; when sacct fails, the last answer is kept and the next try waits twice as long."""
+        now = time.monotonic()
+        if now >= self._next_query and jobs:
+            arrays = sorted({ref.job_id.split("_")[0] for ref in jobs})
+            try:
+                rows = self._sacct(["-j", ",".join(arrays)])
+            except SubmissionError as exc:
+                self._backoff = min(self._backoff * 2, 600.0)
+                log.warning("sacct failed (next try in %.0f s): %s", self._backoff, exc)
+                self._next_query = now + self._backoff
+            else:
+                self._backoff = self._min_query
+                self._next_query = now + self._min_query
+                self._cache.update({jid: status for jid, (_, status) in rows.items()})
+        return {ref.job_id: self._cache.get(ref.job_id, JobStatus("UNKNOWN")) for ref in jobs}
+
+    def find(self, batch: str, keys: Sequence[tuple[int, str]]) -> dict[int, str]:
+        rows = self._sacct(["--name", batch, "-S", "now-30days"])
+        found = {}
+        for jid in rows:
+            idx = array_index(jid)
+            if idx is not None:
+                found[idx] = jid
+        return {i: found[i] for i, _ in keys if i in found}
+
+    def cancel(self, jobs: Sequence[JobRef]) -> None:
+        if jobs:
+            run_cmd(["scancel", *sorted({ref.job_id for ref in jobs})])

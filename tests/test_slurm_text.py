@@ -1,0 +1,75 @@
+"""Pure SLURM parts: the marconi100 sbatch script (golden file), sacct parsing, the dry run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pas_orchestrator.config.cluster import load_profile
+from pas_orchestrator.executors.sacct import array_index, parse_sacct
+from pas_orchestrator.executors.slurm import sbatch_script
+
+GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).parents[1]
+
+
+def test_marconi100_sbatch_script_matches_the_golden_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAS_ACCOUNT", "IscrC_PAS")
+    profile = load_profile("marconi100")
+    for backbone, name in (("r2plus1d_18", "marconi100_r2plus1d18.sbatch"),
+                           ("slowfast_4x16_r50", "marconi100_slowfast.sbatch")):
+        text = sbatch_script(profile, backbone, Path("/m100_scratch/userexternal/me/runs/s/submitit/pas-s-i1-b2"),
+                             "pas-s-i1-b2", 5, python="/m100/home/me/.conda/envs/pas/bin/python")
+        assert text == (GOLDEN / name).read_text(), f"regenerate tests/golden/{name} if the change is intended"
+
+
+def test_qos_follows_the_node_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAS_ACCOUNT", "x")
+    profile = load_profile("marconi100")
+    assert profile.resources_for("r2plus1d_18").effective_qos() == "normal"  # 16 nodes
+    assert profile.resources_for("slowfast_4x16_r50").effective_qos() == "m100_qos_bprod"  # 32 nodes
+
+
+SACCT = """\
+812_0|pas-s-i1-b1|COMPLETED|0:0|None
+812_1|pas-s-i1-b1|FAILED|1:0|NonZeroExitCode
+812_2|pas-s-i1-b1|RUNNING|0:0|None
+812_3|pas-s-i1-b1|CANCELLED by 0|0:15|None
+812_3.batch|batch|CANCELLED|0:15|
+812_[4-5,7%2]|pas-s-i1-b1|PENDING|0:0|JobArrayTaskLimit
+813|pas-s-i2-b1|OUT_OF_MEMORY|0:125|None
+814_0|pas-s-i2-b2|PREEMPTED|0:0|None
+814_0|pas-s-i2-b2|RUNNING|0:0|None
+"""
+
+
+def test_parse_sacct() -> None:
+    rows = parse_sacct(SACCT)
+    st = {k: v[1] for k, v in rows.items()}
+    assert st["812_0"].state == "COMPLETED" and st["812_2"].state == "RUNNING"
+    assert st["812_1"].state == "FAILED" and st["812_1"].reason == "exit code 1:0, NonZeroExitCode"
+    assert st["812_3"].state == "CANCELLED"
+    assert {k for k in st if k.startswith("812_")} == {f"812_{i}" for i in (0, 1, 2, 3, 4, 5, 7)}
+    assert st["812_7"].state == "PENDING" and st["812_7"].reason == "JobArrayTaskLimit"
+    assert st["813"].state == "OUT_OF_MEMORY" and "exit code 0:125" in (st["813"].reason or "")
+    assert st["814_0"].state == "RUNNING"  # requeued after preemption: the last row wins
+    assert rows["812_0"][0] == "pas-s-i1-b1"
+    assert array_index("812_4") == 4 and array_index("813") is None
+
+
+def test_dry_run_prints_the_script_and_a_gpu_hours_bound(tmp_path: Path) -> None:
+    (tmp_path / "k400").mkdir()
+    (tmp_path / "r2plus1d_18_k400.pth").write_bytes(b"")
+    env = {"PAS_ACCOUNT": "IscrC_PAS", "PAS_DATA": str(tmp_path), "PAS_WEIGHTS": str(tmp_path),
+           "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "pas_orchestrator", "search", "--job",
+                          str(ROOT / "jobs/r2plus1d18_k400.yaml"), "--cluster", "marconi100", "--dry-run"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # 1 + 5 x 5 jobs x 16 nodes x 4 GPUs x 24 h
+    assert "at most 26 jobs; GPU-hours bound (every job using its whole time limit once): 39,936" in out.stdout
+    assert "#SBATCH --job-name=pas-r2plus1d18-k400-i0-b1" in out.stdout and "#SBATCH --qos=normal" in out.stdout
+    assert not (tmp_path / "runs").exists()  # nothing written, nothing submitted

@@ -11,7 +11,7 @@ CLUSTER ?= local
 JOB ?= jobs/demo.yaml
 SEARCH ?=
 
-.PHONY: install test lint bench clean search status
+.PHONY: install test lint bench clean search status report
 
 install: $(VENV)/.installed
 
@@ -33,9 +33,13 @@ bench: install
 
 search: install
 	$(VENV)/bin/pas search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))
+	$(VENV)/bin/pas report $(if $(SEARCH),--search $(SEARCH))
 
 status: install
 	$(VENV)/bin/pas status $(if $(SEARCH),--search $(SEARCH))
+
+report: install
+	$(VENV)/bin/pas report $(if $(SEARCH),--search $(SEARCH))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -158,6 +158,7 @@ class Controller:
                                                           self._out_dir(last, winner.op, "baseline"),
                                                           gflops=winner.gflops, params=winner.params,
                                                           spec=winner.spec)])
+            return  # the next poll goes on from the recorded winner (and sees the new baseline)
         stop = should_stop(last, s.iterations, winner.gflops or 0.0, s.stop.target_gflops)
         if stop is None:
             self._plan(last + 1, ArchSpec.from_json(winner.spec or ""), tuple(winner.ops))

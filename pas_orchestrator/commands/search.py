@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if rec.state in (SearchState.CANCELLED, SearchState.FAILED):
             log.info("search %s was %s: resuming it", search.name, rec.state.value.lower())
             ledger.set_search_state(SearchState.RUNNING)
+            ledger.reopen_cancelled()
         data = ensure_data(search)
         executor = make_executor(profile, run_dir, search.backbone)
         controller = Controller(search, profile, run_dir, ledger, executor, data)

@@ -332,6 +332,35 @@ class Ledger:
                                message=f"{row.job_name} (job {row.job_id}) {state.value.lower()}"
                                        + (f": {reason}" if reason else "")))
 
+    def cancel_all(self, reason: str) -> list[AttemptRec]:
+        """Cancel the search: active attempts and unfinished hypotheses become CANCELLED (one
+        transaction); returns the attempts that were active (their jobs are to be cancelled)."""
+        with self._tx() as s:
+            now, out = time.time(), []
+            for att in s.scalars(select(AttemptRow).where(AttemptRow.state.in_(states.ACTIVE_ATTEMPT))):
+                out.append(_attempt(att))
+                states.check(f"attempt {att.job_name}", att.state, AttemptState.CANCELLED)
+                att.state, att.reason, att.ended_at = AttemptState.CANCELLED, reason, now
+            for hyp in s.scalars(select(HypothesisRow).where(
+                    HypothesisRow.state.in_((HypState.PLANNED, HypState.RUNNING)))):
+                states.check(f"hypothesis {hyp.iteration}-{hyp.op}", hyp.state, HypState.CANCELLED)
+                hyp.state, hyp.reason, hyp.ended_at = HypState.CANCELLED, reason, now
+            row = s.scalars(select(SearchRow)).one()
+            if row.state != SearchState.CANCELLED:
+                states.check(f"search {row.name}", row.state, SearchState.CANCELLED)
+                row.state, row.error, row.ended_at = SearchState.CANCELLED, reason, now
+            s.add(EventRow(time=now, kind="search", message=f"cancelled: {reason} ({len(out)} jobs)"))
+            return out
+
+    def reopen_cancelled(self) -> int:
+        """Resuming a cancelled search: its cancelled hypotheses are planned again; returns how many."""
+        with self._tx() as s:
+            rows = s.scalars(select(HypothesisRow).where(HypothesisRow.state == HypState.CANCELLED)).all()
+            for hyp in rows:
+                states.check(f"hypothesis {hyp.iteration}-{hyp.op}", hyp.state, HypState.PLANNED)
+                hyp.state, hyp.reason, hyp.ended_at = HypState.PLANNED, None, None
+            return len(rows)
+
     # ---------------------------------------------------------------- reads
     def snapshot(self) -> Snapshot:
         with self._tx() as s:

@@ -1,0 +1,31 @@
+"""``pas report``: the paper-style table (runs/NAME/report/table.md) and the accuracy-vs-GFLOPs plot
+(runs/NAME/report/pareto.png) of a search; the table is printed too."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pas_orchestrator.commands.status import find_ledger
+from pas_orchestrator.ledger import Ledger
+from pas_orchestrator.report import write_report
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="table and plot of a search", description=__doc__)
+    p.add_argument("--search", help="search name (default: the latest under --runs)")
+    p.add_argument("--runs", type=Path, default=Path("runs"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = find_ledger(args.runs, args.search)
+    ledger = Ledger(path, readonly=True)
+    try:
+        snap = ledger.snapshot()
+    finally:
+        ledger.close()
+    files = write_report(snap, path.parent / "report")
+    print(files["table"].read_text())
+    print(f"wrote {files['table']} and {files['plot']}")
+    return 0

@@ -1,0 +1,96 @@
+"""The report of a search: a markdown table like the paper's Table 1 and a plot like its Figure 3.
+
+Pure apart from writing the files: everything comes from a ledger snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pas_orchestrator.ledger import HypRec, HypState, Snapshot
+
+
+def chosen_path(snap: Snapshot) -> list[HypRec]:
+    """B, then each iteration's winner, in order."""
+    base = snap.iteration(0)
+    path = [base[0]] if base and base[0].state == HypState.DONE else []
+    i = 1
+    while (w := snap.winner(i)) is not None:
+        path.append(w)
+        i += 1
+    return path
+
+
+def _views(h: HypRec) -> int:
+    return int(json.loads(h.result)["views"]) if h.result else 1
+
+
+def table_markdown(snap: Snapshot) -> str:
+    baselines = {(h.iteration, h.path): h for h in snap.hypotheses if h.kind == "baseline"}
+    rows = ["| model | reduction | top-1 % | top-5 % | GFLOPs x views | without PAS top-1 % |",
+            "|---|---|---|---|---|---|"]
+    for h in chosen_path(snap):
+        name = f"{snap.search.name}" + (f"-PAS-{h.iteration}" if h.iteration else " (B)")
+        b = baselines.get((h.iteration, h.path))
+        rows.append(f"| {name} | {h.path or '-'} | {h.top1:.2f} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
+                    + (f"{b.top1:.2f} |" if b is not None and b.top1 is not None else "- |"))
+    lines = [f"# PAS search {snap.search.name}", "", *rows, "", "## Every hypothesis", "",
+             "| iteration | operator | path | state | top-1 % | top-5 % | GFLOPs/view | winner |",
+             "|---|---|---|---|---|---|---|---|"]
+    for h in snap.hypotheses:
+        if h.kind != "pas":
+            continue
+        lines.append(f"| {h.iteration} | {h.op} | {h.path or '-'} | {h.state.value} | "
+                     + ("-" if h.top1 is None else f"{h.top1:.2f}") + " | "
+                     + ("-" if h.top5 is None else f"{h.top5:.2f}") + " | "
+                     + ("-" if h.gflops is None else f"{h.gflops:.4g}") + f" | {'yes' if h.winner else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(snap: Snapshot, path: Path) -> None:
+    """Accuracy vs GFLOPs: every trained hypothesis (by iteration), the chosen path, and the
+    without-PAS baselines when present (paper Figure 3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    done = [h for h in snap.hypotheses if h.kind == "pas" and h.state == HypState.DONE and h.top1 is not None]
+    iterations = sorted({h.iteration for h in done})
+    cmap = plt.get_cmap("viridis", max(len(iterations), 2))
+    for k, it in enumerate(iterations):
+        hs = [h for h in done if h.iteration == it]
+        ax.scatter([h.gflops for h in hs], [h.top1 for h in hs], color=cmap(k), s=30,
+                   label="B" if it == 0 else f"iteration {it}", zorder=3)
+        for h in hs:
+            ax.annotate(h.op if it else "B", (h.gflops, h.top1), textcoords="offset points", xytext=(4, 3),
+                        fontsize=7)
+    best = chosen_path(snap)
+    if best:
+        ax.plot([h.gflops for h in best], [h.top1 for h in best], "-", color="crimson", lw=1.5, label="PAS path",
+                zorder=2)
+    base = [h for h in snap.hypotheses if h.kind == "baseline" and h.top1 is not None]
+    if base:
+        base.sort(key=lambda h: h.iteration)
+        ax.plot([h.gflops for h in base], [h.top1 for h in base], "--", color="gray", marker="x",
+                label="without PAS", zorder=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("GFLOPs per view (log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"PAS search {snap.search.name}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(snap: Snapshot, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"table": out / "table.md", "plot": out / "pareto.png"}
+    files["table"].write_text(table_markdown(snap))
+    plot(snap, files["plot"])
+    return files

@@ -30,6 +30,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_status.py
 
 search: install
 	$(VENV)/bin/pas search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))

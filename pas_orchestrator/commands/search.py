@@ -61,7 +61,7 @@ def dry_run(search: SearchDef, profile: ClusterProfile, run_dir: Path) -> str:
     if profile.executor != "slurm":
         return "\n".join([*head, f"# executor {profile.executor}: local processes, no sbatch script"])
     script = sbatch_script(profile, search.backbone, run_dir / "submitit" / batch, batch, 1)
-    return "\n".join([*head, f"# the first array ({batch}, 1 task: the base network):", script])
+    return "\n".join([*head, f"# the first job ({batch}: the base network; later iterations are arrays, one task per hypothesis):", script])
 
 
 def _sigterm_to_exit(_signum: int, _frame: object) -> None:

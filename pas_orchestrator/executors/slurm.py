@@ -48,12 +48,10 @@ def slurm_parameters(profile: ClusterProfile, res: Resources, batch: str, size: 
 
 def sbatch_script(profile: ClusterProfile, backbone: str, folder: Path, batch: str, size: int,
                   python: str | None = None) -> str:
-    """The sbatch file submitit writes for such an array (``pas search --dry-run``, golden tests)."""
+    """The sbatch file submitit writes for such a batch (an array when size > 1; ``--dry-run``, golden tests)."""
     params = slurm_parameters(profile, profile.resources_for(backbone), batch, size)
-    params.pop("array_parallelism")
     command = f"{python or profile.python or sys.executable} -u -m submitit.core._submit {shlex.quote(str(folder))}"
-    return _make_sbatch_string(command=command, folder=folder, map_count=size,
-                               array_parallelism=min(size, profile.resources_for(backbone).array_parallelism or size),
+    return _make_sbatch_string(command=command, folder=folder, map_count=size if size > 1 else None,
                                **params)  # type: ignore[arg-type]
 
 
@@ -71,8 +69,8 @@ class SlurmExecutor:
             raise SubmissionError(f"{len(tasks)} tasks exceed max_array_size {self.resources.max_array_size}")
         ex = submitit.SlurmExecutor(folder=self.folder / batch, python=self.profile.python)
         ex.update_parameters(**slurm_parameters(self.profile, self.resources, batch, len(tasks)))
-        try:
-            jobs = ex.map_array(TrainJob(), list(tasks))
+        try:  # a batch of one (a retry, the base network) is a plain job, not an array
+            jobs = [ex.submit(TrainJob(), tasks[0])] if len(tasks) == 1 else ex.map_array(TrainJob(), list(tasks))
         except Exception as exc:  # submitit raises on sbatch errors with sbatch's message
             raise SubmissionError(f"sbatch of {batch} failed: {exc}") from exc
         self._next_query = 0.0
@@ -104,8 +102,7 @@ class SlurmExecutor:
         found = {}
         for jid in rows:
             idx = array_index(jid)
-            if idx is not None:
-                found[idx] = jid
+            found[0 if idx is None else idx] = jid  # a plain job is the single task of its batch
         return {i: found[i] for i, _ in keys if i in found}
 
     def cancel(self, jobs: Sequence[JobRef]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -61,7 +62,8 @@ def dry_run(search: SearchDef, profile: ClusterProfile, run_dir: Path) -> str:
     if profile.executor != "slurm":
         return "\n".join([*head, f"# executor {profile.executor}: local processes, no sbatch script"])
     script = sbatch_script(profile, search.backbone, run_dir / "submitit" / batch, batch, 1)
-    return "\n".join([*head, f"# the first job ({batch}: the base network; later iterations are arrays, one task per hypothesis):", script])
+    return "\n".join([*head, f"# the first job ({batch}: the base network; each later iteration is an array, "
+                              "one task per hypothesis):", script])
 
 
 def _sigterm_to_exit(_signum: int, _frame: object) -> None:
@@ -92,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
         data = ensure_data(search)
         executor = make_executor(profile, run_dir, search.backbone)
         controller = Controller(search, profile, run_dir, ledger, executor, data)
-        log.info("search %s: controller pid running, ledger %s (pas status --search %s)", search.name,
-                 ledger.path, search.name)
+        log.info("search %s: controller pid %d on %s, ledger %s (watch it with: pas status --search %s)",
+                 search.name, os.getpid(), profile.name, ledger.path, search.name)
         snap = controller.run(args.poll)
     finally:
         ledger.release_lease()

@@ -50,7 +50,7 @@ def test_parse_sacct() -> None:
     rows = parse_sacct(SACCT)
     st = {k: v[1] for k, v in rows.items()}
     assert st["812_0"].state == "COMPLETED" and st["812_2"].state == "RUNNING"
-    assert st["812_1"].state == "FAILED" and st["812_1"].reason == "exit code 1:0, NonZeroExitCode"
+    assert st["812_1"].state == "FAILED" and st["812_1"].reason == "exit code 1:0"
     assert st["812_3"].state == "CANCELLED"
     assert {k for k in st if k.startswith("812_")} == {f"812_{i}" for i in (0, 1, 2, 3, 4, 5, 7)}
     assert st["812_7"].state == "PENDING" and st["812_7"].reason == "JobArrayTaskLimit"
@@ -58,6 +58,18 @@ def test_parse_sacct() -> None:
     assert st["814_0"].state == "RUNNING"  # requeued after preemption: the last row wins
     assert rows["812_0"][0] == "pas-s-i1-b1"
     assert array_index("812_4") == 4 and array_index("813") is None
+
+
+def test_parse_captured_sacct_of_slurm_22() -> None:
+    """Real output of Slurm 22.05 (tests/data/sacct_slurm22.txt): an array with a failed task
+    (steps included), a pending array range, plain jobs and an array of pas."""
+    st = {k: v[1] for k, v in parse_sacct((Path(__file__).parent / "data/sacct_slurm22.txt").read_text()).items()}
+    assert st["14_0"].state == "COMPLETED" and st["14_1"].state == "FAILED"
+    assert st["14_1"].reason == "exit code 3:0"  # not the stale pending reason sacct keeps
+    assert st["18_0"].state == "RUNNING"
+    assert [st[f"18_{i}"].state for i in range(1, 5)] == ["PENDING"] * 4
+    assert st["8"].state == "COMPLETED" and all(st[f"9_{i}"].state == "COMPLETED" for i in range(5))
+    assert not any("." in k for k in st)
 
 
 def test_dry_run_prints_the_script_and_a_gpu_hours_bound(tmp_path: Path) -> None:

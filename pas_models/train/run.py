@@ -109,6 +109,8 @@ def _exclusive(out: Path) -> IO[bytes]:
 def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device,
                         out: Path) -> dict[str, Any]:
     recipe, spec = task.recipe, _student_spec(task)
+    log.info("%s (attempt %d): %d process(es), this is rank %d on %s", task.hypothesis, task.attempt, env.world,
+             env.rank, device)
     train_list, val_list = load_video_list(task.data, "train"), load_video_list(task.data, "val")
     torch.manual_seed(task.seed)  # same initial weights on every rank
     model = build_model(spec)

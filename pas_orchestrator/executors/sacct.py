@@ -3,7 +3,8 @@
 Rows are ``JobID|JobName|State|ExitCode|Reason``. Array tasks are ``123_4``; job steps
 (``123_4.batch``, ``123_4.extern``, ``123_4.0``) are skipped; a pending array shows as
 ``123_[0-3,5%2]`` and is expanded to one entry per task. ``CANCELLED by 1000`` is CANCELLED.
-A requeued job appears several times: the last row wins.
+A requeued job appears several times: the last row wins. ``Reason`` is kept for pending jobs only
+(sacct keeps the last pending reason on finished jobs, e.g. FAILED with JobArrayTaskLimit).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def parse_sacct(text: str) -> dict[str, tuple[str, JobStatus]]:
             continue
         job_id, name, state = fields[0], fields[1], fields[2].split()[0] if fields[2].strip() else "UNKNOWN"
         exit_code = fields[3] if len(fields) > 3 else ""
-        reason = fields[4] if len(fields) > 4 and fields[4] not in ("", "None") else None
-        if state in ("FAILED", "OUT_OF_MEMORY") and exit_code:
-            reason = f"exit code {exit_code}" + (f", {reason}" if reason else "")
+        # sacct's Reason is the last *pending* reason: it means something only while pending
+        reason = fields[4] if state == "PENDING" and len(fields) > 4 and fields[4] not in ("", "None") else None
+        if state in ("FAILED", "OUT_OF_MEMORY", "NODE_FAIL") and exit_code:
+            reason = f"exit code {exit_code}"
         for jid in _expand(job_id):
             out[jid] = (name, JobStatus(state, reason))
     return out

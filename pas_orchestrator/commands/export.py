@@ -10,8 +10,7 @@ import shutil
 from pathlib import Path
 
 from pas_models.errors import PasError
-from pas_orchestrator.commands.status import find_ledger
-from pas_orchestrator.ledger import Ledger
+from pas_orchestrator.commands.status import read_snapshot
 from pas_orchestrator.report import chosen_path
 
 
@@ -53,12 +52,7 @@ def export(model_pt: Path, out: Path, info: dict) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = find_ledger(args.runs, args.search)
-    ledger = Ledger(path, readonly=True)
-    try:
-        snap = ledger.snapshot()
-    finally:
-        ledger.close()
+    path, snap = read_snapshot(args.runs, args.search)
     best = chosen_path(snap)
     if args.iteration is not None:
         best = [h for h in best if h.iteration == args.iteration]

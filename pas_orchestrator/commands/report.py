@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pas_orchestrator.commands.status import find_ledger
-from pas_orchestrator.ledger import Ledger
+from pas_orchestrator.commands.status import read_snapshot
 from pas_orchestrator.report import write_report
 
 
@@ -19,12 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = find_ledger(args.runs, args.search)
-    ledger = Ledger(path, readonly=True)
-    try:
-        snap = ledger.snapshot()
-    finally:
-        ledger.close()
+    path, snap = read_snapshot(args.runs, args.search)
     files = write_report(snap, path.parent / "report")
     print(files["table"].read_text())
     print(f"wrote {files['table']} and {files['plot']}")

@@ -35,6 +35,16 @@ def find_ledger(runs: Path, name: str | None) -> Path:
     return ledgers[-1]
 
 
+def read_snapshot(runs: Path, name: str | None) -> tuple[Path, Snapshot]:
+    """(ledger path, snapshot) of a search, read-only: commands that only look use this."""
+    path = find_ledger(runs, name)
+    ledger = Ledger(path, readonly=True)
+    try:
+        return path, ledger.snapshot()
+    finally:
+        ledger.close()
+
+
 def _elapsed(start: float | None, end: float | None) -> str:
     if start is None:
         return "-"

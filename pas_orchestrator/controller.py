@@ -18,7 +18,6 @@ import logging
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.spec import ArchSpec
@@ -26,7 +25,7 @@ from pas_models.train.checkpoint import read_json
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.config.search import SearchDef
-from pas_orchestrator.executors.base import ACTIVE, Executor, JobRef
+from pas_orchestrator.executors.base import ACTIVE, FAILURE_STATES, Executor, JobRef
 from pas_orchestrator.ledger import AttemptState, HypRec, HypState, Ledger, NewHypothesis, SearchState, Snapshot
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, TERMINAL_HYP
 from pas_orchestrator.planning import plan_iteration
@@ -109,9 +108,13 @@ class Controller:
                 self.ledger.update_attempt(a.id, scheduler_state=st.state)
                 self.ledger.ingest_result(h.id, a.id, read_json(result))
                 continue
-            reason = f"{st.state}" + (f": {st.reason}" if st.reason else "")
             if st.state == "COMPLETED":
                 reason = "job completed without result.json"
+            elif st.state in FAILURE_STATES:
+                reason = f"{st.state}" + (f": {st.reason}" if st.reason else "")
+            else:  # a state this pas does not know: keep waiting, never guess
+                log.warning("%s: job %s in unknown state %s", a.job_name, a.job_id, st.state)
+                continue
             self.ledger.update_attempt(a.id, AttemptState.FAILED, scheduler_state=st.state, reason=reason)
             failed = sum(1 for x in h.attempts if x.state == AttemptState.FAILED) + 1
             if failed > self.search.max_retries:
@@ -232,6 +235,3 @@ class Controller:
         parent_ckpt = str(Path(parent_hyp.out_dir) / "model.pt")
         return hypothesis_task(s, self.data, h.ops, h.out_dir, teacher, parent_ckpt, hypothesis=h.label)
 
-
-def result_of(h: HypRec) -> dict[str, Any] | None:
-    return json.loads(h.result) if h.result else None

@@ -7,7 +7,7 @@ through submitit with the ``slurm`` resources, optionally overridden per backbon
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,3 @@ def profile_from_dict(raw: dict[str, Any], where: str) -> ClusterProfile:
     return ClusterProfile(r.name, r.executor, res, backbones, tuple(r.setup), dict(r.env), r.max_jobs,
                           r.poll_seconds, r.python, source=where)
 
-
-def with_poll(profile: ClusterProfile, seconds: float) -> ClusterProfile:
-    return replace(profile, poll_seconds=seconds)

@@ -10,7 +10,8 @@ from pas_models.train.task import TrainTask
 
 # normalised job states (SLURM's names); the controller decides what each one means
 ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
-REQUEUE_STATES = ("TIMEOUT", "PREEMPTED")  # submitit requeues these itself when the job is checkpointable
+# TIMEOUT / PREEMPTED normally never show: submitit requeues the checkpointable job (REQUEUED, then
+# PENDING); they end an attempt only when requeueing failed (too many timeouts)
 FAILURE_STATES = ("FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "CANCELLED", "BOOT_FAIL", "DEADLINE", "TIMEOUT",
                   "PREEMPTED", "LOST")
 

@@ -11,7 +11,7 @@ CLUSTER ?= local
 JOB ?= jobs/demo.yaml
 SEARCH ?=
 
-.PHONY: install test lint bench clean search status report
+.PHONY: install test test-slurm lint bench clean search status report
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the tests marked `slurm`, against a throw-away SLURM cluster started (and always stopped) here; root only
+test-slurm: install
+	bash tests/slurm/cluster.sh start --max-array-size 3
+	$(PY) -m pytest -m slurm -ra $(PYTEST_ARGS); rc=$$?; bash tests/slurm/cluster.sh stop; exit $$rc
 
 lint: install
 	$(VENV)/bin/ruff check .

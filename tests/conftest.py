@@ -18,3 +18,25 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     generate(out, SynthConfig(classes=4, videos_per_class=3, val_per_class=1, frames=32, seed=7))
     return out
+
+
+def _slurm_up() -> str | None:
+    """None when the test cluster answers, else why not."""
+    import shutil
+    import subprocess
+
+    if shutil.which("scontrol") is None:
+        return "no SLURM client here (make test-slurm installs and starts the test cluster, as root)"
+    if subprocess.run(["scontrol", "ping"], capture_output=True, timeout=20).returncode != 0:
+        return "the SLURM test cluster is not running (make test-slurm starts it: tests/slurm/cluster.sh start)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slurm = [item for item in items if "slurm" in item.keywords]
+    if not slurm:
+        return
+    why = _slurm_up()
+    if why:
+        for item in slurm:
+            item.add_marker(pytest.mark.skip(reason=why))

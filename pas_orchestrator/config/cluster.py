@@ -37,7 +37,7 @@ class Resources:
     mem_gb: float | None = None
     constraint: str | None = None
     exclusive: bool = False
-    max_array_size: int = 1000  # the cluster's MaxArraySize - 1: bigger arrays are split
+    max_array_size: int = 1000  # at most this many tasks per array (SLURM MaxArraySize); more: several arrays
     array_parallelism: int | None = None  # %N: at most N tasks of an array run at once
     qos_by_nodes: dict[int, str] = field(default_factory=dict)  # e.g. {16: normal, 256: big}: first key >= nodes
     signal_delay_s: int = 120  # USR2 this long before the time limit: checkpoint and requeue

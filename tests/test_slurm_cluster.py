@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,45 @@ def test_demo_search_runs_through_arrays_split_by_max_array_size(tmp_path: Path)
     # every attempt's job id is the one sacct knows under its batch name
     known = {r[0] for r in rows}
     assert all(a["job_id"] in known for h in trained for a in h["attempts"])
+
+
+def test_two_node_ddp_hypothesis_matches_one_process(synth_dir: Path, tmp_path: Path) -> None:
+    """One task per node on node1 and node2 (gloo over 127.0.0.1), total batch 8 = 2 x 4, against one
+    process with batch 8: the same tolerance as the local 2-process test (10% per step, 2% first step)."""
+    from dataclasses import replace
+
+    from pas_models.data.formats import load_dataset_config
+    from pas_models.presets import preset
+    from pas_models.train.task import EvalConfig, Recipe, TrainTask
+    from pas_orchestrator.config.cluster import load_profile
+    from pas_orchestrator.executors.base import JobRef
+    from pas_orchestrator.executors.slurm import SlurmExecutor
+
+    data = load_dataset_config(synth_dir / "dataset.yaml")
+    profile = load_profile("slurm-local")
+    losses, results, jobs = {}, {}, {}
+    for nodes in (1, 2):
+        recipe = Recipe(epochs=2, batch_per_gpu=8 // nodes, lr=0.05, reference_batch=8, warmup_epochs=0.5,
+                        schedule="cosine", clips_per_video=2, num_workers=0)
+        out = tmp_path / f"n{nodes}"
+        task = TrainTask("ddp", preset("r2plus1d_tiny", 4), data, str(out), recipe=recipe, eval=EvalConfig(clips=2))
+        prof = replace(profile, resources=replace(profile.resources, nodes=nodes, tasks_per_node=1))
+        ex = SlurmExecutor(tmp_path / "submitit", prof, "r2plus1d_tiny", min_query_s=1)
+        (job_id,) = ex.submit(f"pas-ddp-n{nodes}", [task])
+        jobs[nodes] = job_id
+        deadline = time.monotonic() + 600
+        while (state := ex.states([JobRef("", job_id)])[job_id].state) not in ("COMPLETED", "FAILED", "CANCELLED"):
+            assert time.monotonic() < deadline, state
+            time.sleep(1)
+        assert state == "COMPLETED", (tmp_path / "submitit").glob("*/*.err")
+        results[nodes] = json.loads((out / "result.json").read_text())
+        losses[nodes] = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert f"{nodes} process(es)" in (out / "train.log").read_text()
+    (row,) = _sacct("-j", jobs[2])
+    assert row[3] == "2" and row[4] == "node[1-2]"  # both ranks, on different SLURM nodes
+    assert len(losses[1]) == len(losses[2]) == 2 * (24 // 8)
+    for a, b in zip(losses[1], losses[2], strict=True):
+        assert b == pytest.approx(a, rel=0.10)
+    assert losses[2][0] == pytest.approx(losses[1][0], rel=0.02)
+    assert results[1]["clips_seen"] == results[2]["clips_seen"] == 2 * 24
+    assert results[1]["eval_videos"] == results[2]["eval_videos"] == 4

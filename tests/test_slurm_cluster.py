@@ -104,3 +104,35 @@ def test_two_node_ddp_hypothesis_matches_one_process(synth_dir: Path, tmp_path: 
     assert losses[2][0] == pytest.approx(losses[1][0], rel=0.02)
     assert results[1]["clips_seen"] == results[2]["clips_seen"] == 2 * 24
     assert results[1]["eval_videos"] == results[2]["eval_videos"] == 4
+
+
+def _controller(cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "pas_orchestrator", "search", "--job", "job.yaml", "--cluster",
+                             "slurm-local", "--poll", "1"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_scancel_of_a_running_hypothesis_is_retried_and_finishes(tmp_path: Path) -> None:
+    job = {**JOB, "name": "slurm-scancel", "iterations": 1, "operators": {"f": 2},
+           "base": {"train": True, "recipe": {**JOB["recipe"], "epochs": 30}}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    controller = _controller(tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # the base network's job is RUNNING in SLURM
+            assert time.monotonic() < deadline and controller.poll() is None
+            rows = _sacct("--name", "pas-slurm-scancel-i0-b1", "-S", "now-1days")
+            if rows and rows[0][2] == "RUNNING":
+                break
+            time.sleep(0.5)
+        subprocess.run(["scancel", rows[0][0]], check=True, timeout=30)
+        _, err = controller.communicate(timeout=600)
+        assert controller.returncode == 0, err.decode()[-3000:]
+    finally:
+        controller.kill()
+    status = json.loads(_pas(tmp_path, "status", "--json").stdout)
+    base = status["hypotheses"][0]
+    assert status["state"] == "DONE" and base["state"] == "DONE"
+    assert [a["state"] for a in base["attempts"]] == ["FAILED", "COMPLETED"]
+    first = base["attempts"][0]
+    assert first["reason"].startswith("CANCELLED") and first["scheduler_state"] == "CANCELLED"
+    assert base["attempts"][0]["job_id"] == rows[0][0]

@@ -41,6 +41,7 @@ class Resources:
     array_parallelism: int | None = None  # %N: at most N tasks of an array run at once
     qos_by_nodes: dict[int, str] = field(default_factory=dict)  # e.g. {16: normal, 256: big}: first key >= nodes
     signal_delay_s: int = 120  # USR2 this long before the time limit: checkpoint and requeue
+    max_requeues: int = 20  # time limits / preemptions one attempt may requeue itself through (submitit)
     additional: dict[str, str] = field(default_factory=dict)  # other sbatch options, e.g. {gres-flags: ...}
 
     def effective_qos(self) -> str | None:
@@ -118,7 +119,8 @@ def _resources(data: dict[str, Any], where: str, base: Resources | None = None) 
     if res.gpus_per_node:
         require(res.tasks_per_node == res.gpus_per_node, f"{where}.tasks_per_node",
                 f"must equal gpus_per_node ({res.gpus_per_node}): one process per GPU")
-    require(res.signal_delay_s >= 10, f"{where}.signal_delay_s", "must be >= 10 seconds (time to checkpoint)")
+    require(res.signal_delay_s >= 5, f"{where}.signal_delay_s", "must be >= 5 seconds (time to checkpoint)")
+    require(res.max_requeues >= 0, f"{where}.max_requeues", "must be >= 0")
     return res
 
 

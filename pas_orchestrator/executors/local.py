@@ -39,7 +39,7 @@ class LocalExecutor:
         self._jobs: dict[str, submitit.local.local.LocalJob] = {}  # started by this process: reaped by polling
 
     def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
-        ex = submitit.LocalExecutor(folder=self.folder / batch)
+        ex = submitit.LocalExecutor(folder=self.folder / batch, max_num_timeout=self.resources.max_requeues)
         # setup lines run through a shell whose pid becomes the job id; the profile's env is passed directly
         ex.update_parameters(timeout_min=self.resources.time_min, tasks_per_node=self.resources.tasks_per_node,
                              signal_delay_s=self.resources.signal_delay_s, setup=list(self.profile.setup),

@@ -67,7 +67,8 @@ class SlurmExecutor:
     def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
         if len(tasks) > self.resources.max_array_size:
             raise SubmissionError(f"{len(tasks)} tasks exceed max_array_size {self.resources.max_array_size}")
-        ex = submitit.SlurmExecutor(folder=self.folder / batch, python=self.profile.python)
+        ex = submitit.SlurmExecutor(folder=self.folder / batch, python=self.profile.python,
+                                    max_num_timeout=self.resources.max_requeues)
         ex.update_parameters(**slurm_parameters(self.profile, self.resources, batch, len(tasks)))
         try:  # a batch of one (a retry, the base network) is a plain job, not an array
             jobs = [ex.submit(TrainJob(), tasks[0])] if len(tasks) == 1 else ex.map_array(TrainJob(), list(tasks))

@@ -136,3 +136,27 @@ def test_scancel_of_a_running_hypothesis_is_retried_and_finishes(tmp_path: Path)
     first = base["attempts"][0]
     assert first["reason"].startswith("CANCELLED") and first["scheduler_state"] == "CANCELLED"
     assert base["attempts"][0]["job_id"] == rows[0][0]
+
+
+def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
+    """A 1-minute time limit, a longer training: SLURM signals USR2, the job checkpoints, requeues itself
+    (same job id) and resumes from last.pt with the epoch counter continuing, until it finishes."""
+    job = {**JOB, "name": "slurm-timeout", "iterations": 1, "operators": {"f": 2},
+           "base": {"train": True, "recipe": {**JOB["recipe"], "epochs": 400, "checkpoint_minutes": 0.1}}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    profile = yaml.safe_load((ROOT / "cluster_profiles/slurm-local.yaml").read_text())
+    profile["slurm"].update(time_min=1, signal_delay_s=5)
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
+    run = _pas(tmp_path, "search", "--job", "job.yaml", "--cluster", "profile.yaml", "--poll", "1", timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+    status = json.loads(_pas(tmp_path, "status", "--json").stdout)
+    base = status["hypotheses"][0]
+    assert status["state"] == "DONE" and [a["state"] for a in base["attempts"]] == ["COMPLETED"]
+    out = Path(base["out_dir"])
+    requeues = json.loads((out / "requeued.json").read_text())["requeues"]
+    assert requeues >= 1
+    log = (out / "train.log").read_text()
+    resumed = [int(line.split("resuming at epoch ")[1].split()[0]) for line in log.splitlines()
+               if "resuming at epoch" in line]
+    assert len(resumed) == requeues and resumed == sorted(resumed) and resumed[0] > 0  # the epoch counter continues
+    assert json.loads((out / "result.json").read_text())["epochs"] == 400

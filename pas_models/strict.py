@@ -10,7 +10,20 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Any
+
+
+def read_yaml(path: Path, what: str, error: type[Exception]) -> Any:
+    """``yaml.safe_load`` of a file; a missing file or bad YAML raises ``error`` naming the file."""
+    import yaml
+
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({exc})") from exc
 
 
 def from_data(tp: Any, data: Any, where: str, error: type[Exception]) -> Any:

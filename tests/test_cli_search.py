@@ -14,26 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tinyjob import TINY_RECIPE, pas, tiny_job
 
-JOB = {
-    "name": "cli",
-    "backbone": "r2plus1d_tiny",
-    "base": {"train": True, "recipe": {"epochs": 8, "batch_per_gpu": 4, "lr": 0.05, "reference_batch": 4,
-                                        "warmup_epochs": 0, "clips_per_video": 10, "num_workers": 0}},
-    "synthetic": {"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 1, "frames": 16},
-    "iterations": 1,
-    "operators": {"s": 1.4, "f": 2, "c": 1.4},
-    "recipe": {"epochs": 2, "batch_per_gpu": 4, "lr": 0.05, "reference_batch": 4, "warmup_epochs": 0,
-               "clips_per_video": 1, "num_workers": 0},
-    "eval": {"clips": 1},
-    "distill": {"alpha": 10},
-    "baselines": True,
-}
+JOB = tiny_job("cli", iterations=1, operators={"s": 1.4, "f": 2, "c": 1.4}, baselines=True,
+               base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 8, "clips_per_video": 10}},
+               recipe={**TINY_RECIPE, "epochs": 2})
 
-
-def _pas(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pas_orchestrator", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def _alive(pid: int) -> bool:
@@ -55,21 +41,21 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
         while True:  # wait for a running job
             assert time.monotonic() < deadline and controller.poll() is None
             if (tmp_path / "runs/cli/ledger.sqlite").exists():
-                st = _pas(tmp_path, "status", "--json")
+                st = pas(tmp_path, "status", "--json")
                 if st.returncode == 0:
                     jobs = [a for h in json.loads(st.stdout)["hypotheses"] for a in h["attempts"] if a["job_id"]]
                     if jobs:
                         break
             time.sleep(0.5)
-        second = _pas(tmp_path, "search", "--job", "job.yaml")
+        second = pas(tmp_path, "search", "--job", "job.yaml")
         assert second.returncode == 1 and f"another controller runs this search (pid {controller.pid}" in second.stderr
-        cancel = _pas(tmp_path, "cancel")
+        cancel = pas(tmp_path, "cancel")
         assert cancel.returncode == 0, cancel.stderr
         assert "search cli cancelled; 1 job(s) cancelled" in cancel.stdout
         assert controller.wait(timeout=60) != 0
     finally:
         controller.kill()
-    status = json.loads(_pas(tmp_path, "status", "--json").stdout)
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
     assert status["state"] == "CANCELLED"
     killed = [int(a["job_id"]) for h in status["hypotheses"] for a in h["attempts"]]
     deadline = time.monotonic() + 30
@@ -78,24 +64,24 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in killed)  # the training process is gone too
     assert {a["state"] for h in status["hypotheses"] for a in h["attempts"]} == {"CANCELLED"}
 
-    resumed = _pas(tmp_path, "search", "--job", "job.yaml", "--poll", "0.3")
+    resumed = pas(tmp_path, "search", "--job", "job.yaml", "--poll", "0.3")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    status = json.loads(_pas(tmp_path, "status", "--json").stdout)
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
     assert status["state"] == "DONE"
     by = {(h["iteration"], h["op"], h["kind"]): h for h in status["hypotheses"]}
     assert by[(0, "base", "pas")]["state"] == "DONE" and len(by[(0, "base", "pas")]["attempts"]) == 2
     winner = next(h for h in status["hypotheses"] if h["winner"])
     assert winner["iteration"] == 1 and by[(1, winner["op"], "baseline")]["state"] == "DONE"
-    text = _pas(tmp_path, "status").stdout
+    text = pas(tmp_path, "status").stdout
     assert "search cli on local: DONE" in text and "DONE *" in text and "(scratch)" in text
 
-    report = _pas(tmp_path, "report")
+    report = pas(tmp_path, "report")
     assert report.returncode == 0, report.stderr
     table = (tmp_path / "runs/cli/report/table.md").read_text()
     assert "| cli (B) | - |" in table and f"| cli-PAS-1 | {winner['path']} |" in table
     assert (tmp_path / "runs/cli/report/pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    export = _pas(tmp_path, "export")
+    export = pas(tmp_path, "export")
     assert export.returncode == 0, export.stderr
     best = tmp_path / "runs/cli/report/best"
     info = json.loads((best / "model.json").read_text())

@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+from tinyjob import pas, tiny_job
 
-JOB = {
-    "name": "cli",
-    "backbone": "r2plus1d_tiny",
-    "base": {"train": True},
-    "synthetic": {"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 1, "frames": 16},
-    "recipe": {"epochs": 1, "batch_per_gpu": 4, "lr": 0.05, "reference_batch": 4, "warmup_epochs": 0,
-               "clips_per_video": 1, "num_workers": 0},
-    "eval": {"clips": 1},
-    "distill": {"alpha": 10},
-}
+JOB = tiny_job("cli")
 
-
-def _pas(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pas_orchestrator", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
 
 
 def test_base_then_hypotheses(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
-    early = _pas(tmp_path, "train", "--job", "job.yaml", "--ops", "f")
+    early = pas(tmp_path, "train", "--job", "job.yaml", "--ops", "f")
     assert early.returncode == 1 and "runs/cli/manual/base/model.pt does not exist" in early.stderr
     assert "pas train --job job.yaml --base" in early.stderr
-    base = _pas(tmp_path, "train", "--job", "job.yaml", "--base", "--json")
+    base = pas(tmp_path, "train", "--job", "job.yaml", "--base", "--json")
     assert base.returncode == 0, base.stderr
     res = json.loads(base.stdout)
     assert res["hypothesis"] == "base" and res["epochs"] == 1 and res["eval_videos"] == 4
     assert (tmp_path / "data/synth/dataset.yaml").is_file()  # generated on first use
-    f = _pas(tmp_path, "train", "--job", "job.yaml", "--ops", "f", "--epochs", "2")
+    f = pas(tmp_path, "train", "--job", "job.yaml", "--ops", "f", "--epochs", "2")
     assert f.returncode == 0, f.stderr
     header, _rule, row = f.stdout.strip().splitlines()
     assert header.split()[:3] == ["hypothesis", "top-1", "%"] and row.split()[0] == "f"
@@ -44,10 +30,10 @@ def test_base_then_hypotheses(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "runs/cli/manual/f/result.json").read_text())
     assert result["epochs"] == 2 and result["finetuned_from_parent"] is True
     assert result["gflops_per_view"] < res["gflops_per_view"]
-    cf = _pas(tmp_path, "train", "--job", "job.yaml", "--ops", "c,f", "--json")
+    cf = pas(tmp_path, "train", "--job", "job.yaml", "--ops", "c,f", "--json")
     assert cf.returncode == 0, cf.stderr
     assert "no trained parent" in cf.stderr and json.loads(cf.stdout)["finetuned_from_parent"] is False
-    scratch = _pas(tmp_path, "train", "--job", "job.yaml", "--ops", "f", "--scratch", "--json")
+    scratch = pas(tmp_path, "train", "--job", "job.yaml", "--ops", "f", "--scratch", "--json")
     assert scratch.returncode == 0, scratch.stderr
     assert json.loads(scratch.stdout)["finetuned_from_parent"] is False
     assert (tmp_path / "runs/cli/manual/f-scratch/result.json").is_file()
@@ -55,10 +41,10 @@ def test_base_then_hypotheses(tmp_path: Path) -> None:
 
 def test_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
-    assert _pas(tmp_path, "train", "--job", "job.yaml").returncode == 2  # neither --ops nor --base
-    bad_op = _pas(tmp_path, "train", "--job", "job.yaml", "--ops", "c,q")
+    assert pas(tmp_path, "train", "--job", "job.yaml").returncode == 2  # neither --ops nor --base
+    bad_op = pas(tmp_path, "train", "--job", "job.yaml", "--ops", "c,q")
     assert bad_op.returncode == 2 and "unknown operator 'q'" in bad_op.stderr
-    missing = _pas(tmp_path, "train", "--job", "nope.yaml", "--base")
+    missing = pas(tmp_path, "train", "--job", "nope.yaml", "--base")
     assert missing.returncode == 1 and "nope.yaml: search definition not found" in missing.stderr
-    bad = _pas(tmp_path, "train", "--job", "job.yaml", "--base", "--nproc", "0")
+    bad = pas(tmp_path, "train", "--job", "job.yaml", "--base", "--nproc", "0")
     assert bad.returncode == 1 and "--nproc must be >= 1" in bad.stderr

@@ -15,18 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tinyjob import tiny_job
 
-JOB = {
-    "name": "kill",
-    "backbone": "r2plus1d_tiny",
-    "base": {"train": True},
-    "synthetic": {"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 2, "frames": 16},
-    "iterations": 2,
-    "recipe": {"epochs": 1, "batch_per_gpu": 4, "lr": 0.05, "reference_batch": 4, "warmup_epochs": 0,
-               "clips_per_video": 1, "num_workers": 0},
-    "eval": {"clips": 2},
-    "distill": {"alpha": 10},
-}
+JOB = tiny_job("kill", iterations=2, eval={"clips": 2},
+               synthetic={"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 2, "frames": 16})
 
 
 def _search(cwd: Path) -> subprocess.Popen[bytes]:

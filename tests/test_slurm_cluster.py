@@ -11,25 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tinyjob import pas, tiny_job
 
 pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[1]
-JOB = {
-    "name": "slurm-demo",
-    "backbone": "r2plus1d_tiny",
-    "base": {"train": True},
-    "synthetic": {"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 1, "frames": 16},
-    "iterations": 2,
-    "recipe": {"epochs": 1, "batch_per_gpu": 4, "lr": 0.05, "reference_batch": 4, "warmup_epochs": 0,
-               "clips_per_video": 1, "num_workers": 0},
-    "eval": {"clips": 1},
-    "distill": {"alpha": 10},
-}
+JOB = tiny_job("slurm-demo", iterations=2)
 
-
-def _pas(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pas_orchestrator", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def _sacct(*args: str) -> list[list[str]]:
@@ -43,9 +30,9 @@ def test_demo_search_runs_through_arrays_split_by_max_array_size(tmp_path: Path)
     profile = yaml.safe_load((ROOT / "cluster_profiles/slurm-local.yaml").read_text())
     profile["slurm"]["max_array_size"] = 3  # as the test cluster's MaxArraySize: 5 hypotheses -> 3 + 2
     (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
-    run = _pas(tmp_path, "search", "--job", "job.yaml", "--cluster", "profile.yaml", "--poll", "1")
+    run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", "profile.yaml", "--poll", "1")
     assert run.returncode == 0, run.stderr[-3000:]
-    status = json.loads(_pas(tmp_path, "status", "--json").stdout)
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
     assert status["state"] == "DONE"
     trained = [h for h in status["hypotheses"] if h["state"] == "DONE"]
     batches = {a["job_name"].rsplit("_", 1)[0] for h in trained for a in h["attempts"]}
@@ -129,7 +116,7 @@ def test_scancel_of_a_running_hypothesis_is_retried_and_finishes(tmp_path: Path)
         assert controller.returncode == 0, err.decode()[-3000:]
     finally:
         controller.kill()
-    status = json.loads(_pas(tmp_path, "status", "--json").stdout)
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
     base = status["hypotheses"][0]
     assert status["state"] == "DONE" and base["state"] == "DONE"
     assert [a["state"] for a in base["attempts"]] == ["FAILED", "COMPLETED"]
@@ -147,9 +134,9 @@ def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     profile = yaml.safe_load((ROOT / "cluster_profiles/slurm-local.yaml").read_text())
     profile["slurm"].update(time_min=1, signal_delay_s=5)
     (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
-    run = _pas(tmp_path, "search", "--job", "job.yaml", "--cluster", "profile.yaml", "--poll", "1", timeout=1500)
+    run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", "profile.yaml", "--poll", "1", timeout=1500)
     assert run.returncode == 0, run.stderr[-3000:]
-    status = json.loads(_pas(tmp_path, "status", "--json").stdout)
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
     base = status["hypotheses"][0]
     assert status["state"] == "DONE" and [a["state"] for a in base["attempts"]] == ["COMPLETED"]
     out = Path(base["out_dir"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pas_models.data.backends import BACKENDS
 from pas_models.errors import PasError, UnknownNameError
-from pas_models.strict import from_data
+from pas_models.strict import from_data, read_yaml
 
 FORMATS = ("kinetics400", "ucf101", "hmdb51", "list")
 SUBSETS = ("train", "val")
@@ -187,16 +187,8 @@ def dataset_config_from_dict(data: dict, where: str = "data") -> DatasetConfig:
 
 def load_dataset_config(path: str | os.PathLike[str]) -> DatasetConfig:
     """Read a dataset config file (YAML); a relative ``root`` is relative to the file's folder."""
-    import yaml
-
     p = Path(path)
-    if not p.is_file():
-        raise AnnotationError(f"{p}: dataset config not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise AnnotationError(f"{p}: not valid YAML ({exc})") from exc
-    cfg = dataset_config_from_dict(data, where=str(p))
+    cfg = dataset_config_from_dict(read_yaml(p, "dataset config", AnnotationError), where=str(p))
     if not Path(cfg.root).is_absolute():
         cfg = replace(cfg, root=str((p.parent / cfg.root).resolve()))
     return cfg

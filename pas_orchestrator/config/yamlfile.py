@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pas_models.strict import read_yaml
 from pas_orchestrator.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -34,12 +33,7 @@ def expand_env(data: Any, where: str, environ: dict[str, str] | None = None) -> 
 
 def load_mapping(path: Path, what: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file, env-expanded; errors say which file and why."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    data = read_yaml(path, what, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a {what} must be a YAML mapping (key: value lines), got {type(data).__name__}")
     return expand_env(data, str(path))

@@ -76,7 +76,8 @@ class Controller:
                    if a.state == AttemptState.CREATED and a.job_id is None]
         for batch in sorted({a.batch for _, a in orphans}):
             mine = [(h, a) for h, a in orphans if a.batch == batch]
-            known = self.executor.find(batch, [(a.array_index, h.out_dir) for h, a in mine])
+            known = self.executor.find(batch, [(a.array_index, h.out_dir) for h, a in mine],
+                                       since=min(a.created_at for _, a in mine))
             for h, a in mine:
                 if a.array_index in known:
                     self.ledger.set_job_ids({a.id: known[a.array_index]})

@@ -35,8 +35,8 @@ class Executor(Protocol):
     def states(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
         """The state of every job, in one batched query."""
 
-    def find(self, batch: str, keys: Sequence[tuple[int, str]]) -> dict[int, str]:
+    def find(self, batch: str, keys: Sequence[tuple[int, str]], since: float) -> dict[int, str]:
         """Reconciliation: which of ``batch``'s tasks (array index, output folder) the scheduler knows,
-        as array index -> job id."""
+        among jobs submitted after ``since`` (epoch seconds), as array index -> job id."""
 
     def cancel(self, jobs: Sequence[JobRef]) -> None: ...

@@ -79,7 +79,7 @@ class LocalExecutor:
         return JobStatus("FAILED", f"process {ref.job_id} ended without a result (killed?); log: "
                                    f"{self.folder / ref.batch / f'{ref.job_id}_0_log.err'}")
 
-    def find(self, batch: str, keys: Sequence[tuple[int, str]]) -> dict[int, str]:
+    def find(self, batch: str, keys: Sequence[tuple[int, str]], since: float) -> dict[int, str]:
         by_dir: dict[str, str] = {}
         for pkl in (self.folder / batch).glob("*_submitted.pkl"):
             job_id = pkl.name.split("_")[0]

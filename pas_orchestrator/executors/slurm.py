@@ -98,8 +98,11 @@ class SlurmExecutor:
                 self._cache.update({jid: status for jid, (_, status) in rows.items()})
         return {ref.job_id: self._cache.get(ref.job_id, JobStatus("UNKNOWN")) for ref in jobs}
 
-    def find(self, batch: str, keys: Sequence[tuple[int, str]]) -> dict[int, str]:
-        rows = self._sacct(["--name", batch, "-S", "now-30days"])
+    def find(self, batch: str, keys: Sequence[tuple[int, str]], since: float) -> dict[int, str]:
+        # only jobs submitted since the attempts were committed: an older search of the same name (its
+        # runs/ folder deleted) reused these batch names
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 60))
+        rows = self._sacct(["--name", batch, "-S", start])
         found = {}
         for jid in rows:
             idx = array_index(jid)

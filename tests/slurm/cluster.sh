@@ -152,7 +152,9 @@ start() {
   fi
   mkdir -p "$LAB"/{etc,log,run,state/ctld}
   install_packages
-  rm -rf "$LAB"/state/ctld/* "$LAB"/log/*
+  # a fresh controller restarts job ids at 1: the accounting database starts fresh with it, or sacct
+  # would mix old jobs into new ones with the same ids
+  rm -rf "$LAB"/state/ctld/* "$LAB"/log/* "$LAB"/mysql
   start_munge
   write_conf "$max_array"
   start_db

@@ -23,6 +23,7 @@ from pas_models.data.formats import DatasetConfig
 from pas_models.spec import ArchSpec
 from pas_models.train.checkpoint import read_json
 from pas_models.train.task import TrainTask
+from pas_orchestrator import failpoints
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.config.search import SearchDef
 from pas_orchestrator.executors.base import ACTIVE, FAILURE_STATES, Executor, JobRef
@@ -99,14 +100,18 @@ class Controller:
             st = states.get(a.job_id)
             if st is None or st.state == "UNKNOWN":
                 continue
+            # every earlier run of the job (sacct -D) is a requeue: submitit's at a time limit (REQUEUED),
+            # SLURM's own after a node failure (NODE_FAIL on node2)
+            runs = len(st.history) + (st.state == "REQUEUED")
+            requeues = (runs, f"after {st.history[-1] if st.history else st.state}") if runs else None
             if st.state in ACTIVE:
                 new = AttemptState.RUNNING if st.state == "RUNNING" else None
-                requeued = st.state == "REQUEUED" and a.scheduler_state != "REQUEUED"
-                self.ledger.update_attempt(a.id, new, scheduler_state=st.state, reason=st.reason, requeued=requeued)
+                self.ledger.update_attempt(a.id, new, scheduler_state=st.state, reason=st.reason, node=st.node,
+                                           requeues=requeues)
                 continue
             result = Path(h.out_dir) / "result.json"
             if result.is_file():  # whatever the scheduler says, a written result is the truth
-                self.ledger.update_attempt(a.id, scheduler_state=st.state)
+                self.ledger.update_attempt(a.id, scheduler_state=st.state, node=st.node, requeues=requeues)
                 self.ledger.ingest_result(h.id, a.id, read_json(result))
                 continue
             if st.state == "COMPLETED":
@@ -116,7 +121,8 @@ class Controller:
             else:  # a state this pas does not know: keep waiting, never guess
                 log.warning("%s: job %s in unknown state %s", a.job_name, a.job_id, st.state)
                 continue
-            self.ledger.update_attempt(a.id, AttemptState.FAILED, scheduler_state=st.state, reason=reason)
+            self.ledger.update_attempt(a.id, AttemptState.FAILED, scheduler_state=st.state, reason=reason, node=st.node,
+                                       requeues=requeues)
             failed = sum(1 for x in h.attempts if x.state == AttemptState.FAILED) + 1
             if failed > self.search.max_retries:
                 self.ledger.set_hyp_state(h.id, HypState.FAILED,
@@ -208,6 +214,7 @@ class Controller:
         tasks = [self._task(snap, h) for h in need]
         attempts = self.ledger.create_attempts([h.id for h in need], f"pas-{self.search.name}-i{iteration}")
         tasks = [replace(t, attempt=a.number) for t, a in zip(tasks, attempts, strict=True)]
+        failpoints.hit("before-sbatch")
         try:
             ids = self.executor.submit(attempts[0].batch, tasks)
         except Exception as exc:
@@ -216,6 +223,7 @@ class Controller:
                 self.ledger.update_attempt(a.id, AttemptState.ABANDONED, reason=f"submission failed: {exc}")
                 self.ledger.log_event("submit", f"{a.job_name}: submission failed: {exc}", h.id)
             raise
+        failpoints.hit("after-sbatch")
         self.ledger.set_job_ids({a.id: job_id for a, job_id in zip(attempts, ids, strict=True)})
 
     def _task(self, snap: Snapshot, h: HypRec) -> TrainTask:

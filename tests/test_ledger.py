@@ -15,6 +15,7 @@ import pytest
 
 from pas_orchestrator.errors import LedgerError
 from pas_orchestrator.ledger import AttemptState, HypState, Ledger, NewHypothesis, SearchState
+from pas_orchestrator.ledger.schema import SCHEMA_VERSION
 from pas_orchestrator.ledger.states import TRANSITIONS, allowed, check
 
 
@@ -93,6 +94,30 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(LedgerError, match=r"newer pas \(ledger schema 99"):
         Ledger(tmp_path / "ledger.sqlite")
+
+
+def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A ledger written by the first schema (no attempt.node) keeps its rows and gains the column;
+    `pas status` (read-only) asks for the upgrade instead of failing on the missing column."""
+    led = _ledger(tmp_path)
+    led.add_hypotheses([_hyp(1, "s")])
+    (att,) = led.create_attempts([led.snapshot().hypotheses[0].id], "pas-s1-i1")
+    led.set_job_ids({att.id: "77"})
+    led.close()
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:  # back to schema 1
+        db.execute("ALTER TABLE attempt DROP COLUMN node")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(LedgerError, match=r"schema 1 is older .* `pas search` once to upgrade"):
+        Ledger(tmp_path / "ledger.sqlite", readonly=True)
+    led = Ledger(tmp_path / "ledger.sqlite")
+    led.update_attempt(att.id, AttemptState.RUNNING, scheduler_state="RUNNING", node="node2",
+                       requeues=(1, "after NODE_FAIL on node1"))
+    (a,) = led.snapshot().hypotheses[0].attempts
+    assert (a.job_id, a.node, a.requeues, a.state) == ("77", "node2", 1, AttemptState.RUNNING)
+    assert any("requeued (1): after NODE_FAIL on node1" in e.message for e in led.events(100))
+    led.close()
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
 
 
 def test_readonly_needs_an_existing_ledger(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from pas_models.train.task import TrainTask
@@ -26,6 +28,8 @@ class JobRef:
 class JobStatus:
     state: str  # one of ACTIVE, COMPLETED, FAILURE_STATES, or UNKNOWN (not found yet)
     reason: str | None = None
+    node: str | None = None  # where it runs / ran (SLURM NodeList)
+    history: tuple[str, ...] = ()  # earlier runs of a requeued job, oldest first ("NODE_FAIL on node2")
 
 
 class Executor(Protocol):
@@ -40,3 +44,22 @@ class Executor(Protocol):
         among jobs submitted after ``since`` (epoch seconds), as array index -> job id."""
 
     def cancel(self, jobs: Sequence[JobRef]) -> None: ...
+
+
+def job_error(folder: Path, job_id: str) -> str | None:
+    """The last line of a submitit job's Python error (``<job_id>_0_result.pkl`` holds ("error",
+    traceback)), else the last line of its stderr; None when it left neither."""
+    result = folder / f"{job_id}_0_result.pkl"
+    if result.is_file():
+        try:
+            outcome, value = pickle.loads(result.read_bytes())
+        except Exception as exc:  # a torn file: the job died while writing it
+            return f"unreadable result pickle {result}: {exc}"
+        if outcome != "success" and str(value).strip():
+            return str(value).strip().splitlines()[-1][:500]
+    err = folder / f"{job_id}_0_log.err"
+    if err.is_file():
+        lines = [line for line in err.read_text(errors="replace").splitlines() if line.strip()]
+        if lines:
+            return f"{lines[-1].strip()[:400]} (log: {err})"
+    return None

@@ -18,7 +18,7 @@ import submitit
 from pas_models.train.job import TrainJob
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import ClusterProfile
-from pas_orchestrator.executors.base import JobRef, JobStatus
+from pas_orchestrator.executors.base import JobRef, JobStatus, job_error
 
 
 def _alive(pid: int) -> bool:
@@ -69,13 +69,12 @@ class LocalExecutor:
             return JobStatus("RUNNING")
         if result.is_file():
             try:
-                outcome, value = pickle.loads(result.read_bytes())
-            except Exception as exc:  # a torn file: the job died while writing it
-                return JobStatus("FAILED", f"unreadable result pickle {result}: {exc}")
+                outcome, _ = pickle.loads(result.read_bytes())
+            except Exception:  # a torn file: the job died while writing it (job_error says so)
+                outcome = "error"
             if outcome == "success":
                 return JobStatus("COMPLETED")
-            last = str(value).strip().splitlines()[-1] if str(value).strip() else "error"
-            return JobStatus("FAILED", last[:500])
+            return JobStatus("FAILED", job_error(self.folder / ref.batch, ref.job_id) or "error")
         return JobStatus("FAILED", f"process {ref.job_id} ended without a result (killed?); log: "
                                    f"{self.folder / ref.batch / f'{ref.job_id}_0_log.err'}")
 

@@ -1,10 +1,15 @@
-"""Parsing ``sacct -P -n`` output (pure: tests feed it captured text).
+"""Parsing ``sacct -P -n -X -D`` output (pure: tests feed it captured text).
 
-Rows are ``JobID|JobName|State|ExitCode|Reason``. Array tasks are ``123_4``; job steps
-(``123_4.batch``, ``123_4.extern``, ``123_4.0``) are skipped; a pending array shows as
-``123_[0-3,5%2]`` and is expanded to one entry per task. ``CANCELLED by 1000`` is CANCELLED.
-A requeued job appears several times: the last row wins. ``Reason`` is kept for pending jobs only
-(sacct keeps the last pending reason on finished jobs, e.g. FAILED with JobArrayTaskLimit).
+Rows are ``JobID|JobName|State|ExitCode|Reason|NodeList`` (the last field optional). Array tasks are
+``123_4``; job steps (``123_4.batch``, ``123_4.extern``, ``123_4.0``) are skipped; a pending array shows
+as ``123_[0-3,5%2]`` and is expanded to one entry per task. ``CANCELLED by 1000`` is CANCELLED.
+
+``-D`` lists every run of a requeued job in order (a NODE_FAIL row, then the run on another node; a
+REQUEUED row per submitit requeue): the last row is the job's state, the earlier ones its history. A
+pending range row only stands for the tasks that have no row of their own (a task that started is
+listed both in the range and alone for a moment; that is not a second run).
+``Reason`` is kept for pending jobs only (sacct keeps the last pending reason on finished jobs, e.g.
+FAILED with JobArrayTaskLimit).
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import re
 
 from pas_orchestrator.executors.base import JobStatus
 
-SACCT_FORMAT = "JobID,JobName,State,ExitCode,Reason"
+SACCT_FORMAT = "JobID,JobName,State,ExitCode,Reason,NodeList"
 _RANGE = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+_NO_NODE = ("", "None assigned", "(null)")
 
 
 def _expand(job_id: str) -> list[str]:
@@ -29,9 +35,15 @@ def _expand(job_id: str) -> list[str]:
     return out
 
 
+def run_label(state: str, node: str | None) -> str:
+    """One earlier run of a requeued job: ``NODE_FAIL on node2``."""
+    return f"{state} on {node}" if node else state
+
+
 def parse_sacct(text: str) -> dict[str, tuple[str, JobStatus]]:
     """job id -> (job name, status) for every job and array task in ``text``."""
-    out: dict[str, tuple[str, JobStatus]] = {}
+    runs: dict[str, list[tuple[str, str, str | None, str | None]]] = {}  # rows of each job, in order
+    waiting: dict[str, tuple[str, str, str | None, str | None]] = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
         if len(fields) < 3 or not fields[0] or "." in fields[0]:
@@ -42,8 +54,20 @@ def parse_sacct(text: str) -> dict[str, tuple[str, JobStatus]]:
         reason = fields[4] if state == "PENDING" and len(fields) > 4 and fields[4] not in ("", "None") else None
         if state in ("FAILED", "OUT_OF_MEMORY", "NODE_FAIL") and exit_code:
             reason = f"exit code {exit_code}"
-        for jid in _expand(job_id):
-            out[jid] = (name, JobStatus(state, reason))
+        node = fields[5] if len(fields) > 5 and fields[5] not in _NO_NODE else None
+        if "[" in job_id:  # the array's pending remainder: for tasks that have no row of their own
+            for jid in _expand(job_id):
+                waiting[jid] = (name, state, reason, node)
+        else:
+            runs.setdefault(job_id, []).append((name, state, reason, node))
+    for jid, row in waiting.items():
+        if jid not in runs:
+            runs[jid] = [row]
+    out: dict[str, tuple[str, JobStatus]] = {}
+    for jid, rows in runs.items():
+        name, state, reason, node = rows[-1]
+        history = tuple(run_label(s, n) for _, s, _, n in rows[:-1])
+        out[jid] = (name, JobStatus(state, reason, node=node, history=history))
     return out
 
 

@@ -10,6 +10,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import submitit
@@ -19,8 +20,8 @@ from pas_models.train.job import TrainJob
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import ClusterProfile, Resources
 from pas_orchestrator.errors import SubmissionError
-from pas_orchestrator.executors.base import JobRef, JobStatus
-from pas_orchestrator.executors.sacct import SACCT_FORMAT, array_index, parse_sacct
+from pas_orchestrator.executors.base import FAILURE_STATES, JobRef, JobStatus, job_error
+from pas_orchestrator.executors.sacct import SACCT_FORMAT, array_index, parse_sacct, run_label
 from pas_orchestrator.shell import run_cmd
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,34 @@ class SlurmExecutor:
         return [job.job_id for job in jobs]
 
     def _sacct(self, args: list[str]) -> dict[str, tuple[str, JobStatus]]:
-        return parse_sacct(run_cmd(["sacct", "-P", "-n", "-X", f"--format={SACCT_FORMAT}", *args]))
+        return parse_sacct(run_cmd(["sacct", "-P", "-n", "-X", "-D", f"--format={SACCT_FORMAT}", *args]))
+
+    def _squeue(self, args: list[str]) -> dict[str, JobStatus] | None:
+        """Jobs slurmctld still holds (pending, running, completing: one line per array task); None when
+        squeue does not answer. squeue knows a job the instant sbatch returns, sacct a moment later."""
+        try:
+            out = run_cmd(["squeue", "-h", "-r", "-o", "%i|%T|%N|%r", *args])
+        except SubmissionError as exc:
+            if "Invalid job id" in str(exc):  # none of them is queued any more
+                return {}
+            log.warning("squeue failed: %s", exc)
+            return None
+        found = {}
+        for line in out.splitlines():
+            jid, state, node, reason = [*line.split("|"), "", "", ""][:4]
+            if jid.strip():
+                found[jid.strip()] = JobStatus(state, reason if state == "PENDING" and reason != "None" else None,
+                                               node=node or None)
+        return found
 
     def states(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
         """One sacct call for every job (array tasks of the same array share one id); at most one call per
-        ``min_query_s``; when sacct fails, the last answer is kept and the next try waits twice as long."""
+        ``min_query_s``; when sacct fails, the last answer is kept and the next try waits twice as long.
+
+        squeue is asked too (one call) when some job is pending or has failed: sacct has no pending
+        reason (its Reason stays None until the job starts), and a failure state is confirmed before it
+        is reported: SLURM requeues a job whose node failed (NODE_FAIL, then PENDING again), and sacct
+        may show the failed run before the new one."""
         now = time.monotonic()
         if now >= self._next_query and jobs:
             arrays = sorted({ref.job_id.split("_")[0] for ref in jobs})
@@ -95,16 +119,45 @@ class SlurmExecutor:
             else:
                 self._backoff = self._min_query
                 self._next_query = now + self._min_query
-                self._cache.update({jid: status for jid, (_, status) in rows.items()})
+                ours = {ref.job_id: ref for ref in jobs}
+                fresh = {jid: st for jid, (_, st) in rows.items() if jid in ours}
+                ended = sorted(jid for jid, st in fresh.items() if st.state in FAILURE_STATES)
+                pending = sorted(jid for jid, st in fresh.items() if st.state == "PENDING")
+                if ended or pending:
+                    queued = self._squeue(["-j", ",".join(sorted({j.split("_")[0] for j in ended + pending}))])
+                    for jid in pending:
+                        if queued and jid in queued:  # the live state and why it waits
+                            fresh[jid] = replace(queued[jid], history=fresh[jid].history)
+                    for jid in ended:
+                        if queued is None:  # cannot tell: ask again next time
+                            fresh.pop(jid)
+                        elif jid in queued:  # requeued by SLURM: still alive
+                            q = queued[jid]
+                            was = fresh[jid]
+                            fresh[jid] = JobStatus(q.state, q.reason, node=q.node,
+                                                   history=(*was.history, run_label(was.state, was.node)))
+                        else:
+                            fresh[jid] = self._with_error(ours[jid], fresh[jid])
+                self._cache.update(fresh)
         return {ref.job_id: self._cache.get(ref.job_id, JobStatus("UNKNOWN")) for ref in jobs}
 
+    def _with_error(self, ref: JobRef, st: JobStatus) -> JobStatus:
+        """A failed job's reason with the job's own last words (its Python error), when it left any."""
+        error = job_error(self.folder / ref.batch, ref.job_id)
+        return replace(st, reason="; ".join(x for x in (st.reason, error) if x) or None)
+
     def find(self, batch: str, keys: Sequence[tuple[int, str]], since: float) -> dict[int, str]:
-        # only jobs submitted since the attempts were committed: an older search of the same name (its
-        # runs/ folder deleted) reused these batch names
+        # squeue (live, knows a job the instant sbatch returned) and sacct (also ended jobs); sacct only
+        # since the attempts were committed: an older search of the same name reused these batch names
+        queued = self._squeue(["--name", batch])
+        if queued is None:
+            raise SubmissionError(f"squeue does not answer: cannot tell whether {batch} was submitted")
         start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 60))
-        rows = self._sacct(["--name", batch, "-S", start])
+        jids = list(self._sacct(["--name", batch, "-S", start])) + list(queued)
         found = {}
-        for jid in rows:
+        for jid in jids:
+            if "[" in jid:
+                continue
             idx = array_index(jid)
             found[0 if idx is None else idx] = jid  # a plain job is the single task of its batch
         return {i: found[i] for i, _ in keys if i in found}

@@ -36,6 +36,7 @@ class AttemptRec:
     submitted_at: float | None
     started_at: float | None
     ended_at: float | None
+    node: str | None = None  # where the job ran (SLURM NodeList), last seen
 
 
 @dataclass(frozen=True)

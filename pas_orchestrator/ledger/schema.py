@@ -10,7 +10,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# upgrades of an older ledger, applied in order when it is opened for writing: version -> SQL
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE attempt ADD COLUMN node VARCHAR(256)"],  # where the job ran (SLURM NodeList)
+}
 
 
 class Base(DeclarativeBase):
@@ -88,6 +92,7 @@ class AttemptRow(Base):
     submitted_at: Mapped[float | None] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
+    node: Mapped[str | None] = mapped_column(String(256))  # where it ran / runs (SLURM NodeList), last seen
 
 
 class EventRow(Base):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,7 @@ from pas_orchestrator.errors import LedgerError
 from pas_orchestrator.ledger import states
 from pas_orchestrator.ledger.records import AttemptRec, EventRec, HypRec, SearchRec, Snapshot
 from pas_orchestrator.ledger.schema import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     AttemptRow,
     Base,
@@ -117,8 +118,14 @@ class Ledger:
             elif int(row.value) > SCHEMA_VERSION:
                 raise LedgerError(f"{self.path}: written by a newer pas (ledger schema {row.value}, this pas "
                                   f"reads up to {SCHEMA_VERSION}); upgrade pas")
-            elif int(row.value) < SCHEMA_VERSION:  # pragma: no cover - no older schema exists yet
-                raise LedgerError(f"{self.path}: ledger schema {row.value} has no upgrade path")
+            elif int(row.value) < SCHEMA_VERSION:
+                if self._readonly:
+                    raise LedgerError(f"{self.path}: ledger schema {row.value} is older than this pas's "
+                                      f"({SCHEMA_VERSION}); resume the search with `pas search` once to upgrade it")
+                for version in range(int(row.value) + 1, SCHEMA_VERSION + 1):  # in the same transaction
+                    for sql in MIGRATIONS[version]:
+                        s.execute(text(sql))
+                row.value = str(SCHEMA_VERSION)
 
     # ---------------------------------------------------------------- lease
     def acquire_lease(self, stale_seconds: float = LEASE_STALE_SECONDS) -> None:
@@ -310,17 +317,24 @@ class Ledger:
                                    message=f"{row.job_name}: job {job_id}"))
 
     def update_attempt(self, att_id: int, state: AttemptState | None = None, scheduler_state: str | None = None,
-                       reason: str | None = None, requeued: bool = False) -> None:
+                       reason: str | None = None, node: str | None = None,
+                       requeues: tuple[int, str] | None = None) -> None:
+        """Record what the scheduler says of an attempt; ``reason`` is kept when the attempt ends;
+        ``requeues`` = (how many times the job was requeued so far, after what), logged when it grows."""
         with self._tx() as s:
             row = s.get(AttemptRow, att_id)
             assert row is not None
             now = time.time()
             if scheduler_state is not None:
                 row.scheduler_state = scheduler_state
-            if requeued:
-                row.requeues += 1
+                if row.state in states.ACTIVE_ATTEMPT:  # while active: the scheduler's why (pending reason)
+                    row.reason = reason
+            if node:
+                row.node = node
+            if requeues is not None and requeues[0] > row.requeues:
+                row.requeues = requeues[0]
                 s.add(EventRow(time=now, kind="requeue", hypothesis_id=row.hypothesis_id,
-                               message=f"{row.job_name} (job {row.job_id}) requeued: {reason}"))
+                               message=f"{row.job_name} (job {row.job_id}) requeued ({requeues[0]}): {requeues[1]}"))
             if state is not None and state != row.state:
                 states.check(f"attempt {row.job_name}", row.state, state)
                 row.state = state
@@ -402,4 +416,5 @@ def _search(r: SearchRow) -> SearchRec:
 
 def _attempt(r: AttemptRow) -> AttemptRec:
     return AttemptRec(r.id, r.hypothesis_id, r.number, r.job_name, r.batch, r.array_index, r.job_id, r.state,
-                      r.scheduler_state, r.reason, r.requeues, r.created_at, r.submitted_at, r.started_at, r.ended_at)
+                      r.scheduler_state, r.reason, r.requeues, r.created_at, r.submitted_at, r.started_at, r.ended_at,
+                      r.node)

@@ -85,7 +85,7 @@ SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2,bf_interval=2
 KillWait=5
-ReturnToService=2
+ReturnToService=1
 MinJobAge=600
 MaxArraySize=$max_array
 AccountingStorageType=accounting_storage/slurmdbd

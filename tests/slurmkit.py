@@ -1,0 +1,51 @@
+"""Helpers of the tests marked `slurm`: sacct rows, a controller started as a subprocess, the profile."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sacct(*args: str, fields: str = "JobID,JobName,State,NNodes,NodeList") -> list[list[str]]:
+    """``sacct -P -n -X`` rows (one per job / array task) as lists of fields."""
+    out = subprocess.run(["sacct", "-P", "-n", "-X", f"--format={fields}", *args],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return [line.split("|") for line in out.splitlines() if line.strip()]
+
+
+def profile(tmp_path: Path, **slurm: Any) -> str:
+    """The slurm-local profile with ``slurm`` keys replaced, written to tmp_path/profile.yaml."""
+    data = yaml.safe_load((ROOT / "cluster_profiles/slurm-local.yaml").read_text())
+    data["slurm"].update(slurm)
+    (tmp_path / "profile.yaml").write_text(yaml.safe_dump(data))
+    return "profile.yaml"
+
+
+def controller(cwd: Path, cluster: str = "slurm-local", failpoints: str | None = None) -> subprocess.Popen[bytes]:
+    """`pas search --job job.yaml` in ``cwd`` as a subprocess (polling every second)."""
+    env = dict(os.environ)
+    env.pop("PAS_FAILPOINTS", None)
+    if failpoints:
+        env["PAS_FAILPOINTS"] = failpoints
+    return subprocess.Popen([sys.executable, "-m", "pas_orchestrator", "search", "--job", "job.yaml", "--cluster",
+                             cluster, "--poll", "1"], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def wait_for(what: str, check: Any, timeout: float = 300, every: float = 0.5) -> Any:
+    """Poll ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)

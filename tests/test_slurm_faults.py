@@ -1,0 +1,225 @@
+"""Faults against real SLURM daemons (tests/slurm/cluster.sh): a controller SIGKILLed at random instants
+and between sbatch and the ledger write, a job that exits non-zero, a node set DOWN under a running
+job, and the scheduler states `pas status` shows on the way. No mocks. Run with `make test-slurm`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from slurmkit import controller, profile, sacct, wait_for
+from tinyjob import TINY_RECIPE, pas, tiny_job
+
+from pas_orchestrator.ledger import Ledger
+
+pytestmark = pytest.mark.slurm
+
+
+def _status(cwd: Path) -> dict:
+    out = pas(cwd, "status", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _idle_nodes() -> set[str]:
+    out = subprocess.run(["sinfo", "-h", "-N", "-t", "idle", "-o", "%N"], capture_output=True, text=True, timeout=30)
+    return set(out.stdout.split())
+
+
+def _since() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+
+
+def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: Path) -> None:
+    """>= 10 SIGKILLs: at random instants, and by the controller itself right after sbatch returned
+    (before the job ids reach the ledger) or right before sbatch (attempts committed, nothing sent)."""
+    since = _since()
+    job = tiny_job("slurm-kill", iterations=2, max_retries=3)
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    cluster = profile(tmp_path, max_array_size=3)
+    plan = ["after-sbatch", None, "before-sbatch", "after-sbatch", None, "after-sbatch", None, None,
+            "after-sbatch", None, None, None, None, None]
+    rng = random.Random(4321)
+    kills, self_kills, runs = 0, {"after-sbatch": 0, "before-sbatch": 0}, 0
+    deadline = time.monotonic() + 900
+    while True:
+        assert time.monotonic() < deadline, "the killed search did not finish"
+        point = plan[runs] if runs < len(plan) else None
+        proc = controller(tmp_path, cluster, failpoints=point)
+        runs += 1
+        try:
+            rc = proc.wait(timeout=rng.uniform(1.5, 8.0) if runs <= len(plan) else 900)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        if rc == -signal.SIGKILL and point:  # it killed itself at its failpoint
+            self_kills[point] += 1
+            kills += 1
+            continue
+        assert rc == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else rc
+        break
+    assert kills >= 10 and self_kills["after-sbatch"] >= 2, (kills, self_kills)
+
+    status = _status(tmp_path)
+    assert status["state"] == "DONE"
+    attempts = {a["job_name"]: a for h in status["hypotheses"] for a in h["attempts"]}
+    # every job SLURM ran for this search: once per attempt job name, each one known to the ledger
+    seen: dict[str, list[str]] = {}
+    for jid, name, state, *_ in sacct("-S", since, fields="JobID,JobName,State"):
+        if name.startswith("pas-slurm-kill-"):
+            key = f"{name}_{jid.split('_')[1] if '_' in jid else 0}"
+            assert key not in seen, f"{key} submitted twice: {seen[key]} and {jid}"
+            seen[key] = [jid, state]
+    assert seen and set(seen) <= set(attempts), set(seen) - set(attempts)
+    for key, (jid, state) in seen.items():
+        a = attempts[key]
+        assert a["job_id"] == jid, (key, a)
+        assert state != "COMPLETED" or a["state"] == "COMPLETED", (key, a)  # no finished job's result lost
+    abandoned = [k for k, a in attempts.items() if a["state"] == "ABANDONED"]
+    assert not set(abandoned) & set(seen), "an abandoned attempt had reached SLURM"
+    # jobs submitted by a controller killed before recording them were found again by name
+    ledger = Ledger(tmp_path / "runs" / "slurm-kill" / "ledger.sqlite", readonly=True)
+    found = [e for e in ledger.events(limit=100_000) if e.kind == "reconcile" and "found job" in e.message]
+    ledger.close()
+    assert len(found) >= self_kills["after-sbatch"], found
+    for h in status["hypotheses"]:
+        if h["state"] != "DONE":
+            continue
+        assert [a["state"] for a in h["attempts"]].count("COMPLETED") == 1, h["attempts"]
+        result = json.loads((Path(h["out_dir"]) / "result.json").read_text())
+        assert (h["top1"], h["top5"]) == (result["top1"], result["top5"])
+        assert (Path(h["out_dir"]) / "train.log").read_text().count("epoch 1/1 done") == 1  # trained once
+
+
+def test_failing_job_is_retried_then_failed_with_its_reason(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(4):
+        (videos / f"v{i}.mp4").write_bytes(b"not a video")  # every video unreadable: the job raises
+    (tmp_path / "train.txt").write_text("".join(f"videos/v{i}.mp4 {i % 2}\n" for i in range(4)))
+    (tmp_path / "val.txt").write_text("videos/v0.mp4 0\n")
+    job = {"name": "slurm-fails", "backbone": "r2plus1d_tiny", "base": {"train": True}, "max_retries": 1,
+           "data": {"format": "list", "root": str(tmp_path), "num_classes": 2,
+                    "annotations": {"train": "train.txt", "val": "val.txt"}},
+           "recipe": {**TINY_RECIPE, "batch_per_gpu": 2}, "eval": {"clips": 1}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", "slurm-local", "--poll", "1")
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "the base network failed: 2 attempts failed (max_retries 1)" in run.stdout
+    status = _status(tmp_path)
+    (base,) = status["hypotheses"]
+    assert status["state"] == "FAILED" and base["state"] == "FAILED"
+    assert [a["state"] for a in base["attempts"]] == ["FAILED", "FAILED"]
+    for a in base["attempts"]:  # SLURM's verdict and the job's own Python error
+        assert a["scheduler_state"] == "FAILED" and a["reason"].startswith("FAILED: exit code 1:0; "), a
+        assert "NoReadableVideo" in a["reason"], a
+        assert a["node"] in ("node1", "node2")
+    assert len({a["job_id"] for a in base["attempts"]}) == 2
+    text = pas(tmp_path, "status").stdout
+    assert "NoReadableVideo" in text and "FAILED node" in text, text
+
+
+def test_node_down_under_a_running_job_is_detected_and_the_job_reruns_on_the_other_node(tmp_path: Path) -> None:
+    job = tiny_job("slurm-down", iterations=1, operators={"f": 2},
+                   base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 60, "checkpoint_minutes": 0.01}})
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    wait_for("both nodes idle", lambda: _idle_nodes() == {"node1", "node2"}, timeout=60)
+    proc = controller(tmp_path)
+    down = None
+    try:
+        base_dir = tmp_path / "runs" / "slurm-down" / "hyp" / "0-base"
+        rows = wait_for("the base job running a few epochs", lambda: (
+            (base_dir / "train.log").is_file() and "epoch 3/60 done" in (base_dir / "train.log").read_text()
+            and [r for r in sacct("--name", "pas-slurm-down-i0-b1", "-S", "now-1hours") if r[2] == "RUNNING"]))
+        (jid, _, _, _, down) = rows[0]
+        subprocess.run(["scontrol", "update", f"nodename={down}", "state=down", "reason=pas-test"], check=True,
+                       timeout=30)
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-3000:]
+    finally:
+        proc.kill()
+        if down:
+            subprocess.run(["scontrol", "update", f"nodename={down}", "state=resume"], timeout=30)
+    other = {"node1": "node2", "node2": "node1"}[down]
+    status = _status(tmp_path)
+    base = status["hypotheses"][0]
+    assert status["state"] == "DONE" and base["state"] == "DONE"
+    (attempt,) = base["attempts"]  # SLURM requeued the same job: no second submission
+    assert attempt["job_id"] == jid and attempt["state"] == "COMPLETED"
+    assert attempt["node"] == other and attempt["requeues"] >= 1
+    ledger = Ledger(tmp_path / "runs" / "slurm-down" / "ledger.sqlite", readonly=True)
+    events = [e.message for e in ledger.events(limit=1000) if e.kind == "requeue"]
+    ledger.close()
+    assert any(f"NODE_FAIL on {down}" in m for m in events), events
+    log = (base_dir / "train.log").read_text()
+    resumed = [int(line.split("resuming at epoch ")[1].split()[0]) for line in log.splitlines()
+               if "resuming at epoch" in line]
+    assert resumed and resumed[0] >= 3, log  # from its checkpoint, on the other node
+    assert json.loads((base_dir / "result.json").read_text())["epochs"] == 60
+
+
+def _look(cwd: Path, name: str) -> tuple[dict, str]:
+    """What `pas status --json` and `pas status` print (their functions on a read-only ledger: the CLI
+    takes a second to start, too slow to catch a state that lasts a few seconds)."""
+    from pas_orchestrator.commands.status import as_json, render
+
+    ledger = Ledger(cwd / "runs" / name / "ledger.sqlite", readonly=True)
+    try:
+        snap = ledger.snapshot()
+    finally:
+        ledger.close()
+    return as_json(snap), render(snap)
+
+
+def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp_path: Path) -> None:
+    """Five hypotheses using all the CPUs of a node each, on two nodes: two run, three wait (PENDING,
+    Resources); one running hypothesis is scancel'ed (CANCELLED), retried and finished; `pas status`
+    shows it all."""
+    job = tiny_job("slurm-states", iterations=1, recipe={**TINY_RECIPE, "epochs": 20})
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    cluster = profile(tmp_path, max_array_size=3, cpus_per_task=os.cpu_count() or 2)
+    proc = controller(tmp_path, cluster)
+    seen: set[str] = set()
+    cells: set[str] = set()
+    cancelled = None
+    try:
+        deadline = time.monotonic() + 900
+        while proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+            if not (tmp_path / "runs" / "slurm-states" / "ledger.sqlite").is_file():
+                continue
+            st, text = _look(tmp_path, "slurm-states")
+            cells |= {c.strip() for line in text.splitlines()[3:] for c in line.split("  ") if c.strip()}
+            seen |= {a["scheduler_state"] for h in st["hypotheses"] for a in h["attempts"] if a["scheduler_state"]}
+            running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["attempts"]
+                       and h["attempts"][-1]["scheduler_state"] == "RUNNING"]
+            if cancelled is None and running:  # early in its 20 epochs
+                cancelled = running[0]
+                subprocess.run(["scancel", cancelled["attempts"][-1]["job_id"]], check=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+    finally:
+        proc.kill()
+    final = _status(tmp_path)  # the CLI itself
+    text = pas(tmp_path, "status").stdout
+    seen |= {a["scheduler_state"] for h in final["hypotheses"] for a in h["attempts"]}
+    assert {"PENDING", "RUNNING", "COMPLETED", "CANCELLED"} <= seen, seen
+    pending = {c for c in cells if c.startswith("PENDING")}
+    assert "PENDING (Resources)" in pending, pending  # waiting for a free node, and pas says so
+    assert {"RUNNING node1", "RUNNING node2"} <= cells, cells
+    assert final["state"] == "DONE" and cancelled is not None
+    again = next(h for h in final["hypotheses"] if h["op"] == cancelled["op"] and h["iteration"] == 1)
+    assert again["state"] == "DONE"
+    assert [a["state"] for a in again["attempts"]] == ["FAILED", "COMPLETED"]
+    first = again["attempts"][0]
+    assert first["scheduler_state"] == "CANCELLED" and first["reason"].startswith("CANCELLED"), first
+    assert f"{again['attempts'][1]['job_id']}  COMPLETED node" in text, text

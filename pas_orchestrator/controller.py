@@ -103,7 +103,7 @@ class Controller:
             # every earlier run of the job (sacct -D) is a requeue: submitit's at a time limit (REQUEUED),
             # SLURM's own after a node failure (NODE_FAIL on node2)
             runs = len(st.history) + (st.state == "REQUEUED")
-            requeues = (runs, f"after {st.history[-1] if st.history else st.state}") if runs else None
+            requeues = (runs, f"previous run {st.history[-1] if st.history else st.state}") if runs else None
             if st.state in ACTIVE:
                 new = AttemptState.RUNNING if st.state == "RUNNING" else None
                 self.ledger.update_attempt(a.id, new, scheduler_state=st.state, reason=st.reason, node=st.node,

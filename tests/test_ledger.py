@@ -111,10 +111,10 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
         Ledger(tmp_path / "ledger.sqlite", readonly=True)
     led = Ledger(tmp_path / "ledger.sqlite")
     led.update_attempt(att.id, AttemptState.RUNNING, scheduler_state="RUNNING", node="node2",
-                       requeues=(1, "after NODE_FAIL on node1"))
+                       requeues=(1, "previous run NODE_FAIL on node1"))
     (a,) = led.snapshot().hypotheses[0].attempts
     assert (a.job_id, a.node, a.requeues, a.state) == ("77", "node2", 1, AttemptState.RUNNING)
-    assert any("requeued (1): after NODE_FAIL on node1" in e.message for e in led.events(100))
+    assert any("requeued (1): previous run NODE_FAIL on node1" in e.message for e in led.events(100))
     led.close()
     with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)

@@ -98,6 +98,7 @@ def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     out = Path(base["out_dir"])
     requeues = json.loads((out / "requeued.json").read_text())["requeues"]
     assert requeues >= 1
+    assert base["attempts"][0]["requeues"] == requeues  # pas saw each one (sacct -D: a REQUEUED run each)
     log = (out / "train.log").read_text()
     resumed = [int(line.split("resuming at epoch ")[1].split()[0]) for line in log.splitlines()
                if "resuming at epoch" in line]

@@ -8,7 +8,11 @@ t     temporal length      2        raw clip keeps its first T / gamma frames
 f     frame rate           2        every gamma-th raw-clip frame (frame stride x gamma)
 c     channels             1.4      filters of every convolution / gamma
 l     layers               2        blocks of every stage / gamma
+k     kernels (Tucker-2)   2        residual convolutions decomposed, GFLOPs / gamma
 ====  ===================  =======  ==================================================
+
+k is the one operator beyond the paper (``pas_models.tucker``): it keeps the
+parent's weights (decomposed) where c and l start from scratch.
 
 For SlowFast, s, t and f act on the raw clip; each pathway then samples its own
 frames from it (slow: every 16th, fast: every 2nd raw frame).
@@ -99,11 +103,20 @@ def _channels(spec: ArchSpec, gamma: float) -> ArchSpec:
                        stem_mid_width=None if p.stem_mid_width is None else shrink(p.stem_mid_width, gamma),
                        stage_widths=tuple(shrink(w, gamma) for w in p.stage_widths),
                        stage_out_widths=tuple(shrink(w, gamma) for w in p.stage_out_widths))
-    return spec.replace(pathways=tuple(narrower(p) for p in spec.pathways))
+    # decomposed convolutions keep their rank-to-width ratio (refit caps them at the new widths)
+    tucker = tuple(replace(t, rank_in=shrink(t.rank_in, gamma), rank_out=shrink(t.rank_out, gamma))
+                   for t in spec.tucker)
+    return spec.replace(pathways=tuple(narrower(p) for p in spec.pathways), tucker=tucker)
 
 
 def _layers(spec: ArchSpec, gamma: float) -> ArchSpec:
     return spec.replace(stage_blocks=tuple(shrink(b, gamma) for b in spec.stage_blocks))
+
+
+def _kernels(spec: ArchSpec, gamma: float) -> ArchSpec:
+    from pas_models.tucker import tucker_child
+
+    return tucker_child(spec, gamma)
 
 
 @dataclass(frozen=True)
@@ -124,9 +137,11 @@ OPERATORS: dict[str, Operator] = {
         Operator("f", "frame rate", 2.0, True, _frame_rate),
         Operator("c", "channels", 1.4, False, _channels),
         Operator("l", "layers per stage", 2.0, False, _layers),
+        Operator("k", "convolution ranks (Tucker-2)", 2.0, False, _kernels),
     )
 }
-DEFAULT_GAMMAS: dict[str, float] = {k: op.default_gamma for k, op in OPERATORS.items()}
+PAPER_OPERATORS = ("s", "t", "f", "c", "l")  # a search's default; k is opt-in
+DEFAULT_GAMMAS: dict[str, float] = {k: OPERATORS[k].default_gamma for k in PAPER_OPERATORS}
 
 
 def get_operator(key: str) -> Operator:
@@ -155,8 +170,9 @@ def parse_ops(text: str | Iterable[str]) -> list[str]:
 
 
 def _footprint(spec: ArchSpec) -> tuple:
-    """What determines the computation: per-pathway input shapes, widths, depths."""
-    return (spec.pathway_shapes(train=False), spec.pathway_shapes(train=True), spec.pathways, spec.stage_blocks)
+    """What determines the computation: per-pathway input shapes, widths, depths, decompositions."""
+    return (spec.pathway_shapes(train=False), spec.pathway_shapes(train=True), spec.pathways, spec.stage_blocks,
+            spec.tucker)
 
 
 def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None) -> ArchSpec:
@@ -164,6 +180,10 @@ def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None
     op = get_operator(key)
     gamma = check_gamma(key, (gammas or {}).get(key, op.default_gamma))
     child = op.transform(spec, gamma)
+    if key in ("c", "l") and child.tucker:  # decomposed convolutions follow the new widths / depths
+        from pas_models.tucker import refit
+
+        child = refit(child)
     if _footprint(child) == _footprint(spec):
         raise NotApplicable(key, f"reducing the {op.reduces} by {gamma:g} changes nothing at this size "
                                  "(already at the minimum after rounding)")

@@ -110,6 +110,20 @@ class AppliedOp:
 
 
 @dataclass(frozen=True)
+class TuckerConv:
+    """One convolution replaced by its Tucker-2 form (operator k, ``pas_models.tucker``):
+    1x1x1 (C_in -> rank_in), the kernel (rank_in -> rank_out, the original's stride and padding),
+    1x1x1 (rank_out -> C_out).
+
+    conv: the Conv3d's module path in the built network, e.g. ``layer2.0.conv1.0.0``.
+    """
+
+    conv: str
+    rank_in: int
+    rank_out: int
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     """A network and its input view. See the module docstring for the frame model."""
 
@@ -123,6 +137,7 @@ class ArchSpec:
     fusion: FusionSpec | None = None
     head_dropout: float = 0.0
     applied: tuple[AppliedOp, ...] = ()
+    tucker: tuple[TuckerConv, ...] = ()  # decomposed convolutions, in network order
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -251,6 +266,11 @@ def _validate(spec: ArchSpec) -> None:
             values = getattr(p, key)
             _positive_ints(values, f"{where}.{key}")
             _require(len(values) == n, f"{where}.{key}", f"needs {n} values (one per stage), got {len(values)}")
+    for i, t in enumerate(spec.tucker):
+        _require(isinstance(t.conv, str) and bool(t.conv), f"spec.tucker[{i}].conv", "must name a convolution")
+        _positive_ints((t.rank_in, t.rank_out), f"spec.tucker[{i}]")
+    names = [t.conv for t in spec.tucker]
+    _require(len(set(names)) == len(names), "spec.tucker", "a convolution is listed twice")
     if spec.family == "r2plus1d":
         _validate_r2plus1d(spec)
     else:

@@ -17,5 +17,11 @@ BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
 
 
 def build_model(spec: ArchSpec) -> nn.Module:
-    """A freshly initialised network for ``spec``; input (B, 3, *spec.input_shape()[1:])."""
-    return BUILDERS[spec.family](spec)
+    """A freshly initialised network for ``spec``; input (B, 3, *spec.input_shape()[1:]).
+    Convolutions listed in ``spec.tucker`` are built in their Tucker-2 form (pas_models.tucker)."""
+    model = BUILDERS[spec.family](spec)
+    if spec.tucker:
+        from pas_models.tucker import apply_tucker
+
+        apply_tucker(model, spec)
+    return model

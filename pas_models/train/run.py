@@ -47,7 +47,7 @@ from pas_models.train.scalars import Scalars
 from pas_models.train.schedule import base_lr, lr_at
 from pas_models.train.task import TrainTask
 from pas_models.train.teacher import build_teacher, load_weights
-from pas_models.weights import load_parent_weights, weights_compatible
+from pas_models.weights import can_init_from_parent, init_from_parent
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0
@@ -115,10 +115,11 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     torch.manual_seed(task.seed)  # same initial weights on every rank
     model = build_model(spec)
     finetune = (task.parent is not None and task.parent_checkpoint is not None
-                and weights_compatible(task.parent, spec))
+                and can_init_from_parent(task.parent, spec))
     if finetune:
         assert task.parent is not None and task.parent_checkpoint is not None
-        load_parent_weights(model, load_weights(task.parent_checkpoint), task.parent, spec)
+        how = init_from_parent(model, load_weights(task.parent_checkpoint), task.parent, spec)
+        log.info("%s: initialised from %s (weights %s)", task.hypothesis, task.parent.label, how)
     gpu = device.type == "cuda"
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp) if gpu else None
     fmt = torch.channels_last_3d if gpu and recipe.channels_last else torch.contiguous_format

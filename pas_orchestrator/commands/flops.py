@@ -12,7 +12,7 @@ from tqdm import tqdm
 from pas_models.errors import NotApplicable, PasError
 from pas_models.flops import CONVENTION, count_cost
 from pas_models.presets import PRESETS, preset
-from pas_models.reductions import DEFAULT_GAMMAS, OPERATORS, apply_op, check_gamma, parse_ops
+from pas_models.reductions import OPERATORS, apply_op, check_gamma, parse_ops
 from pas_orchestrator.table import format_table
 
 
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated operators applied in order, from {', '.join(OPERATORS)} (e.g. c,f,t,t,t)")
     p.add_argument("--gamma", type=gamma_arg, action="append", default=[], metavar="OP=GAMMA",
                    help="override an operator's factor (repeatable); defaults: "
-                        + ", ".join(f"{k}={v:g}" for k, v in DEFAULT_GAMMAS.items()))
+                        + ", ".join(f"{k}={op.default_gamma:g}" for k, op in OPERATORS.items()))
     p.add_argument("--classes", type=int, default=None, help="classifier outputs (default: the preset's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
@@ -54,7 +54,7 @@ def _view_text(shapes: dict[str, tuple[int, int, int, int]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    gammas = {**DEFAULT_GAMMAS, **dict(args.gamma)}
+    gammas = {**{k: op.default_gamma for k, op in OPERATORS.items()}, **dict(args.gamma)}
     spec = preset(args.backbone, args.classes)
     rows: list[dict[str, Any]] = []
     failure: dict[str, Any] | None = None

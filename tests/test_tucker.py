@@ -1,0 +1,136 @@
+"""Operator k (Tucker-2): exact at full ranks, about half the GFLOPs, spec round trip, strict loading of
+decomposed weights, the parent's weights as the child's start, and how c, l and k compose after it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pas_models.errors import NotApplicable, SpecError, WeightsIncompatible
+from pas_models.flops import count_cost
+from pas_models.nets import build_model
+from pas_models.presets import preset
+from pas_models.reductions import apply_op, apply_sequence
+from pas_models.spec import ArchSpec, TuckerConv
+from pas_models.tucker import TuckerConv3d, decomposed_state, kernel_of, sites
+from pas_models.weights import can_init_from_parent, init_from_parent, weights_compatible
+
+
+def _full_rank(spec: ArchSpec) -> ArchSpec:
+    return spec.replace(tucker=tuple(TuckerConv(s.name, s.c_in, s.c_out) for s in sites(spec)))
+
+
+def _logits(model: torch.nn.Module, spec: ArchSpec, seed: int = 0) -> torch.Tensor:
+    x = torch.randn(2, *spec.input_shape(), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+@pytest.mark.parametrize("name", ["r2plus1d_tiny", "slowfast_tiny"])
+def test_full_ranks_reproduce_every_kernel_and_the_logits(name: str) -> None:
+    parent = preset(name)
+    torch.manual_seed(0)
+    parent_model = build_model(parent)
+    full = _full_rank(parent)
+    assert len(full.tucker) == len(sites(parent)) > 0
+    model = build_model(full)
+    assert init_from_parent(model, parent_model.state_dict(), parent, full) == "decomposed"
+    for t in full.tucker:
+        decomposed = model.get_submodule(t.conv)
+        assert isinstance(decomposed, TuckerConv3d)
+        torch.testing.assert_close(kernel_of(decomposed), parent_model.get_submodule(t.conv).weight,
+                                   rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(_logits(model, full), _logits(parent_model, parent), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "low", "high"), [("r2plus1d_18", 0.45, 0.5), ("slowfast_4x16_r50", 0.45, 0.5)])
+def test_k_halves_the_gflops(name: str, low: float, high: float) -> None:
+    parent = preset(name)
+    child = apply_op(parent, "k")
+    ratio = count_cost(child).gflops / count_cost(parent).gflops
+    assert low <= ratio <= high, ratio  # the rank rule: the largest shared rank fraction within 1/2
+    assert [t.conv for t in child.tucker] == [s.name for s in sites(parent)]
+    first = child.tucker[0]
+    assert 1 <= first.rank_in < 64 and 1 <= first.rank_out  # a real reduction, not full rank
+
+
+def test_k_is_not_applicable_when_rank_one_cannot_reach_the_target() -> None:
+    once = apply_op(preset("r2plus1d_tiny"), "k")
+    with pytest.raises(NotApplicable, match="rank 1 in every decomposed convolution still costs"):
+        apply_op(once, "k")  # after one halving, the stem and the shortcuts are most of this tiny network
+    child = apply_op(preset("r2plus1d_tiny"), "k", {"k": 1.25})
+    ratio = count_cost(child).gflops / count_cost(preset("r2plus1d_tiny")).gflops
+    assert 0.75 <= ratio <= 0.8
+
+
+def test_spec_json_round_trip_and_validation() -> None:
+    child = apply_sequence(preset("r2plus1d_tiny"), ["k", "f"], {"k": 1.25})[-1]
+    again = ArchSpec.from_json(child.to_json())
+    assert again == child and again.tucker and again.ops == "k,f"
+    old = json.loads(preset("r2plus1d_tiny").to_json())
+    old.pop("tucker")  # a spec written before k existed
+    assert ArchSpec.from_dict(old).tucker == ()
+    bad = child.to_dict()
+    bad["tucker"][0]["rank_in"] = 0
+    with pytest.raises(SpecError, match=r"spec.tucker\[0\]: every value must be an integer >= 1"):
+        ArchSpec.from_dict(bad)
+    with pytest.raises(SpecError, match=r"spec.tucker\[0\] \(stem.0\): not a residual-block convolution"):
+        build_model(child.replace(tucker=(TuckerConv("stem.0", 1, 1),)))
+    with pytest.raises(SpecError, match=r"ranks \(99, 1\) exceed the channels"):
+        build_model(child.replace(tucker=(TuckerConv(child.tucker[0].conv, 99, 1),)))
+
+
+def test_decomposed_weights_load_strictly() -> None:
+    parent = preset("r2plus1d_tiny")
+    child = apply_op(parent, "k", {"k": 1.25})
+    torch.manual_seed(0)
+    trained = build_model(child)
+    state = trained.state_dict()
+    name = child.tucker[0].conv
+    assert {f"{name}.first.weight", f"{name}.core.weight", f"{name}.last.weight"} <= set(state)
+    again = build_model(child)
+    again.load_state_dict(state, strict=True)
+    torch.testing.assert_close(_logits(again, child), _logits(trained, child))
+    with pytest.raises(RuntimeError, match="size mismatch"):  # the same names at other ranks
+        build_model(child.replace(tucker=(TuckerConv(name, 1, 1), *child.tucker[1:]))).load_state_dict(state)
+    with pytest.raises(RuntimeError, match="Missing key"):  # a plain network cannot take it
+        build_model(parent).load_state_dict(state)
+
+
+def test_the_child_starts_from_its_parent_and_k_applies_again() -> None:
+    parent = preset("r2plus1d_tiny")
+    child = apply_op(parent, "k", {"k": 1.25})
+    assert not weights_compatible(parent, child) and can_init_from_parent(parent, child)
+    torch.manual_seed(0)
+    parent_model = build_model(parent)
+    model = build_model(child)
+    init_from_parent(model, parent_model.state_dict(), parent, child)
+    untouched = [k for k in parent_model.state_dict() if not any(k.startswith(t.conv + ".") for t in child.tucker)]
+    for k in untouched:  # stem, BN, shortcuts, classifier: the parent's own
+        assert torch.equal(model.state_dict()[k], parent_model.state_dict()[k]), k
+    # closer to the parent than a fresh network of the same spec
+    fresh = build_model(child)
+    ref = _logits(parent_model, parent)
+    assert (_logits(model, child) - ref).norm() < (_logits(fresh, child) - ref).norm()
+    again = apply_op(child, "k", {"k": 1.25})  # the core decomposed again, folded into first / last
+    assert can_init_from_parent(child, again)
+    model2 = build_model(again)
+    init_from_parent(model2, model.state_dict(), child, again)
+    assert all(a.rank_in <= b.rank_in for a, b in zip(again.tucker, child.tucker, strict=True))
+
+
+def test_c_and_l_after_k_keep_the_decomposition_consistent() -> None:
+    k = apply_op(preset("r2plus1d_18"), "k")
+    c = apply_op(k, "c")
+    assert len(c.tucker) == len(k.tucker)
+    assert all(b.rank_in <= max(1, int(a.rank_in / 1.4 + 1e-9)) for a, b in zip(k.tucker, c.tucker, strict=True))
+    build_model(c)  # every rank within the new widths
+    layers = apply_op(k, "l")
+    assert {t.conv for t in layers.tucker} == {s.name for s in sites(layers.replace(tucker=()))}
+    assert not can_init_from_parent(k, c) and not can_init_from_parent(k, layers)
+    with torch.device("meta"):
+        parent_state = build_model(k).state_dict()
+    with pytest.raises(WeightsIncompatible, match="cannot decompose"):
+        decomposed_state(parent_state, k, apply_op(c, "k"))

@@ -46,7 +46,7 @@ An operator is *not applicable* (``NotApplicable`` with the reason) when:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pas_models.errors import NotApplicable, SpecError, UnknownNameError
@@ -116,7 +116,7 @@ def _layers(spec: ArchSpec, gamma: float) -> ArchSpec:
 def _kernels(spec: ArchSpec, gamma: float) -> ArchSpec:
     from pas_models.tucker import tucker_child
 
-    return tucker_child(spec, gamma)
+    return tucker_child(spec, gamma)  # every stage; apply_op passes the stages it is given
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,18 @@ def _footprint(spec: ArchSpec) -> tuple:
             spec.tucker)
 
 
-def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None) -> ArchSpec:
-    """The child spec ``key(spec)``; raises NotApplicable (with a reason) when it cannot be applied."""
+def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None,
+             k_stages: Sequence[int] | None = None) -> ArchSpec:
+    """The child spec ``key(spec)``; raises NotApplicable (with a reason) when it cannot be applied.
+    ``k_stages``: the residual stages (from 1) whose convolutions k decomposes (default: all)."""
     op = get_operator(key)
     gamma = check_gamma(key, (gammas or {}).get(key, op.default_gamma))
-    child = op.transform(spec, gamma)
+    if key == "k":
+        from pas_models.tucker import tucker_child
+
+        child = tucker_child(spec, gamma, k_stages)
+    else:
+        child = op.transform(spec, gamma)
     if key in ("c", "l") and child.tucker:  # decomposed convolutions follow the new widths / depths
         from pas_models.tucker import refit
 
@@ -190,11 +197,12 @@ def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None
     return child.replace(applied=(*spec.applied, AppliedOp(key, gamma)))
 
 
-def apply_sequence(spec: ArchSpec, keys: Iterable[str], gammas: Mapping[str, float] | None = None) -> list[ArchSpec]:
+def apply_sequence(spec: ArchSpec, keys: Iterable[str], gammas: Mapping[str, float] | None = None,
+                   k_stages: Sequence[int] | None = None) -> list[ArchSpec]:
     """[spec, op1(spec), op2(op1(spec)), ...]; raises NotApplicable at the first step that fails."""
     chain = [spec]
     for key in keys:
-        chain.append(apply_op(chain[-1], key, gammas))
+        chain.append(apply_op(chain[-1], key, gammas, k_stages))
     return chain
 
 

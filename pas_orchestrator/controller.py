@@ -187,7 +187,7 @@ class Controller:
                                                   gflops=cost.gflops, params=cost.params, spec=spec.to_json())])
 
     def _plan(self, iteration: int, parent: ArchSpec, parent_path: tuple[str, ...]) -> None:
-        planned = plan_iteration(parent, parent_path, self.search.operators)
+        planned = plan_iteration(parent, parent_path, self.search.operators, self.search.tucker.stages)
         new = [NewHypothesis(iteration, p.op, "pas", ",".join(p.path), self._out_dir(iteration, p.op, "pas"),
                              state=HypState.PLANNED if p.spec else HypState.NOT_APPLICABLE, reason=p.reason,
                              gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None)

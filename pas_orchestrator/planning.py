@@ -23,12 +23,13 @@ class Planned:
     params: int | None
 
 
-def plan_iteration(parent: ArchSpec, parent_path: tuple[str, ...], operators: dict[str, float]) -> list[Planned]:
+def plan_iteration(parent: ArchSpec, parent_path: tuple[str, ...], operators: dict[str, float],
+                   k_stages: tuple[int, ...] | None = None) -> list[Planned]:
     """One entry per operator, in the definition's order; not-applicable ones carry the reason."""
     out = []
     for op in operators:
         try:
-            child = apply_op(parent, op, operators)
+            child = apply_op(parent, op, operators, k_stages)
         except NotApplicable as exc:
             out.append(Planned(op, (*parent_path, op), None, exc.reason, None, None))
             continue

@@ -25,7 +25,7 @@ def hypothesis_task(search: SearchDef, data: DatasetConfig, ops: list[str], out_
                     parent_checkpoint: str | None, hypothesis: str, attempt: int = 1) -> TrainTask:
     """The network ``ops`` applied to B, distilled from B (``teacher_checkpoint``) and, when
     fine-tuning is on and shapes allow, initialised from the parent ``ops[:-1]``."""
-    chain = apply_sequence(search.base_spec(), ops, search.operators)
+    chain = apply_sequence(search.base_spec(), ops, search.operators, search.tucker.stages)
     use_parent = search.finetune.enabled and parent_checkpoint is not None
     return TrainTask(hypothesis=hypothesis, student=chain[-1], data=data, out_dir=out_dir,
                      teacher=chain[0], teacher_checkpoint=teacher_checkpoint,
@@ -38,7 +38,7 @@ def hypothesis_task(search: SearchDef, data: DatasetConfig, ops: list[str], out_
 def baseline_task(search: SearchDef, data: DatasetConfig, ops: list[str], out_dir: str, hypothesis: str,
                   attempt: int = 1) -> TrainTask:
     """"Without PAS" (paper Table 2): the same architecture from random init with CE only, base recipe."""
-    chain = apply_sequence(search.base_spec(), ops, search.operators)
+    chain = apply_sequence(search.base_spec(), ops, search.operators, search.tucker.stages)
     return TrainTask(hypothesis=hypothesis, student=chain[-1], data=data, out_dir=out_dir,
                      recipe=search.base_recipe, distill=replace(search.distill, feature_weight=0.0),
                      eval=search.eval, attempt=attempt, seed=search.seed)

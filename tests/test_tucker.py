@@ -134,3 +134,25 @@ def test_c_and_l_after_k_keep_the_decomposition_consistent() -> None:
         parent_state = build_model(k).state_dict()
     with pytest.raises(WeightsIncompatible, match="cannot decompose"):
         decomposed_state(parent_state, k, apply_op(c, "k"))
+
+
+@pytest.mark.slow
+def test_a_tiny_search_with_k_runs_to_the_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from tinyjob import pas, tiny_job
+
+    job = tiny_job("tiny-k", iterations=2, operators={"k": 1.25, "f": 2}, tucker={"stages": [2, 3, 4]})
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    run = pas(tmp_path, "search", "--job", "job.yaml", "--poll", "0.3")
+    assert run.returncode == 0, run.stderr[-3000:]
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
+    assert status["state"] == "DONE"
+    k = [h for h in status["hypotheses"] if h["op"] == "k"]
+    assert k and all(h["state"] in ("DONE", "NOT_APPLICABLE") for h in k) and k[0]["state"] == "DONE"
+    out = tmp_path / "runs" / "tiny-k" / "hyp" / "1-k"
+    spec = ArchSpec.from_json(torch.load(out / "model.pt", weights_only=True)["spec"])
+    assert spec.tucker and not any(t.conv.startswith("layer1.") for t in spec.tucker)  # tucker.stages: 2-4
+    result = json.loads((out / "result.json").read_text())
+    assert result["finetuned_from_parent"] is True  # from the decomposed B
+    assert "(weights decomposed)" in (out / "train.log").read_text()
+    assert k[0]["gflops"] < status["hypotheses"][0]["gflops"]

@@ -43,9 +43,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gamma", type=gamma_arg, action="append", default=[], metavar="OP=GAMMA",
                    help="override an operator's factor (repeatable); defaults: "
                         + ", ".join(f"{k}={op.default_gamma:g}" for k, op in OPERATORS.items()))
+    p.add_argument("--k-stages", type=_stages_arg, default=None, metavar="N,N",
+                   help="operator k: residual stages (from 1) whose convolutions it decomposes (default: all)")
     p.add_argument("--classes", type=int, default=None, help="classifier outputs (default: the preset's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
+
+
+def _stages_arg(text: str) -> tuple[int, ...]:
+    try:
+        stages = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give stage numbers like 3,4") from None
+    if not stages or min(stages) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: stages count from 1")
+    return stages
 
 
 def _view_text(shapes: dict[str, tuple[int, int, int, int]]) -> str:
@@ -62,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         op = args.ops[step - 1] if step else None
         if op is not None:
             try:
-                spec = apply_op(spec, op, gammas)
+                spec = apply_op(spec, op, gammas, args.k_stages)
             except NotApplicable as exc:
                 failure = {"step": step, "op": op, "reason": exc.reason}
                 break

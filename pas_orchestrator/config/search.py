@@ -62,6 +62,13 @@ class FinetuneSection:
 
 
 @dataclass(frozen=True)
+class TuckerSection:
+    """Operator k: the residual stages (from 1) whose convolutions it decomposes; null: all."""
+
+    stages: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
 class _RawSearch:
     name: str
     backbone: str
@@ -75,6 +82,7 @@ class _RawSearch:
     ratio_tolerance: float = 0.1
     distill: Distill = field(default_factory=Distill)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    tucker: TuckerSection = field(default_factory=TuckerSection)
     recipe: Recipe = field(default_factory=Recipe)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
@@ -100,6 +108,7 @@ class SearchDef:
     ratio_tolerance: float
     distill: Distill
     finetune: FinetuneSection
+    tucker: TuckerSection
     recipe: Recipe
     eval: EvalConfig
     seed: int
@@ -181,6 +190,10 @@ def _check(r: _RawSearch, where: str) -> None:
             check_gamma(key, gamma)
         except PasError as exc:
             raise ConfigError(f"{w} operators.{key}: {exc}") from exc
+    if r.tucker.stages is not None:
+        n = len(preset(r.backbone).stage_blocks)
+        require(bool(r.tucker.stages) and all(1 <= s <= n for s in r.tucker.stages), f"{w} tucker.stages",
+                f"residual stages of {r.backbone} are 1..{n}, got {list(r.tucker.stages)} (null: all)")
     require(r.iterations >= 1, f"{w} iterations", f"must be >= 1, got {r.iterations}")
     if r.stop.target_gflops is not None:
         require(r.stop.target_gflops > 0, f"{w} stop.target_gflops", "must be > 0 (GFLOPs per view) or null")

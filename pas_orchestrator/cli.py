@@ -8,9 +8,9 @@ import sys
 
 from pas_models.errors import PasError
 from pas_orchestrator import __version__
-from pas_orchestrator.commands import cancel, data, export, flops, report, search, status, train
+from pas_orchestrator.commands import bench_model, cancel, data, export, flops, report, search, status, train
 
-COMMANDS = (search, status, report, cancel, export, train, flops, data)
+COMMANDS = (search, status, report, cancel, export, train, flops, bench_model, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,25 +26,56 @@ def _views(h: HypRec) -> int:
     return int(json.loads(h.result)["views"]) if h.result else 1
 
 
+def latency(h: HypRec, batch: int = 1) -> dict | None:
+    """The latency the job measured at ``batch`` (pas_models.latency), or None."""
+    if not h.result:
+        return None
+    return next((x for x in json.loads(h.result).get("latency", []) if x["batch"] == batch), None)
+
+
+def _ms(h: HypRec, batch: int) -> str:
+    lat = latency(h, batch)
+    return "-" if lat is None else f"{lat['ms_per_view']:.3g}"
+
+
+def _speedup(h: HypRec, base: HypRec | None, batch: int = 1) -> str:
+    """Measured speedup over B next to the FLOPs reduction, e.g. "1.9x (FLOPs 5.6x)"."""
+    a, b = latency(h, batch), latency(base, batch) if base is not None else None
+    if a is None or b is None or base is None or not h.gflops or not base.gflops:
+        return "-"
+    same = a["device"] == b["device"]
+    return (f"{b['ms_per_view'] / a['ms_per_view']:.2f}x" if same else "(other device)") + \
+        f" (FLOPs {base.gflops / h.gflops:.2f}x)"
+
+
 def table_markdown(snap: Snapshot) -> str:
     baselines = {(h.iteration, h.path): h for h in snap.hypotheses if h.kind == "baseline"}
-    rows = ["| model | reduction | top-1 % | top-5 % | GFLOPs x views | without PAS top-1 % |",
-            "|---|---|---|---|---|---|"]
+    base = snap.iteration(0)[0] if snap.iteration(0) else None
+    rows = ["| model | reduction | top-1 % | top-5 % | GFLOPs x views | ms/view (batch 1) | speedup vs B "
+            "| without PAS top-1 % |",
+            "|---|---|---|---|---|---|---|---|"]
     for h in chosen_path(snap):
         name = f"{snap.search.name}" + (f"-PAS-{h.iteration}" if h.iteration else " (B)")
         b = baselines.get((h.iteration, h.path))
         rows.append(f"| {name} | {h.path or '-'} | {h.top1:.2f} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
+                    f"{_ms(h, 1)} | {_speedup(h, base)} | "
                     + (f"{b.top1:.2f} |" if b is not None and b.top1 is not None else "- |"))
-    lines = [f"# PAS search {snap.search.name}", "", *rows, "", "## Every hypothesis", "",
-             "| iteration | operator | path | state | top-1 % | top-5 % | GFLOPs/view | winner |",
-             "|---|---|---|---|---|---|---|---|"]
+    devices = sorted({lat["device"] for h in snap.hypotheses if (lat := latency(h)) is not None})
+    lines = [f"# PAS search {snap.search.name}", "", *rows, "",
+             "Latency: median per view measured by each job at the end of its evaluation, on its own hardware "
+             f"({'; '.join(devices) or 'none measured'}), eval mode, batch 1 and 8.", "",
+             "## Every hypothesis", "",
+             "| iteration | operator | path | state | top-1 % | top-5 % | GFLOPs/view | ms/view b1 | ms/view b8 "
+             "| winner |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for h in snap.hypotheses:
         if h.kind != "pas":
             continue
         lines.append(f"| {h.iteration} | {h.op} | {h.path or '-'} | {h.state.value} | "
                      + ("-" if h.top1 is None else f"{h.top1:.2f}") + " | "
                      + ("-" if h.top5 is None else f"{h.top5:.2f}") + " | "
-                     + ("-" if h.gflops is None else f"{h.gflops:.4g}") + f" | {'yes' if h.winner else ''} |")
+                     + ("-" if h.gflops is None else f"{h.gflops:.4g}") + f" | {_ms(h, 1)} | {_ms(h, 8)} | "
+                     + f"{'yes' if h.winner else ''} |")
     return "\n".join(lines) + "\n"
 
 

@@ -80,6 +80,13 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     table = (tmp_path / "runs/cli/report/table.md").read_text()
     assert "| cli (B) | - |" in table and f"| cli-PAS-1 | {winner['path']} |" in table
     assert (tmp_path / "runs/cli/report/pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # latency beside GFLOPs: measured by each job on its own hardware, batch 1 and 8
+    result = json.loads((Path(winner["out_dir"]) / "result.json").read_text())
+    assert [x["batch"] for x in result["latency"]] == [1, 8]
+    assert all(x["ms_per_view"] > 0 and x["device"].startswith("cpu (") for x in result["latency"])
+    path_rows = [line.split("|") for line in table.splitlines() if line.startswith("| cli")]
+    assert len(path_rows) == 2 and all(float(r[6]) > 0 for r in path_rows)  # ms/view at batch 1
+    assert "x (FLOPs " in path_rows[1][7]  # measured speedup next to the FLOPs reduction
 
     export = pas(tmp_path, "export")
     assert export.returncode == 0, export.stderr

@@ -35,6 +35,7 @@ from pas_models.data.dataset import ClipDataset, collate_clips
 from pas_models.data.formats import load_video_list
 from pas_models.errors import PasError
 from pas_models.flops import count_cost
+from pas_models.latency import measure
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
 from pas_models.train import distributed
@@ -307,6 +308,11 @@ def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any],
         "versions": {"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "recipe": asdict(task.recipe),
     }
+    if env.is_main and task.eval.latency_passes > 0:
+        result["latency"] = [measure(task.student, device, b, passes=task.eval.latency_passes, model=model).to_dict()
+                             for b in task.eval.latency_batches]
+        log.info("%s: latency %s", task.hypothesis, ", ".join(
+            f"{x['ms_per_view']:.3g} ms/view at batch {x['batch']}" for x in result["latency"]))
     result = json.loads(json.dumps(result))  # exactly what result.json holds (a rerun returns that)
     if env.is_main:
         save_checkpoint({"model": model.state_dict(), "spec": task.student.to_json()}, out / "model.pt")

@@ -60,6 +60,10 @@ class EvalConfig:
     crops: int = 1
     batch: int = 16
     every_epochs: int = 0  # a quick 1-clip validation every N epochs (TensorBoard, metrics); 0: only the final one
+    # measured inference latency of the trained network at the end, on the job's own device
+    # (pas_models.latency): these batch sizes, the median of this many passes; 0 passes: not measured
+    latency_batches: tuple[int, ...] = (1, 8)
+    latency_passes: int = 10
 
 
 @dataclass(frozen=True)

@@ -43,14 +43,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gamma", type=gamma_arg, action="append", default=[], metavar="OP=GAMMA",
                    help="override an operator's factor (repeatable); defaults: "
                         + ", ".join(f"{k}={op.default_gamma:g}" for k, op in OPERATORS.items()))
-    p.add_argument("--k-stages", type=_stages_arg, default=None, metavar="N,N",
+    p.add_argument("--k-stages", type=stages_arg, default=None, metavar="N,N",
                    help="operator k: residual stages (from 1) whose convolutions it decomposes (default: all)")
     p.add_argument("--classes", type=int, default=None, help="classifier outputs (default: the preset's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
-def _stages_arg(text: str) -> tuple[int, ...]:
+def stages_arg(text: str) -> tuple[int, ...]:
     try:
         stages = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:

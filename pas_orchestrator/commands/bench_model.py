@@ -1,0 +1,113 @@
+"""``pas bench-model``: measured latency next to GFLOPs for each step of an operator sequence.
+
+For the base network and after each operator: GFLOPs per view (fvcore, as ``pas flops``) and the
+median latency per view on this CPU (batch 1 and 8 by default, after warm-up, a fixed thread
+count) and on the GPU when one is present (CUDA events). Each step prints its FLOPs reduction and
+its measured speedup, both relative to the base network: FLOPs are not speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from pas_models.errors import NotApplicable
+from pas_models.flops import CONVENTION, count_cost
+from pas_models.latency import default_threads, measure
+from pas_models.presets import PRESETS, preset
+from pas_models.reductions import OPERATORS, apply_op
+from pas_orchestrator.commands.flops import gamma_arg, ops_arg, stages_arg
+from pas_orchestrator.table import format_table
+
+NAME = "bench-model"
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give batch sizes like 1,8") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: batch sizes must be >= 1")
+    return values
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(NAME, help="measured latency beside GFLOPs, per step of an operator sequence",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbone", required=True, choices=sorted(PRESETS), metavar="NAME",
+                   help=f"base network: {', '.join(sorted(PRESETS))}")
+    p.add_argument("--ops", type=ops_arg, default=[], metavar="OPS",
+                   help=f"comma-separated operators applied in order, from {', '.join(OPERATORS)} (e.g. c,f,t)")
+    p.add_argument("--gamma", type=gamma_arg, action="append", default=[], metavar="OP=GAMMA",
+                   help="override an operator's factor (repeatable)")
+    p.add_argument("--k-stages", type=stages_arg, default=None, metavar="N,N",
+                   help="operator k: residual stages (from 1) it decomposes (default: all)")
+    p.add_argument("--batch", type=_batches, default=(1, 8), metavar="B,B", help="batch sizes (default 1,8)")
+    p.add_argument("--threads", type=int, default=default_threads(),
+                   help="CPU threads, fixed for every measurement (default: this process's cores, %(default)s)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
+    p.add_argument("--passes", type=int, default=10, help="timed passes; the median is reported (default 10)")
+    p.add_argument("--no-gpu", action="store_true", help="CPU only, even when a GPU is present")
+    p.add_argument("--classes", type=int, default=None, help="classifier outputs (default: the preset's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    gammas = {**{k: op.default_gamma for k, op in OPERATORS.items()}, **dict(args.gamma)}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
+    spec = preset(args.backbone, args.classes)
+    steps: list[dict[str, Any]] = []
+    failure = None
+    work = (len(args.ops) + 1) * len(devices) * len(args.batch)
+    with tqdm(total=work, desc="measuring", unit="run", disable=None, leave=False) as bar:
+        for step in range(len(args.ops) + 1):
+            op = args.ops[step - 1] if step else None
+            if op is not None:
+                try:
+                    spec = apply_op(spec, op, gammas, args.k_stages)
+                except NotApplicable as exc:
+                    failure = {"step": step, "op": op, "reason": exc.reason}
+                    break
+            row: dict[str, Any] = {"step": step, "op": op or "base", "label": spec.label,
+                                   "gflops": count_cost(spec).gflops, "latency": {}}
+            for dev in devices:
+                for b in args.batch:
+                    lat = measure(spec, dev, b, warmup=args.warmup, passes=args.passes, threads=args.threads)
+                    row["latency"][f"{dev}_b{b}"] = lat.to_dict()
+                    bar.update()
+            steps.append(row)
+    base = steps[0]
+    for row in steps:
+        row["flops_reduction"] = base["gflops"] / row["gflops"]
+        row["speedup"] = {k: base["latency"][k]["ms_per_view"] / v["ms_per_view"] for k, v in row["latency"].items()}
+    if args.json:
+        print(json.dumps({"convention": CONVENTION, "backbone": args.backbone, "threads": args.threads,
+                          "steps": steps, "not_applicable": failure}, indent=2))
+    else:
+        keys = list(base["latency"])
+        head = ["step", "op", "GFLOPs/view", "FLOPs /"]
+        for k in keys:
+            dev, b = k.rsplit("_b", 1)
+            head += [f"{dev} b{b} ms/view", "speedup"]
+        rows = []
+        for r in steps:
+            cells = [r["step"], r["op"], f"{r['gflops']:.4g}", f"{r['flops_reduction']:.2f}x"]
+            for k in keys:
+                cells += [f"{r['latency'][k]['ms_per_view']:.3g}", f"{r['speedup'][k]:.2f}x"]
+            rows.append(cells)
+        print(format_table(head, rows))
+        devs = "; ".join(sorted({v["device"] for v in base["latency"].values()}))
+        print(f"\nMedian of {args.passes} passes after {args.warmup} warm-up, per view, eval mode ({devs}). "
+              f"FLOPs / and speedup: relative to the base network.\n{CONVENTION}.")
+    if failure:
+        print(f"pas {NAME}: step {failure['step']}: operator {failure['op']!r} is not applicable: "
+              f"{failure['reason']}", file=sys.stderr)
+        return 1
+    return 0

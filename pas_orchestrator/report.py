@@ -119,9 +119,57 @@ def plot(snap: Snapshot, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_speedup(snap: Snapshot, path: Path) -> bool:
+    """Measured speedup vs FLOPs reduction, both relative to B, for every trained hypothesis whose job
+    measured its latency on B's device (batch 1 and 8); the diagonal is what the FLOPs promise.
+    False (no file) when nothing was measured."""
+    base = snap.iteration(0)[0] if snap.iteration(0) else None
+    if base is None or not base.gflops:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    drawn, top = False, 1.0
+    for batch, marker in ((1, "o"), (8, "s")):
+        ref = latency(base, batch)
+        points = [(base.gflops / h.gflops, ref["ms_per_view"] / lat["ms_per_view"], h) for h in snap.hypotheses
+                  if ref is not None and h.kind == "pas" and h.state == HypState.DONE and h.gflops
+                  and (lat := latency(h, batch)) is not None and lat["device"] == ref["device"]]
+        if not points:
+            continue
+        drawn = True
+        top = max(top, *(max(x, y) for x, y, _ in points))
+        ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=28, label=f"batch {batch}",
+                   zorder=3)
+        for x, y, h in points:
+            if h.iteration:
+                ax.annotate(h.path, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6)
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.plot([1, top], [1, top], ":", color="gray", label="speedup = FLOPs reduction")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FLOPs reduction vs B")
+    ax.set_ylabel("measured speedup vs B")
+    ax.set_title(f"{snap.search.name}: FLOPs are not speed ({latency(base)['device'] if latency(base) else ''})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def write_report(snap: Snapshot, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"table": out / "table.md", "plot": out / "pareto.png"}
     files["table"].write_text(table_markdown(snap))
     plot(snap, files["plot"])
+    if plot_speedup(snap, out / "speedup.png"):
+        files["speedup"] = out / "speedup.png"
     return files

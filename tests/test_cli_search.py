@@ -87,6 +87,7 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     path_rows = [line.split("|") for line in table.splitlines() if line.startswith("| cli")]
     assert len(path_rows) == 2 and all(float(r[6]) > 0 for r in path_rows)  # ms/view at batch 1
     assert "x (FLOPs " in path_rows[1][7]  # measured speedup next to the FLOPs reduction
+    assert (tmp_path / "runs/cli/report/speedup.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     export = pas(tmp_path, "export")
     assert export.returncode == 0, export.stderr

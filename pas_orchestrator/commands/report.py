@@ -21,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
     path, snap = read_snapshot(args.runs, args.search)
     files = write_report(snap, path.parent / "report")
     print(files["table"].read_text())
-    print(f"wrote {files['table']} and {files['plot']}")
+    print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0

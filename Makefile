@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_status.py
+	$(PY) benchmarks/bench_latency.py
 
 search: install
 	$(VENV)/bin/pas search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))

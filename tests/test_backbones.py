@@ -11,7 +11,7 @@ from torchvision.models.video import r2plus1d_18 as tv_r2plus1d_18
 from pas_models.errors import NotApplicable
 from pas_models.nets import build_model
 from pas_models.presets import preset
-from pas_models.reductions import OPERATORS, apply_sequence
+from pas_models.reductions import OPERATORS, PAPER_OPERATORS, apply_sequence
 
 
 def test_r2plus1d_18_loads_torchvision_weights_and_matches_its_logits() -> None:
@@ -40,7 +40,9 @@ def test_parameter_counts_of_full_presets() -> None:
     assert abs(params("slowfast_4x16_r50") / 34.5e6 - 1) < 0.02
 
 
-SEQUENCES = [seq for n in (1, 2, 3) for seq in itertools.product(OPERATORS, repeat=n)]
+SEQUENCES = [seq for n in (1, 2, 3) for seq in itertools.product(PAPER_OPERATORS, repeat=n)]
+# k (Tucker-2) with every operator before and after it (its own tests: tests/test_tucker.py)
+K_SEQUENCES = sorted({("k", op) for op in OPERATORS} | {(op, "k") for op in OPERATORS})
 
 
 @pytest.mark.parametrize("name", ["r2plus1d_tiny", "slowfast_tiny"])
@@ -67,3 +69,22 @@ def test_forward_backward_for_every_sequence_up_to_three(name: str) -> None:
         applied += 1
     assert applied + skipped == len(SEQUENCES) == 155
     assert applied > 100 and skipped > 0
+
+
+def test_forward_backward_with_k_before_and_after_every_operator() -> None:
+    base = preset("r2plus1d_tiny", num_classes=7)  # SlowFast with k: tests/test_tucker.py
+    applied = 0
+    for seq in K_SEQUENCES:
+        try:
+            spec = apply_sequence(base, seq, {"k": 1.25})[-1]
+        except NotApplicable as exc:
+            assert exc.reason and exc.op in seq
+            continue
+        assert spec.tucker, seq
+        model = build_model(spec).train()
+        out = model(torch.randn(2, *spec.input_shape(train=True)))
+        assert out.shape == (2, 7), seq
+        out.square().mean().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters()), seq
+        applied += 1
+    assert applied >= len(K_SEQUENCES) - 2, applied

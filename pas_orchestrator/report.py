@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 
@@ -108,9 +109,16 @@ def plot(snap: Snapshot, path: Path) -> None:
         ax.plot([h.gflops for h in base], [h.top1 for h in base], "--", color="gray", marker="x",
                 label="without PAS", zorder=2)
     ax.set_xscale("log")
-    ax.set_xlabel("GFLOPs per view (log scale)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"PAS search {snap.search.name}")
+    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%)", f"PAS search {snap.search.name}")
+
+
+def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:
+    """Labels, grid, legend; written to ``path`` and closed."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -153,15 +161,9 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
     ax.plot([1, top], [1, top], ":", color="gray", label="speedup = FLOPs reduction")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("FLOPs reduction vs B")
-    ax.set_ylabel("measured speedup vs B")
-    ax.set_title(f"{snap.search.name}: FLOPs are not speed ({latency(base)['device'] if latency(base) else ''})")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    device = (latency(base) or {}).get("device", "")
+    _finish(fig, ax, path, "FLOPs reduction vs B", "measured speedup vs B",
+            f"{snap.search.name}: FLOPs are not speed ({device})")
     return True
 
 

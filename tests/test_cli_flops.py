@@ -64,3 +64,29 @@ def test_not_applicable_step_exits_1_with_reason() -> None:
     assert [s["op"] for s in out["steps"]] == ["base", "l"]
     assert out["not_applicable"]["step"] == 2
     assert "step 2: operator 'l' is not applicable" in res.stderr
+
+
+def test_bench_model_measures_latency_next_to_gflops() -> None:
+    import json
+    import subprocess
+    import sys
+
+    import pytest
+
+    out = subprocess.run([sys.executable, "-m", "pas_orchestrator", "bench-model", "--backbone", "r2plus1d_tiny",
+                          "--ops", "k,f", "--batch", "1,2", "--passes", "3", "--warmup", "1", "--threads", "1",
+                          "--json"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    steps = data["steps"]
+    assert [s["op"] for s in steps] == ["base", "k", "f"]
+    assert steps[1]["flops_reduction"] == pytest.approx(2.0, rel=0.05)  # k: about half the GFLOPs
+    for s in steps:
+        assert set(s["latency"]) == {"cpu_b1", "cpu_b2"}
+        assert all(v["ms_per_view"] > 0 and v["device"] == "cpu (1 threads)" and v["passes"] == 3
+                   for v in s["latency"].values())
+        assert s["speedup"]["cpu_b1"] == pytest.approx(
+            steps[0]["latency"]["cpu_b1"]["ms_per_view"] / s["latency"]["cpu_b1"]["ms_per_view"])
+    bad = subprocess.run([sys.executable, "-m", "pas_orchestrator", "bench-model", "--backbone", "r2plus1d_tiny",
+                          "--batch", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "batch sizes are integers >= 1" in bad.stderr

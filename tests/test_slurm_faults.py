@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from slurmkit import controller, profile, sacct, wait_for
-from tinyjob import TINY_RECIPE, pas, tiny_job
+from tinyjob import TINY_RECIPE, failing_job, pas, tiny_job
 
 from pas_orchestrator.ledger import Ledger
 
@@ -103,17 +103,7 @@ def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: 
 
 
 def test_failing_job_is_retried_then_failed_with_its_reason(tmp_path: Path) -> None:
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    for i in range(4):
-        (videos / f"v{i}.mp4").write_bytes(b"not a video")  # every video unreadable: the job raises
-    (tmp_path / "train.txt").write_text("".join(f"videos/v{i}.mp4 {i % 2}\n" for i in range(4)))
-    (tmp_path / "val.txt").write_text("videos/v0.mp4 0\n")
-    job = {"name": "slurm-fails", "backbone": "r2plus1d_tiny", "base": {"train": True}, "max_retries": 1,
-           "data": {"format": "list", "root": str(tmp_path), "num_classes": 2,
-                    "annotations": {"train": "train.txt", "val": "val.txt"}},
-           "recipe": {**TINY_RECIPE, "batch_per_gpu": 2}, "eval": {"clips": 1}}
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    failing_job(tmp_path, "slurm-fails")  # every video unreadable: the job raises
     run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", "slurm-local", "--poll", "1")
     assert run.returncode == 1, run.stderr[-3000:]
     assert "the base network failed: 2 attempts failed (max_retries 1)" in run.stdout

@@ -20,6 +20,24 @@ def tiny_job(name: str, **overrides: Any) -> dict[str, Any]:
             "recipe": dict(TINY_RECIPE), "eval": {"clips": 1}, "distill": {"alpha": 10}, **overrides}
 
 
+def failing_job(root: Path, name: str) -> dict[str, Any]:
+    """A search whose every video is unreadable (the job raises), retried once, written to root/job.yaml."""
+    import yaml
+
+    videos = root / "videos"
+    videos.mkdir()
+    for i in range(4):
+        (videos / f"v{i}.mp4").write_bytes(b"not a video")
+    (root / "train.txt").write_text("".join(f"videos/v{i}.mp4 {i % 2}\n" for i in range(4)))
+    (root / "val.txt").write_text("videos/v0.mp4 0\n")
+    job = {"name": name, "backbone": "r2plus1d_tiny", "base": {"train": True}, "max_retries": 1,
+           "data": {"format": "list", "root": str(root), "num_classes": 2,
+                    "annotations": {"train": "train.txt", "val": "val.txt"}},
+           "recipe": {**TINY_RECIPE, "batch_per_gpu": 2}, "eval": {"clips": 1}}
+    (root / "job.yaml").write_text(yaml.safe_dump(job))
+    return job
+
+
 def pas(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pas_orchestrator", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)

@@ -21,20 +21,14 @@ from pas_models.flops import CONVENTION, count_cost
 from pas_models.latency import default_threads, measure
 from pas_models.presets import PRESETS, preset
 from pas_models.reductions import OPERATORS, apply_op
-from pas_orchestrator.commands.flops import gamma_arg, ops_arg, stages_arg
+from pas_orchestrator.commands.flops import gamma_arg, int_list, ops_arg, stages_arg
 from pas_orchestrator.table import format_table
 
 NAME = "bench-model"
 
 
 def _batches(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give batch sizes like 1,8") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: batch sizes must be >= 1")
-    return values
+    return int_list(text, "batch sizes", "1,8")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

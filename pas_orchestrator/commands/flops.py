@@ -50,14 +50,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def stages_arg(text: str) -> tuple[int, ...]:
+def int_list(text: str, what: str, example: str) -> tuple[int, ...]:
+    """"3,4" -> (3, 4): positive integers, comma-separated (argparse type)."""
     try:
-        stages = tuple(int(x) for x in text.split(",") if x.strip())
+        values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give stage numbers like 3,4") from None
-    if not stages or min(stages) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: stages count from 1")
-    return stages
+        raise argparse.ArgumentTypeError(f"{text!r}: give {what} like {example}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: {what} are integers >= 1")
+    return values
+
+
+def stages_arg(text: str) -> tuple[int, ...]:
+    return int_list(text, "stage numbers (from 1)", "3,4")
 
 
 def _view_text(shapes: dict[str, tuple[int, int, int, int]]) -> str:

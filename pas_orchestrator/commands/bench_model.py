@@ -16,12 +16,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from pas_models.errors import NotApplicable
 from pas_models.flops import CONVENTION, count_cost
 from pas_models.latency import default_threads, measure
-from pas_models.presets import PRESETS, preset
-from pas_models.reductions import OPERATORS, apply_op
-from pas_orchestrator.commands.flops import gamma_arg, int_list, ops_arg, stages_arg
+from pas_models.presets import PRESETS
+from pas_models.reductions import OPERATORS
+from pas_orchestrator.commands.flops import gamma_arg, int_list, op_chain, ops_arg, stages_arg
 from pas_orchestrator.table import format_table
 
 NAME = "bench-model"
@@ -54,21 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    gammas = {**{k: op.default_gamma for k, op in OPERATORS.items()}, **dict(args.gamma)}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
-    spec = preset(args.backbone, args.classes)
     steps: list[dict[str, Any]] = []
-    failure = None
-    work = (len(args.ops) + 1) * len(devices) * len(args.batch)
-    with tqdm(total=work, desc="measuring", unit="run", disable=None, leave=False) as bar:
-        for step in range(len(args.ops) + 1):
-            op = args.ops[step - 1] if step else None
-            if op is not None:
-                try:
-                    spec = apply_op(spec, op, gammas, args.k_stages)
-                except NotApplicable as exc:
-                    failure = {"step": step, "op": op, "reason": exc.reason}
-                    break
+    chain, failure = op_chain(args)
+    with tqdm(total=len(chain) * len(devices) * len(args.batch), desc="measuring", unit="run", disable=None,
+              leave=False) as bar:
+        for step, op, spec in chain:
             row: dict[str, Any] = {"step": step, "op": op or "base", "label": spec.label,
                                    "gflops": count_cost(spec).gflops, "latency": {}}
             for dev in devices:

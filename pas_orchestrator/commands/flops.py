@@ -13,6 +13,7 @@ from pas_models.errors import NotApplicable, PasError
 from pas_models.flops import CONVENTION, count_cost
 from pas_models.presets import PRESETS, preset
 from pas_models.reductions import OPERATORS, apply_op, check_gamma, parse_ops
+from pas_models.spec import ArchSpec
 from pas_orchestrator.table import format_table
 
 
@@ -70,19 +71,26 @@ def _view_text(shapes: dict[str, tuple[int, int, int, int]]) -> str:
     return ", ".join(parts)
 
 
-def run(args: argparse.Namespace) -> int:
+def op_chain(args: argparse.Namespace) -> tuple[list[tuple[int, str | None, ArchSpec]], dict[str, Any] | None]:
+    """(step, operator or None for B, spec) for B and each of ``args.ops`` (gammas, k stages from the
+    arguments), and the not-applicable step that ended the chain early, if any."""
     gammas = {**{k: op.default_gamma for k, op in OPERATORS.items()}, **dict(args.gamma)}
     spec = preset(args.backbone, args.classes)
+    chain: list[tuple[int, str | None, ArchSpec]] = [(0, None, spec)]
+    for step, op in enumerate(args.ops, start=1):
+        try:
+            spec = apply_op(spec, op, gammas, args.k_stages)
+        except NotApplicable as exc:
+            return chain, {"step": step, "op": op, "reason": exc.reason}
+        chain.append((step, op, spec))
+    return chain, None
+
+
+def run(args: argparse.Namespace) -> int:
+    gammas = {**{k: op.default_gamma for k, op in OPERATORS.items()}, **dict(args.gamma)}
     rows: list[dict[str, Any]] = []
-    failure: dict[str, Any] | None = None
-    for step in tqdm(range(len(args.ops) + 1), desc="counting FLOPs", unit="step", disable=None, leave=False):
-        op = args.ops[step - 1] if step else None
-        if op is not None:
-            try:
-                spec = apply_op(spec, op, gammas, args.k_stages)
-            except NotApplicable as exc:
-                failure = {"step": step, "op": op, "reason": exc.reason}
-                break
+    chain, failure = op_chain(args)
+    for step, op, spec in tqdm(chain, desc="counting FLOPs", unit="step", disable=None, leave=False):
         cost = count_cost(spec)
         rows.append({
             "step": step, "op": op or "base", "gamma": gammas[op] if op else None, "label": spec.label,

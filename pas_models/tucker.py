@@ -157,7 +157,8 @@ def tucker_child(spec: ArchSpec, gamma: float, stages: Sequence[int] | None = No
     of the rank rule (module docstring); NotApplicable when rank 1 everywhere is not cheap enough."""
     from pas_models.flops import count_cost
 
-    chosen = [s for s in sites(spec) if stages is None or s.stage in stages]
+    every = sites(spec)  # module order; a decomposed conv keeps its plain conv's path
+    chosen = [s for s in every if stages is None or s.stage in stages]
     if not chosen:
         raise NotApplicable("k", f"no residual-block convolution in stage(s) {list(stages or [])}")
     total = count_cost(spec).gflops * 1e9
@@ -176,7 +177,7 @@ def tucker_child(spec: ArchSpec, gamma: float, stages: Sequence[int] | None = No
         lo, hi = (mid, hi) if cost(mid) <= target else (lo, mid)
     new = {s.name: TuckerConv(s.name, *_ranks(s, lo)) for s in chosen}
     kept = [t for t in spec.tucker if t.conv not in new]
-    order = {s.name: i for i, s in enumerate(sites(spec.replace(tucker=())))}
+    order = {s.name: i for i, s in enumerate(every)}
     entries = sorted([*kept, *new.values()], key=lambda t: order[t.conv])
     return spec.replace(tucker=tuple(entries))
 

@@ -17,6 +17,7 @@ import yaml
 from slurmkit import controller, profile, sacct, wait_for
 from tinyjob import TINY_RECIPE, failing_job, pas, tiny_job
 
+from pas_orchestrator.errors import LedgerError
 from pas_orchestrator.ledger import Ledger
 
 pytestmark = pytest.mark.slurm
@@ -190,7 +191,10 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
             time.sleep(0.3)
             if not (tmp_path / "runs" / "slurm-states" / "ledger.sqlite").is_file():
                 continue
-            st, text = _look(tmp_path, "slurm-states")
+            try:
+                st, text = _look(tmp_path, "slurm-states")
+            except LedgerError:  # the controller is still creating the ledger (tables, then the search)
+                continue
             cells |= {c.strip() for line in text.splitlines()[3:] for c in line.split("  ") if c.strip()}
             seen |= {a["scheduler_state"] for h in st["hypotheses"] for a in h["attempts"] if a["scheduler_state"]}
             running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["attempts"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import signal
 import sqlite3
 import subprocess
@@ -123,6 +124,47 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
 def test_readonly_needs_an_existing_ledger(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="no ledger here"):
         Ledger(tmp_path / "none.sqlite", readonly=True)
+
+
+def test_a_new_ledger_appears_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pas status` in the first instant of a search must see no ledger or a whole one: the file is
+    built aside and linked into place only once its tables and schema row are committed."""
+    path = tmp_path / "ledger.sqlite"
+    seen: list[str] = []
+    real_link = os.link
+
+    def link(src: str | Path, dst: str | Path) -> None:
+        assert Path(dst) == path and not path.exists()
+        Ledger(src, readonly=True).close()  # raises "not a pas ledger" if the schema row were missing
+        seen.append(Path(src).name)
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link)
+    Ledger(path).close()
+    assert len(seen) == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == ["ledger.sqlite"]
+    Ledger(path, readonly=True).close()
+
+
+CREATOR = """
+import sys, time
+from pas_orchestrator.ledger import Ledger
+while time.time() < float(sys.argv[2]):
+    pass
+Ledger(sys.argv[1]).close()
+"""
+
+
+def test_controllers_racing_to_create_a_ledger_get_one(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    start = time.time() + 3.0  # all four past their imports, then go at once
+    procs = [subprocess.Popen([sys.executable, "-c", CREATOR, str(path), str(start)], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    Ledger(path, readonly=True).close()
+    assert not [p for p in tmp_path.iterdir() if ".creating-" in p.name]
 
 
 HOLDER = """

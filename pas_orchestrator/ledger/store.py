@@ -65,12 +65,39 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _create(path: Path) -> None:
+    """Create an empty ledger at ``path`` atomically: tables and schema row are built in a temporary
+    file that is then hard-linked into place, so a reader (``pas status`` in the first instant of a
+    search) sees either no ledger or a whole one, and two controllers racing to create it get one."""
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    engine = create_engine(f"sqlite:///{tmp}")
+    try:
+        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        engine.dispose()
+        try:
+            os.link(tmp, path)  # exclusive: fails if another process created it first, which is fine
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"{path}: cannot create the ledger ({exc.__class__.__name__}: {exc})") from exc
+    finally:
+        engine.dispose()
+        tmp.unlink(missing_ok=True)
+
+
 class Ledger:
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         if readonly and not self.path.is_file():
             raise LedgerError(f"{self.path}: no ledger here (start the search with `pas search`)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not readonly and not self.path.exists():
+            _create(self.path)
         self._engine = create_engine(f"sqlite:///{self.path}")
         self._readonly = readonly
         self._token: str | None = None

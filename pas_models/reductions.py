@@ -46,11 +46,17 @@ An operator is *not applicable* (``NotApplicable`` with the reason) when:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pas_models.errors import NotApplicable, SpecError, UnknownNameError
 from pas_models.spec import AppliedOp, ArchSpec, PathwaySpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from pas_models.tucker import TuckerOptions
 
 # ---- the rounding rule (the only place where reduced sizes are computed) ----------
 _EPS = 1e-9  # 112 / 1.4 is 79.99999999999999 in floating point; it means 80
@@ -116,7 +122,7 @@ def _layers(spec: ArchSpec, gamma: float) -> ArchSpec:
 def _kernels(spec: ArchSpec, gamma: float) -> ArchSpec:
     from pas_models.tucker import tucker_child
 
-    return tucker_child(spec, gamma)  # every stage; apply_op passes the stages it is given
+    return tucker_child(spec, gamma)  # default options; apply_op passes the search's
 
 
 @dataclass(frozen=True)
@@ -176,15 +182,16 @@ def _footprint(spec: ArchSpec) -> tuple:
 
 
 def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None,
-             k_stages: Sequence[int] | None = None) -> ArchSpec:
+             tucker: TuckerOptions | None = None, weights: Mapping[str, torch.Tensor] | None = None) -> ArchSpec:
     """The child spec ``key(spec)``; raises NotApplicable (with a reason) when it cannot be applied.
-    ``k_stages``: the residual stages (from 1) whose convolutions k decomposes (default: all)."""
+    ``tucker``: operator k's stages and rank rule; ``weights``: ``spec``'s trained state dict,
+    which only k with the vbmf rank rule reads."""
     op = get_operator(key)
     gamma = check_gamma(key, (gammas or {}).get(key, op.default_gamma))
     if key == "k":
         from pas_models.tucker import tucker_child
 
-        child = tucker_child(spec, gamma, k_stages)
+        child = tucker_child(spec, gamma, tucker, weights)
     else:
         child = op.transform(spec, gamma)
     if key in ("c", "l") and child.tucker:  # decomposed convolutions follow the new widths / depths
@@ -198,11 +205,15 @@ def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None
 
 
 def apply_sequence(spec: ArchSpec, keys: Iterable[str], gammas: Mapping[str, float] | None = None,
-                   k_stages: Sequence[int] | None = None) -> list[ArchSpec]:
-    """[spec, op1(spec), op2(op1(spec)), ...]; raises NotApplicable at the first step that fails."""
+                   tucker: TuckerOptions | None = None,
+                   weights_of: Callable[[int, ArchSpec], Mapping[str, torch.Tensor]] | None = None) -> list[ArchSpec]:
+    """[spec, op1(spec), op2(op1(spec)), ...]; raises NotApplicable at the first step that fails.
+    ``weights_of(i, chain[i])``: the trained weights of the network that step i reduces, asked only
+    where they are read (k with the vbmf rank rule)."""
     chain = [spec]
-    for key in keys:
-        chain.append(apply_op(chain[-1], key, gammas, k_stages))
+    for i, key in enumerate(keys):
+        needs = key == "k" and tucker is not None and tucker.ranks == "vbmf" and weights_of is not None
+        chain.append(apply_op(chain[-1], key, gammas, tucker, weights_of(i, chain[-1]) if needs else None))
     return chain
 
 

@@ -22,13 +22,19 @@ parent GFLOPs / gamma (gamma_k = 2: about half, like the other operators). The c
 candidate is exact arithmetic on the layer shapes (fvcore's convention: one multiply-add per
 weight and output position); the child's recorded GFLOPs are then counted by fvcore as for
 every spec.
+
+Rank rule ``vbmf`` (search key ``tucker.ranks: vbmf``), the choice of Kim et al.: the ranks of each
+convolution are what EVBMF keeps of its kernel's C_in and C_out unfoldings (``pas_models.vbmf``;
+of the core's when already decomposed); gamma plays no part, and the GFLOPs are whatever those
+ranks cost. It needs the parent's trained weights. A convolution whose EVBMF ranks would not
+make it cheaper stays as it is.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +42,17 @@ from torch import nn
 
 from pas_models.errors import NotApplicable, SpecError, WeightsIncompatible
 from pas_models.spec import ArchSpec, TuckerConv
+
+RANK_RULES = ("flops", "vbmf")
+
+
+@dataclass(frozen=True)
+class TuckerOptions:
+    """Operator k's settings (search key ``tucker``): the residual ``stages`` (from 1) whose
+    convolutions it decomposes (None: all) and the rank rule, ``flops`` or ``vbmf``."""
+
+    stages: tuple[int, ...] | None = None
+    ranks: str = "flops"
 
 # residual-block convolutions of each family: module path -> (stage index from 1, block index)
 SITE_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -152,15 +169,31 @@ def _ranks(site: Site, rho: float) -> tuple[int, int]:
     return max(1, math.floor(rho * base_in + 1e-9)), max(1, math.floor(rho * base_out + 1e-9))
 
 
-def tucker_child(spec: ArchSpec, gamma: float, stages: Sequence[int] | None = None) -> ArchSpec:
-    """``spec`` with the residual convolutions of ``stages`` (default: all) decomposed at the ranks
-    of the rank rule (module docstring); NotApplicable when rank 1 everywhere is not cheap enough."""
+def tucker_child(spec: ArchSpec, gamma: float, options: TuckerOptions | None = None,
+                 weights: Mapping[str, torch.Tensor] | None = None) -> ArchSpec:
+    """``spec`` with the residual convolutions of ``options.stages`` (default: all) decomposed at
+    the ranks of ``options.ranks`` (module docstring). ``weights``: the state dict of ``spec``'s
+    trained network, needed by ``vbmf``. NotApplicable when no convolution can get cheaper."""
+    options = options or TuckerOptions()
+    every = sites(spec)  # module order; a decomposed conv keeps its plain conv's path
+    chosen = [s for s in every if options.stages is None or s.stage in options.stages]
+    if not chosen:
+        raise NotApplicable("k", f"no residual-block convolution in stage(s) {list(options.stages or [])}")
+    if options.ranks == "flops":
+        new = {s.name: TuckerConv(s.name, *r) for s, r in zip(chosen, _flops_ranks(spec, chosen, gamma), strict=True)}
+    elif options.ranks == "vbmf":
+        new = _vbmf_entries(spec, chosen, weights)
+    else:
+        raise SpecError(f"unknown Tucker rank rule {options.ranks!r} (choose from {', '.join(RANK_RULES)})")
+    kept = [t for t in spec.tucker if t.conv not in new]
+    order = {s.name: i for i, s in enumerate(every)}
+    entries = sorted([*kept, *new.values()], key=lambda t: order[t.conv])
+    return spec.replace(tucker=tuple(entries))
+
+
+def _flops_ranks(spec: ArchSpec, chosen: list[Site], gamma: float) -> list[tuple[int, int]]:
     from pas_models.flops import count_cost
 
-    every = sites(spec)  # module order; a decomposed conv keeps its plain conv's path
-    chosen = [s for s in every if stages is None or s.stage in stages]
-    if not chosen:
-        raise NotApplicable("k", f"no residual-block convolution in stage(s) {list(stages or [])}")
     total = count_cost(spec).gflops * 1e9
     fixed = total - sum(s.macs(s.ranks) for s in chosen)
     target = total / gamma
@@ -175,11 +208,29 @@ def tucker_child(spec: ArchSpec, gamma: float, stages: Sequence[int] | None = No
     for _ in range(50):  # the largest rho within budget (cost is monotone in rho)
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if cost(mid) <= target else (lo, mid)
-    new = {s.name: TuckerConv(s.name, *_ranks(s, lo)) for s in chosen}
-    kept = [t for t in spec.tucker if t.conv not in new]
-    order = {s.name: i for i, s in enumerate(every)}
-    entries = sorted([*kept, *new.values()], key=lambda t: order[t.conv])
-    return spec.replace(tucker=tuple(entries))
+    return [_ranks(s, lo) for s in chosen]
+
+
+def _vbmf_entries(spec: ArchSpec, chosen: list[Site],
+                  weights: Mapping[str, torch.Tensor] | None) -> dict[str, TuckerConv]:
+    from pas_models.vbmf import tucker2_ranks
+
+    if weights is None:
+        raise WeightsIncompatible(f"operator k with tucker.ranks vbmf needs the trained weights of {spec.label} "
+                                  "(its ranks come from the kernels)")
+    new = {}
+    for s in chosen:
+        key = f"{s.name}.core.weight" if s.ranks else f"{s.name}.weight"
+        if key not in weights:
+            raise WeightsIncompatible(f"weights given for {spec.label} have no {key}: not this network's weights")
+        ranks = tucker2_ranks(weights[key])
+        if s.ranks:  # the core's own ranks: never more than it has
+            ranks = (min(ranks[0], s.ranks[0]), min(ranks[1], s.ranks[1]))
+        if s.macs(ranks) < s.macs(s.ranks):
+            new[s.name] = TuckerConv(s.name, *ranks)
+    if not new:
+        raise NotApplicable("k", "EVBMF keeps so much of every kernel that no decomposition is cheaper")
+    return new
 
 
 def refit(spec: ArchSpec) -> ArchSpec:

@@ -41,6 +41,9 @@ def definition_hash(search: SearchDef) -> str:
 
     d = asdict(search)
     d.pop("source")
+    # keys added after searches were started, left out at their default so those still resume
+    if d["tucker"]["ranks"] == "flops":
+        del d["tucker"]["ranks"]
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -187,7 +190,14 @@ class Controller:
                                                   gflops=cost.gflops, params=cost.params, spec=spec.to_json())])
 
     def _plan(self, iteration: int, parent: ArchSpec, parent_path: tuple[str, ...]) -> None:
-        planned = plan_iteration(parent, parent_path, self.search.operators, self.search.tucker.stages)
+        from pas_models.train.teacher import load_weights
+
+        snap = self.ledger.snapshot()
+        winner = snap.winner(iteration - 1) if iteration > 1 else snap.iteration(0)[0]
+        assert winner is not None
+        weights = Path(winner.out_dir) / "model.pt"
+        planned = plan_iteration(parent, parent_path, self.search.operators, self.search.tucker,
+                                 parent_weights=lambda: load_weights(weights))
         new = [NewHypothesis(iteration, p.op, "pas", ",".join(p.path), self._out_dir(iteration, p.op, "pas"),
                              state=HypState.PLANNED if p.spec else HypState.NOT_APPLICABLE, reason=p.reason,
                              gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None)
@@ -235,12 +245,15 @@ class Controller:
             b = s.base_spec()
             return replace(base_task(s, self.data, h.out_dir), recipe=replace(s.base_recipe, epochs=0),
                            parent=b, parent_checkpoint=s.base.checkpoint)
+        # the specs planned and recorded, not replayed: a resumed search trains what it planned
+        student = ArchSpec.from_json(h.spec or "")
         if h.kind == "baseline":
-            return baseline_task(s, self.data, h.ops, h.out_dir, hypothesis=h.label)
+            return baseline_task(s, self.data, student, h.out_dir, hypothesis=h.label)
         base = snap.iteration(0)[0]
         teacher = str(Path(base.out_dir) / "model.pt")
         parent_hyp = snap.winner(h.iteration - 1) if h.iteration > 1 else base
         assert parent_hyp is not None
         parent_ckpt = str(Path(parent_hyp.out_dir) / "model.pt")
-        return hypothesis_task(s, self.data, h.ops, h.out_dir, teacher, parent_ckpt, hypothesis=h.label)
+        return hypothesis_task(s, self.data, student, ArchSpec.from_json(parent_hyp.spec or ""), h.out_dir, teacher,
+                               parent_ckpt, hypothesis=h.label)
 

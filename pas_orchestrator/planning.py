@@ -5,12 +5,16 @@ Pure apart from counting FLOPs (a small deterministic forward pass on the CPU, c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import torch
 
 from pas_models.errors import NotApplicable
 from pas_models.flops import count_cost
 from pas_models.reductions import apply_op
 from pas_models.spec import ArchSpec
+from pas_models.tucker import TuckerOptions
 
 
 @dataclass(frozen=True)
@@ -24,12 +28,16 @@ class Planned:
 
 
 def plan_iteration(parent: ArchSpec, parent_path: tuple[str, ...], operators: dict[str, float],
-                   k_stages: tuple[int, ...] | None = None) -> list[Planned]:
-    """One entry per operator, in the definition's order; not-applicable ones carry the reason."""
+                   tucker: TuckerOptions | None = None,
+                   parent_weights: Callable[[], Mapping[str, torch.Tensor]] | None = None) -> list[Planned]:
+    """One entry per operator, in the definition's order; not-applicable ones carry the reason.
+    ``parent_weights()`` loads the parent's trained weights; called only when an operator reads
+    them (k with ``tucker.ranks: vbmf``)."""
     out = []
     for op in operators:
+        needs = op == "k" and tucker is not None and tucker.ranks == "vbmf" and parent_weights is not None
         try:
-            child = apply_op(parent, op, operators, k_stages)
+            child = apply_op(parent, op, operators, tucker, parent_weights() if needs else None)
         except NotApplicable as exc:
             out.append(Planned(op, (*parent_path, op), None, exc.reason, None, None))
             continue

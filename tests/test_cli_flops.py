@@ -90,3 +90,31 @@ def test_bench_model_measures_latency_next_to_gflops() -> None:
     bad = subprocess.run([sys.executable, "-m", "pas_orchestrator", "bench-model", "--backbone", "r2plus1d_tiny",
                           "--batch", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "batch sizes are integers >= 1" in bad.stderr
+
+
+def test_vbmf_ranks_read_from_weights_that_follow_the_steps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from pas_models.nets import build_model
+    from pas_models.presets import preset
+    from pas_models.vbmf import tucker2_ranks
+
+    torch.manual_seed(0)
+    weights = build_model(preset("r2plus1d_tiny")).state_dict()
+    torch.save(weights, tmp_path / "b.pt")
+    res = pas("flops", "--backbone", "r2plus1d_tiny", "--ops", "f,k", "--k-ranks", "vbmf", "--k-stages", "4",
+              "--weights", str(tmp_path / "b.pt"), "--json")
+    assert res.returncode == 0, res.stderr
+    steps = json.loads(res.stdout)["steps"]
+    tucker = steps[2]["spec"]["tucker"]
+    assert tucker and all(t["conv"].startswith("layer4.") for t in tucker)
+    assert all([t["rank_in"], t["rank_out"]] == list(tucker2_ranks(weights[t["conv"] + ".weight"])) for t in tucker)
+    assert steps[2]["gflops"] < steps[1]["gflops"]
+
+    no_weights = pas("flops", "--backbone", "r2plus1d_tiny", "--ops", "k", "--k-ranks", "vbmf")
+    assert no_weights.returncode == 1 and "give the base network's with --weights MODEL.pt" in no_weights.stderr
+    after_c = pas("flops", "--backbone", "r2plus1d_tiny", "--ops", "c,k", "--k-ranks", "vbmf",
+                  "--weights", str(tmp_path / "b.pt"))
+    assert after_c.returncode == 1 and "cannot follow the c step(s)" in after_c.stderr
+    other = pas("flops", "--backbone", "slowfast_tiny", "--ops", "k", "--weights", str(tmp_path / "b.pt"))
+    assert other.returncode == 1 and "are not weights of slowfast_tiny" in other.stderr

@@ -82,6 +82,7 @@ CASES = [
      "base.checkpoint: file nope.pt not found"),
     ("unknown operator", _with("operators.x", 2), "operators: 'x' is not one of s, t, f, c, l, k"),
     ("k stage out of range", _with("tucker.stages", [5]), "tucker.stages: residual stages of r2plus1d_tiny are 1..4"),
+    ("k rank rule", _with("tucker.ranks", "svd"), "tucker.ranks: 'svd' is not one of flops, vbmf"),
     ("gamma <= 1", _with("operators.s", 1.0), "operators.s: gamma of operator 's' must be a number > 1"),
     ("fractional frame stride", _with("operators.f", 1.5), "operators.f: gamma of operator 'f' must be an integer"),
     ("no operators", _with("operators", {}), "operators: give at least one of s, t, f, c, l, k"),

@@ -14,7 +14,7 @@ from pas_models.nets import build_model
 from pas_models.presets import preset
 from pas_models.reductions import apply_op, apply_sequence
 from pas_models.spec import ArchSpec, TuckerConv
-from pas_models.tucker import TuckerConv3d, decomposed_state, kernel_of, sites
+from pas_models.tucker import TuckerConv3d, TuckerOptions, decomposed_state, kernel_of, sites
 from pas_models.weights import can_init_from_parent, init_from_parent, weights_compatible
 
 
@@ -136,12 +136,60 @@ def test_c_and_l_after_k_keep_the_decomposition_consistent() -> None:
         decomposed_state(parent_state, k, apply_op(c, "k"))
 
 
+def _low_rank(shape: torch.Size, r_in: int, r_out: int, g: torch.Generator) -> torch.Tensor:
+    c_out, c_in, *k = shape
+    core = torch.randn(r_out, r_in, *k, generator=g)
+    u_out = torch.linalg.qr(torch.randn(c_out, r_out, generator=g))[0]
+    u_in = torch.linalg.qr(torch.randn(c_in, r_in, generator=g))[0]
+    kernel = torch.einsum("oa,ab...,ib->oi...", u_out, core, u_in)
+    return (kernel + 1e-3 * torch.randn(kernel.shape, generator=g)) * 0.1
+
+
+def test_vbmf_ranks_are_the_kernels_own_and_start_close_to_the_parent() -> None:
+    """tucker.ranks vbmf: each kernel of stages 2-4 made of rank (c_in/3, c_out/2) plus a little noise;
+    EVBMF finds those ranks, the child costs what they cost, and starts with the parent's logits."""
+    parent = preset("r2plus1d_tiny")
+    torch.manual_seed(0)
+    model = build_model(parent)
+    g = torch.Generator().manual_seed(1)
+    want = {}
+    with torch.no_grad():
+        for s in sites(parent):
+            if s.stage >= 2:
+                want[s.name] = (max(1, s.c_in // 3), max(1, s.c_out // 2))
+                model.get_submodule(s.name).weight.copy_(_low_rank(torch.Size(
+                    model.get_submodule(s.name).weight.shape), *want[s.name], g))
+    opts = TuckerOptions(stages=(2, 3, 4), ranks="vbmf")
+    child = apply_op(parent, "k", {"k": 2.0}, opts, model.state_dict())
+    assert {t.conv: (t.rank_in, t.rank_out) for t in child.tucker} == want
+    assert count_cost(child).gflops < count_cost(parent).gflops
+    start = build_model(child)
+    init_from_parent(start, model.state_dict(), parent, child)
+    ref = _logits(model, parent)
+    assert ((_logits(start, child) - ref).norm() / ref.norm()) < 0.02
+    with pytest.raises(WeightsIncompatible, match="needs the trained weights"):
+        apply_op(parent, "k", None, opts)
+    with pytest.raises(WeightsIncompatible, match="not this network's weights"):
+        apply_op(parent, "k", None, opts, build_model(apply_op(parent, "l")).state_dict())
+    # again on the decomposed network: EVBMF on the cores, which can only shrink (it always leaves
+    # part of a matrix to noise: at most ceil(L / (1 + L / M)) - 1 of L components)
+    again = apply_op(child, "k", None, opts, start.state_dict())
+    assert can_init_from_parent(child, again)
+    before = {t.conv: t for t in child.tucker}
+    assert all(t.rank_in <= before[t.conv].rank_in and t.rank_out <= before[t.conv].rank_out for t in again.tucker)
+    assert count_cost(again).gflops < count_cost(child).gflops
+
+
 @pytest.mark.slow
-def test_a_tiny_search_with_k_runs_to_the_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("rule", ["flops", "vbmf"])
+def test_a_tiny_search_with_k_runs_to_the_end(tmp_path, rule: str) -> None:  # type: ignore[no-untyped-def]
     import yaml
     from tinyjob import pas, tiny_job
 
-    job = tiny_job("tiny-k", iterations=2, operators={"k": 1.25, "f": 2}, tucker={"stages": [2, 3, 4]})
+    from pas_models.train.teacher import load_weights
+    from pas_models.vbmf import tucker2_ranks
+
+    job = tiny_job("tiny-k", iterations=2, operators={"k": 1.25, "f": 2}, tucker={"stages": [2, 3, 4], "ranks": rule})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     run = pas(tmp_path, "search", "--job", "job.yaml", "--poll", "0.3")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -156,3 +204,6 @@ def test_a_tiny_search_with_k_runs_to_the_end(tmp_path) -> None:  # type: ignore
     assert result["finetuned_from_parent"] is True  # from the decomposed B
     assert "(weights decomposed)" in (out / "train.log").read_text()
     assert k[0]["gflops"] < status["hypotheses"][0]["gflops"]
+    if rule == "vbmf":  # the ranks EVBMF reads from the trained B's kernels
+        b = load_weights(tmp_path / "runs" / "tiny-k" / "hyp" / "0-base" / "model.pt")
+        assert all((t.rank_in, t.rank_out) == tucker2_ranks(b[f"{t.conv}.weight"]) for t in spec.tucker)

@@ -18,9 +18,7 @@ from tqdm import tqdm
 
 from pas_models.flops import CONVENTION, count_cost
 from pas_models.latency import default_threads, measure
-from pas_models.presets import PRESETS
-from pas_models.reductions import OPERATORS
-from pas_orchestrator.commands.flops import gamma_arg, int_list, op_chain, ops_arg, stages_arg
+from pas_orchestrator.commands.flops import add_chain_arguments, int_list, op_chain
 from pas_orchestrator.table import format_table
 
 NAME = "bench-model"
@@ -33,14 +31,7 @@ def _batches(text: str) -> tuple[int, ...]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help="measured latency beside GFLOPs, per step of an operator sequence",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbone", required=True, choices=sorted(PRESETS), metavar="NAME",
-                   help=f"base network: {', '.join(sorted(PRESETS))}")
-    p.add_argument("--ops", type=ops_arg, default=[], metavar="OPS",
-                   help=f"comma-separated operators applied in order, from {', '.join(OPERATORS)} (e.g. c,f,t)")
-    p.add_argument("--gamma", type=gamma_arg, action="append", default=[], metavar="OP=GAMMA",
-                   help="override an operator's factor (repeatable)")
-    p.add_argument("--k-stages", type=stages_arg, default=None, metavar="N,N",
-                   help="operator k: residual stages (from 1) it decomposes (default: all)")
+    add_chain_arguments(p)
     p.add_argument("--batch", type=_batches, default=(1, 8), metavar="B,B", help="batch sizes (default 1,8)")
     p.add_argument("--threads", type=int, default=default_threads(),
                    help="CPU threads, fixed for every measurement (default: this process's cores, %(default)s)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -14,6 +15,7 @@ from pas_models.flops import CONVENTION, count_cost
 from pas_models.presets import PRESETS, preset
 from pas_models.reductions import OPERATORS, apply_op, check_gamma, parse_ops
 from pas_models.spec import ArchSpec
+from pas_models.tucker import RANK_RULES, TuckerOptions, decomposed_state
 from pas_orchestrator.table import format_table
 
 
@@ -37,6 +39,14 @@ def gamma_arg(text: str) -> tuple[str, float]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="GFLOPs per view of a backbone after a sequence of reduction operators",
                        description=__doc__ + f"\n\nConvention: {CONVENTION}.")
+    add_chain_arguments(p)
+    p.add_argument("--classes", type=int, default=None, help="classifier outputs (default: the preset's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def add_chain_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments ``op_chain`` reads (shared with ``pas bench-model``)."""
     p.add_argument("--backbone", required=True, choices=sorted(PRESETS), metavar="NAME",
                    help=f"base network: {', '.join(sorted(PRESETS))}")
     p.add_argument("--ops", type=ops_arg, default=[], metavar="OPS",
@@ -46,9 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         + ", ".join(f"{k}={op.default_gamma:g}" for k, op in OPERATORS.items()))
     p.add_argument("--k-stages", type=stages_arg, default=None, metavar="N,N",
                    help="operator k: residual stages (from 1) whose convolutions it decomposes (default: all)")
-    p.add_argument("--classes", type=int, default=None, help="classifier outputs (default: the preset's)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=run)
+    p.add_argument("--k-ranks", choices=RANK_RULES, default="flops",
+                   help="operator k's rank rule: flops (GFLOPs / gamma, default) or vbmf (needs --weights)")
+    p.add_argument("--weights", type=Path, metavar="MODEL.pt",
+                   help="trained weights of the base network (model.pt or a state dict): k with --k-ranks vbmf "
+                        "reads them; they follow s, t, f and k steps (decomposed), not c or l")
 
 
 def int_list(text: str, what: str, example: str) -> tuple[int, ...]:
@@ -72,18 +84,45 @@ def _view_text(shapes: dict[str, tuple[int, int, int, int]]) -> str:
 
 
 def op_chain(args: argparse.Namespace) -> tuple[list[tuple[int, str | None, ArchSpec]], dict[str, Any] | None]:
-    """(step, operator or None for B, spec) for B and each of ``args.ops`` (gammas, k stages from the
-    arguments), and the not-applicable step that ended the chain early, if any."""
+    """(step, operator or None for B, spec) for B and each of ``args.ops`` (gammas, k's options and
+    the base weights from the arguments), and the not-applicable step that ended the chain early."""
     gammas = {**{k: op.default_gamma for k, op in OPERATORS.items()}, **dict(args.gamma)}
+    tucker = TuckerOptions(args.k_stages, args.k_ranks)
     spec = preset(args.backbone, args.classes)
+    weights = _base_weights(args, spec)
     chain: list[tuple[int, str | None, ArchSpec]] = [(0, None, spec)]
     for step, op in enumerate(args.ops, start=1):
+        if op == "k" and tucker.ranks == "vbmf" and weights is None:
+            raise PasError(f"step {step} (k with --k-ranks vbmf) reads trained weights: "
+                           + ("give the base network's with --weights MODEL.pt" if args.weights is None else
+                              f"{args.weights} cannot follow the {', '.join(args.ops[:step - 1])} step(s) before "
+                              "it (c and l change the weights' shapes)"))
         try:
-            spec = apply_op(spec, op, gammas, args.k_stages)
+            child = apply_op(spec, op, gammas, tucker, weights)
         except NotApplicable as exc:
             return chain, {"step": step, "op": op, "reason": exc.reason}
+        if weights is not None:
+            weights = None if op in ("c", "l") else decomposed_state(weights, spec, child) if op == "k" else weights
+        spec = child
         chain.append((step, op, spec))
     return chain, None
+
+
+def _base_weights(args: argparse.Namespace, spec: ArchSpec) -> dict[str, Any] | None:
+    if args.weights is None:
+        return None
+    from pas_models.nets import build_model
+    from pas_models.train.teacher import load_weights
+
+    if not args.weights.is_file():
+        raise PasError(f"--weights: {args.weights} not found")
+    weights = load_weights(args.weights)
+    try:
+        build_model(spec).load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise PasError(f"--weights: {args.weights} are not weights of {args.backbone} with "
+                       f"{spec.num_classes} classes (use --classes): {str(exc).splitlines()[1].strip()}") from exc
+    return weights
 
 
 def run(args: argparse.Namespace) -> int:

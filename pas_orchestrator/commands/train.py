@@ -12,15 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from pas_models.errors import PasError
+from pas_models.spec import ArchSpec
 from pas_models.train.launch import run_local
+from pas_models.train.teacher import load_weights
 from pas_orchestrator.commands.flops import ops_arg
 from pas_orchestrator.config.search import SearchDef, ensure_data, load_search
 from pas_orchestrator.table import format_table
-from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task
+from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task, spec_chain
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,24 @@ def _parent_checkpoint(search: SearchDef, ops: list[str], given: Path | None, te
     return None
 
 
+def _trained_weights(search: SearchDef, args: argparse.Namespace) -> Callable[[int, ArchSpec], dict]:
+    """For k with ``tucker.ranks: vbmf``: the trained network step i reduces (B, or the earlier
+    ``pas train --ops OPS[:i]``; the last step's may be --parent-checkpoint)."""
+    def weights_of(i: int, spec: ArchSpec) -> dict:
+        if i == 0:
+            path = Path(_teacher_checkpoint(search, args.teacher_checkpoint))
+        elif i == len(args.ops) - 1 and args.parent_checkpoint is not None:
+            path = args.parent_checkpoint
+        else:
+            path = manual_dir(search, args.ops[:i]) / "model.pt"
+        if not path.is_file():
+            raise PasError(f"operator k (tucker.ranks: vbmf) reads the trained weights of {spec.label}: {path} does "
+                           f"not exist; train it first with `pas train --job {search.source} --ops "
+                           f"{','.join(args.ops[:i])}`")
+        return load_weights(path)
+    return weights_of
+
+
 def run(args: argparse.Namespace) -> int:
     if args.nproc < 1:
         raise PasError(f"--nproc must be >= 1, got {args.nproc}")
@@ -94,11 +115,14 @@ def run(args: argparse.Namespace) -> int:
     if args.base:
         task = base_task(search, data, out)
     elif args.scratch:
-        task = baseline_task(search, data, args.ops, out, hypothesis="-".join(args.ops) + "-scratch")
+        chain = spec_chain(search, args.ops, _trained_weights(search, args))
+        task = baseline_task(search, data, chain[-1], out, hypothesis="-".join(args.ops) + "-scratch")
     else:
         teacher = _teacher_checkpoint(search, args.teacher_checkpoint)
         parent = _parent_checkpoint(search, args.ops, args.parent_checkpoint, teacher)
-        task = hypothesis_task(search, data, args.ops, out, teacher, parent, hypothesis="-".join(args.ops))
+        chain = spec_chain(search, args.ops, _trained_weights(search, args))
+        task = hypothesis_task(search, data, chain[-1], chain[-2], out, teacher, parent,
+                               hypothesis="-".join(args.ops))
     result = run_local(task, args.nproc)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -23,6 +23,7 @@ from pas_models.spec import ArchSpec
 from pas_models.strict import from_data
 from pas_models.train.loss import KL_REDUCTIONS
 from pas_models.train.task import AMP_MODES, SCHEDULES, TEACHER_BN_MODES, Distill, EvalConfig, Recipe
+from pas_models.tucker import RANK_RULES, TuckerOptions
 from pas_orchestrator.config.yamlfile import load_mapping, one_of, require
 from pas_orchestrator.errors import ConfigError
 
@@ -61,11 +62,7 @@ class FinetuneSection:
     lr_divisor: float = 10.0
 
 
-@dataclass(frozen=True)
-class TuckerSection:
-    """Operator k: the residual stages (from 1) whose convolutions it decomposes; null: all."""
-
-    stages: tuple[int, ...] | None = None
+TuckerSection = TuckerOptions  # search key ``tucker``: operator k's stages and rank rule
 
 
 @dataclass(frozen=True)
@@ -194,6 +191,7 @@ def _check(r: _RawSearch, where: str) -> None:
         n = len(preset(r.backbone).stage_blocks)
         require(bool(r.tucker.stages) and all(1 <= s <= n for s in r.tucker.stages), f"{w} tucker.stages",
                 f"residual stages of {r.backbone} are 1..{n}, got {list(r.tucker.stages)} (null: all)")
+    one_of(r.tucker.ranks, RANK_RULES, f"{w} tucker.ranks")
     require(r.iterations >= 1, f"{w} iterations", f"must be >= 1, got {r.iterations}")
     if r.stop.target_gflops is not None:
         require(r.stop.target_gflops > 0, f"{w} stop.target_gflops", "must be > 0 (GFLOPs per view) or null")

@@ -16,6 +16,8 @@ from pas_models.train.task import TrainTask
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The model state dict of a ``model.pt`` or ``last.pt`` file, or of a bare state dict file
     (e.g. torchvision's ``r2plus1d_18`` weights saved with ``torch.save(model.state_dict())``)."""
+    if not Path(path).is_file():
+        raise PasError(f"{path}: no such weights file")
     ckpt = load_checkpoint(path)
     if isinstance(ckpt.get("model"), dict):
         return ckpt["model"]

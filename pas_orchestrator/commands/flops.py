@@ -101,7 +101,9 @@ def op_chain(args: argparse.Namespace) -> tuple[list[tuple[int, str | None, Arch
             child = apply_op(spec, op, gammas, tucker, weights)
         except NotApplicable as exc:
             return chain, {"step": step, "op": op, "reason": exc.reason}
-        if weights is not None:
+        if weights is not None and not (tucker.ranks == "vbmf" and "k" in args.ops[step:]):
+            weights = None  # no later step reads them
+        elif weights is not None:
             weights = None if op in ("c", "l") else decomposed_state(weights, spec, child) if op == "k" else weights
         spec = child
         chain.append((step, op, spec))
@@ -120,8 +122,9 @@ def _base_weights(args: argparse.Namespace, spec: ArchSpec) -> dict[str, Any] | 
     try:
         build_model(spec).load_state_dict(weights, strict=True)
     except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
         raise PasError(f"--weights: {args.weights} are not weights of {args.backbone} with "
-                       f"{spec.num_classes} classes (use --classes): {str(exc).splitlines()[1].strip()}") from exc
+                       f"{spec.num_classes} classes (use --classes): {first}") from exc
     return weights
 
 

@@ -221,8 +221,11 @@ def _vbmf_entries(spec: ArchSpec, chosen: list[Site],
     new = {}
     for s in chosen:
         key = f"{s.name}.core.weight" if s.ranks else f"{s.name}.weight"
-        if key not in weights:
-            raise WeightsIncompatible(f"weights given for {spec.label} have no {key}: not this network's weights")
+        want = s.ranks[::-1] if s.ranks else (s.c_out, s.c_in)
+        if key not in weights or tuple(weights[key].shape[:2]) != want:
+            got = "no such tensor" if key not in weights else f"shape {list(weights[key].shape)}"
+            raise WeightsIncompatible(f"weights given for {spec.label}: {key}: {got}, expected (out, in) = "
+                                      f"{want}; not this network's weights")
         ranks = tucker2_ranks(weights[key])
         if s.ranks:  # the core's own ranks: never more than it has
             ranks = (min(ranks[0], s.ranks[0]), min(ranks[1], s.ranks[1]))

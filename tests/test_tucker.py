@@ -171,6 +171,8 @@ def test_vbmf_ranks_are_the_kernels_own_and_start_close_to_the_parent() -> None:
         apply_op(parent, "k", None, opts)
     with pytest.raises(WeightsIncompatible, match="not this network's weights"):
         apply_op(parent, "k", None, opts, build_model(apply_op(parent, "l")).state_dict())
+    with pytest.raises(WeightsIncompatible, match=r"shape \[.*expected \(out, in\)"):
+        apply_op(parent, "k", None, opts, build_model(apply_op(parent, "c")).state_dict())
     # again on the decomposed network: EVBMF on the cores, which can only shrink (it always leaves
     # part of a matrix to noise: at most ceil(L / (1 + L / M)) - 1 of L components)
     again = apply_op(child, "k", None, opts, start.state_dict())

@@ -143,7 +143,10 @@ def test_a_new_ledger_appears_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     Ledger(path).close()
     assert len(seen) == 1
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == ["ledger.sqlite"]
-    Ledger(path, readonly=True).close()
+    reader = Ledger(path, readonly=True)
+    with pytest.raises(LedgerError, match=r"no search yet \(its controller is starting it"):
+        reader.snapshot()  # what `pas status` says in that instant
+    reader.close()
 
 
 CREATOR = """

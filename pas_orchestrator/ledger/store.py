@@ -223,7 +223,7 @@ class Ledger:
         with self._tx() as s:
             row = s.scalars(select(SearchRow)).one_or_none()
             if row is None:
-                raise LedgerError(f"{self.path}: the ledger has no search yet")
+                raise LedgerError(f"{self.path}: no search yet (its controller is starting it; look again in a moment)")
             return _search(row)
 
     def set_search_state(self, new: SearchState, error: str | None = None) -> None:
@@ -410,7 +410,7 @@ class Ledger:
         with self._tx() as s:
             row = s.scalars(select(SearchRow)).one_or_none()
             if row is None:
-                raise LedgerError(f"{self.path}: the ledger has no search yet")
+                raise LedgerError(f"{self.path}: no search yet (its controller is starting it; look again in a moment)")
             attempts: dict[int, list[AttemptRec]] = {}
             a_table = AttemptRow.__table__
             for r in s.execute(select(*[a_table.c[f] for f in _ATTEMPT_FIELDS])

@@ -181,6 +181,12 @@ def _footprint(spec: ArchSpec) -> tuple:
             spec.tucker)
 
 
+def reads_weights(key: str, tucker: TuckerOptions | None) -> bool:
+    """Whether operator ``key`` reads its parent's trained weights (only k with the vbmf rank rule):
+    every other reduction is a function of the spec alone."""
+    return key == "k" and tucker is not None and tucker.ranks == "vbmf"
+
+
 def apply_op(spec: ArchSpec, key: str, gammas: Mapping[str, float] | None = None,
              tucker: TuckerOptions | None = None, weights: Mapping[str, torch.Tensor] | None = None) -> ArchSpec:
     """The child spec ``key(spec)``; raises NotApplicable (with a reason) when it cannot be applied.
@@ -212,8 +218,8 @@ def apply_sequence(spec: ArchSpec, keys: Iterable[str], gammas: Mapping[str, flo
     where they are read (k with the vbmf rank rule)."""
     chain = [spec]
     for i, key in enumerate(keys):
-        needs = key == "k" and tucker is not None and tucker.ranks == "vbmf" and weights_of is not None
-        chain.append(apply_op(chain[-1], key, gammas, tucker, weights_of(i, chain[-1]) if needs else None))
+        weights = weights_of(i, chain[-1]) if weights_of is not None and reads_weights(key, tucker) else None
+        chain.append(apply_op(chain[-1], key, gammas, tucker, weights))
     return chain
 
 
@@ -227,6 +233,7 @@ __all__ = [
     "cut_frames",
     "get_operator",
     "parse_ops",
+    "reads_weights",
     "shrink",
     "stride_frames",
 ]

@@ -12,7 +12,7 @@ import torch
 
 from pas_models.errors import NotApplicable
 from pas_models.flops import count_cost
-from pas_models.reductions import apply_op
+from pas_models.reductions import apply_op, reads_weights
 from pas_models.spec import ArchSpec
 from pas_models.tucker import TuckerOptions
 
@@ -35,9 +35,9 @@ def plan_iteration(parent: ArchSpec, parent_path: tuple[str, ...], operators: di
     them (k with ``tucker.ranks: vbmf``)."""
     out = []
     for op in operators:
-        needs = op == "k" and tucker is not None and tucker.ranks == "vbmf" and parent_weights is not None
+        weights = parent_weights() if parent_weights is not None and reads_weights(op, tucker) else None
         try:
-            child = apply_op(parent, op, operators, tucker, parent_weights() if needs else None)
+            child = apply_op(parent, op, operators, tucker, weights)
         except NotApplicable as exc:
             out.append(Planned(op, (*parent_path, op), None, exc.reason, None, None))
             continue

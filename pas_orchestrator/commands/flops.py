@@ -13,7 +13,7 @@ from tqdm import tqdm
 from pas_models.errors import NotApplicable, PasError
 from pas_models.flops import CONVENTION, count_cost
 from pas_models.presets import PRESETS, preset
-from pas_models.reductions import OPERATORS, apply_op, check_gamma, parse_ops
+from pas_models.reductions import OPERATORS, apply_op, check_gamma, parse_ops, reads_weights
 from pas_models.spec import ArchSpec
 from pas_models.tucker import RANK_RULES, TuckerOptions, decomposed_state
 from pas_orchestrator.table import format_table
@@ -92,7 +92,7 @@ def op_chain(args: argparse.Namespace) -> tuple[list[tuple[int, str | None, Arch
     weights = _base_weights(args, spec)
     chain: list[tuple[int, str | None, ArchSpec]] = [(0, None, spec)]
     for step, op in enumerate(args.ops, start=1):
-        if op == "k" and tucker.ranks == "vbmf" and weights is None:
+        if reads_weights(op, tucker) and weights is None:
             raise PasError(f"step {step} (k with --k-ranks vbmf) reads trained weights: "
                            + ("give the base network's with --weights MODEL.pt" if args.weights is None else
                               f"{args.weights} cannot follow the {', '.join(args.ops[:step - 1])} step(s) before "
@@ -101,7 +101,7 @@ def op_chain(args: argparse.Namespace) -> tuple[list[tuple[int, str | None, Arch
             child = apply_op(spec, op, gammas, tucker, weights)
         except NotApplicable as exc:
             return chain, {"step": step, "op": op, "reason": exc.reason}
-        if weights is not None and not (tucker.ranks == "vbmf" and "k" in args.ops[step:]):
+        if weights is not None and not any(reads_weights(later, tucker) for later in args.ops[step:]):
             weights = None  # no later step reads them
         elif weights is not None:
             weights = None if op in ("c", "l") else decomposed_state(weights, spec, child) if op == "k" else weights

@@ -23,6 +23,7 @@ Component h is kept iff x_h > x_ = (1 + t_)(1 + alpha / t_), where t_ > 0 is the
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -33,6 +34,7 @@ def _psi1(t: np.ndarray | float, alpha: float) -> np.ndarray | float:
     return np.log(t + 1) + alpha * np.log(t / alpha + 1) - t
 
 
+@functools.lru_cache(maxsize=256)
 def threshold(alpha: float) -> float:
     """x_ of the module docstring: the smallest x_h = gamma_h^2 / (M sigma^2) that EVBMF keeps."""
     from scipy.optimize import brentq

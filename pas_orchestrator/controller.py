@@ -146,7 +146,7 @@ class Controller:
             return
         last = snap.last_iteration
         if last == 0:
-            self._plan(1, ArchSpec.from_json(base.spec or ""), ())
+            self._plan(1, base)
             return
         hyps = snap.iteration(last)
         if any(h.state not in TERMINAL_HYP for h in hyps):
@@ -174,7 +174,7 @@ class Controller:
             return  # the next poll goes on from the recorded winner (and sees the new baseline)
         stop = should_stop(last, s.iterations, winner.gflops or 0.0, s.stop.target_gflops)
         if stop is None:
-            self._plan(last + 1, ArchSpec.from_json(winner.spec or ""), tuple(winner.ops))
+            self._plan(last + 1, winner)
             return
         baselines = [h for h in snap.hypotheses if h.kind == "baseline"]
         if all(h.state in TERMINAL_HYP for h in baselines):
@@ -189,15 +189,13 @@ class Controller:
         self.ledger.add_hypotheses([NewHypothesis(0, "base", "pas", "", self._out_dir(0, "base", "pas"),
                                                   gflops=cost.gflops, params=cost.params, spec=spec.to_json())])
 
-    def _plan(self, iteration: int, parent: ArchSpec, parent_path: tuple[str, ...]) -> None:
+    def _plan(self, iteration: int, parent: HypRec) -> None:
+        """The hypotheses of ``iteration``: every operator applied to ``parent`` (B or the last winner)."""
         from pas_models.train.teacher import load_weights
 
-        snap = self.ledger.snapshot()
-        winner = snap.winner(iteration - 1) if iteration > 1 else snap.iteration(0)[0]
-        assert winner is not None
-        weights = Path(winner.out_dir) / "model.pt"
-        planned = plan_iteration(parent, parent_path, self.search.operators, self.search.tucker,
-                                 parent_weights=lambda: load_weights(weights))
+        weights = Path(parent.out_dir) / "model.pt"
+        planned = plan_iteration(ArchSpec.from_json(parent.spec or ""), tuple(parent.ops), self.search.operators,
+                                 self.search.tucker, parent_weights=lambda: load_weights(weights))
         new = [NewHypothesis(iteration, p.op, "pas", ",".join(p.path), self._out_dir(iteration, p.op, "pas"),
                              state=HypState.PLANNED if p.spec else HypState.NOT_APPLICABLE, reason=p.reason,
                              gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None)

@@ -116,8 +116,6 @@ def _base_weights(args: argparse.Namespace, spec: ArchSpec) -> dict[str, Any] | 
     from pas_models.nets import build_model
     from pas_models.train.teacher import load_weights
 
-    if not args.weights.is_file():
-        raise PasError(f"--weights: {args.weights} not found")
     weights = load_weights(args.weights)
     try:
         build_model(spec).load_state_dict(weights, strict=True)

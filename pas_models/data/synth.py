@@ -113,7 +113,7 @@ def render(cls: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> np.ndar
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int, keyint: int = 12) -> None:
-    """Encode uint8 RGB frames as H.264 (yuv420p) mp4, single-threaded so the bytes are deterministic."""
+    """Encode uint8 RGB frames as H.264 (yuv420p) mp4, single-threaded, so the bytes are deterministic."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,10 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, keyint: int = 12) -> Non
     with av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "g": str(keyint), "threads": "1"}
+        # x264's macroblock-tree rate control gave different bytes for the same frames from one process
+        # to the next (libx264 in PyAV 18's wheel, seen on 3 of 9 videos); without it the bytes repeat
+        stream.options = {"crf": "18", "preset": "veryfast", "g": str(keyint), "threads": "1",
+                          "x264-params": "no-mbtree=1"}
         stream.thread_count = 1
         for f in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))

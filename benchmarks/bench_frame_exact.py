@@ -1,0 +1,81 @@
+"""Frame-exact decoding, file by file: each backend's frames against a full sequential decode.
+
+For every file (the generated hard cases of tests/videogen.py and the shipped real
+clips, plus any --videos given), the reference is one plain PyAV decode from the
+start with the rotation applied. Each backend then reads every frame alone
+("single": equal / different / failed) and 40 random sets of 1-8 indices in random
+order ("sets": sets whose every frame equals the reference).
+
+    python benchmarks/bench_frame_exact.py [--videos FILE ...] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from videogen import HARD_VIDEOS, make, sequential_decode  # noqa: E402
+
+from pas_models.data.backends import BACKENDS, VideoUnreadable, open_video  # noqa: E402
+
+
+def compare(path: Path, backend: str, ref: list[np.ndarray], sets: int = 40) -> str:
+    try:
+        reader = open_video(path, backend)
+    except VideoUnreadable as exc:
+        return f"cannot open ({exc.reason[:40]})"
+    try:
+        n = reader.num_frames
+        eq = diff = fail = 0
+        for i in range(min(n, len(ref))):
+            try:
+                got = reader.frames([i])[0]
+                same = got.shape == ref[i].shape and np.array_equal(got, ref[i])
+                eq, diff = (eq + 1, diff) if same else (eq, diff + 1)
+            except VideoUnreadable:
+                fail += 1
+        rng = np.random.default_rng(0)
+        good = 0
+        for _ in range(sets):
+            idx = [int(x) for x in rng.integers(0, min(n, len(ref)), int(rng.integers(1, 9)))]
+            try:
+                got = reader.frames(idx)
+                good += all(np.array_equal(g, ref[i]) for g, i in zip(got, idx, strict=True))
+            except VideoUnreadable:
+                pass
+    finally:
+        reader.close()
+    count = "" if n == len(ref) else f" (counts {n} frames)"
+    return f"{eq}/{diff}/{fail}, sets {good}/{sets}{count}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", nargs="*", type=Path, default=[], help="more files to compare")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    import av
+    av.logging.set_level(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [(make(name, Path(tmp)), what) for name, (what, _) in HARD_VIDEOS.items()]
+        files += [(p, "shipped real clip") for p in sorted((ROOT / "tests" / "data" / "videos").glob("*.*"))]
+        files += [(p, "given") for p in args.videos]
+        print("| file | what | frames | " + " | ".join(f"{b}: equal/different/failed" for b in BACKENDS) + " |")
+        print("|---|---|---|" + "---|" * len(BACKENDS))
+        for path, what in files:
+            ref = sequential_decode(path)
+            cells = [compare(path, b, ref) for b in BACKENDS]
+            print(f"| {path.name} | {what} | {len(ref)} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,6 +5,9 @@
 (c) naive loader: decode every frame of the video with PyAV, then index and transform
 (d) decode-only limit: PyAV decoding exactly the needed frames (seek to the keyframe before
     the first, stop at the last), no transforms; on the prepared and on the original videos
+(e) the same with the PyAV reader before it was made frame-exact (issue 13's baseline, kept
+    here only to compare: timestamp seek without a landing check, no index cache, no rotation;
+    wrong on AVI with B-frames). Target: (d) >= 0.8 x (e) on the prepared videos.
 
 Then RSS of the pas loader after 100 and after 2,000 clips (decord memory growth check).
 Videos: the real clips in tests/data/videos (340x256 and 426x240, 300-310 frames); the
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pas_models.data.backends import PyAVReader
+from pas_models.data.backends import PyAVReader, VideoUnreadable
 from pas_models.data.dataset import ClipDataset
 from pas_models.data.formats import Sample
 from pas_models.data.sampling import plan_views, random_starts, views_span
@@ -77,15 +80,47 @@ def naive_loader(paths: list[Path]):
     return run
 
 
-def decode_only(paths: list[Path]):
+class TimestampSeekReader:
+    """The PyAV reader as it was before issue 13 (baseline only; inexact on AVI with B-frames)."""
+
+    def __init__(self, path: str) -> None:
+        import av
+
+        self.path, self._container = path, av.open(path)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._pts = sorted(p.pts for p in self._container.demux(self._stream) if p.pts is not None and p.size > 0)
+        self._container.seek(0, stream=self._stream)
+        self.num_frames = len(self._pts)
+
+    def frames(self, idx: list[int]) -> np.ndarray:
+        wanted = {self._pts[i]: i for i in set(idx)}
+        got: dict[int, np.ndarray] = {}
+        last = max(wanted)
+        self._container.seek(self._pts[min(idx)], stream=self._stream, backward=True, any_frame=False)
+        for frame in self._container.decode(self._stream):
+            if frame.pts in wanted:
+                got[wanted[frame.pts]] = frame.to_ndarray(format="rgb24")
+            if frame.pts is not None and frame.pts >= last:
+                break
+        if len(got) != len(wanted):
+            raise VideoUnreadable(self.path, "frames missing")
+        return np.stack([got[i] for i in idx])
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def decode_only(paths: list[Path], reader=PyAVReader):
+    """One reader per clip, opened and closed as the training loader does."""
     rng = np.random.default_rng(0)
-    readers = [PyAVReader(str(p)) for p in paths]
 
     def run(n: int) -> None:
         for i in range(n):
-            r = readers[i % len(readers)]
+            r = reader(str(paths[i % len(paths)]))
             start = random_starts(r.num_frames, views_span(SPEC, None), 1, rng)[0]
             r.frames(plan_views(SPEC, None, start, r.num_frames).decode)
+            r.close()
     return run
 
 
@@ -110,6 +145,9 @@ def main() -> int:
             ("(c) naive PyAV decode-all, originals", naive_loader(originals), max(10, args.clips // 5)),
             ("(d) decode-only PyAV, prepared 128", decode_only(prepared), args.clips),
             ("(d) decode-only PyAV, originals", decode_only(originals), args.clips),
+            ("(e) baseline reader, prepared 128", decode_only(prepared, TimestampSeekReader), args.clips),
+            ("(d) decode-only PyAV, prepared (again)", decode_only(prepared), args.clips),
+            ("(e) baseline reader, prepared (again)", decode_only(prepared, TimestampSeekReader), args.clips),
         ]:
             rate = timed(fn, n)
             rows.append((name, rate))
@@ -126,6 +164,9 @@ def main() -> int:
         rate["(d) decode-only PyAV, prepared 128"]
     print(f"\n(a) / (d prepared) = {a / d:.2f}   (target >= 0.7)")
     print(f"(a) / (c)          = {a / c:.2f}   (target >= 3)")
+    d2, e1, e2 = (rate[k] for k in ("(d) decode-only PyAV, prepared (again)", "(e) baseline reader, prepared 128",
+                                    "(e) baseline reader, prepared (again)"))
+    print(f"(d) / (e) prepared = {d / e1:.2f}, {d2 / e2:.2f} (two alternating runs; target >= 0.8)")
     print(f"RSS after 100 clips {rss_100:.0f} MB, after {args.rss_clips} clips {rss_end:.0f} MB: "
           f"growth {rss_end - rss_100:+.1f} MB (target < 50)")
     return 0

@@ -85,3 +85,37 @@ def test_prepare_reencodes_to_a_short_side_and_resumes(tmp_path: Path) -> None:
     assert "0 re-encoded, 2 already done" in res.stderr
     assert not list((tmp_path / "dst").glob("*.part"))
     assert np.isfinite(a)
+
+
+def test_deep_check_names_the_first_bad_frame_and_notes_what_quick_cannot_see(tmp_path: Path) -> None:
+    import sys as _sys
+    _sys.path.insert(0, str(Path(__file__).parent))
+    from videogen import make
+
+    data = bytearray(MP4.read_bytes())
+    half = bytearray(data)
+    half[len(half) // 2: len(half) // 2 + 20_000] = b"\xff" * 20_000  # NAL sizes become garbage
+    (tmp_path / "half.mp4").write_bytes(bytes(half))
+    rng = np.random.default_rng(0)
+    noisy = bytearray(data)
+    noisy[len(noisy) // 2: len(noisy) // 2 + 4000] = rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    (tmp_path / "noisy.mp4").write_bytes(bytes(noisy))  # decodes, with concealed errors
+    shutil.copy(MP4, tmp_path / "good.mp4")
+    make("avi_mpeg4_bframes.avi", tmp_path)
+    (tmp_path / "dir.mp4").mkdir()
+    names = ["good.mp4", "half.mp4", "noisy.mp4", "avi_mpeg4_bframes.avi", "dir.mp4"]
+    (tmp_path / "train.txt").write_text("".join(f"{n} {i % 2}\n" for i, n in enumerate(names)))
+    (tmp_path / "val.txt").write_text("good.mp4 0\n")
+    (tmp_path / "ds.yaml").write_text("format: list\nroot: .\nannotations: {train: train.txt, val: val.txt}\n")
+    deep = pas("data", "check", tmp_path / "ds.yaml", "--deep", "--workers", "2")
+    assert deep.returncode == 1
+    out = dict(line.split("\t", 1) for line in deep.stdout.strip().splitlines() if "\tnote:" not in line)
+    assert out[str(tmp_path / "half.mp4")] == ("frame 138 of 300 does not decode "
+                                                "(h264: Invalid NAL unit size (-1 > 1640).); frames 0-137 do")
+    assert out[str(tmp_path / "dir.mp4")] == "not a regular file"
+    notes = [line for line in deep.stdout.splitlines() if "\tnote:" in line]
+    assert any("noisy.mp4\tnote: damaged but decodable: decoder errors from frame" in n for n in notes)
+    assert any("avi_mpeg4_bframes.avi\tnote: read by the exact PyAV reader" in n for n in notes)
+    assert "3 of 5 videos readable; 2 unreadable; 1 read by the exact PyAV reader" in deep.stderr
+    quick = pas("data", "check", tmp_path / "ds.yaml")
+    assert "noisy.mp4" not in quick.stdout and "--deep decodes every frame" in quick.stderr

@@ -48,3 +48,19 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "nope.yaml: search definition not found" in missing.stderr
     bad = pas(tmp_path, "train", "--job", "job.yaml", "--base", "--nproc", "0")
     assert bad.returncode == 1 and "--nproc must be >= 1" in bad.stderr
+
+
+def test_an_all_unreadable_dataset_ends_with_one_line_from_dataloader_workers(tmp_path: Path) -> None:
+    from tinyjob import failing_job
+
+    job = failing_job(tmp_path, "allbad")
+    job["recipe"]["num_workers"] = 2
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    res = pas(tmp_path, "train", "--job", "job.yaml", "--base")
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("pas train: error")]
+    assert len(errors) == 1 and "all 4 videos are unreadable" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr and "DataLoader worker" not in res.stderr
+    warned = [line.split("skipping unreadable video ")[1].split(":")[0] for line in res.stderr.splitlines()
+              if "skipping unreadable video" in line]
+    assert len(warned) == len(set(warned)) == 4  # each file once, across both workers

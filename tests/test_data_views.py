@@ -139,7 +139,7 @@ def test_many_bad_files_terminate_and_all_bad_is_a_clear_error(tmp_path: Path) -
     ds = ClipDataset(samples, preset("r2plus1d_tiny", 2), train=True)
     with pytest.raises(NoReadableVideo, match="all 60 videos are unreadable"):
         ds[0]
-    with pytest.raises(NoReadableVideo, match="none of the 2 videos exists"):
+    with pytest.raises(NoReadableVideo, match="none of the 2 videos is a non-empty file"):
         ClipDataset([Sample(str(tmp_path / "nope.mp4"), 0), Sample(str(tmp_path / "nope2.mp4"), 1)],
                     preset("r2plus1d_tiny", 2), train=True)
     good = [*samples, Sample(str(MP4), 1)]
@@ -156,3 +156,55 @@ def test_synthetic_videos_through_the_pyav_backend(synth_dir: Path) -> None:
     a = ClipDataset(vl.samples, spec, train=False, backend="pyav")[3]
     b = ClipDataset(vl.samples, spec, train=False, backend="decord")[3]
     assert torch.equal(a["student"], b["student"])
+
+
+def _half_corrupt(path: Path) -> Path:
+    """The shipped clip with 20 kB of its middle overwritten: frames 0-137 decode, later ones do not."""
+    data = bytearray(MP4.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 20_000] = b"\xff" * 20_000
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_video_failing_once_is_excluded_in_every_worker_and_later_epoch(tmp_path: Path) -> None:
+    """Workers are new processes each epoch; the exclusion is shared memory the main process made."""
+    bad = _half_corrupt(tmp_path / "half.mp4")
+    samples = [Sample(str(bad), 0)] + [Sample(str(MP4), i % 2) for i in range(3)]
+    ds = ClipDataset(samples, preset("r2plus1d_tiny", 2), train=True, clips=12, seed=3)
+    uses_after_failure = failed_in = None
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips, persistent_workers=False)
+        for b in loader:
+            if failed_in is not None and epoch > failed_in:
+                uses_after_failure = (uses_after_failure or 0) + int((b["video"] == 0).sum())
+        if failed_in is None and 0 in ds.skipped_videos:  # the main process sees the workers' flag
+            failed_in = epoch
+    assert failed_in is not None, "no clip reached the corrupt half in 4 epochs"
+    assert uses_after_failure in (None, 0)
+    assert set(ds.skipped_videos) == {0}
+
+
+def test_resume_keeps_earlier_exclusions_and_a_folder_is_not_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "dir.mp4").mkdir()
+    ds = ClipDataset([Sample(str(tmp_path / "dir.mp4"), 0), Sample(str(MP4), 1), Sample(str(MP4), 0)],
+                     preset("r2plus1d_tiny", 2), train=True)
+    assert ds.skipped_videos == {0: "not a regular file"}
+    ds.exclude([2])
+    assert all(ds[i]["video"] == 1 for i in range(3))
+
+
+def test_evaluation_leaves_out_a_partially_unreadable_video_whole(tmp_path: Path) -> None:
+    from pas_models.data.formats import DatasetConfig
+    from pas_models.nets import build_model
+    from pas_models.train.evaluate import evaluate
+    from pas_models.train.task import EvalConfig
+
+    bad = _half_corrupt(tmp_path / "half.mp4")
+    spec = preset("r2plus1d_tiny", 2)
+    samples = [Sample(str(bad), 0), Sample(str(MP4), 1)]
+    ds = ClipDataset(samples, spec, train=False, clips=10)
+    assert {ds[i]["valid"] for i in range(10)} == {True, False}  # some views of video 0 decode, some do not
+    data = DatasetConfig(format="list", root=str(tmp_path), annotations={})
+    res = evaluate(build_model(spec), samples, spec, data, EvalConfig(clips=10, crops=1), torch.device("cpu"))
+    assert (res.videos, res.skipped, res.skipped_ids) == (1, 1, (0,))

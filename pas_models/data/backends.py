@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from pas_models.data.errors import BackendMissing, VideoUnreadable, check_file, check_indices, first_line
-from pas_models.data.pyav_reader import PyAVReader, decord_trusted, stream_index
+from pas_models.data.pyav_reader import PyAVReader, decord_trusted, diagnose, stream_index
 from pas_models.errors import UnknownNameError
 
 __all__ = ["BACKENDS", "BackendMissing", "DecordReader", "PyAVReader", "VideoReader", "VideoUnreadable",
@@ -67,14 +67,12 @@ class DecordReader:
         except ImportError as exc:
             raise BackendMissing("decord is not installed (it has no wheels for this platform, e.g. "
                                  "Power9); set `backend: pyav` in the dataset config") from exc
+        decord.logging.set_level(decord.logging.QUIET)  # its FFmpeg's log; failures carry their root cause
         self.path = path
         self._exact: PyAVReader | None = None
         self._vr = None
-        try:
-            index = stream_index(path)
-        except VideoUnreadable:
-            index = None  # PyAV cannot index it; decord alone decides (and usually fails the same way)
-        self.exact_by = decord_trusted(index) if index is not None else None
+        index = stream_index(path)  # FFmpeg cannot demux it: unreadable whichever library asks
+        self.exact_by = decord_trusted(index)
         if self.exact_by is None:
             try:
                 self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
@@ -84,7 +82,7 @@ class DecordReader:
                 raise VideoUnreadable(path, f"decord cannot open it ({decord_reason(exc)})") from exc
             if self.num_frames <= 0:
                 raise VideoUnreadable(path, "no video frames")
-            if index is not None and index.num_frames != self.num_frames:
+            if index.num_frames != self.num_frames:
                 self.exact_by = (f"decord counts {self.num_frames} frames, the packets "
                                  f"{index.num_frames}")
                 self._vr = None
@@ -99,8 +97,11 @@ class DecordReader:
         try:
             batch = self._vr.get_batch(idx).asnumpy()  # type: ignore[union-attr]
             self._vr.seek(0)  # type: ignore[union-attr]  # stop read-ahead (dmlc/decord#197, #208)
-        except Exception as exc:
-            raise VideoUnreadable(self.path, f"decord cannot decode frames ({decord_reason(exc)})") from exc
+        except Exception as exc:  # the root cause from FFmpeg's log (decord's text is its assertion)
+            _, _, cause = diagnose(self.path, max(idx))
+            raise VideoUnreadable(self.path, f"decord cannot decode frames {sorted(set(idx))[:3]}"
+                                             f"{'...' if len(set(idx)) > 3 else ''} "
+                                             f"({cause or decord_reason(exc)})") from exc
         return batch
 
     def close(self) -> None:

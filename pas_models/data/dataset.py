@@ -8,20 +8,23 @@ One item is one clip of one video::
                                             selected frames, resized to the student's crop
                                             (both in uint8, then normalised)
 
-Unreadable videos (missing, empty, corrupt, truncated, wrong container) are
-skipped, never a crash: each is logged once per process with its path and
-reason, and the item carries the ids of the videos skipped to produce it
-(``skipped``), which ``collate_clips`` gathers so the training job can count
-distinct ones. Training replaces a bad video by the next readable one (a scan
-bounded by the dataset size: no infinite loop); evaluation returns the item
-with ``valid = False`` so the video is left out of the metrics. A dataset with
-no readable video at all raises ``NoReadableVideo``.
+Unreadable videos (missing, empty, a folder, corrupt, truncated, wrong container)
+are skipped, never a crash. A video that fails once is excluded for the rest of the
+run: the exclusion is a flag in shared memory, made by the main process and seen by
+every DataLoader worker of every epoch (workers are new processes each epoch), so it
+is logged once with its path and reason, and a partially corrupt video is not used
+again in a later epoch after one of its clips failed. ``exclude(ids)`` restores the
+flags on resume. The item carries the ids of the videos skipped to produce it
+(``skipped``), which ``collate_clips`` gathers so the training job can count distinct
+ones. Training replaces a bad video by the next readable one (a scan bounded by the
+dataset size: no infinite loop); evaluation returns the item with ``valid = False``
+and the evaluation leaves out every video with an invalid view (used whole or not at
+all). A dataset with no readable video at all raises ``NoReadableVideo`` with one line.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +33,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from pas_models.data.backends import VideoUnreadable, open_video
+from pas_models.data.errors import check_file
 from pas_models.data.formats import Sample
 from pas_models.data.sampling import plan_views, random_starts, uniform_starts, views_span
 from pas_models.data.transforms import (
@@ -73,13 +77,16 @@ class ClipDataset(Dataset):
         self.backend, self.mean, self.std, self.hflip, self.seed = backend, tuple(mean), tuple(std), hflip, seed
         self.epoch = 0
         self.span = views_span(student, teacher)
-        self._bad: dict[int, str] = {}  # per process: video id -> reason
+        self._bad: dict[int, str] = {}  # reasons this process knows: video id -> reason
+        self._excluded = torch.zeros(len(self.samples), dtype=torch.uint8).share_memory_()  # every process
         for i, s in enumerate(self.samples):  # cheap checks up front; decoding errors are found lazily
-            if not os.path.isfile(s.path) or os.path.getsize(s.path) == 0:
-                self._mark_bad(i, "file not found" if not os.path.exists(s.path) else "empty file (0 bytes)")
+            try:
+                check_file(s.path)
+            except VideoUnreadable as exc:
+                self._mark_bad(i, exc.reason)
         if len(self._bad) == len(self.samples):
-            raise NoReadableVideo(f"none of the {len(self.samples)} videos exists or is non-empty "
-                                  f"(first: {self.samples[0].path}); run `pas data check` on the dataset")
+            raise NoReadableVideo(f"none of the {len(self.samples)} videos is a non-empty file "
+                                  f"(first: {self.samples[0].path}: {self._bad[0]}); run `pas data check`")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -89,12 +96,19 @@ class ClipDataset(Dataset):
 
     @property
     def skipped_videos(self) -> dict[int, str]:
-        """Videos found unreadable by this process so far: id -> reason."""
-        return dict(self._bad)
+        """Videos excluded so far by any process: id -> reason (where this process knows it)."""
+        return {int(i): self._bad.get(int(i), "unreadable") for i in self._excluded.nonzero().flatten()}
+
+    def exclude(self, videos: Sequence[int], reason: str = "unreadable earlier in this run") -> None:
+        """Exclude ``videos`` (ids) for the rest of the run, e.g. those a resumed run had found."""
+        for v in videos:
+            self._bad.setdefault(int(v), reason)
+            self._excluded[int(v)] = 1
 
     def _mark_bad(self, video: int, reason: str) -> None:
-        if video not in self._bad:
-            self._bad[video] = reason
+        self._bad.setdefault(video, reason)
+        if not self._excluded[video]:
+            self._excluded[video] = 1
             log.warning("skipping unreadable video %s: %s", self.samples[video].path, reason)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -104,7 +118,7 @@ class ClipDataset(Dataset):
         skipped: list[int] = []
         for attempt in range(len(self.samples)):
             vid = (video + attempt) % len(self.samples)
-            if vid in self._bad:
+            if self._excluded[vid]:
                 skipped.append(vid)
             else:
                 try:
@@ -116,7 +130,8 @@ class ClipDataset(Dataset):
             if not self.train:  # evaluation never substitutes another video
                 return {**self._placeholder(video), "valid": False, "skipped": tuple(skipped)}
         raise NoReadableVideo(f"all {len(self.samples)} videos are unreadable (e.g. "
-                              f"{self.samples[video].path}: {self._bad.get(video)}); run `pas data check`")
+                              f"{self.samples[video].path}: {self._bad.get(video, 'unreadable')}); "
+                              "run `pas data check` on the dataset")
 
     def _load(self, vid: int, clip: int, crop: int, rng: np.random.Generator) -> dict[str, Any]:
         reader = open_video(self.samples[vid].path, self.backend)

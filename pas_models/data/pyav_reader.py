@@ -90,7 +90,7 @@ def decord_trusted(index: StreamIndex) -> str | None:
     return None
 
 
-def _open_container(path: str):  # type: ignore[no-untyped-def]
+def _open_container(path: str, threads: bool = True):  # type: ignore[no-untyped-def]
     import av
 
     try:
@@ -101,7 +101,8 @@ def _open_container(path: str):  # type: ignore[no-untyped-def]
         container.close()
         raise VideoUnreadable(path, "no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    if threads:
+        stream.thread_type = "AUTO"
     return container, stream
 
 
@@ -315,3 +316,44 @@ def decode_all(path: str) -> Iterator[np.ndarray]:
         raise VideoUnreadable(path, f"PyAV cannot decode it ({first_line(exc)})") from exc
     finally:
         container.close()
+
+
+_CONSEQUENCES = ("error while decoding MB", "concealing", "Error splitting the input")
+
+
+def diagnose(path: str, upto: int | None = None) -> tuple[int, int, str | None]:
+    """Decode ``path`` from the start (to frame ``upto``, or to the end) with FFmpeg's error log captured.
+
+    Returns (frames decoded, frame at which the first error was logged or the decode stopped, and the
+    root cause: FFmpeg's first error message, e.g. "h264: Invalid NAL unit size (-1 > 1640)", or None).
+    """
+    import av
+
+    old = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    n, first, cause = 0, -1, None
+    try:
+        with av.logging.Capture() as logs:
+            try:
+                container, stream = _open_container(path, threads=False)  # logs come from this thread
+                try:
+                    for _ in container.decode(stream):
+                        if logs and first < 0:
+                            first = n
+                        n += 1
+                        if upto is not None and n > upto:
+                            break
+                finally:
+                    container.close()
+            except VideoUnreadable as exc:
+                cause = exc.reason
+            except Exception as exc:
+                cause = first_line(exc)
+                first = n if first < 0 else first
+        if logs:  # "error while decoding MB" / "concealing" follow from the cause, which is logged with them
+            causes = [m for m in logs if not m[2].startswith(_CONSEQUENCES)] or logs
+            _, name, message = causes[0]
+            cause = f"{name}: {message.strip()}"
+    finally:
+        av.logging.set_level(old)
+    return n, first, cause

@@ -11,38 +11,82 @@ from pathlib import Path
 
 from pas_models.data.backends import VideoUnreadable, open_video
 from pas_models.data.formats import VIDEO_EXTENSIONS
+from pas_models.data.pyav_reader import diagnose
 
 
-def probe(path: str, backend: str = "decord") -> str | None:
-    """None if ``path`` decodes (first, middle and last frame), else the reason it does not."""
+@dataclass(frozen=True)
+class Probe:
+    """What checking one video found: ``error`` (None: usable) and notes (read by another reader,
+    damaged but decodable, ...)."""
+
+    path: str
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def probe(path: str, backend: str = "decord", deep: bool = False) -> Probe:
+    """Check one video. Quick: the first, middle and last frame decode. Deep: every frame decodes
+    through the dataset's reader (the first bad frame is named, with FFmpeg's root cause), and a
+    sequential decode gives as many frames, without decoder errors (else a note: damaged, used)."""
+    notes: list[str] = []
     try:
         reader = open_video(path, backend)
         try:
+            exact_by = getattr(reader, "exact_by", None)
+            if exact_by:
+                notes.append(f"read by the exact PyAV reader: {exact_by}")
             n = reader.num_frames
-            reader.frames(sorted({0, n // 2, n - 1}))
+            if not deep:
+                reader.frames(sorted({0, n // 2, n - 1}))
+                return Probe(path, None, tuple(notes))
+            bad = _first_bad_frame(reader, n)
         finally:
             reader.close()
     except VideoUnreadable as exc:
-        return exc.reason
+        return Probe(path, exc.reason, tuple(notes))
+    decoded, first_error, cause = diagnose(path)
+    if bad is not None:
+        frame, reason = bad
+        root = cause if cause and first_error >= 0 else reason
+        return Probe(path, f"frame {frame} of {n} does not decode ({root}); frames 0-{frame - 1} do",
+                     tuple(notes))
+    if decoded != n:
+        return Probe(path, f"a sequential decode gives {decoded} frames, the reader counts {n}", tuple(notes))
+    if cause:
+        notes.append(f"damaged but decodable: decoder errors from frame {first_error} ({cause})")
+    return Probe(path, None, tuple(notes))
+
+
+def _first_bad_frame(reader, n: int, chunk: int = 32) -> tuple[int, str] | None:  # type: ignore[no-untyped-def]
+    """The first frame that does not decode through ``reader`` and why, or None."""
+    for start in range(0, n, chunk):
+        span = list(range(start, min(start + chunk, n)))
+        try:
+            reader.frames(span)
+        except VideoUnreadable:
+            for i in span:
+                try:
+                    reader.frames([i])
+                except VideoUnreadable as exc:
+                    return i, exc.reason
     return None
 
 
-def _probe_job(args: tuple[str, str]) -> tuple[str, str | None]:
-    return args[0], probe(*args)
+def _probe_job(args: tuple[str, str, bool]) -> Probe:
+    return probe(*args)
 
 
 def scan(paths: Iterable[str], backend: str = "decord", workers: int | None = None,
-         progress: Callable[[int], None] | None = None) -> dict[str, str]:
-    """Unreadable videos among ``paths``: path -> reason, probed by ``workers`` processes."""
-    jobs = [(p, backend) for p in paths]
-    bad: dict[str, str] = {}
+         progress: Callable[[int], None] | None = None, deep: bool = False) -> list[Probe]:
+    """Check ``paths`` with ``workers`` processes; one Probe per path, in order."""
+    jobs = [(p, backend, deep) for p in paths]
+    out: list[Probe] = []
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        for path, reason in pool.map(_probe_job, jobs, chunksize=8):
-            if reason is not None:
-                bad[path] = reason
+        for result in pool.map(_probe_job, jobs, chunksize=1 if deep else 8):
+            out.append(result)
             if progress:
                 progress(1)
-    return bad
+    return out
 
 
 @dataclass(frozen=True)

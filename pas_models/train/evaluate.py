@@ -20,15 +20,17 @@ from pas_models.train.task import EvalConfig
 class EvalResult:
     top1: float  # percent of evaluated videos
     top5: float
-    videos: int  # videos with at least one readable view
-    skipped: int  # unreadable videos, left out
+    videos: int  # videos evaluated (every view readable)
+    skipped: int  # videos left out: one of their views (or the file) is unreadable
+    skipped_ids: tuple[int, ...] = ()  # their indices in ``samples``
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: DatasetConfig, cfg: EvalConfig,
              device: torch.device, world: int = 1, rank: int = 0, num_workers: int = 0) -> EvalResult:
     """Each rank evaluates the videos ``v`` with ``v % world == rank``; sums are all-reduced, so every
-    video counts exactly once however many ranks there are."""
+    video counts exactly once however many ranks there are. A video with any unreadable view is left
+    out whole (``skipped``), never scored on the views that happened to decode."""
     ds = ClipDataset(samples, spec, train=False, clips=cfg.clips, crops=cfg.crops, backend=data.backend,
                      mean=data.mean, std=data.std)
     views = cfg.clips * cfg.crops
@@ -36,6 +38,7 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: 
     loader = DataLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=num_workers, collate_fn=collate_clips)
     probs = torch.zeros(len(samples), spec.num_classes, dtype=torch.float64, device=device)
     seen = torch.zeros(len(samples), dtype=torch.float64, device=device)
+    failed = torch.zeros(len(samples), dtype=torch.float64, device=device)  # invalid views per video
     was_training = model.training
     model.eval()
     for batch in loader:
@@ -44,16 +47,19 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: 
         idx = batch["video"].to(device)
         probs.index_add_(0, idx, p * valid[:, None])
         seen.index_add_(0, idx, valid.double())
+        failed.index_add_(0, idx, (~valid).double())
     model.train(was_training)
     if world > 1:
         dist.all_reduce(probs)
         dist.all_reduce(seen)
+        dist.all_reduce(failed)
     labels = torch.tensor([s.label for s in samples], device=device)
-    ok = seen > 0
+    ok = (seen > 0) & (failed == 0)  # a partially unreadable video is left out whole, as in training
     k = min(5, spec.num_classes)
     top = probs[ok].topk(k, dim=1).indices
     hit1 = (top[:, 0] == labels[ok]).double()
     hit5 = (top == labels[ok][:, None]).any(1).double()
     n = int(ok.sum())
     return EvalResult(top1=100 * hit1.mean().item() if n else 0.0, top5=100 * hit5.mean().item() if n else 0.0,
-                      videos=n, skipped=len(samples) - n)
+                      videos=n, skipped=len(samples) - n,
+                      skipped_ids=tuple(int(i) for i in (~ok).nonzero().flatten()))

@@ -21,6 +21,7 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pas_models import __version__
-from pas_models.data.dataset import ClipDataset, collate_clips
+from pas_models.data.dataset import ClipDataset, NoReadableVideo, collate_clips
 from pas_models.data.formats import load_video_list
 from pas_models.errors import PasError
 from pas_models.flops import count_cost
@@ -159,6 +160,7 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
                        f"{recipe.batch_per_gpu} per process x {env.world} processes")
     state = _resume(out, task, trained, optimizer, scaler)
     skipped: set[int] = set(state["skipped"])
+    ds.exclude(sorted(skipped))  # found unreadable before the resume: still excluded
     # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, feat, lr; after a resume the
     # steps since the last checkpoint appear twice: readers keep the last line of each (epoch, step)
     metrics = (out / "metrics.jsonl").open("a", buffering=1) if env.is_main else None
@@ -175,7 +177,7 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
         bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
                    initial=start_step, total=steps_per_epoch, disable=not env.is_main or None, leave=False)
         t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0
-        for step, batch in enumerate(bar, start=start_step):
+        for step, batch in _one_line_errors(enumerate(bar, start=start_step)):
             lr = lr_at(recipe, peak, epoch + step / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -235,7 +237,8 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     scalars.close()
     if teacher_tap is not None:
         teacher_tap.close()
-    return _finish(out, task, model, state, skipped, ev, env, device, finetune)
+    skipped_files = {train_list.samples[i].path for i in skipped} | {val_list.samples[i].path for i in ev.skipped_ids}
+    return _finish(out, task, model, state, len(skipped_files), ev, env, device, finetune)
 
 
 def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
@@ -294,7 +297,17 @@ def _progress(out: Path, task: TrainTask, state: dict[str, Any], loss: float, lr
                 "clips_seen": state["clips_seen"], "time": time.time()}, out / "progress.json")
 
 
-def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any], skipped: set[int], ev: Any,
+def _one_line_errors(batches: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """The batches; a NoReadableVideo raised in a DataLoader worker comes back as its own one line
+    (PyTorch re-raises it with the worker's whole traceback as the message)."""
+    try:
+        yield from batches
+    except NoReadableVideo as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise NoReadableVideo(lines[-1].split("NoReadableVideo: ", 1)[-1] if lines else str(exc)) from None
+
+
+def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any], skipped_files: int, ev: Any,
             env: distributed.DistEnv, device: torch.device, finetuned: bool) -> dict[str, Any]:
     cost = count_cost(task.student)
     result = {
@@ -302,7 +315,7 @@ def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any],
         "gflops_per_view": cost.gflops, "views": task.eval.clips * task.eval.crops, "params": cost.params,
         "epochs": state["epoch"], "train_seconds": state["train_seconds"],
         "gpu_hours": state["train_seconds"] * env.world / 3600 if device.type == "cuda" else 0.0,
-        "clips_seen": state["clips_seen"], "videos_skipped": len(skipped) + ev.skipped,
+        "clips_seen": state["clips_seen"], "videos_skipped": skipped_files,
         "eval_videos": ev.videos, "checkpoint": str(out / "model.pt"), "spec": task.student.to_dict(),
         "finetuned_from_parent": finetuned,
         "versions": {"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},

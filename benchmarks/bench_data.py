@@ -29,8 +29,8 @@ import numpy as np
 from pas_models.data.backends import PyAVReader, VideoUnreadable
 from pas_models.data.dataset import ClipDataset
 from pas_models.data.formats import Sample
+from pas_models.data.prepare import plan_prepare, prepare
 from pas_models.data.sampling import plan_views, random_starts, views_span
-from pas_models.data.tools import plan_prepare, prepare
 from pas_models.data.transforms import KINETICS_MEAN, KINETICS_STD, crop_resize, to_clip, train_box
 from pas_models.presets import preset
 
@@ -134,8 +134,8 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     originals = sorted(VIDEOS.glob("*.*"))
     with tempfile.TemporaryDirectory() as tmp:
-        jobs, _ = plan_prepare(VIDEOS, Path(tmp), short_side=128, keyint=16)
-        assert not prepare(jobs, workers=2), "re-encoding failed"
+        assert not prepare(plan_prepare(VIDEOS, Path(tmp), short_side=128, keyint=16).jobs, workers=2), \
+            "re-encoding failed"
         prepared = sorted(Path(tmp).glob("*.mp4"))
         frames_per_clip = len(plan_views(SPEC, None, 0, 10_000).decode)
         rows = []

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import DATA, MP4
+from conftest import MP4
 
-from pas_models.data.backends import open_video, read_frames
+from pas_models.data.backends import open_video
 
 
 def pas(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,25 +66,6 @@ def test_check_bad_config_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text("format: list\nroot: .\nannotations: {train: t.txt}\nbogus: 1\n")
     res = pas("data", "check", tmp_path / "d.yaml")
     assert res.returncode == 1 and "unknown key(s) bogus" in res.stderr
-
-
-def test_prepare_reencodes_to_a_short_side_and_resumes(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    shutil.copytree(DATA, src)
-    (src / "notes.txt").write_text("not a video")
-    res = pas("data", "prepare", src, tmp_path / "dst", "--short-side", "128", "--keyint", "8")
-    assert res.returncode == 0, res.stderr
-    assert "2 re-encoded, 0 already done, 0 failed" in res.stderr
-    out = tmp_path / "dst" / "mmaction2_test.mp4"
-    reader = open_video(out)
-    assert reader.num_frames == 300 and reader.frames([0]).shape == (1, 128, 170, 3)
-    a = read_frames(MP4, [150]).astype(float).mean()
-    assert abs(reader.frames([150]).astype(float).mean() - a) < 3  # same picture, smaller
-    assert (tmp_path / "dst" / "flipping_a_pancake.mp4").exists()
-    res = pas("data", "prepare", src, tmp_path / "dst", "--short-side", "128")
-    assert "0 re-encoded, 2 already done" in res.stderr
-    assert not list((tmp_path / "dst").glob("*.part"))
-    assert np.isfinite(a)
 
 
 def test_deep_check_names_the_first_bad_frame_and_notes_what_quick_cannot_see(tmp_path: Path) -> None:

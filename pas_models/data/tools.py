@@ -1,4 +1,4 @@
-"""Dataset maintenance: find unreadable videos, re-encode videos to a short side. Both parallel."""
+"""Dataset checks: find unreadable videos, quickly or frame by frame, in parallel (re-encoding: prepare.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
-from pathlib import Path
 
 from pas_models.data.backends import VideoUnreadable, open_video
-from pas_models.data.formats import VIDEO_EXTENSIONS
 from pas_models.data.pyav_reader import diagnose
 
 
@@ -87,77 +84,3 @@ def scan(paths: Iterable[str], backend: str = "decord", workers: int | None = No
             if progress:
                 progress(1)
     return out
-
-
-@dataclass(frozen=True)
-class PrepareJob:
-    src: str
-    dst: str
-    short_side: int
-    keyint: int
-
-
-def even(x: float) -> int:
-    return max(2, round(x / 2) * 2)
-
-
-def reencode(job: PrepareJob) -> str | None:
-    """Re-encode one video to H.264 with its short side = job.short_side (never upscaled);
-    None on success, else the reason. Written to ``dst.part`` and renamed when complete."""
-    import av
-
-    dst = Path(job.dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".part")
-    try:
-        with av.open(job.src) as src:
-            stream = src.streams.video[0]
-            stream.thread_type = "AUTO"
-            h, w = stream.codec_context.height, stream.codec_context.width
-            scale = min(1.0, job.short_side / min(h, w))
-            out_h, out_w = even(h * scale), even(w * scale)
-            rate = stream.average_rate or stream.guessed_rate or 30
-            with av.open(str(tmp), "w", format="mp4") as out:
-                enc = out.add_stream("libx264", rate=rate)
-                enc.width, enc.height, enc.pix_fmt = out_w, out_h, "yuv420p"
-                enc.options = {"crf": "20", "preset": "veryfast", "g": str(job.keyint)}
-                time_base = Fraction(1) / Fraction(rate)
-                for i, frame in enumerate(src.decode(stream)):
-                    frame = frame.reformat(width=out_w, height=out_h, format="yuv420p")
-                    frame.pts, frame.time_base = i, time_base  # constant frame rate, renumbered
-                    out.mux(enc.encode(frame))
-                out.mux(enc.encode())
-    except Exception as exc:  # any decode/encode failure is a per-file result, not a crash
-        tmp.unlink(missing_ok=True)
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    tmp.replace(dst)
-    return None
-
-
-def plan_prepare(src_root: Path, dst_root: Path, short_side: int, keyint: int) -> tuple[list[PrepareJob], int]:
-    """Jobs for every video under src_root whose output is missing; also the count already done."""
-    jobs, done = [], 0
-    for dirpath, _, files in os.walk(src_root):
-        for f in sorted(files):
-            if not f.lower().endswith(VIDEO_EXTENSIONS):
-                continue
-            src = Path(dirpath) / f
-            dst = (dst_root / src.relative_to(src_root)).with_suffix(".mp4")
-            if dst.exists():
-                done += 1
-            else:
-                jobs.append(PrepareJob(str(src), str(dst), short_side, keyint))
-    return jobs, done
-
-
-def prepare(jobs: list[PrepareJob], workers: int | None = None,
-            progress: Callable[[int], None] | None = None) -> dict[str, str]:
-    """Run the re-encoding jobs in parallel; returns failures: source path -> reason."""
-    failed: dict[str, str] = {}
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        for job, reason in zip(jobs, pool.map(reencode, jobs), strict=True):
-            if reason is not None:
-                failed[job.src] = reason
-            if progress:
-                progress(1)
-    return failed

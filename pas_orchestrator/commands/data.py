@@ -9,9 +9,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pas_models.data import prepare as prep
 from pas_models.data import synth
 from pas_models.data.formats import load_dataset_config, load_video_list
-from pas_models.data.tools import plan_prepare, prepare, scan
+from pas_models.data.tools import scan
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,9 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write a 'path label' list of the readable videos of the checked subset(s)")
     c.set_defaults(func=run_check)
 
-    r = dsub.add_parser("prepare", help="re-encode every video under SRC to DST with a given short side (resumable)")
+    r = dsub.add_parser("prepare", help="re-encode every video under SRC to DST with a given short side (resumable)",
+                        description=prep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("src", type=Path)
     r.add_argument("dst", type=Path)
+    r.add_argument("--config", type=Path, metavar="DATASET_YAML",
+                   help="the dataset config of SRC (its root must be SRC): its annotation files are rewritten "
+                        "under DST to point at the outputs, with DST/dataset.yaml")
     r.add_argument("--short-side", type=int, required=True, help="pixels (videos are never upscaled)")
     r.add_argument("--keyint", type=int, default=16, help="frames between keyframes (smaller: faster seeking)")
     r.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
@@ -106,10 +111,38 @@ def run_prepare(args: argparse.Namespace) -> int:
     if not args.src.is_dir():
         print(f"pas data prepare: error: {args.src} is not a folder", file=sys.stderr)
         return 2
-    jobs, done = plan_prepare(args.src, args.dst, args.short_side, args.keyint)
-    with tqdm(total=len(jobs) + done, initial=done, desc="re-encoding", unit="video", disable=None) as bar:
-        failed = prepare(jobs, args.workers, progress=bar.update)
+    if args.short_side < 2 or args.keyint < 1:
+        print("pas data prepare: error: --short-side must be >= 2 and --keyint >= 1", file=sys.stderr)
+        return 2
+    if args.src.resolve() == args.dst.resolve() or args.src.resolve() in args.dst.resolve().parents:
+        print(f"pas data prepare: error: DST {args.dst} must be outside SRC {args.src}", file=sys.stderr)
+        return 2
+    cfg = None
+    if args.config is not None:
+        cfg = load_dataset_config(args.config)
+        if Path(cfg.root).resolve() != args.src.resolve():
+            print(f"pas data prepare: error: {args.config}: root is {cfg.root}, not SRC {args.src.resolve()}",
+                  file=sys.stderr)
+            return 2
+    try:
+        plan = prep.plan_prepare(args.src, args.dst, args.short_side, args.keyint)
+    except prep.PrepareError as exc:
+        print(f"pas data prepare: error: {exc}", file=sys.stderr)
+        return 2
+    total = len(plan.jobs) + plan.done
+    with tqdm(total=total, initial=plan.done, desc="re-encoding", unit="video", disable=None) as bar:
+        failed = prep.prepare(plan.jobs, args.workers, progress=bar.update)
     for src in sorted(failed):
         print(f"{src}\t{failed[src]}")
-    print(f"{len(jobs) - len(failed)} re-encoded, {done} already done, {len(failed)} failed", file=sys.stderr)
+    failed_rel = {Path(s).relative_to(args.src).as_posix() for s in failed}
+    map_file = prep.write_map(args.dst, plan.mapping, failed_rel)
+    print(f"{len(plan.jobs) - len(failed)} re-encoded"
+          + (f" ({plan.restamped} with other settings or a changed source)" if plan.restamped else "")
+          + f", {plan.done} already done, {len(failed)} failed; mapping: {map_file}", file=sys.stderr)
+    if cfg is not None:
+        new_cfg = prep.rewrite_annotations(cfg, args.src, args.dst, plan.mapping)
+        print(f"annotations rewritten for the outputs; dataset config: {new_cfg}", file=sys.stderr)
+    else:
+        print("no --config: annotation files were not rewritten (outputs are .mp4; see the mapping)",
+              file=sys.stderr)
     return 1 if failed else 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pas_models.data.backends import BACKENDS
 from pas_models.errors import PasError, UnknownNameError
-from pas_models.strict import from_data, read_yaml
+from pas_models.strict import at, brief, from_data, key_at, read_yaml
 
 FORMATS = ("kinetics400", "ucf101", "hmdb51", "list")
 SUBSETS = ("train", "val")
@@ -179,16 +179,20 @@ def dataset_config_from_dict(data: dict, where: str = "data") -> DatasetConfig:
     """A validated DatasetConfig from a YAML/JSON mapping; errors name ``where`` and the key."""
     cfg = from_data(DatasetConfig, data, where, AnnotationError)
     if cfg.format not in FORMATS:
-        raise AnnotationError(f"{where}.format: {cfg.format!r} is not one of {', '.join(FORMATS)}")
+        raise AnnotationError(at(key_at(where, "format"), f"{brief(cfg.format)} is not one of {', '.join(FORMATS)}"))
     if cfg.backend not in BACKENDS:
-        raise AnnotationError(f"{where}.backend: {cfg.backend!r} is not one of {', '.join(BACKENDS)}")
+        raise AnnotationError(at(key_at(where, "backend"),
+                                 f"{brief(cfg.backend)} is not one of {', '.join(BACKENDS)}"))
     return cfg
 
 
 def load_dataset_config(path: str | os.PathLike[str]) -> DatasetConfig:
     """Read a dataset config file (YAML); a relative ``root`` is relative to the file's folder."""
     p = Path(path)
-    cfg = dataset_config_from_dict(read_yaml(p, "dataset config", AnnotationError), where=str(p))
+    data = read_yaml(p, "dataset config", AnnotationError)
+    if not isinstance(data, dict):
+        raise AnnotationError(f"{p}: a dataset config must be a YAML mapping (key: value lines), got {brief(data)}")
+    cfg = dataset_config_from_dict(data, where=f"{p}:")
     if not Path(cfg.root).is_absolute():
         cfg = replace(cfg, root=str((p.parent / cfg.root).resolve()))
     return cfg

@@ -126,7 +126,7 @@ def _resources(data: dict[str, Any], where: str, base: Resources | None = None) 
 
 def profile_from_dict(raw: dict[str, Any], where: str) -> ClusterProfile:
     try:
-        r = from_data(_RawProfile, raw, where, ConfigError)
+        r = from_data(_RawProfile, raw, f"{where}:", ConfigError)
     except PasError as exc:
         raise ConfigError(str(exc)) from exc
     one_of(r.executor, EXECUTORS, f"{where}: executor")

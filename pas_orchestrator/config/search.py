@@ -131,7 +131,7 @@ def load_search(path: str | Path) -> SearchDef:
 
 def search_from_dict(raw: dict[str, Any], where: str) -> SearchDef:
     try:
-        r = from_data(_RawSearch, raw, where, ConfigError)
+        r = from_data(_RawSearch, raw, f"{where}:", ConfigError)
     except PasError as exc:
         raise ConfigError(str(exc)) from exc
     _check(r, where)

@@ -1,9 +1,13 @@
 # pas: `make install`, `make test`, `make lint`. See README.md.
 PYTHON ?= python3
+# VENV: the virtual environment to make and install into (default .venv). VENV= (empty) installs into
+# PYTHON itself: the active conda env, module or container Python.
 VENV ?= .venv
-PY := $(VENV)/bin/python
-# torch/torchvision are installed first and pinned here (a CUDA build that also runs on CPU).
-# On Power9 / other platforms set TORCH_PKGS to the right pins, or to "" to keep an existing torch.
+# SYSTEM_SITE=1: the venv also sees the packages of the Python that makes it (a conda env or module
+# that has torch: IBM's/Open-CE torch on Power9), so they are used, not reinstalled.
+SYSTEM_SITE ?=
+# torch/torchvision pins, installed only when the interpreter cannot import torch yet (a CUDA build that
+# also runs on CPU). Set TORCH_PKGS= to never install torch.
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 # `make search`: the demo search on this machine; `make search CLUSTER=marconi100 JOB=jobs/r2plus1d18_k400.yaml`
@@ -11,15 +15,32 @@ CLUSTER ?= local
 JOB ?= jobs/demo.yaml
 SEARCH ?=
 
-.PHONY: install test test-slurm lint bench clean search status report
+ifeq ($(strip $(VENV)),)
+PY := $(PYTHON)
+STAMP := .install-stamp
+else
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+endif
+PAS := $(PY) -m pas_orchestrator
 
-install: $(VENV)/.installed
+.PHONY: install test test-slurm test-pyav lint bench clean search status report doctor
 
-$(VENV)/.installed: setup.cfg pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(if $(strip $(TORCH_PKGS)),$(PY) -m pip install $(TORCH_PKGS))
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+ifneq ($(strip $(VENV)),)
+	test -x $(PY) || $(PYTHON) -m venv $(if $(strip $(SYSTEM_SITE)),--system-site-packages) $(VENV)
+endif
+	$(if $(strip $(TORCH_PKGS)),$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_PKGS))
 	$(PY) -m pip install -e '.[dev]'
+	@$(PY) -c "import sys, os; b = os.path.join(os.path.dirname(sys.executable), 'pas'); \
+	  print(f'pas is installed: {b}\nput it on PATH: ' + (f'source {os.path.join(sys.prefix, \"bin\", \"activate\")}' \
+	  if sys.prefix != sys.base_prefix else f'export PATH={os.path.dirname(b)}:\$$PATH') + '   (then: pas doctor)')"
 	touch $@
+
+doctor: install
+	$(PAS) doctor
 
 # every test; the `slurm` ones against a throw-away SLURM cluster started and stopped here when running
 # as root with apt (as in CI); otherwise they are skipped with the reason (tests/slurm/run-tests.sh)
@@ -30,24 +51,31 @@ test: install
 test-slurm: install
 	PAS_SLURM_TESTS=yes bash tests/slurm/run-tests.sh $(PY) -m slurm $(PYTEST_ARGS)
 
+# the data tests with decord made unimportable and PyAV forced for every dataset: the Power9 path
+test-pyav: install
+	PAS_VIDEO_BACKEND=pyav PYTHONPATH=$(CURDIR)/tests/no_decord PAS_SLURM_TESTS=no bash tests/slurm/run-tests.sh $(PY) \
+	  tests/test_data_backends.py tests/test_data_exact.py tests/test_data_views.py tests/test_data_sampling.py \
+	  tests/test_data_formats.py tests/test_cli_data.py tests/test_cli_prepare.py tests/test_train_run.py $(PYTEST_ARGS)
+
 lint: install
-	$(VENV)/bin/ruff check .
+	$(PY) -m ruff check .
 
 bench: install
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_frame_exact.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_status.py
 	$(PY) benchmarks/bench_latency.py
 
 search: install
-	$(VENV)/bin/pas search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))
-	$(VENV)/bin/pas report $(if $(SEARCH),--search $(SEARCH))
+	$(PAS) search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))
+	$(PAS) report $(if $(SEARCH),--search $(SEARCH))
 
 status: install
-	$(VENV)/bin/pas status $(if $(SEARCH),--search $(SEARCH))
+	$(PAS) status $(if $(SEARCH),--search $(SEARCH))
 
 report: install
-	$(VENV)/bin/pas report $(if $(SEARCH),--search $(SEARCH))
+	$(PAS) report $(if $(SEARCH),--search $(SEARCH))
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(if $(strip $(VENV)),$(VENV)) .install-stamp build *.egg-info .pytest_cache .ruff_cache

@@ -8,9 +8,20 @@ import sys
 
 from pas_models.errors import PasError
 from pas_orchestrator import __version__
-from pas_orchestrator.commands import bench_model, cancel, data, export, flops, report, search, status, train
+from pas_orchestrator.commands import (
+    bench_model,
+    cancel,
+    data,
+    doctor,
+    export,
+    flops,
+    report,
+    search,
+    status,
+    train,
+)
 
-COMMANDS = (search, status, report, cancel, export, train, flops, bench_model, data)
+COMMANDS = (search, status, report, cancel, export, train, flops, bench_model, data, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from pas_models.data.backends import FORCE_ENV, decord_available
 from pas_models.data.synth import SynthConfig, generate
 
 DATA = Path(__file__).resolve().parent / "data" / "videos"
 MP4 = DATA / "mmaction2_test.mp4"  # 300 frames, 30 fps, 340x256
 MKV = DATA / "flipping_a_pancake.mkv"  # 310 frames, 30 fps, 426x240
+# tests of decord itself; `make test-pyav` hides decord (tests/no_decord) and forces PyAV everywhere
+needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not installed here (PyAV-only run)")
+PYAV_ONLY = os.environ.get(FORCE_ENV) == "pyav"
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import MKV, MP4
 
-from pas_models.data.backends import BACKENDS, VideoUnreadable, open_video, read_frames
+from pas_models.data.backends import BACKENDS, DecordReader, VideoUnreadable, open_video, read_frames
 
 BOTH = pytest.mark.parametrize("backend", BACKENDS)
 
@@ -131,4 +131,14 @@ def test_missing_decord_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(builtins, "__import__", no_decord)
     with pytest.raises(BackendMissing, match="set `backend: pyav`"):
-        open_video(MP4, "decord")
+        DecordReader(str(MP4))
+
+
+def test_the_forced_backend_overrides_every_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pas_models.data.backends import PyAVReader, effective_backend
+
+    monkeypatch.setenv("PAS_VIDEO_BACKEND", "pyav")
+    assert effective_backend("decord") == "pyav" and isinstance(open_video(MP4, "decord"), PyAVReader)
+    monkeypatch.setenv("PAS_VIDEO_BACKEND", "opencv")
+    with pytest.raises(KeyError, match=r"unknown video backend \(from \$PAS_VIDEO_BACKEND\) 'opencv'"):
+        open_video(MP4, "pyav")

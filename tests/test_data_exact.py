@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MKV, MP4
+from conftest import MKV, MP4, needs_decord
 from videogen import HARD_VIDEOS, encode, make, sequential_decode
 
 from pas_models.data import pyav_reader
@@ -66,6 +66,7 @@ def test_rotation_is_applied_by_both_backends(hard_dir: Path) -> None:
     assert np.array_equal(a, b)
 
 
+@needs_decord
 @pytest.mark.parametrize(("name", "why"), [
     ("avi_mpeg4_bframes.avi", "AVI with B-frames"), ("avi_h264_bframes.avi", "AVI with B-frames"),
     ("mp4_h264_open_gop.mp4", "open-GOP"), ("mkv_h264_open_gop.mkv", "open-GOP")])
@@ -77,6 +78,7 @@ def test_decord_hands_the_files_it_gets_wrong_to_the_exact_reader(hard_dir: Path
         reader.close()
 
 
+@needs_decord
 @pytest.mark.parametrize("name", ["mp4_h264_bframes.mp4", "avi_mpeg4_ip.avi", "mkv_h264_vfr.mkv"])
 def test_decord_keeps_the_files_it_reads_exactly(hard_dir: Path, name: str) -> None:
     reader = DecordReader(str(_file(name, hard_dir)))

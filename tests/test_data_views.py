@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import MKV, MP4
-from torch.utils.data import DataLoader
 
 from pas_models.data.backends import read_frames
-from pas_models.data.dataset import ClipDataset, NoReadableVideo, collate_clips
+from pas_models.data.dataset import ClipDataset, ClipLoader, NoReadableVideo, collate_clips
 from pas_models.data.formats import Sample
 from pas_models.data.sampling import plan_views, uniform_starts
 from pas_models.data.transforms import KINETICS_MEAN, KINETICS_STD, crop_resize, eval_boxes, resize_frames, to_clip
@@ -124,7 +123,7 @@ def test_evaluation_marks_unreadable_videos_invalid(tmp_path: Path) -> None:
 
 def test_dataloader_workers_gather_skipped_ids(tmp_path: Path) -> None:
     ds = ClipDataset(_bad_dataset(tmp_path), preset("r2plus1d_tiny", 2), train=True, clips=4)
-    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips)
+    loader = ClipLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips)
     batches = list(loader)
     assert sum(len(b["label"]) for b in batches) == 20
     assert {v for b in batches for v in b["skipped"]} == {0, 1, 3, 4}
@@ -174,7 +173,7 @@ def test_a_video_failing_once_is_excluded_in_every_worker_and_later_epoch(tmp_pa
     uses_after_failure = failed_in = None
     for epoch in range(4):
         ds.set_epoch(epoch)
-        loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips, persistent_workers=False)
+        loader = ClipLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_clips, persistent_workers=False)
         for b in loader:
             if failed_in is not None and epoch > failed_in:
                 uses_after_failure = (uses_after_failure or 0) + int((b["video"] == 0).sum())
@@ -208,3 +207,25 @@ def test_evaluation_leaves_out_a_partially_unreadable_video_whole(tmp_path: Path
     data = DatasetConfig(format="list", root=str(tmp_path), annotations={})
     res = evaluate(build_model(spec), samples, spec, data, EvalConfig(clips=10, crops=1), torch.device("cpu"))
     assert (res.videos, res.skipped, res.skipped_ids) == (1, 1, (0,))
+
+
+class _CollectsInWorkers(ClipDataset):
+    def __getitem__(self, index: int):  # type: ignore[no-untyped-def]
+        import gc
+
+        gc.collect()  # what a worker's allocations trigger sooner or later
+        return super().__getitem__(index)
+
+
+@pytest.mark.timeout(120)
+def test_workers_do_not_hang_on_a_reader_left_in_a_cycle_by_the_parent(tmp_path: Path) -> None:
+    from pas_models.data.backends import open_video
+
+    ds = _CollectsInWorkers([Sample(str(MP4), 0), Sample(str(MP4), 1)], preset("r2plus1d_tiny", 2), train=True,
+                            backend="pyav")
+    cycle: list[object] = [open_video(MP4, "pyav")]
+    cycle[0].frames([0, 100])  # FFmpeg's frame threads are running
+    cycle.append(cycle)
+    del cycle  # garbage now, freed only by a collection
+    batches = list(ClipLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_clips))
+    assert sum(len(b["label"]) for b in batches) == 2

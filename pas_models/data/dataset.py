@@ -24,13 +24,14 @@ all). A dataset with no readable video at all raises ``NoReadableVideo`` with on
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from pas_models.data.backends import VideoUnreadable, open_video
 from pas_models.data.errors import check_file
@@ -176,3 +177,19 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = default_collate([{k: v for k, v in item.items() if k != "skipped"} for item in items])
     batch["skipped"] = skipped
     return batch
+
+
+class ClipLoader(DataLoader):
+    """A DataLoader that collects garbage before it forks its workers.
+
+    A video reader left in a reference cycle in the parent (an exception's traceback holds it, for
+    instance) still owns FFmpeg's decoding threads. A forked worker has no such threads; when its garbage
+    collector frees the reader, ``avcodec_free_context`` waits for them forever and the worker hangs
+    (seen: a training epoch never started). Collecting in the parent, which has the threads, first
+    leaves the workers nothing of the kind to free.
+    """
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        if self.num_workers > 0:
+            gc.collect()
+        return super().__iter__()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
-from pas_models.data.dataset import ClipDataset, collate_clips
+from pas_models.data.dataset import ClipDataset, ClipLoader, collate_clips
 from pas_models.data.formats import DatasetConfig, Sample
 from pas_models.spec import ArchSpec
 from pas_models.train.task import EvalConfig
@@ -35,7 +35,7 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: 
                      mean=data.mean, std=data.std)
     views = cfg.clips * cfg.crops
     mine = [i for i in range(len(ds)) if (i // views) % world == rank]
-    loader = DataLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=num_workers, collate_fn=collate_clips)
+    loader = ClipLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=num_workers, collate_fn=collate_clips)
     probs = torch.zeros(len(samples), spec.num_classes, dtype=torch.float64, device=device)
     seen = torch.zeros(len(samples), dtype=torch.float64, device=device)
     failed = torch.zeros(len(samples), dtype=torch.float64, device=device)  # invalid views per video

@@ -28,11 +28,10 @@ from typing import IO, Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pas_models import __version__
-from pas_models.data.dataset import ClipDataset, NoReadableVideo, collate_clips
+from pas_models.data.dataset import ClipDataset, ClipLoader, NoReadableVideo, collate_clips
 from pas_models.data.formats import load_video_list
 from pas_models.errors import PasError
 from pas_models.flops import count_cost
@@ -171,7 +170,7 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
         start_step = state["step"] if epoch == state["epoch"] else 0
         ds.set_epoch(epoch)
         sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
-        loader = DataLoader(ds, batch_size=recipe.batch_per_gpu, sampler=sampler, drop_last=True,
+        loader = ClipLoader(ds, batch_size=recipe.batch_per_gpu, sampler=sampler, drop_last=True,
                             num_workers=recipe.num_workers, collate_fn=collate_clips,
                             persistent_workers=False, pin_memory=gpu)
         bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",

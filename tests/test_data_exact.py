@@ -100,3 +100,27 @@ def test_the_index_follows_a_rewritten_file(tmp_path: Path) -> None:
     assert open_video(path, "pyav").num_frames == 20
     encode(tmp_path / "w.mp4", "mp4", "libx264", n=30).replace(path)
     assert open_video(path, "pyav").num_frames == 30
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_deep_check_of_a_damaged_avi_read_from_the_start_names_where_it_stops(hard_dir: Path, tmp_path: Path,
+                                                                               backend: str) -> None:
+    import av
+
+    from pas_models.data.tools import probe
+
+    src = _file("avi_h264_bframes.avi", hard_dir)
+    with av.open(str(src)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size > 0]
+    data = bytearray(src.read_bytes())
+    for pos, size in packets[30:32]:  # two frames' payload overwritten, the AVI structure intact
+        data[pos + 8: pos + size] = b"\xff" * (size - 8)
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(bytes(data))
+    reader = open_video(bad, backend)
+    assert reader.counts_from_start and reader.num_frames == 60  # AVI with B-frames: decoded from the start
+    reader.close()
+    result = probe(str(bad), backend, deep=True)
+    assert result.error is not None and " of 60 does not decode (h264: " in result.error, result
+    first_bad = int(result.error.split()[1])
+    assert 20 <= first_bad <= 31 and result.error.endswith(f"frames 0-{first_bad - 1} do")

@@ -90,6 +90,10 @@ class DecordReader:
             self._exact = PyAVReader(path)
             self.num_frames, self.fps = self._exact.num_frames, self._exact.fps
 
+    @property
+    def counts_from_start(self) -> bool:
+        return self._exact is not None and self._exact.counts_from_start
+
     def frames(self, indices: Sequence[int]) -> np.ndarray:
         if self._exact is not None:
             return self._exact.frames(indices)

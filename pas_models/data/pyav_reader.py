@@ -190,6 +190,11 @@ class PyAVReader:
         self.num_frames, self.fps = self.index.num_frames, self.index.fps
         self._container, self._stream = _open_container(path)
 
+    @property
+    def counts_from_start(self) -> bool:
+        """True when every read decodes from the start of the file (counting mode)."""
+        return self.index.mode == COUNTING
+
     def frames(self, indices: Sequence[int]) -> np.ndarray:
         """uint8 RGB (N, H, W, 3), in the order asked (repeats allowed)."""
         idx = check_indices(self.path, indices, self.num_frames)
@@ -336,9 +341,10 @@ def diagnose(path: str, upto: int | None = None) -> tuple[int, int, str | None]:
         with av.logging.Capture() as logs:
             try:
                 container, stream = _open_container(path, threads=False)  # logs come from this thread
+                opening = len(logs)  # what probing the file logged: not a frame's error
                 try:
                     for _ in container.decode(stream):
-                        if logs and first < 0:
+                        if len(logs) > opening and first < 0:
                             first = n
                         n += 1
                         if upto is not None and n > upto:

@@ -36,7 +36,9 @@ def probe(path: str, backend: str = "decord", deep: bool = False) -> Probe:
             if not deep:
                 reader.frames(sorted({0, n // 2, n - 1}))
                 return Probe(path, None, tuple(notes))
-            bad = _first_bad_frame(reader, n)
+            # a reader that decodes from the start (AVI with B-frames) is the sequential decode below
+            counting = bool(getattr(reader, "counts_from_start", False))
+            bad = None if counting else _first_bad_frame(reader, n)
         finally:
             reader.close()
     except VideoUnreadable as exc:
@@ -47,10 +49,13 @@ def probe(path: str, backend: str = "decord", deep: bool = False) -> Probe:
         root = cause if cause and first_error >= 0 else reason
         return Probe(path, f"frame {frame} of {n} does not decode ({root}); frames 0-{frame - 1} do",
                      tuple(notes))
+    if decoded < n and counting:
+        return Probe(path, f"frame {decoded} of {n} does not decode ({cause or 'the decoder stops'}); "
+                           f"frames 0-{decoded - 1} do", tuple(notes))
     if decoded != n:
         return Probe(path, f"a sequential decode gives {decoded} frames, the reader counts {n}", tuple(notes))
     if cause:
-        notes.append(f"damaged but decodable: decoder errors from frame {first_error} ({cause})")
+        notes.append(f"damaged but decodable: decoder errors from about frame {first_error} ({cause})")
     return Probe(path, None, tuple(notes))
 
 

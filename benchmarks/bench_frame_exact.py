@@ -2,9 +2,11 @@
 
 For every file (the generated hard cases of tests/videogen.py and the shipped real
 clips, plus any --videos given), the reference is one plain PyAV decode from the
-start with the rotation applied. Each backend then reads every frame alone
-("single": equal / different / failed) and 40 random sets of 1-8 indices in random
-order ("sets": sets whose every frame equals the reference).
+start with the rotation applied. Each reader then reads every frame alone
+(equal / different / failed) and 40 random sets of 1-8 indices in random order
+("sets": sets whose every frame equals the reference). Readers: decord 0.6 alone
+(what it returns by itself), pas's decord backend (decord, or the PyAV reader for the
+files decord gets wrong: marked), pas's PyAV backend.
 
     python benchmarks/bench_frame_exact.py [--videos FILE ...] [--markdown]
 """
@@ -24,12 +26,33 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from videogen import HARD_VIDEOS, make, sequential_decode  # noqa: E402
 
-from pas_models.data.backends import BACKENDS, VideoUnreadable, open_video  # noqa: E402
+from pas_models.data.backends import BACKENDS, VideoUnreadable, decord_available, open_video  # noqa: E402
+
+
+class RawDecord:
+    """decord 0.6 alone, without the hand-off to the exact reader: what decord itself returns."""
+
+    def __init__(self, path: Path) -> None:
+        import decord
+
+        self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
+        self.num_frames = len(self._vr)
+
+    def frames(self, idx: list[int]) -> np.ndarray:
+        try:
+            out = self._vr.get_batch(idx).asnumpy()
+            self._vr.seek(0)
+            return out
+        except Exception as exc:
+            raise VideoUnreadable("", str(exc)) from exc
+
+    def close(self) -> None:
+        self._vr = None
 
 
 def compare(path: Path, backend: str, ref: list[np.ndarray], sets: int = 40) -> str:
     try:
-        reader = open_video(path, backend)
+        reader = RawDecord(path) if backend == "decord alone" else open_video(path, backend)
     except VideoUnreadable as exc:
         return f"cannot open ({exc.reason[:40]})"
     try:
@@ -54,7 +77,8 @@ def compare(path: Path, backend: str, ref: list[np.ndarray], sets: int = 40) -> 
     finally:
         reader.close()
     count = "" if n == len(ref) else f" (counts {n} frames)"
-    return f"{eq}/{diff}/{fail}, sets {good}/{sets}{count}"
+    via = " (PyAV reader)" if getattr(reader, "exact_by", None) else ""
+    return f"{eq}/{diff}/{fail}, sets {good}/{sets}{count}{via}"
 
 
 def main() -> int:
@@ -68,11 +92,12 @@ def main() -> int:
         files = [(make(name, Path(tmp)), what) for name, (what, _) in HARD_VIDEOS.items()]
         files += [(p, "shipped real clip") for p in sorted((ROOT / "tests" / "data" / "videos").glob("*.*"))]
         files += [(p, "given") for p in args.videos]
-        print("| file | what | frames | " + " | ".join(f"{b}: equal/different/failed" for b in BACKENDS) + " |")
-        print("|---|---|---|" + "---|" * len(BACKENDS))
+        columns = ["decord alone", *BACKENDS] if decord_available() else list(BACKENDS)
+        print("| file | what | frames | " + " | ".join(f"{b}: equal/different/failed" for b in columns) + " |")
+        print("|---|---|---|" + "---|" * len(columns))
         for path, what in files:
             ref = sequential_decode(path)
-            cells = [compare(path, b, ref) for b in BACKENDS]
+            cells = [compare(path, b, ref) for b in columns]
             print(f"| {path.name} | {what} | {len(ref)} | " + " | ".join(cells) + " |")
     return 0
 

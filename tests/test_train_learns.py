@@ -24,7 +24,7 @@ from pas_models.train.task import Distill, EvalConfig, Recipe, TrainTask
 CHANCE = 100 / 8
 
 
-def _recipe(epochs: int, lr: float = 0.4) -> Recipe:
+def _recipe(epochs: int, lr: float = 0.05) -> Recipe:
     return Recipe(epochs=epochs, batch_per_gpu=16, lr=lr, reference_batch=16, warmup_epochs=1, schedule="cosine",
                   clips_per_video=2, num_workers=1, nesterov=True)
 

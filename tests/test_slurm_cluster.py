@@ -86,8 +86,9 @@ def test_two_node_ddp_hypothesis_matches_one_process(synth_dir: Path, tmp_path: 
 def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     """A 1-minute time limit, a longer training: SLURM signals USR2, the job checkpoints, requeues itself
     (same job id) and resumes from last.pt with the epoch counter continuing, until it finishes."""
+    # long enough to outlive the 1-minute limit on a fast machine (400 epochs once finished in under a minute)
     job = {**JOB, "name": "slurm-timeout", "iterations": 1, "operators": {"f": 2},
-           "base": {"train": True, "recipe": {**JOB["recipe"], "epochs": 400, "checkpoint_minutes": 0.1}}}
+           "base": {"train": True, "recipe": {**JOB["recipe"], "epochs": 800, "checkpoint_minutes": 0.1}}}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     cluster = profile(tmp_path, time_min=1, signal_delay_s=5)
     run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1", timeout=1500)
@@ -103,4 +104,4 @@ def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     resumed = [int(line.split("resuming at epoch ")[1].split()[0]) for line in log.splitlines()
                if "resuming at epoch" in line]
     assert len(resumed) == requeues and resumed == sorted(resumed) and resumed[0] > 0  # the epoch counter continues
-    assert json.loads((out / "result.json").read_text())["epochs"] == 400
+    assert json.loads((out / "result.json").read_text())["epochs"] == 800

@@ -40,7 +40,7 @@ from pas_models.data.errors import VideoUnreadable, check_file, check_indices, f
 
 TIMESTAMPS, COUNTING = "timestamps", "counting"
 AVI = "avi"
-_CACHE_SIZE = 4096
+_CACHE_SIZE = 256  # a worker reads a video a few times in a row (clips x crops), rarely again later
 _cache: OrderedDict[tuple[str, int, int], StreamIndex] = OrderedDict()
 
 

@@ -164,11 +164,6 @@ def stream_index(path: str) -> StreamIndex:
     return index
 
 
-def _forget(path: str) -> None:
-    for key in [k for k in _cache if k[0] == os.path.abspath(path)]:
-        del _cache[key]
-
-
 def rotation_of(frame) -> int:  # type: ignore[no-untyped-def]
     """Quarter turns counter-clockwise the display matrix asks for (0-3)."""
     return round(float(getattr(frame, "rotation", 0) or 0)) // 90 % 4
@@ -200,8 +195,7 @@ class PyAVReader:
         idx = check_indices(self.path, indices, self.num_frames)
         try:
             got = self._by_timestamp(set(idx)) if self.index.mode == TIMESTAMPS else self._by_counting(set(idx))
-        except _Inconsistent:
-            _forget(self.path)
+        except _Inconsistent:  # from now on, in this process, the file is read by counting
             self.index = _counting(self.index, "decoded timestamps differ from the packets'")
             _cache_put(self.path, self.index)
             got = self._by_counting(set(idx))

@@ -72,9 +72,13 @@ def python_findings() -> list[Finding]:
         kind = f"venv {sys.prefix} ({'with' if system else 'without'} the system site packages of {sys.base_prefix})"
     pas_bin = Path(sys.executable).parent / "pas"
     on_path = shutil.which("pas")
-    where = (f"{pas_bin} (on PATH)" if on_path and Path(on_path).resolve() == pas_bin.resolve()
-             else f"{pas_bin} (not on PATH: `source {Path(sys.prefix) / 'bin' / 'activate'}` or use the full path)"
-             if pas_bin.exists() else f"run as `{sys.executable} -m pas_orchestrator`")
+    if not pas_bin.exists():
+        where = f"run as `{sys.executable} -m pas_orchestrator`"
+    elif on_path and Path(on_path).resolve() == pas_bin.resolve():
+        where = f"{pas_bin} (on PATH)"
+    else:
+        hint = f"source {Path(sys.prefix) / 'bin' / 'activate'}" if venv else f"export PATH={pas_bin.parent}:$PATH"
+        where = f"{pas_bin} (not on PATH: `{hint}` or use the full path)"
     return [Finding("python", "pas", f"{__version__} at {Path(__file__).resolve().parents[2]}"),
             Finding("python", "python", f"{sys.version.split()[0]} {sys.executable}"),
             Finding("python", "environment", kind),

@@ -8,8 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pas_orchestrator.commands.status import as_json, render
+from pas_orchestrator.core.actions import AddHypotheses, CreateAttempts, FailAttempt, ObserveAttempt, RecordJobIds
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.ledger import AttemptState, HypState, Ledger, NewHypothesis
+from pas_orchestrator.views import as_json, render
 
 
 def build(path: Path, hypotheses: int = 2000, attempts: int = 5) -> None:
@@ -17,15 +19,18 @@ def build(path: Path, hypotheses: int = 2000, attempts: int = 5) -> None:
     led.acquire_lease()
     led.init_search("big", {}, "h", "local")
     ops = "stfcl"
-    led.add_hypotheses([NewHypothesis(i // 5 + 1, f"{ops[i % 5]}{i}", "pas", "c,f", f"/runs/big/hyp/{i}",
-                                      gflops=1.0, params=1000) for i in range(hypotheses)])
-    ids = [h.id for h in led.snapshot().hypotheses]
+    led.apply(AddHypotheses(tuple(NewHypothesis(i // 5 + 1, f"{ops[i % 5]}{i}", "pas", "c,f", f"/runs/big/hyp/{i}",
+                                                gflops=1.0, params=1000) for i in range(hypotheses))))
+    ids = tuple(h.id for h in led.snapshot().hypotheses)
     for n in range(attempts):
-        atts = led.create_attempts(ids, "pas-big-i1")
-        led.set_job_ids({a.id: f"{1000 + n}_{a.array_index}" for a in atts})
+        atts = led.apply(CreateAttempts(ids, "pas-big-i1")).attempts
+        led.apply(RecordJobIds(tuple((a.id, f"{1000 + n}_{a.array_index}") for a in atts)))
         for a in atts:
-            led.update_attempt(a.id, AttemptState.FAILED if n < attempts - 1 else AttemptState.RUNNING,
-                               scheduler_state="FAILED", reason="NODE_FAIL")
+            if n < attempts - 1:
+                led.apply(FailAttempt(a.id, AttemptState.SUBMITTED, "NODE_FAIL",
+                                      JobOutcome(Phase.FAILED, "NODE_FAIL", label="NODE_FAIL")))
+            else:
+                led.apply(ObserveAttempt(a.id, AttemptState.SUBMITTED, JobOutcome(Phase.RUNNING, label="RUNNING")))
     led.release_lease()
     led.close()
 

@@ -10,7 +10,8 @@ Element-wise adds and pooling are not counted (fvcore's default).
 
 fvcore traces a real forward pass (meta tensors cannot be traced), with a batch
 of two so that train-mode batch norm works on 1x1x1 maps; figures are divided
-by two. Counting is pure in the spec and cached.
+by two. Counting is pure in the spec and cached. Importing this module does not import torch
+(``CONVENTION`` is shown by the command line).
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ import logging
 import warnings
 from dataclasses import asdict, dataclass
 
-import torch
-
-from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
 
 CONVENTION = ("GFLOPs per view at the test view; fvcore total, 1 multiply-add = 1 flop, "
@@ -44,6 +42,10 @@ class Cost:
 @functools.lru_cache(maxsize=512)
 def count_cost(spec: ArchSpec) -> Cost:
     """GFLOPs per view and parameter count of ``spec`` (see the module docstring)."""
+    import torch
+
+    from pas_models.nets import build_model
+
     batch = 2
     with torch.random.fork_rng(devices=[]), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fvcore's import and tracer warn about TorchScript deprecation

@@ -42,17 +42,9 @@ from torch import nn
 
 from pas_models.errors import NotApplicable, SpecError, WeightsIncompatible
 from pas_models.spec import ArchSpec, TuckerConv
+from pas_models.tucker_options import RANK_RULES, TuckerOptions
 
-RANK_RULES = ("flops", "vbmf")
-
-
-@dataclass(frozen=True)
-class TuckerOptions:
-    """Operator k's settings (search key ``tucker``): the residual ``stages`` (from 1) whose
-    convolutions it decomposes (None: all) and the rank rule, ``flops`` or ``vbmf``."""
-
-    stages: tuple[int, ...] | None = None
-    ranks: str = "flops"
+__all__ = ["RANK_RULES", "TuckerOptions"]  # re-exported from pas_models.tucker_options (torch-free)
 
 # residual-block convolutions of each family: module path -> (stage index from 1, block index)
 SITE_PATTERNS: dict[str, re.Pattern[str]] = {

@@ -1,41 +1,61 @@
-"""The ``pas`` command line. Exit codes: 0 ok, 1 failure, 2 usage error."""
+"""The ``pas`` command line. Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted.
+
+Only the module of the command that runs is imported (``pas status`` never imports torch): the
+other commands are listed from ``COMMANDS`` for ``pas --help``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
 from pas_models.errors import PasError
 from pas_orchestrator import __version__
-from pas_orchestrator.commands import (
-    bench_model,
-    cancel,
-    data,
-    doctor,
-    export,
-    flops,
-    report,
-    search,
-    status,
-    train,
-)
 
-COMMANDS = (search, status, report, cancel, export, train, flops, bench_model, data, doctor)
+# name -> (module, one-line help); each module's add_parser registers the same help
+COMMANDS: dict[str, tuple[str, str]] = {
+    "search": ("pas_orchestrator.commands.search", "start or resume a PAS search"),
+    "status": ("pas_orchestrator.commands.status", "the state of a search"),
+    "report": ("pas_orchestrator.commands.report", "table and plot of a search"),
+    "cancel": ("pas_orchestrator.commands.cancel", "cancel a search and its jobs"),
+    "export": ("pas_orchestrator.commands.export", "export the best model of a search"),
+    "train": ("pas_orchestrator.commands.train", "train one hypothesis (or the base network) here"),
+    "flops": ("pas_orchestrator.commands.flops", "GFLOPs per view of a backbone after a sequence of reduction "
+                                                 "operators"),
+    "bench-model": ("pas_orchestrator.commands.bench_model", "measured latency beside GFLOPs, per step of an "
+                                                             "operator sequence"),
+    "data": ("pas_orchestrator.commands.data", "synthetic dataset, dataset checks, video re-encoding"),
+    "doctor": ("pas_orchestrator.commands.doctor", "what pas finds here: Python, torch/CUDA/NCCL, video backends, "
+                                                   "SLURM"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, the other commands are placeholders (listed by --help, not imported)."""
     parser = argparse.ArgumentParser(prog="pas", description="Progressive Architecture Shrinkage on SLURM clusters.")
     parser.add_argument("--version", action="version", version=f"pas {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_parser(sub)
+    for name, (module, text) in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=text)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (the first argument that is not an option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    name = _command(argv)
+    args = build_parser(only=name or "").parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -1,239 +1,274 @@
-"""The controller: drives one search from its ledger until it is done.
+"""The controller shell: the loop around the pure decision core (core/decide.py).
 
-Each ``step()`` (one poll):
-1. reconcile attempts that were committed but have no job id (killed between the two): look
-   for them by name/output folder in the scheduler; found -> record the id, else ABANDONED;
-2. one batched state query for every active attempt; finished ones are ingested (result.json,
-   idempotent) or failed with the scheduler's reason and retried up to ``max_retries``;
-3. advance: plan the base network / the next iteration, choose winners (selection.py), stop;
-4. submit every hypothesis that needs an attempt as one batch (an array on SLURM): attempts are
-   committed first, job ids recorded right after.
-Killing the controller at any instant loses nothing and submits nothing twice.
+Each round: read the ledger (one snapshot), gather what is outside it (``observe``: job outcomes from
+the executor, result files, live trainers, jobs found again), ``decide``, and carry out the actions:
+ledger actions through ``Ledger.apply`` (one compare-and-set transaction each), effect actions here
+(planning counts FLOPs, submission talks to the executor). A round that changed the ledger is
+followed at once by another; otherwise the shell sleeps ``poll_seconds``.
+
+Killing the shell at any instant loses nothing and submits nothing twice: attempts are committed
+before their batch is submitted, and an attempt without a job id is found again by name (or
+abandoned and replaced) on the next start.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
+from typing import Any
 
 from pas_models.data.formats import DatasetConfig
+from pas_models.layout import HypFiles, RunLayout
 from pas_models.spec import ArchSpec
-from pas_models.train.checkpoint import read_json
+from pas_models.train.result import JobResult, ResultInvalid
 from pas_models.train.task import TrainTask
 from pas_orchestrator import failpoints
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.config.search import SearchDef
-from pas_orchestrator.executors.base import ACTIVE, FAILURE_STATES, Executor, JobRef
-from pas_orchestrator.ledger import AttemptState, HypRec, HypState, Ledger, NewHypothesis, SearchState, Snapshot
-from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, TERMINAL_HYP
-from pas_orchestrator.planning import plan_iteration
-from pas_orchestrator.selection import Candidate, select, should_stop
+from pas_orchestrator.core.actions import (
+    AbandonAttempt,
+    Action,
+    AddHypotheses,
+    CreateAttempts,
+    EndSearch,
+    InterruptAttempt,
+    LogEvent,
+    PlanBase,
+    PlanIteration,
+    RecordJobIds,
+    SubmitBatch,
+)
+from pas_orchestrator.core.decide import Observations, Policy, decide
+from pas_orchestrator.core.outcomes import JobOutcome
+from pas_orchestrator.errors import LedgerConflict, SubmissionError
+from pas_orchestrator.executors.base import Executor, JobRef
+from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
+from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
+from pas_orchestrator.ledger.store import Ledger
+from pas_orchestrator.strategies.base import Strategy
+from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
 from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task
 
 log = logging.getLogger(__name__)
+SUBMIT_BACKOFF_S = (30.0, 600.0)  # first wait after a failed submission, and the longest
 
 
 def definition_hash(search: SearchDef) -> str:
-    import hashlib
+    return hashlib.sha256(json.dumps(definition_dict(search), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+
+def definition_dict(search: SearchDef) -> dict[str, Any]:
+    """The search definition as recorded in the ledger (what a resume must match)."""
     d = asdict(search)
     d.pop("source")
     # keys added after searches were started, left out at their default so those still resume
     if d["tucker"]["ranks"] == "flops":
         del d["tucker"]["ranks"]
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json.loads(json.dumps(d, default=str))
+
+
+def strategy_for(search: SearchDef, layout: RunLayout) -> Strategy:
+    """The search strategy of a definition (today always the paper's coordinate descent; a new strategy
+    is chosen here, from a key of the definition)."""
+    return CoordinateDescent(iterations=search.iterations, target_gflops=search.stop.target_gflops,
+                             selection=search.selection, ratio_tolerance=search.ratio_tolerance,
+                             baselines=search.baselines, layout=layout)
+
+
+def trainer_holding(out_dir: str) -> str | None:
+    """Who holds the hypothesis' lock (a live training process), or None. A shared, non-blocking probe
+    released at once: it never makes a trainer wait."""
+    path = HypFiles.of(out_dir).lock
+    try:
+        fh = path.open("rb")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read(200).decode(errors="replace").strip() or "a process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return None
 
 
 class Controller:
-    def __init__(self, search: SearchDef, profile: ClusterProfile, run_dir: Path, ledger: Ledger,
+    def __init__(self, search: SearchDef, profile: ClusterProfile, layout: RunLayout, ledger: Ledger,
                  executor: Executor, data: DatasetConfig) -> None:
-        self.search, self.profile, self.run_dir = search, profile, run_dir
+        self.search, self.profile, self.layout = search, profile, layout
         self.ledger, self.executor, self.data = ledger, executor, data
+        self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity)
+        self._submit_failures = 0
+        self._submit_after = 0.0  # monotonic time before which no batch is submitted (backoff)
 
     # ------------------------------------------------------------------ loop
     def run(self, poll_seconds: float | None = None) -> Snapshot:
         poll = self.profile.poll_seconds if poll_seconds is None else poll_seconds
         while True:
-            if self.step():
-                return self.ledger.snapshot()
-            time.sleep(poll)
+            self.ledger.heartbeat()
+            changed = self.step()
+            snap = self.ledger.snapshot()
+            if snap.search.state != SearchState.RUNNING:
+                return snap
+            if not changed:
+                time.sleep(poll)
 
     def step(self) -> bool:
-        """One poll; True when the search has ended (done, failed or cancelled)."""
-        self.ledger.heartbeat()
-        if self.ledger.search().state != SearchState.RUNNING:
-            return True
-        self._reconcile(self.ledger.snapshot())
-        self._poll(self.ledger.snapshot())
-        self._advance(self.ledger.snapshot())
-        if self.ledger.search().state != SearchState.RUNNING:
-            return True
-        self._submit(self.ledger.snapshot())
-        return False
+        """One round; True when the ledger changed (the next round follows at once)."""
+        snap = self.ledger.snapshot()
+        if snap.search.state != SearchState.RUNNING:
+            return False
+        changed = False
+        for action in decide(snap, self.observe(snap), self.policy):
+            try:
+                changed |= self.execute(action)
+            except LedgerConflict as exc:  # another writer got there first: decide again on what is there now
+                log.warning("%s", exc)
+                self.ledger.apply(LogEvent("conflict", str(exc)))
+                return True
+        return changed
 
-    # ------------------------------------------------------------------ 1. reconcile
-    def _reconcile(self, snap: Snapshot) -> None:
+    # ------------------------------------------------------------------ observations
+    def observe(self, snap: Snapshot) -> Observations:
+        found: dict[int, str | None] = {}
         orphans = [(h, a) for h in snap.hypotheses for a in h.attempts
                    if a.state == AttemptState.CREATED and a.job_id is None]
         for batch in sorted({a.batch for _, a in orphans}):
             mine = [(h, a) for h, a in orphans if a.batch == batch]
-            known = self.executor.find(batch, [(a.array_index, h.out_dir) for h, a in mine],
-                                       since=min(a.created_at for _, a in mine))
-            for h, a in mine:
-                if a.array_index in known:
-                    self.ledger.set_job_ids({a.id: known[a.array_index]})
-                    self.ledger.log_event("reconcile", f"{a.job_name}: found job {known[a.array_index]}", h.id)
-                else:
-                    self.ledger.update_attempt(a.id, AttemptState.ABANDONED,
-                                               reason="never reached the scheduler (controller stopped before "
-                                                      "submitting); a new attempt replaces it")
-
-    # ------------------------------------------------------------------ 2. poll
-    def _poll(self, snap: Snapshot) -> None:
+            try:
+                known = self.executor.find(batch, [(a.array_index, h.out_dir) for h, a in mine],
+                                           since=min(a.created_at for _, a in mine))
+            except SubmissionError as exc:
+                log.warning("cannot look for %s yet: %s", batch, exc)
+                continue
+            found.update({a.id: known.get(a.array_index) for _, a in mine})
         active = [(h, a) for h in snap.hypotheses for a in h.attempts
-                  if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id]
-        if not active:
-            return
-        states = self.executor.states([JobRef(a.batch, a.job_id) for _, a in active if a.job_id])
+                  if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id is not None]
+        by_job = self.executor.outcomes([JobRef(a.batch, a.job_id) for _, a in active if a.job_id]) if active else {}
+        jobs: dict[int, JobOutcome] = {a.id: by_job[a.job_id] for _, a in active if a.job_id in by_job}
+        results: dict[int, JobResult | str] = {}
+        trainers: dict[int, str] = {}
         for h, a in active:
-            assert a.job_id is not None
-            st = states.get(a.job_id)
-            if st is None or st.state == "UNKNOWN":
+            path = HypFiles.of(h.out_dir).result
+            if path.is_file():
+                try:
+                    results[h.id] = JobResult.read(path)
+                except ResultInvalid as exc:
+                    results[h.id] = str(exc)
                 continue
-            # every earlier run of the job (sacct -D) is a requeue: submitit's at a time limit (REQUEUED),
-            # SLURM's own after a node failure (NODE_FAIL on node2)
-            runs = len(st.history) + (st.state == "REQUEUED")
-            requeues = (runs, f"previous run {st.history[-1] if st.history else st.state}") if runs else None
-            if st.state in ACTIVE:
-                new = AttemptState.RUNNING if st.state == "RUNNING" else None
-                self.ledger.update_attempt(a.id, new, scheduler_state=st.state, reason=st.reason, node=st.node,
-                                           requeues=requeues)
-                continue
-            result = Path(h.out_dir) / "result.json"
-            if result.is_file():  # whatever the scheduler says, a written result is the truth
-                self.ledger.update_attempt(a.id, scheduler_state=st.state, node=st.node, requeues=requeues)
-                self.ledger.ingest_result(h.id, a.id, read_json(result))
-                continue
-            if st.state == "COMPLETED":
-                reason = "job completed without result.json"
-            elif st.state in FAILURE_STATES:
-                reason = f"{st.state}" + (f": {st.reason}" if st.reason else "")
-            else:  # a state this pas does not know: keep waiting, never guess
-                log.warning("%s: job %s in unknown state %s", a.job_name, a.job_id, st.state)
-                continue
-            self.ledger.update_attempt(a.id, AttemptState.FAILED, scheduler_state=st.state, reason=reason, node=st.node,
-                                       requeues=requeues)
-            failed = sum(1 for x in h.attempts if x.state == AttemptState.FAILED) + 1
-            if failed > self.search.max_retries:
-                self.ledger.set_hyp_state(h.id, HypState.FAILED,
-                                          reason=f"{failed} attempts failed (max_retries {self.search.max_retries});"
-                                                 f" last: {reason}")
+            outcome = jobs.get(a.id)
+            if outcome is not None and not outcome.active:
+                holder = trainer_holding(h.out_dir)
+                if holder is not None:
+                    trainers[h.id] = holder
+        return Observations(jobs=jobs, results=results, trainers=trainers, found=found)
 
-    # ------------------------------------------------------------------ 3. advance
-    def _advance(self, snap: Snapshot) -> None:
-        s = self.search
-        if not snap.hypotheses:
-            self._plan_base()
-            return
-        base = snap.iteration(0)[0]
-        if base.state not in TERMINAL_HYP:
-            return
-        if base.state != HypState.DONE:
-            self.ledger.set_search_state(SearchState.FAILED, f"the base network failed: {base.reason}")
-            return
-        last = snap.last_iteration
-        if last == 0:
-            self._plan(1, base)
-            return
-        hyps = snap.iteration(last)
-        if any(h.state not in TERMINAL_HYP for h in hyps):
-            return
-        winner = snap.winner(last)
-        if winner is None:
-            done = [h for h in hyps if h.state == HypState.DONE]
-            if not done:
-                self.ledger.set_search_state(SearchState.FAILED, f"iteration {last}: no hypothesis was trained ("
-                                             + "; ".join(f"{h.op}: {h.state.value} {h.reason or ''}".strip()
-                                                         for h in hyps) + ")")
-                return
-            parent = snap.winner(last - 1) if last > 1 else base
-            assert parent is not None and parent.gflops is not None
-            choice = select([Candidate(h.op, h.top1 or 0.0, h.top5 or 0.0, h.gflops or 0.0) for h in done],
-                            selection=s.selection, base_top1=base.top1 or 0.0, base_gflops=base.gflops or 0.0,
-                            parent_gflops=parent.gflops, tolerance=s.ratio_tolerance)
-            winner = next(h for h in done if h.op == choice.winner.op)
-            self.ledger.mark_winner(winner.id, choice.why)
-            if s.baselines:
-                self.ledger.add_hypotheses([NewHypothesis(last, winner.op, "baseline", winner.path,
-                                                          self._out_dir(last, winner.op, "baseline"),
-                                                          gflops=winner.gflops, params=winner.params,
-                                                          spec=winner.spec)])
-            return  # the next poll goes on from the recorded winner (and sees the new baseline)
-        stop = should_stop(last, s.iterations, winner.gflops or 0.0, s.stop.target_gflops)
-        if stop is None:
-            self._plan(last + 1, winner)
-            return
-        baselines = [h for h in snap.hypotheses if h.kind == "baseline"]
-        if all(h.state in TERMINAL_HYP for h in baselines):
-            self.ledger.log_event("search", f"stopping: {stop}")
-            self.ledger.set_search_state(SearchState.DONE)
+    # ------------------------------------------------------------------ effects
+    def execute(self, action: Action) -> bool:
+        if isinstance(action, PlanBase):
+            return self._plan_base()
+        if isinstance(action, PlanIteration):
+            return self._plan(action)
+        if isinstance(action, SubmitBatch):
+            return self._submit(action)
+        return self.ledger.apply(action).changed
 
-    def _plan_base(self) -> None:
+    def _plan_base(self) -> bool:
         from pas_models.flops import count_cost
 
         spec = self.search.base_spec()
         cost = count_cost(spec)
-        self.ledger.add_hypotheses([NewHypothesis(0, "base", "pas", "", self._out_dir(0, "base", "pas"),
-                                                  gflops=cost.gflops, params=cost.params, spec=spec.to_json())])
+        new = NewHypothesis(0, "base", "pas", "", str(self.layout.hyp_dir(0, "base", "pas")), gflops=cost.gflops,
+                            params=cost.params, spec=spec.to_json())
+        return self.ledger.apply(AddHypotheses((new,))).changed
 
-    def _plan(self, iteration: int, parent: HypRec) -> None:
-        """The hypotheses of ``iteration``: every operator applied to ``parent`` (B or the last winner)."""
+    def _plan(self, action: PlanIteration) -> bool:
+        """Every operator applied to the parent (B or the last winner), costs counted, recorded."""
         from pas_models.train.teacher import load_weights
+        from pas_orchestrator.planning import plan_iteration
 
-        weights = Path(parent.out_dir) / "model.pt"
+        parent = self._hyp(action.parent_id)
+        weights = HypFiles.of(parent.out_dir).model
         planned = plan_iteration(ArchSpec.from_json(parent.spec or ""), tuple(parent.ops), self.search.operators,
                                  self.search.tucker, parent_weights=lambda: load_weights(weights))
-        new = [NewHypothesis(iteration, p.op, "pas", ",".join(p.path), self._out_dir(iteration, p.op, "pas"),
-                             state=HypState.PLANNED if p.spec else HypState.NOT_APPLICABLE, reason=p.reason,
-                             gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None)
-               for p in planned]
-        self.ledger.add_hypotheses(new)
-        if all(p.spec is None for p in planned):
-            self.ledger.set_search_state(SearchState.DONE if iteration > 1 else SearchState.FAILED,
-                                         f"iteration {iteration}: no operator applies any more")
+        i = action.iteration
+        new = tuple(NewHypothesis(i, p.op, "pas", ",".join(p.path), str(self.layout.hyp_dir(i, p.op, "pas")),
+                                  state=HypState.PLANNED if p.spec else HypState.NOT_APPLICABLE, reason=p.reason,
+                                  gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None)
+                    for p in planned)
+        return self.ledger.apply(AddHypotheses(new)).changed
 
-    def _out_dir(self, iteration: int, op: str, kind: str) -> str:
-        return str(self.run_dir / "hyp" / (f"{iteration}-{op}" + ("-scratch" if kind == "baseline" else "")))
+    def _hyp(self, hyp_id: int, snap: Snapshot | None = None) -> HypRec:
+        snap = snap or self.ledger.snapshot()
+        for h in snap.hypotheses:
+            if h.id == hyp_id:
+                return h
+        raise LookupError(f"no hypothesis {hyp_id} in {self.ledger.path}")
 
-    # ------------------------------------------------------------------ 4. submit
-    def _submit(self, snap: Snapshot) -> None:
-        need = [h for h in snap.hypotheses if h.state in (HypState.PLANNED, HypState.RUNNING)
-                and not any(a.state in ACTIVE_ATTEMPT for a in h.attempts)]
-        if self.profile.executor == "local":
-            running = sum(1 for h in snap.hypotheses for a in h.attempts if a.state in ACTIVE_ATTEMPT)
-            need = need[:max(0, self.profile.max_jobs - running)]
-        need = need[:self.profile.resources_for(self.search.backbone).max_array_size]  # the rest: next batch
-        if not need:
-            return
-        iteration = max(h.iteration for h in need)
-        tasks = [self._task(snap, h) for h in need]
-        attempts = self.ledger.create_attempts([h.id for h in need], f"pas-{self.search.name}-i{iteration}")
+    def _submit(self, action: SubmitBatch) -> bool:
+        if time.monotonic() < self._submit_after:
+            return False
+        snap = self.ledger.snapshot()
+        hyps = [self._hyp(i, snap) for i in action.hypothesis_ids]
+        tasks = [self._task(snap, h) for h in hyps]  # built first: a task that cannot be built submits nothing
+        attempts = self.ledger.apply(CreateAttempts(action.hypothesis_ids,
+                                                    f"pas-{self.search.name}-i{action.iteration}")).attempts
         tasks = [replace(t, attempt=a.number) for t, a in zip(tasks, attempts, strict=True)]
+        batch = attempts[0].batch
         failpoints.hit("before-sbatch")
         try:
-            ids = self.executor.submit(attempts[0].batch, tasks)
+            ids = self.executor.submit(batch, tasks)
+        except SubmissionError as exc:
+            return self._submission_failed(batch, attempts, exc)
         except Exception as exc:
-            log.error("submission of %s failed: %s", attempts[0].batch, exc)
-            for h, a in zip(need, attempts, strict=True):
-                self.ledger.update_attempt(a.id, AttemptState.ABANDONED, reason=f"submission failed: {exc}")
-                self.ledger.log_event("submit", f"{a.job_name}: submission failed: {exc}", h.id)
+            for a in attempts:
+                self.ledger.apply(AbandonAttempt(a.id, f"submission failed: {exc}"))
             raise
         failpoints.hit("after-sbatch")
-        self.ledger.set_job_ids({a.id: job_id for a, job_id in zip(attempts, ids, strict=True)})
+        self._submit_failures = 0
+        try:
+            return self.ledger.apply(RecordJobIds(tuple(zip((a.id for a in attempts), ids, strict=True)))).changed
+        except LedgerConflict:  # cancelled (`pas cancel`) while sbatch ran: these jobs must not run either
+            self.executor.cancel([JobRef(batch, j) for j in ids])
+            raise
 
+    def _submission_failed(self, batch: str, attempts: Any, exc: SubmissionError) -> bool:
+        if exc.permanent:  # the request is wrong: no retry can help
+            for a in attempts:
+                self.ledger.apply(AbandonAttempt(a.id, f"submission refused: {exc}"))
+            self.ledger.apply(EndSearch(SearchState.FAILED, f"the scheduler refused the submission: {exc}"))
+            return True
+        # transient (SLURM busy or unreachable): the attempts stay committed; the next round finds them by
+        # name (sbatch may have queued them before failing) or abandons and replaces them, after a backoff
+        self._submit_failures += 1
+        wait = min(SUBMIT_BACKOFF_S[0] * 2 ** (self._submit_failures - 1), SUBMIT_BACKOFF_S[1])
+        self._submit_after = time.monotonic() + wait
+        log.warning("submission of %s failed (try %d), next try in %.0f s: %s", batch, self._submit_failures, wait,
+                    exc)
+        self.ledger.apply(LogEvent("submit", f"{batch}: submission failed (try {self._submit_failures}), next try "
+                                             f"in {wait:.0f} s: {exc}"))
+        return True
+
+    def interrupt(self, why: str) -> int:
+        """The controller is stopped by Ctrl-C / SIGTERM: jobs that are this host's processes are stopped
+        and their attempts recorded INTERRUPTED (resumed later without spending a retry); jobs on a
+        cluster go on. Returns how many jobs were stopped."""
+        if not self.executor.stops_with_controller:
+            return 0
+        snap = self.ledger.snapshot()
+        active = [a for h in snap.hypotheses for a in h.attempts
+                  if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id]
+        alive = self.executor.cancel([JobRef(a.batch, a.job_id) for a in active if a.job_id])
+        for a in active:
+            if a.job_id not in alive:
+                self.ledger.apply(InterruptAttempt(a.id, a.state, why))
+        return len(active) - len(alive)
+
+    # ------------------------------------------------------------------ tasks
     def _task(self, snap: Snapshot, h: HypRec) -> TrainTask:
         s = self.search
         if h.iteration == 0:
@@ -248,10 +283,9 @@ class Controller:
         if h.kind == "baseline":
             return baseline_task(s, self.data, student, h.out_dir, hypothesis=h.label)
         base = snap.iteration(0)[0]
-        teacher = str(Path(base.out_dir) / "model.pt")
         parent_hyp = snap.winner(h.iteration - 1) if h.iteration > 1 else base
-        assert parent_hyp is not None
-        parent_ckpt = str(Path(parent_hyp.out_dir) / "model.pt")
-        return hypothesis_task(s, self.data, student, ArchSpec.from_json(parent_hyp.spec or ""), h.out_dir, teacher,
-                               parent_ckpt, hypothesis=h.label)
-
+        if parent_hyp is None:
+            raise LookupError(f"{h.label}: iteration {h.iteration - 1} has no winner in {self.ledger.path}")
+        return hypothesis_task(s, self.data, student, ArchSpec.from_json(parent_hyp.spec or ""), h.out_dir,
+                               str(HypFiles.of(base.out_dir).model), str(HypFiles.of(parent_hyp.out_dir).model),
+                               hypothesis=h.label)

@@ -13,5 +13,14 @@ class LedgerError(PasError):
     """The ledger cannot be opened or used (locked by another controller, newer schema, ...)."""
 
 
+class LedgerConflict(LedgerError):
+    """An action expected a row in a state it is no longer in (another writer got there first): refused."""
+
+
 class SubmissionError(PasError):
-    """A scheduler command failed; carries the command and its stderr."""
+    """A scheduler command failed; carries the command and its stderr. ``permanent``: the request itself
+    is wrong (bad account, partition, QOS...), retrying cannot help."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -51,7 +51,7 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
         assert second.returncode == 1 and f"another controller runs this search (pid {controller.pid}" in second.stderr
         cancel = pas(tmp_path, "cancel")
         assert cancel.returncode == 0, cancel.stderr
-        assert "search cli cancelled; 1 job(s) cancelled" in cancel.stdout
+        assert "search cli cancelled; its controller stopped; 1 job(s) cancelled" in cancel.stdout
         assert controller.wait(timeout=60) != 0
     finally:
         controller.kill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -14,7 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from pas_orchestrator.errors import LedgerError
+from pas_models.train.result import JobResult
+from pas_orchestrator.core.actions import (
+    AddHypotheses,
+    CancelSearch,
+    CreateAttempts,
+    EndSearch,
+    FailAttempt,
+    IngestResult,
+    InterruptAttempt,
+    LogEvent,
+    MarkWinner,
+    ObserveAttempt,
+    PlanBase,
+    RecordJobIds,
+    ResumeSearch,
+)
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
+from pas_orchestrator.errors import LedgerConflict, LedgerError
 from pas_orchestrator.ledger import AttemptState, HypState, Ledger, NewHypothesis, SearchState
 from pas_orchestrator.ledger.schema import SCHEMA_VERSION
 from pas_orchestrator.ledger.states import TRANSITIONS, allowed, check
@@ -44,47 +62,93 @@ def _hyp(it: int, op: str, **kw: object) -> NewHypothesis:
     return NewHypothesis(iteration=it, op=op, kind="pas", path=op, out_dir=f"/runs/{it}-{op}", **kw)  # type: ignore
 
 
+def _result(top1: float) -> JobResult:
+    return JobResult(hypothesis="1-s", attempt=1, top1=top1, top5=80.0, gflops_per_view=20.1, views=1, params=1000,
+                     epochs=1, train_seconds=3.0, gpu_hours=0.0, clips_seen=8, videos_skipped=0, eval_videos=2,
+                     checkpoint="/runs/1-s/model.pt", spec={}, finetuned_from_parent=True, versions={}, recipe={})
+
+
+RUNNING = JobOutcome(Phase.RUNNING, node="node2", label="RUNNING")
+
+
 def test_lifecycle_and_idempotent_ingest(tmp_path: Path) -> None:
     led = _ledger(tmp_path)
-    led.add_hypotheses([_hyp(1, "s"), _hyp(1, "t"), _hyp(1, "l", state=HypState.NOT_APPLICABLE, reason="too small")])
-    led.add_hypotheses([_hyp(1, "s")])  # already there: kept as is
+    led.apply(AddHypotheses((_hyp(1, "s"), _hyp(1, "t"), _hyp(1, "l", state=HypState.NOT_APPLICABLE,
+                                                                reason="too small"))))
+    assert led.apply(AddHypotheses((_hyp(1, "s"),))).changed is False  # already there: kept as is
     snap = led.snapshot()
     assert [h.op for h in snap.hypotheses] == ["s", "t", "l"]
     s, t, _ = snap.hypotheses
-    atts = led.create_attempts([s.id, t.id], "pas-s1-i1")
+    atts = led.apply(CreateAttempts((s.id, t.id), "pas-s1-i1")).attempts
     assert [a.job_name for a in atts] == ["pas-s1-i1-b1_0", "pas-s1-i1-b1_1"] and {a.number for a in atts} == {1}
     assert all(a.state == AttemptState.CREATED and a.job_id is None for a in atts)
-    led.set_job_ids({atts[0].id: "101", atts[1].id: "102"})
-    led.update_attempt(atts[0].id, AttemptState.RUNNING, scheduler_state="RUNNING")
-    result = {"top1": 61.5, "top5": 80.0, "gflops_per_view": 20.1, "params": 1000}
-    assert led.ingest_result(s.id, atts[0].id, result) is True
-    assert led.ingest_result(s.id, atts[0].id, result) is False  # a second ingest changes nothing
-    led.update_attempt(atts[1].id, AttemptState.FAILED, reason="NODE_FAIL")
-    retry = led.create_attempts([t.id], "pas-s1-i1")
+    led.apply(RecordJobIds(((atts[0].id, "101"), (atts[1].id, "102"))))
+    led.apply(ObserveAttempt(atts[0].id, AttemptState.SUBMITTED, RUNNING))
+    assert led.apply(IngestResult(s.id, atts[0].id, _result(61.5))).changed is True
+    assert led.apply(IngestResult(s.id, atts[0].id, _result(61.5))).changed is False  # a second ingest: nothing
+    led.apply(FailAttempt(atts[1].id, AttemptState.SUBMITTED, "NODE_FAIL"))
+    retry = led.apply(CreateAttempts((t.id,), "pas-s1-i1")).attempts
     assert retry[0].number == 2 and retry[0].job_name == "pas-s1-i1-b2_0"
     snap = led.snapshot()
     hs = {h.op: h for h in snap.hypotheses}
     assert hs["s"].state == HypState.DONE and hs["s"].top1 == 61.5
-    assert hs["s"].attempts[0].state == AttemptState.COMPLETED
+    assert JobResult.from_dict(json.loads(hs["s"].result or "")) == _result(61.5)  # stored whole
+    assert hs["s"].attempts[0].state == AttemptState.COMPLETED and hs["s"].attempts[0].node == "node2"
     assert [a.state for a in hs["t"].attempts] == [AttemptState.FAILED, AttemptState.CREATED]
     assert hs["t"].attempts[0].reason == "NODE_FAIL" and hs["l"].reason == "too small"
-    led.mark_winner(hs["s"].id, "Eq. 3")
-    with pytest.raises(LedgerError, match="illegal state change COMPLETED -> RUNNING"):
-        led.update_attempt(atts[0].id, AttemptState.RUNNING)
+    led.apply(MarkWinner(hs["s"].id, "Eq. 3"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         snap.hypotheses[0].top1 = 0.0  # type: ignore[misc]
     assert led.snapshot().winner(1).op == "s"  # type: ignore[union-attr]
     kinds = [e.kind for e in led.events(100)]
     assert {"search", "plan", "submit", "result", "attempt", "winner"} <= set(kinds)
-    led.set_search_state(SearchState.DONE)
-    with pytest.raises(LedgerError, match="DONE -> RUNNING"):
-        led.set_search_state(SearchState.RUNNING)
+    led.apply(EndSearch(SearchState.DONE, "stopping: 1 iterations done"))
+    with pytest.raises(LedgerConflict, match="expected CANCELLED/FAILED, but it is DONE"):
+        led.apply(ResumeSearch())
 
 
-def test_changed_definition_and_other_search_are_refused(tmp_path: Path) -> None:
+def test_compare_and_set_refuses_stale_actions(tmp_path: Path) -> None:
+    """An action decided on a snapshot that another writer changed since is refused, and changes nothing."""
     led = _ledger(tmp_path)
-    with pytest.raises(LedgerError, match="search definition changed"):
-        led.init_search("s1", {"a": 2}, "hash2", "local")
+    led.apply(AddHypotheses((_hyp(1, "s"), _hyp(1, "t"))))
+    s, t = led.snapshot().hypotheses
+    (a,) = led.apply(CreateAttempts((s.id,), "pas-s1-i1")).attempts
+    led.apply(RecordJobIds(((a.id, "101"),)))
+    before = led.snapshot()
+    led.apply(CancelSearch("cancelled by pas cancel"))  # another writer: `pas cancel`
+    cancelled = led.snapshot()
+    stale = [FailAttempt(a.id, AttemptState.SUBMITTED, "FAILED"), IngestResult(s.id, a.id, _result(50.0)),
+             ObserveAttempt(a.id, AttemptState.SUBMITTED, RUNNING), InterruptAttempt(a.id, AttemptState.SUBMITTED, "x"),
+             EndSearch(SearchState.DONE)]
+    for action in stale:
+        with pytest.raises(LedgerConflict, match="refused"):
+            led.apply(action)
+    assert led.snapshot() == cancelled != before
+    with pytest.raises(LedgerConflict, match="already has an active attempt"):  # never two live attempts
+        led.apply(ResumeSearch())
+        led.apply(CreateAttempts((t.id,), "pas-s1-i1"))
+        led.apply(CreateAttempts((t.id,), "pas-s1-i1"))
+    with pytest.raises(LedgerError, match="no attempt with id 999"):
+        led.apply(FailAttempt(999, AttemptState.RUNNING, "x"))
+    with pytest.raises(LedgerError, match="not a ledger action"):
+        led.apply(PlanBase())  # type: ignore[arg-type]
+
+
+def test_interrupted_attempts_end_and_spend_nothing(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    led.apply(AddHypotheses((_hyp(1, "s"),)))
+    (h,) = led.snapshot().hypotheses
+    (a,) = led.apply(CreateAttempts((h.id,), "pas-s1-i1")).attempts
+    led.apply(RecordJobIds(((a.id, "101"),)))
+    led.apply(InterruptAttempt(a.id, AttemptState.SUBMITTED, "controller interrupted (Ctrl-C)"))
+    (h,) = led.snapshot().hypotheses
+    assert h.state == HypState.RUNNING and h.attempts[0].state == AttemptState.INTERRUPTED
+    assert h.attempts[0].reason == "controller interrupted (Ctrl-C)"
+
+
+def test_other_search_is_refused(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    assert led.init_search("s1", {"a": 2}, "hash2", "local").definition_hash == "hash1"  # the caller compares
     with pytest.raises(LedgerError, match="holds search 's1', not 's2'"):
         led.init_search("s2", {"a": 1}, "hash1", "local")
 
@@ -101,9 +165,9 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     """A ledger written by the first schema (no attempt.node) keeps its rows and gains the column;
     `pas status` (read-only) asks for the upgrade instead of failing on the missing column."""
     led = _ledger(tmp_path)
-    led.add_hypotheses([_hyp(1, "s")])
-    (att,) = led.create_attempts([led.snapshot().hypotheses[0].id], "pas-s1-i1")
-    led.set_job_ids({att.id: "77"})
+    led.apply(AddHypotheses((_hyp(1, "s"),)))
+    (att,) = led.apply(CreateAttempts((led.snapshot().hypotheses[0].id,), "pas-s1-i1")).attempts
+    led.apply(RecordJobIds(((att.id, "77"),)))
     led.close()
     with sqlite3.connect(tmp_path / "ledger.sqlite") as db:  # back to schema 1
         db.execute("ALTER TABLE attempt DROP COLUMN node")
@@ -111,14 +175,83 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match=r"schema 1 is older .* `pas search` once to upgrade"):
         Ledger(tmp_path / "ledger.sqlite", readonly=True)
     led = Ledger(tmp_path / "ledger.sqlite")
-    led.update_attempt(att.id, AttemptState.RUNNING, scheduler_state="RUNNING", node="node2",
-                       requeues=(1, "previous run NODE_FAIL on node1"))
+    led.apply(ObserveAttempt(att.id, AttemptState.SUBMITTED, JobOutcome(
+        Phase.RUNNING, node="node2", requeues=1, requeue_why="previous run NODE_FAIL on node1", label="RUNNING")))
     (a,) = led.snapshot().hypotheses[0].attempts
     assert (a.job_id, a.node, a.requeues, a.state) == ("77", "node2", 1, AttemptState.RUNNING)
     assert any("requeued (1): previous run NODE_FAIL on node1" in e.message for e in led.events(100))
     led.close()
     with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", r"an empty file \(0 bytes\), not a pas ledger"),
+    (b"name,top1\nx,1\n", r"not an SQLite database \(14 bytes of something else\)"),
+    ("sqlite", r"the SQLite database of another application \(tables: photos, tags\), not a pas ledger"),
+], ids=["empty", "text", "foreign-sqlite"])
+def test_a_file_that_is_not_a_ledger_is_refused_untouched(tmp_path: Path, content: bytes | str,
+                                                           expected: str) -> None:
+    path = tmp_path / "ledger.sqlite"
+    if content == "sqlite":
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE photos (id INTEGER)")
+            db.execute("CREATE TABLE tags (id INTEGER)")
+    else:
+        path.write_bytes(content)  # type: ignore[arg-type]
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(LedgerError, match=expected):
+            Ledger(path, readonly=readonly)
+    assert path.read_bytes() == before  # nothing added to someone else's file
+
+
+def test_a_ledger_on_read_only_storage_is_read_and_not_written(tmp_path: Path) -> None:
+    """A finished search on a read-only share (no -wal / -shm file can be made next to it): it is read, and
+    a writer is refused in one line. As root (CI) the share is a read-only bind mount (permissions do not
+    bind root); otherwise the folder and files lose their write permissions."""
+    folder = tmp_path / "search"
+    folder.mkdir()
+    led = Ledger(folder / "ledger.sqlite")
+    led.acquire_lease()
+    led.init_search("s1", {}, "h", "local")
+    led.apply(AddHypotheses((_hyp(1, "s"), _hyp(1, "t"))))
+    led.release_lease()
+    led.close()
+    share = tmp_path / "share"
+    share.mkdir()
+    if os.geteuid() == 0:
+        mount = subprocess.run(f"mount --bind {folder} {share} && mount -o remount,bind,ro {share}", shell=True,
+                               capture_output=True, text=True)
+        if mount.returncode != 0:
+            pytest.skip(f"no read-only bind mount here: {mount.stderr.strip()}")
+        undo = ["umount", str(share)]
+    else:
+        share.rmdir()
+        folder.rename(share)
+        for p in share.iterdir():
+            p.chmod(0o444)
+        share.chmod(0o555)
+        undo = ["chmod", "-R", "u+w", str(share)]
+    try:
+        before = sorted(p.name for p in share.iterdir())
+        reader = Ledger(share / "ledger.sqlite", readonly=True)
+        assert [h.op for h in reader.snapshot().hypotheses] == ["s", "t"]
+        assert reader.last_activity() > 0
+        reader.close()
+        with pytest.raises(LedgerError, match="read-only, so the search cannot run here"):
+            Ledger(share / "ledger.sqlite")
+        assert sorted(p.name for p in share.iterdir()) == before
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_last_activity_is_the_ledgers_own_record(tmp_path: Path) -> None:
+    led = _ledger(tmp_path)
+    first = led.last_activity()
+    time.sleep(0.01)
+    led.apply(LogEvent("x", "something happened"))
+    assert led.last_activity() > first
 
 
 def test_readonly_needs_an_existing_ledger(tmp_path: Path) -> None:

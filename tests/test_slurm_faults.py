@@ -164,7 +164,7 @@ def test_node_down_under_a_running_job_is_detected_and_the_job_reruns_on_the_oth
 def _look(cwd: Path, name: str) -> tuple[dict, str]:
     """What `pas status --json` and `pas status` print (their functions on a read-only ledger: the CLI
     takes a second to start, too slow to catch a state that lasts a few seconds)."""
-    from pas_orchestrator.commands.status import as_json, render
+    from pas_orchestrator.views import as_json, render
 
     ledger = Ledger(cwd / "runs" / name / "ledger.sqlite", readonly=True)
     try:

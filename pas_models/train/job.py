@@ -11,12 +11,12 @@ training are repeated, never lost.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
 
 import submitit
 
+from pas_models.layout import HypFiles
 from pas_models.train.checkpoint import read_json, write_json
+from pas_models.train.result import JobResult
 from pas_models.train.run import run
 from pas_models.train.task import TrainTask
 
@@ -24,14 +24,14 @@ log = logging.getLogger(__name__)
 
 
 class TrainJob(submitit.helpers.Checkpointable):
-    def __call__(self, task: TrainTask) -> dict[str, Any]:
+    def __call__(self, task: TrainTask) -> JobResult:
         return run(task)
 
     def checkpoint(self, task: TrainTask) -> submitit.helpers.DelayedSubmission:
         """Requeue the same task; a small marker file tells the controller it happened."""
         log.warning("%s: time limit or preemption signal: requeueing; training resumes from %s/last.pt",
                     task.hypothesis, task.out_dir)
-        marker = Path(task.out_dir) / "requeued.json"
+        marker = HypFiles.of(task.out_dir).requeued
         count = read_json(marker)["requeues"] + 1 if marker.exists() else 1
         write_json({"requeues": count}, marker)
         return submitit.helpers.DelayedSubmission(TrainJob(), task)

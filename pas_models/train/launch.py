@@ -7,6 +7,8 @@ import socket
 
 import torch.multiprocessing as mp
 
+from pas_models.layout import HypFiles
+from pas_models.train.result import JobResult
 from pas_models.train.run import run
 from pas_models.train.task import TrainTask
 
@@ -23,11 +25,9 @@ def _worker(rank: int, world: int, port: int, task: TrainTask) -> None:
     run(task)
 
 
-def run_local(task: TrainTask, nproc: int = 1) -> dict:
+def run_local(task: TrainTask, nproc: int = 1) -> JobResult:
     """``run(task)`` in this process (nproc=1) or in ``nproc`` spawned processes; returns the result."""
     if nproc == 1:
         return run(task)
     mp.spawn(_worker, args=(nproc, _free_port(), task), nprocs=nproc, join=True)
-    from pas_models.train.checkpoint import read_json
-
-    return read_json(os.path.join(task.out_dir, "result.json"))
+    return JobResult.read(HypFiles.of(task.out_dir).result)

@@ -9,7 +9,7 @@ hash matches the task's. Files in ``task.out_dir``:
 - ``model.pt``: the final weights and spec (what the next iteration and ``pas export`` read)
 - ``progress.json``: epoch, step, loss, lr, clips/s, time; rewritten every few seconds (a heartbeat)
 - ``metrics.jsonl``: one line per step: epoch, step, loss (mean over ranks), ce, kl, lr
-- ``result.json``: the job result (DESIGN.md "Job result"), written last
+- ``result.json``: the job result (``pas_models.train.result.JobResult``), written last
 - ``train.log``: the job's log
 - ``tensorboard/``: scalars (train/loss, train/lr per step; epoch/loss, epoch/clips_per_s, val/top1 ...)
 """
@@ -19,7 +19,9 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import platform
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, replace
@@ -36,13 +38,15 @@ from pas_models.data.formats import load_video_list
 from pas_models.errors import PasError
 from pas_models.flops import count_cost
 from pas_models.latency import measure
+from pas_models.layout import HypFiles
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
 from pas_models.train import distributed
-from pas_models.train.checkpoint import load_checkpoint, read_json, save_checkpoint, write_json
+from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from pas_models.train.evaluate import evaluate
 from pas_models.train.features import FeatureStudent, StageTap
 from pas_models.train.loss import distillation_loss
+from pas_models.train.result import JobResult
 from pas_models.train.sampler import ResumableSampler
 from pas_models.train.scalars import Scalars
 from pas_models.train.schedule import base_lr, lr_at
@@ -64,20 +68,21 @@ def _student_spec(task: TrainTask) -> ArchSpec:
     return task.student.replace(head_dropout=task.recipe.dropout)
 
 
-def run(task: TrainTask) -> dict[str, Any]:
+def run(task: TrainTask) -> JobResult:
     out = Path(task.out_dir)
+    files = HypFiles(out)
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "result.json").exists():
-        return read_json(out / "result.json")
+    if files.result.exists():
+        return JobResult.read(files.result)
     env = distributed.detect()
-    lock = _exclusive(out) if env.rank == 0 else None  # a duplicate job waits, then returns the result
-    if (out / "result.json").exists():
+    lock = _exclusive(files) if env.rank == 0 else None  # a duplicate job waits, then returns the result
+    if files.result.exists():
         if lock is not None:
             lock.close()
-        return read_json(out / "result.json")
+        return JobResult.read(files.result)
     device = distributed.setup(env)
     pkg_log = logging.getLogger("pas_models")
-    handler = logging.FileHandler(out / "train.log") if env.is_main else None
+    handler = logging.FileHandler(files.log) if env.is_main else None
     previous_level = pkg_log.level
     if handler:  # the job's own log, at INFO whatever the caller configured
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -95,20 +100,29 @@ def run(task: TrainTask) -> dict[str, Any]:
             lock.close()
 
 
-def _exclusive(out: Path) -> IO[bytes]:
-    """An exclusive lock on ``out/.lock`` (flock: released when the process dies): two jobs training
-    the same hypothesis (a resubmission racing a job the controller lost track of) never interleave."""
-    fh = (out / ".lock").open("ab")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.warning("%s is locked by another job training the same task: waiting for it", out)
+def _exclusive(files: HypFiles) -> IO[bytes]:
+    """An exclusive lock on ``.lock`` (flock: released when the process dies): two jobs training the same
+    hypothesis (a resubmission racing a job the controller lost track of) never interleave. The holder
+    writes who it is into the file (the controller shows it while it waits for a trainer whose job
+    wrapper is gone)."""
+    fh = files.lock.open("a+b")
+    for _ in range(20):  # the controller's probe holds a shared lock for an instant: not a reason to log
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.05)
+    else:
+        log.warning("%s is locked by another job training the same task: waiting for it", files.root)
         fcntl.flock(fh, fcntl.LOCK_EX)
+    fh.truncate(0)
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
+    fh.flush()
     return fh
 
 
 def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device,
-                        out: Path) -> dict[str, Any]:
+                        out: Path) -> JobResult:
     recipe, spec = task.recipe, _student_spec(task)
     log.info("%s (attempt %d): %d process(es), this is rank %d on %s", task.hypothesis, task.attempt, env.world,
              env.rank, device)
@@ -162,7 +176,7 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     ds.exclude(sorted(skipped))  # found unreadable before the resume: still excluded
     # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, feat, lr; after a resume the
     # steps since the last checkpoint appear twice: readers keep the last line of each (epoch, step)
-    metrics = (out / "metrics.jsonl").open("a", buffering=1) if env.is_main else None
+    metrics = HypFiles(out).metrics.open("a", buffering=1) if env.is_main else None
     scalars = Scalars(out, enabled=env.is_main)
     last_ckpt = last_progress = time.monotonic()
     t_start = time.monotonic() - state["train_seconds"]
@@ -237,7 +251,8 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     if teacher_tap is not None:
         teacher_tap.close()
     skipped_files = {train_list.samples[i].path for i in skipped} | {val_list.samples[i].path for i in ev.skipped_ids}
-    return _finish(out, task, model, state, len(skipped_files), ev, env, device, finetune)
+    return _finish(out, task, model, state, len(skipped_files), ev, env, device, finetune,
+                   "live" if teacher is not None else "none")
 
 
 def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
@@ -258,7 +273,7 @@ def _parts(trained: nn.Module) -> tuple[nn.Module, nn.Module | None]:
 def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer,
             scaler: torch.amp.GradScaler) -> dict[str, Any]:
     fresh = {"epoch": 0, "step": 0, "clips_seen": 0, "train_seconds": 0.0, "skipped": []}
-    path = out / "last.pt"
+    path = HypFiles(out).last
     if not path.exists():
         return fresh
     ckpt = load_checkpoint(path)
@@ -287,13 +302,13 @@ def _checkpoint(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.o
                      "adapters": adapters.state_dict() if adapters is not None else {},
                      "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                      "config_hash": task.config_hash(), "rng": torch.get_rng_state(),
-                     **{**state, "skipped": sorted(skipped)}}, out / "last.pt")
+                     **{**state, "skipped": sorted(skipped)}}, HypFiles(out).last)
 
 
 def _progress(out: Path, task: TrainTask, state: dict[str, Any], loss: float, lr: float, rate: float) -> None:
     write_json({"hypothesis": task.hypothesis, "attempt": task.attempt, "epoch": state["epoch"],
                 "epochs": task.recipe.epochs, "step": state["step"], "loss": loss, "lr": lr, "clips_per_s": rate,
-                "clips_seen": state["clips_seen"], "time": time.time()}, out / "progress.json")
+                "clips_seen": state["clips_seen"], "time": time.time()}, HypFiles(out).progress)
 
 
 def _one_line_errors(batches: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
@@ -307,26 +322,26 @@ def _one_line_errors(batches: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, 
 
 
 def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any], skipped_files: int, ev: Any,
-            env: distributed.DistEnv, device: torch.device, finetuned: bool) -> dict[str, Any]:
+            env: distributed.DistEnv, device: torch.device, finetuned: bool, teacher_source: str) -> JobResult:
+    files = HypFiles(out)
     cost = count_cost(task.student)
-    result = {
-        "hypothesis": task.hypothesis, "attempt": task.attempt, "top1": ev.top1, "top5": ev.top5,
-        "gflops_per_view": cost.gflops, "views": task.eval.clips * task.eval.crops, "params": cost.params,
-        "epochs": state["epoch"], "train_seconds": state["train_seconds"],
-        "gpu_hours": state["train_seconds"] * env.world / 3600 if device.type == "cuda" else 0.0,
-        "clips_seen": state["clips_seen"], "videos_skipped": skipped_files,
-        "eval_videos": ev.videos, "checkpoint": str(out / "model.pt"), "spec": task.student.to_dict(),
-        "finetuned_from_parent": finetuned,
-        "versions": {"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "recipe": asdict(task.recipe),
-    }
+    latency: tuple[dict[str, Any], ...] = ()
     if env.is_main and task.eval.latency_passes > 0:
-        result["latency"] = [measure(task.student, device, b, passes=task.eval.latency_passes, model=model).to_dict()
-                             for b in task.eval.latency_batches]
+        latency = tuple(measure(task.student, device, b, passes=task.eval.latency_passes, model=model).to_dict()
+                        for b in task.eval.latency_batches)
         log.info("%s: latency %s", task.hypothesis, ", ".join(
-            f"{x['ms_per_view']:.3g} ms/view at batch {x['batch']}" for x in result["latency"]))
-    result = json.loads(json.dumps(result))  # exactly what result.json holds (a rerun returns that)
+            f"{x['ms_per_view']:.3g} ms/view at batch {x['batch']}" for x in latency))
+    result = JobResult(
+        hypothesis=task.hypothesis, attempt=task.attempt, top1=float(ev.top1), top5=float(ev.top5),
+        gflops_per_view=cost.gflops, views=task.eval.clips * task.eval.crops, params=cost.params,
+        epochs=state["epoch"], train_seconds=float(state["train_seconds"]),
+        gpu_hours=state["train_seconds"] * env.world / 3600 if device.type == "cuda" else 0.0,
+        clips_seen=state["clips_seen"], videos_skipped=skipped_files, eval_videos=ev.videos,
+        checkpoint=str(files.model), spec=task.student.to_dict(), finetuned_from_parent=finetuned,
+        versions={"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        recipe=json.loads(json.dumps(asdict(task.recipe))), teacher_source=teacher_source, latency=latency)
+    result = JobResult.from_dict(json.loads(result.to_json()), "result")  # exactly what result.json holds
     if env.is_main:
-        save_checkpoint({"model": model.state_dict(), "spec": task.student.to_json()}, out / "model.pt")
-        write_json(result, out / "result.json")
+        save_checkpoint({"model": model.state_dict(), "spec": task.student.to_json()}, files.model)
+        write_json(result.to_dict(), files.result)
     return result

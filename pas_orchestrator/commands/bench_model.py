@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pas_models.flops import CONVENTION, count_cost
 from pas_models.latency import default_threads, measure
-from pas_orchestrator.commands.flops import add_chain_arguments, int_list, op_chain
+from pas_orchestrator.chain import add_chain_arguments, int_list, op_chain
 from pas_orchestrator.table import format_table
 
 NAME = "bench-model"

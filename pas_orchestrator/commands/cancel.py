@@ -1,6 +1,7 @@
 """``pas cancel``: stop a search: its controller (if it runs on this host), then every job it has
-queued or running (scancel / local processes); unfinished hypotheses become CANCELLED. Running
-``pas search`` again later resumes it (trainings restart from their last checkpoints)."""
+queued or running (scancel; local jobs: their whole process group, SIGTERM then SIGKILL, checked);
+unfinished hypotheses become CANCELLED. Running ``pas search`` again later resumes it (trainings
+restart from their last checkpoints)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,7 @@ import time
 from pathlib import Path
 
 from pas_models.errors import PasError
-from pas_orchestrator.commands.search import make_executor
-from pas_orchestrator.commands.status import find_ledger
-from pas_orchestrator.config.cluster import load_profile
-from pas_orchestrator.executors.base import JobRef
-from pas_orchestrator.ledger import Ledger
+from pas_models.layout import RunLayout
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,43 +25,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _stop_controller(ledger: Ledger, wait_s: float = 60.0) -> None:
+def _stop_controller(ledger, wait_s: float = 60.0) -> str:  # type: ignore[no-untyped-def]
+    """Stop the controller that holds the lease, after the cancellation is recorded: on this host by
+    SIGTERM (it sees a cancelled search and stops), on another host it stops at its next poll by itself.
+    Returns what happened, for the user."""
     holder = ledger.lease_holder()
     if holder is None:
-        return
+        return ""
     host, pid, _ = holder
     if host != socket.gethostname():
-        raise PasError(f"the controller runs on {host} (pid {pid}): stop it there first (kill {pid})")
+        return f"; its controller (pid {pid} on {host}) stops at its next poll"
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return  # dead: its lease is taken over below
+        return ""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:  # a controller stopped by SIGTERM releases its lease on the way out
         if ledger.lease_holder() is None:
-            return
+            return "; its controller stopped"
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
+            return "; its controller stopped"
         time.sleep(0.2)
-    raise PasError(f"controller pid {pid} did not stop within {wait_s:.0f} s")
+    raise PasError(f"controller pid {pid} did not stop within {wait_s:.0f} s (the search is cancelled in its "
+                   f"ledger): kill {pid}")
 
 
 def run(args: argparse.Namespace) -> int:
+    from pas_orchestrator.config.cluster import load_profile
+    from pas_orchestrator.core.actions import CancelSearch
+    from pas_orchestrator.executors import make_executor
+    from pas_orchestrator.executors.base import JobRef
+    from pas_orchestrator.ledger.store import Ledger
+    from pas_orchestrator.runs import find_ledger
+
     path = find_ledger(args.runs, args.search)
     ledger = Ledger(path)
     try:
-        _stop_controller(ledger)
-        ledger.acquire_lease()
         rec = ledger.search()
         profile = load_profile(args.cluster or rec.cluster)
         backbone = json.loads(rec.definition)["backbone"]
-        active = ledger.cancel_all("cancelled by pas cancel")
+        # recorded first (one transaction): a controller still running sees it and submits nothing more
+        active = ledger.apply(CancelSearch("cancelled by pas cancel")).attempts
+        controller = _stop_controller(ledger)
         jobs = [JobRef(a.batch, a.job_id) for a in active if a.job_id]
-        make_executor(profile, path.parent, backbone).cancel(jobs)
-        print(f"search {rec.name} cancelled; {len(jobs)} job(s) cancelled")
+        alive = make_executor(profile, RunLayout(path.parent), backbone).cancel(jobs)
+        if alive:
+            raise PasError(f"search {rec.name} cancelled, but job(s) {', '.join(alive)} did not stop: kill them "
+                           "by hand (kill -KILL -- -PGID)")
+        print(f"search {rec.name} cancelled{controller}; {len(jobs)} job(s) cancelled")
     finally:
-        ledger.release_lease()
         ledger.close()
     return 0

@@ -10,8 +10,9 @@ import shutil
 from pathlib import Path
 
 from pas_models.errors import PasError
-from pas_orchestrator.commands.status import read_snapshot
+from pas_models.layout import HypFiles, RunLayout
 from pas_orchestrator.report import chosen_path
+from pas_orchestrator.runs import read_snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     h = best[-1]
     info = {"search": snap.search.name, "iteration": h.iteration, "path": h.path, "top1": h.top1, "top5": h.top5,
             "gflops_per_view": h.gflops, "params": h.params}
-    files = export(Path(h.out_dir) / "model.pt", args.out or path.parent / "report" / "best", info)
+    files = export(HypFiles.of(h.out_dir).model, args.out or RunLayout(path.parent).export, info)
     print(f"exported iteration {h.iteration} ({h.path or 'B'}: top-1 {h.top1:.2f}%, {h.gflops:.4g} GFLOPs/view) "
           f"to {files['model'].parent}")
     return 0

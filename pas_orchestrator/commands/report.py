@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pas_orchestrator.commands.status import read_snapshot
+from pas_models.layout import RunLayout
 from pas_orchestrator.report import write_report
+from pas_orchestrator.runs import read_snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path, snap = read_snapshot(args.runs, args.search)
-    files = write_report(snap, path.parent / "report")
+    files = write_report(snap, RunLayout(path.parent).report)
     print(files["table"].read_text())
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0

@@ -8,20 +8,20 @@ The controller runs in the foreground until the search ends; kill it at any time
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pas_models.errors import PasError
-from pas_orchestrator.config.cluster import ClusterProfile, load_profile
-from pas_orchestrator.config.search import NAME_RE, SearchDef, ensure_data, load_search
-from pas_orchestrator.controller import Controller, definition_hash
-from pas_orchestrator.executors.base import Executor
-from pas_orchestrator.executors.local import LocalExecutor
-from pas_orchestrator.executors.slurm import SlurmExecutor, sbatch_script
-from pas_orchestrator.ledger import Ledger, SearchState
+from pas_models.layout import RunLayout
+
+if TYPE_CHECKING:
+    from pas_orchestrator.config.cluster import ClusterProfile
+    from pas_orchestrator.config.search import SearchDef
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def make_executor(profile: ClusterProfile, run_dir: Path, backbone: str) -> Executor:
-    if profile.executor == "slurm":
-        return SlurmExecutor(run_dir / "submitit", profile, backbone, min_query_s=min(10.0, profile.poll_seconds))
-    return LocalExecutor(run_dir / "submitit", profile, backbone)
-
-
-def dry_run(search: SearchDef, profile: ClusterProfile, run_dir: Path) -> str:
+def dry_run(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> str:
     """The first array's sbatch script and an upper bound of the search's GPU-hours."""
+    from pas_orchestrator.executors.slurm import sbatch_script
+
     res = profile.resources_for(search.backbone)
     jobs = 1 + search.iterations * len(search.operators) + (search.iterations if search.baselines else 0)
     gpus = res.nodes * max(res.gpus_per_node, 0)
@@ -61,47 +57,77 @@ def dry_run(search: SearchDef, profile: ClusterProfile, run_dir: Path) -> str:
             if gpus else f"# at most {jobs} jobs (CPU only)"]
     if profile.executor != "slurm":
         return "\n".join([*head, f"# executor {profile.executor}: local processes, no sbatch script"])
-    script = sbatch_script(profile, search.backbone, run_dir / "submitit" / batch, batch, 1)
+    script = sbatch_script(profile, search.backbone, layout.batch_folder(batch), batch, 1)
     return "\n".join([*head, f"# the first job ({batch}: the base network; each later iteration is an array, "
                               "one task per hypothesis):", script])
 
 
-def _sigterm_to_exit(_signum: int, _frame: object) -> None:
-    raise SystemExit(143)
+class Interrupted(Exception):
+    """SIGTERM (or SIGHUP) reached the controller: stop like Ctrl-C."""
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pas_orchestrator.config.cluster import load_profile
+    from pas_orchestrator.config.search import NAME_RE, ensure_data, load_search
+    from pas_orchestrator.controller import Controller, definition_dict, definition_hash
+    from pas_orchestrator.core.actions import ResumeSearch
+    from pas_orchestrator.executors import make_executor
+    from pas_orchestrator.ledger import SearchState
+    from pas_orchestrator.ledger.store import Ledger
+    from pas_orchestrator.runs import definition_changes
+    from pas_orchestrator.views import render
+
     search = load_search(args.job)
     if args.name:
         if not NAME_RE.match(args.name):
             raise PasError(f"--name {args.name!r}: use 1-64 letters, digits, '.', '_' or '-'")
         search = replace(search, name=args.name)
     profile = load_profile(args.cluster)
-    run_dir = (args.runs / search.name).resolve()
+    layout = RunLayout.of(args.runs.resolve(), search.name)
     if args.dry_run:
-        print(dry_run(search, profile, run_dir))
+        print(dry_run(search, profile, layout))
         return 0
-    ledger = Ledger(run_dir / "ledger.sqlite")
+    ledger = Ledger(layout.ledger)
     ledger.acquire_lease()
-    signal.signal(signal.SIGTERM, _sigterm_to_exit)  # release the lease on `kill` too
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+    controller = None
     try:
-        definition = {k: v for k, v in asdict(search).items() if k != "source"}
+        definition = definition_dict(search)
         rec = ledger.init_search(search.name, definition, definition_hash(search), profile.name)
+        if rec.definition_hash != definition_hash(search):
+            changes = definition_changes(json.loads(rec.definition), definition)
+            if changes:
+                raise PasError(f"search {search.name}: {args.job} differs from the definition it was started with "
+                               f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); revert it, or "
+                               "start a new search with --name")
         if rec.state in (SearchState.CANCELLED, SearchState.FAILED):
             log.info("search %s was %s: resuming it", search.name, rec.state.value.lower())
-            ledger.set_search_state(SearchState.RUNNING)
-            ledger.reopen_cancelled()
+            ledger.apply(ResumeSearch())
         data = ensure_data(search)
-        executor = make_executor(profile, run_dir, search.backbone)
-        controller = Controller(search, profile, run_dir, ledger, executor, data)
+        executor = make_executor(profile, layout, search.backbone)
+        controller = Controller(search, profile, layout, ledger, executor, data)
         log.info("search %s: controller pid %d on %s, ledger %s (watch it with: pas status --search %s)",
                  search.name, os.getpid(), profile.name, ledger.path, search.name)
         snap = controller.run(args.poll)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(s, signal.SIG_IGN)
+        stopped = controller.interrupt(f"controller interrupted ({why})") if controller is not None else 0
+        print(f"pas search: {search.name} interrupted ({why})"
+              + (f"; {stopped} local job(s) stopped, they resume from their checkpoints" if stopped else "")
+              + f"; run the same command to resume (`pas status --search {search.name}` shows where it is)")
+        return 130
     finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         ledger.release_lease()
         ledger.close()
-    from pas_orchestrator.commands.status import render
-
     print(render(snap))
     if snap.search.state != SearchState.DONE:
         print(f"pas search: {snap.search.name} {snap.search.state.value.lower()}: {snap.search.error}")

@@ -17,10 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from pas_models.errors import PasError
+from pas_models.layout import HypFiles, RunLayout
 from pas_models.spec import ArchSpec
 from pas_models.train.launch import run_local
 from pas_models.train.teacher import load_weights
-from pas_orchestrator.commands.flops import ops_arg
+from pas_orchestrator.chain import ops_arg
 from pas_orchestrator.config.search import SearchDef, ensure_data, load_search
 from pas_orchestrator.table import format_table
 from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task, spec_chain
@@ -47,8 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def manual_dir(search: SearchDef, ops: list[str] | None, scratch: bool = False) -> Path:
-    name = "base" if not ops else "-".join(ops) + ("-scratch" if scratch else "")
-    return Path("runs") / search.name / "manual" / name
+    return RunLayout.of(Path("runs"), search.name).manual_dir(ops, scratch)
 
 
 def _teacher_checkpoint(search: SearchDef, given: Path | None) -> str:
@@ -57,7 +57,7 @@ def _teacher_checkpoint(search: SearchDef, given: Path | None) -> str:
     elif search.base.checkpoint is not None:
         path = Path(search.base.checkpoint)
     else:
-        path = manual_dir(search, None) / "model.pt"
+        path = HypFiles(manual_dir(search, None)).model
         if not path.is_file():
             raise PasError(f"no base network: {path} does not exist; train it first with "
                            f"`pas train --job {search.source} --base` or pass --teacher-checkpoint")
@@ -73,7 +73,7 @@ def _parent_checkpoint(search: SearchDef, ops: list[str], given: Path | None, te
         return str(given)
     if len(ops) == 1:
         return teacher
-    path = manual_dir(search, ops[:-1]) / "model.pt"
+    path = HypFiles(manual_dir(search, ops[:-1])).model
     if path.is_file():
         return str(path)
     log.warning("no trained parent %s: the student starts from random weights (train the parent first with "
@@ -90,7 +90,7 @@ def _trained_weights(search: SearchDef, args: argparse.Namespace) -> Callable[[i
         elif i == len(args.ops) - 1 and args.parent_checkpoint is not None:
             path = args.parent_checkpoint
         else:
-            path = manual_dir(search, args.ops[:i]) / "model.pt"
+            path = HypFiles(manual_dir(search, args.ops[:i])).model
         if not path.is_file():
             raise PasError(f"operator k (tucker.ranks: vbmf) reads the trained weights of {spec.label}: {path} does "
                            f"not exist; train it first with `pas train --job {search.source} --ops "
@@ -125,11 +125,11 @@ def run(args: argparse.Namespace) -> int:
                                hypothesis="-".join(args.ops))
     result = run_local(task, args.nproc)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
         print(format_table(
             ["hypothesis", "top-1 %", "top-5 %", "GFLOPs/view", "views", "epochs", "train s", "fine-tuned", "output"],
-            [[result["hypothesis"], f"{result['top1']:.1f}", f"{result['top5']:.1f}",
-              f"{result['gflops_per_view']:.4g}", result["views"], result["epochs"],
-              f"{result['train_seconds']:.0f}", "yes" if result["finetuned_from_parent"] else "no", out]]))
+            [[result.hypothesis, f"{result.top1:.1f}", f"{result.top5:.1f}", f"{result.gflops_per_view:.4g}",
+              result.views, result.epochs, f"{result.train_seconds:.0f}",
+              "yes" if result.finetuned_from_parent else "no", out]]))
     return 0

@@ -1,4 +1,5 @@
-"""The executor interface the controller uses, and the scheduler states it understands."""
+"""The executor interface the controller shell uses: submit, observe (typed ``JobOutcome``s: the
+scheduler's own vocabulary stays in the executor), find again, cancel, and what it takes at once."""
 
 from __future__ import annotations
 
@@ -9,13 +10,8 @@ from pathlib import Path
 from typing import Protocol
 
 from pas_models.train.task import TrainTask
-
-# normalised job states (SLURM's names); the controller decides what each one means
-ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING")
-# TIMEOUT / PREEMPTED normally never show: submitit requeues the checkpointable job (REQUEUED, then
-# PENDING); they end an attempt only when requeueing failed (too many timeouts)
-FAILURE_STATES = ("FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "CANCELLED", "BOOT_FAIL", "DEADLINE", "TIMEOUT",
-                  "PREEMPTED", "LOST")
+from pas_orchestrator.core.decide import Capacity
+from pas_orchestrator.core.outcomes import JobOutcome
 
 
 @dataclass(frozen=True)
@@ -24,26 +20,24 @@ class JobRef:
     job_id: str
 
 
-@dataclass(frozen=True)
-class JobStatus:
-    state: str  # one of ACTIVE, COMPLETED, FAILURE_STATES, or UNKNOWN (not found yet)
-    reason: str | None = None
-    node: str | None = None  # where it runs / ran (SLURM NodeList)
-    history: tuple[str, ...] = ()  # earlier runs of a requeued job, oldest first ("NODE_FAIL on node2")
-
-
 class Executor(Protocol):
-    def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
-        """Submit one batch (an array on SLURM); the job ids in task order."""
+    capacity: Capacity
+    stops_with_controller: bool  # its jobs are this host's processes: stopped when the controller is interrupted
 
-    def states(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        """The state of every job, in one batched query."""
+    def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
+        """Submit one batch (an array on SLURM); the job ids in task order. Raises SubmissionError
+        (``permanent`` when the request itself is wrong)."""
+
+    def outcomes(self, jobs: Sequence[JobRef]) -> dict[str, JobOutcome]:
+        """The outcome of every job, in one batched query (job id -> outcome)."""
 
     def find(self, batch: str, keys: Sequence[tuple[int, str]], since: float) -> dict[int, str]:
         """Reconciliation: which of ``batch``'s tasks (array index, output folder) the scheduler knows,
-        among jobs submitted after ``since`` (epoch seconds), as array index -> job id."""
+        among jobs submitted after ``since`` (epoch seconds), as array index -> job id. Raises
+        SubmissionError when the scheduler cannot tell."""
 
-    def cancel(self, jobs: Sequence[JobRef]) -> None: ...
+    def cancel(self, jobs: Sequence[JobRef]) -> list[str]:
+        """Stop these jobs; the ids of those that could not be stopped (with the reason logged)."""
 
 
 def job_error(folder: Path, job_id: str) -> str | None:

@@ -1,34 +1,76 @@
 """Local subprocesses through submitit's local executor: real processes, the embedded default.
 
-Job ids are process ids. A controller that restarts finds its jobs again from the files submitit
-writes (``<id>_submitted.pkl`` per job, ``<id>_0_result.pkl`` when it ends); jobs started by an
-earlier controller keep running on their own and are followed by process id.
+Each job is started in its own session (process group = its job id = the pid of submitit's job
+process), its console output in ``<batch>/<id>_local.log`` (never on the controller's terminal), and
+its identity (pid, start time, boot id) in ``<batch>/<id>_identity.json``. A controller that restarts
+finds its jobs again from the files submitit writes (``<id>_submitted.pkl`` per job,
+``<id>_0_result.pkl`` when it ends) and follows them by pid *and* start time: a pid reused by an
+unrelated process is not the job. ``cancel`` stops the job's whole process group (SIGINT and SIGTERM,
+then SIGKILL after a grace period) and checks that nothing of it is left.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import pickle
 import signal
+import subprocess
+import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import submitit
 
-from pas_models.train.job import TrainJob
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import ClusterProfile
-from pas_orchestrator.executors.base import JobRef, JobStatus, job_error
+from pas_orchestrator.core.decide import Capacity
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
+from pas_orchestrator.executors.base import JobRef, job_error
+
+log = logging.getLogger(__name__)
+GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL when stopping a job
+INTERRUPTIONS = ("KeyboardInterrupt", "TrainingInterrupted")  # a job's last error line that is not a failure
 
 
-def _alive(pid: int) -> bool:
+def process_start(pid: int) -> str | None:
+    """``<boot id>:<start time in clock ticks>`` of a live process, None when there is none. Two processes
+    with the same pid never share it (a pid is reused only after its process ended)."""
     try:
-        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3
+    if fields[0] == "Z":  # a zombie: ended, waiting to be reaped
+        return None
+    return f"{boot}:{fields[19]}"  # field 22 of stat: starttime
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # pragma: no cover - another user's process reusing the pid
-        return True
+    except PermissionError:  # pragma: no cover - another user's group: not ours
+        return False
     return True
+
+
+class _SessionExecutor(submitit.LocalExecutor):
+    """submitit's local executor, with each job in a session of its own and its console output in a file."""
+
+    def _submit_command(self, command: str) -> submitit.local.local.LocalJob:
+        log_path = self.folder / "local-console.log"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as console, \
+                mock.patch.object(submitit.local.local.subprocess, "Popen",
+                                  partial(subprocess.Popen, start_new_session=True, stdout=console, stderr=console,
+                                          stdin=subprocess.DEVNULL)):
+            return super()._submit_command(command)
 
 
 class LocalExecutor:
@@ -36,10 +78,14 @@ class LocalExecutor:
         self.folder = folder
         self.profile = profile
         self.resources = profile.resources_for(backbone)
+        self.capacity = Capacity(max_array=self.resources.max_array_size, max_concurrent=profile.max_jobs)
+        self.stops_with_controller = True
         self._jobs: dict[str, submitit.local.local.LocalJob] = {}  # started by this process: reaped by polling
 
     def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
-        ex = submitit.LocalExecutor(folder=self.folder / batch, max_num_timeout=self.resources.max_requeues)
+        from pas_models.train.job import TrainJob  # the training code (torch): only to submit
+
+        ex = _SessionExecutor(folder=self.folder / batch, max_num_timeout=self.resources.max_requeues)
         # setup lines run through a shell whose pid becomes the job id; the profile's env is passed directly
         ex.update_parameters(timeout_min=self.resources.time_min, tasks_per_node=self.resources.tasks_per_node,
                              signal_delay_s=self.resources.signal_delay_s, setup=list(self.profile.setup),
@@ -47,36 +93,62 @@ class LocalExecutor:
         saved = {k: os.environ.get(k) for k in self.profile.env}
         os.environ.update(self.profile.env)
         try:
-            jobs = [ex.submit(TrainJob(), task) for task in tasks]
+            jobs = []
+            for task in tasks:
+                job = ex.submit(TrainJob(), task)
+                jobs.append(job)
+                self._jobs[job.job_id] = job
+                self._write_identity(batch, job.job_id)
         finally:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-        for job in jobs:
-            self._jobs[job.job_id] = job
         return [job.job_id for job in jobs]
 
-    def states(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        return {ref.job_id: self._state(ref) for ref in jobs}
+    def _identity_file(self, batch: str, job_id: str) -> Path:
+        return self.folder / batch / f"{job_id}_identity.json"
 
-    def _state(self, ref: JobRef) -> JobStatus:
-        result = self.folder / ref.batch / f"{ref.job_id}_0_result.pkl"
+    def _write_identity(self, batch: str, job_id: str) -> None:
+        start = process_start(int(job_id))
+        if start is not None:
+            self._identity_file(batch, job_id).write_text(json.dumps({"pid": int(job_id), "start": start}) + "\n")
+
+    def _is_ours(self, ref: JobRef) -> bool:
+        """Whether the process ``ref.job_id`` is alive and is the job (not a process that reused its pid)."""
         job = self._jobs.get(ref.job_id)
-        running = job.get_info().get("jobState") == "RUNNING" if job is not None else _alive(int(ref.job_id))
-        if running:
-            return JobStatus("RUNNING")
+        if job is not None:
+            return job.get_info().get("jobState") == "RUNNING"
+        start = process_start(int(ref.job_id))
+        if start is None:
+            return False
+        try:
+            recorded = json.loads(self._identity_file(ref.batch, ref.job_id).read_text())["start"]
+        except (OSError, ValueError, KeyError):
+            return True  # submitted by a pas that recorded no identity: the pid is all there is
+        return bool(recorded == start)
+
+    def outcomes(self, jobs: Sequence[JobRef]) -> dict[str, JobOutcome]:
+        return {ref.job_id: self._outcome(ref) for ref in jobs}
+
+    def _outcome(self, ref: JobRef) -> JobOutcome:
+        result = self.folder / ref.batch / f"{ref.job_id}_0_result.pkl"
+        if self._is_ours(ref):
+            return JobOutcome(Phase.RUNNING, label="RUNNING", node="localhost")
         if result.is_file():
             try:
                 outcome, _ = pickle.loads(result.read_bytes())
             except Exception:  # a torn file: the job died while writing it (job_error says so)
                 outcome = "error"
             if outcome == "success":
-                return JobStatus("COMPLETED")
-            return JobStatus("FAILED", job_error(self.folder / ref.batch, ref.job_id) or "error")
-        return JobStatus("FAILED", f"process {ref.job_id} ended without a result (killed?); log: "
-                                   f"{self.folder / ref.batch / f'{ref.job_id}_0_log.err'}")
+                return JobOutcome(Phase.SUCCEEDED, label="COMPLETED")
+            error = job_error(self.folder / ref.batch, ref.job_id) or "error"
+            if any(x in error for x in INTERRUPTIONS):
+                return JobOutcome(Phase.INTERRUPTED, f"interrupted ({error})", label="INTERRUPTED")
+            return JobOutcome(Phase.FAILED, error, label="FAILED")
+        return JobOutcome(Phase.FAILED, f"process {ref.job_id} ended without a result (killed?); log: "
+                                        f"{self.folder / ref.batch / f'{ref.job_id}_0_log.err'}", label="FAILED")
 
     def find(self, batch: str, keys: Sequence[tuple[int, str]], since: float) -> dict[int, str]:
         by_dir: dict[str, str] = {}
@@ -91,10 +163,34 @@ class LocalExecutor:
                 continue
         return {i: by_dir[d] for i, d in keys if d in by_dir}
 
-    def cancel(self, jobs: Sequence[JobRef]) -> None:
-        for ref in jobs:
-            job = self._jobs.get(ref.job_id)
-            if job is not None:
-                job.cancel(check=False)
-            elif _alive(int(ref.job_id)):
-                os.kill(int(ref.job_id), signal.SIGINT)
+    def cancel(self, jobs: Sequence[JobRef], grace_s: float = GRACE_SECONDS) -> list[str]:
+        """Stop each job's whole process group; the ids of groups still alive after SIGKILL."""
+        groups = [int(ref.job_id) for ref in jobs if self._is_ours(ref)]
+        for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT may be ignored (started with `&`), SIGTERM
+            for pgid in groups:                       # is ignored by submitit's job process: SIGKILL ends both
+                try:
+                    os.killpg(pgid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        deadline = time.monotonic() + grace_s
+        while any(group_alive(g) for g in groups) and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.1)
+        for pgid in groups:
+            if group_alive(pgid):
+                log.info("job %d did not stop within %.0f s: SIGKILL", pgid, grace_s)
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        deadline = time.monotonic() + 5.0
+        while any(group_alive(g) for g in groups) and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        self._reap()
+        return [str(g) for g in groups if group_alive(g)]
+
+    def _reap(self) -> None:
+        """Collect the exit status of the jobs this process started (a zombie keeps its group alive)."""
+        for job in self._jobs.values():
+            job.get_info()

@@ -15,8 +15,18 @@ FAILED with JobArrayTaskLimit).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from pas_orchestrator.executors.base import JobStatus
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as SLURM reports it (its own vocabulary; ``slurm.to_outcome`` translates it for pas)."""
+
+    state: str  # SLURM's state name, or UNKNOWN (not found yet)
+    reason: str | None = None
+    node: str | None = None  # where it runs / ran (SLURM NodeList)
+    history: tuple[str, ...] = ()  # earlier runs of a requeued job, oldest first ("NODE_FAIL on node2")
+
 
 SACCT_FORMAT = "JobID,JobName,State,ExitCode,Reason,NodeList"
 _RANGE = re.compile(r"^(\d+)_\[([^\]]+)\]$")

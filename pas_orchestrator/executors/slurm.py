@@ -16,15 +16,61 @@ from pathlib import Path
 import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
-from pas_models.train.job import TrainJob
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import ClusterProfile, Resources
+from pas_orchestrator.core.decide import Capacity
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import SubmissionError
-from pas_orchestrator.executors.base import FAILURE_STATES, JobRef, JobStatus, job_error
-from pas_orchestrator.executors.sacct import SACCT_FORMAT, array_index, parse_sacct, run_label
+from pas_orchestrator.executors.base import JobRef, job_error
+from pas_orchestrator.executors.sacct import SACCT_FORMAT, JobStatus, array_index, parse_sacct, run_label
 from pas_orchestrator.shell import run_cmd
 
 log = logging.getLogger(__name__)
+
+# SLURM's job states, and what each means to pas (everything else is shown and waited on, never guessed)
+QUEUED = ("PENDING", "CONFIGURING", "SUSPENDED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SPECIAL_EXIT")
+RUNNING = ("RUNNING", "COMPLETING", "RESIZING", "STAGE_OUT", "SIGNALING")
+REQUEUED = ("REQUEUED", "REQUEUE_FED")
+# TIMEOUT / PREEMPTED normally never show: submitit requeues the checkpointable job (REQUEUED, then
+# PENDING); they end an attempt only when requeueing failed (too many timeouts)
+FAILURE_STATES = ("FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "TIMEOUT", "PREEMPTED", "LOST")
+# sbatch errors that say the request itself is wrong: retrying cannot help (everything else is retried)
+PERMANENT_SBATCH = ("invalid account", "invalid partition", "invalid qos", "invalid generic resource",
+                    "invalid feature", "invalid node name", "invalid job array", "invalid --", "invalid user",
+                    "requested node configuration is not available", "more processors requested than permitted",
+                    "job violates accounting/qos policy", "qosmax", "unrecognized option", "unknown option",
+                    "not allowed to", "access denied", "memory specification can not be satisfied",
+                    "node count specification invalid", "requested time limit is invalid")
+
+
+def is_permanent(message: str) -> bool:
+    """Whether an sbatch error says the request is wrong (bad account, partition, ...), not that SLURM is busy."""
+    low = message.lower()
+    return any(p in low for p in PERMANENT_SBATCH)
+
+
+def to_outcome(st: JobStatus) -> JobOutcome:
+    """SLURM's word for a job -> pas's (``sacct -D``: every earlier run of the job is a requeue: submitit's at
+    a time limit (REQUEUED), SLURM's own after a node failure (NODE_FAIL on node2))."""
+    runs = len(st.history) + (st.state in REQUEUED)
+    why = f"previous run {st.history[-1] if st.history else st.state}" if runs else None
+    common = {"node": st.node, "requeues": runs, "requeue_why": why, "label": st.state}
+    if st.state == "UNKNOWN":
+        return JobOutcome(Phase.UNKNOWN)
+    if st.state in QUEUED:
+        return JobOutcome(Phase.QUEUED, st.reason, **common)
+    if st.state in RUNNING:
+        return JobOutcome(Phase.RUNNING, **common)
+    if st.state in REQUEUED:
+        return JobOutcome(Phase.REQUEUED, st.reason, **common)
+    if st.state == "COMPLETED":
+        return JobOutcome(Phase.SUCCEEDED, **common)
+    if st.state == "CANCELLED":  # pas cancel records its own cancellations first: this was scancel by a person
+        return JobOutcome(Phase.INTERRUPTED, "cancelled outside pas (scancel)" + (f": {st.reason}" if st.reason
+                                                                               else ""), **common)
+    if st.state in FAILURE_STATES:
+        return JobOutcome(Phase.FAILED, st.state + (f": {st.reason}" if st.reason else ""), **common)
+    return JobOutcome(Phase.UNKNOWN, st.reason, **common)
 
 
 def _mem(gb: float) -> str:
@@ -60,6 +106,8 @@ class SlurmExecutor:
     def __init__(self, folder: Path, profile: ClusterProfile, backbone: str, min_query_s: float = 10.0) -> None:
         self.folder, self.profile, self.backbone = folder, profile, backbone
         self.resources = profile.resources_for(backbone)
+        self.capacity = Capacity(max_array=self.resources.max_array_size)
+        self.stops_with_controller = False  # jobs run on the cluster whatever happens to the controller
         self._cache: dict[str, JobStatus] = {}
         self._next_query = 0.0
         self._backoff = min_query_s
@@ -68,13 +116,16 @@ class SlurmExecutor:
     def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
         if len(tasks) > self.resources.max_array_size:
             raise SubmissionError(f"{len(tasks)} tasks exceed max_array_size {self.resources.max_array_size}")
+        from pas_models.train.job import TrainJob  # the training code (torch): only to submit
+
         ex = submitit.SlurmExecutor(folder=self.folder / batch, python=self.profile.python,
                                     max_num_timeout=self.resources.max_requeues)
         ex.update_parameters(**slurm_parameters(self.profile, self.resources, batch, len(tasks)))
         try:  # a batch of one (a retry, the base network) is a plain job, not an array
             jobs = [ex.submit(TrainJob(), tasks[0])] if len(tasks) == 1 else ex.map_array(TrainJob(), list(tasks))
         except Exception as exc:  # submitit raises on sbatch errors with sbatch's message
-            raise SubmissionError(f"sbatch of {batch} failed: {exc}") from exc
+            text = " ".join(str(exc).split())
+            raise SubmissionError(f"sbatch of {batch} failed: {text}", permanent=is_permanent(text)) from exc
         self._next_query = 0.0
         return [job.job_id for job in jobs]
 
@@ -99,6 +150,9 @@ class SlurmExecutor:
                                                node=node or None)
         return found
 
+    def outcomes(self, jobs: Sequence[JobRef]) -> dict[str, JobOutcome]:
+        return {jid: to_outcome(st) for jid, st in self.states(jobs).items()}
+
     def states(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
         """One sacct call for every job (array tasks of the same array share one id); at most one call per
         ``min_query_s``; when sacct fails, the last answer is kept and the next try waits twice as long.
@@ -121,7 +175,7 @@ class SlurmExecutor:
                 self._next_query = now + self._min_query
                 ours = {ref.job_id: ref for ref in jobs}
                 fresh = {jid: st for jid, (_, st) in rows.items() if jid in ours}
-                ended = sorted(jid for jid, st in fresh.items() if st.state in FAILURE_STATES)
+                ended = sorted(jid for jid, st in fresh.items() if st.state in (*FAILURE_STATES, "CANCELLED"))
                 pending = sorted(jid for jid, st in fresh.items() if st.state == "PENDING")
                 if ended or pending:
                     queued = self._squeue(["-j", ",".join(sorted({j.split("_")[0] for j in ended + pending}))])
@@ -162,6 +216,7 @@ class SlurmExecutor:
             found[0 if idx is None else idx] = jid  # a plain job is the single task of its batch
         return {i: found[i] for i, _ in keys if i in found}
 
-    def cancel(self, jobs: Sequence[JobRef]) -> None:
+    def cancel(self, jobs: Sequence[JobRef]) -> list[str]:
         if jobs:
             run_cmd(["scancel", *sorted({ref.job_id for ref in jobs})])
+        return []

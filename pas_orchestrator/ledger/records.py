@@ -8,6 +8,20 @@ from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
 
 @dataclass(frozen=True)
+class NewHypothesis:
+    iteration: int
+    op: str
+    kind: str
+    path: str
+    out_dir: str
+    state: HypState = HypState.PLANNED
+    reason: str | None = None
+    gflops: float | None = None
+    params: int | None = None
+    spec: str | None = None
+
+
+@dataclass(frozen=True)
 class SearchRec:
     name: str
     definition: str

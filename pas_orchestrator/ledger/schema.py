@@ -10,10 +10,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # upgrades of an older ledger, applied in order when it is opened for writing: version -> SQL
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE attempt ADD COLUMN node VARCHAR(256)"],  # where the job ran (SLURM NodeList)
+    3: [],  # attempt state INTERRUPTED (a pas that does not know it must not read the ledger)
 }
 
 

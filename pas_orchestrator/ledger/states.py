@@ -8,11 +8,13 @@
     attempt:     CREATED --> SUBMITTED --> RUNNING --> COMPLETED
                     |            |            +------> FAILED (reason: FAILED, NODE_FAIL, OUT_OF_MEMORY, ...)
                     |            +-------------------> COMPLETED / FAILED (finished between two polls)
+                    |            +------------+------> INTERRUPTED (Ctrl-C / SIGTERM / scancel: no retry spent)
                     +--> ABANDONED   (never reached the scheduler: found neither by name nor by id)
                     +--> CANCELLED   (and from SUBMITTED / RUNNING)
 
-A retry is a new attempt row; finished rows are never rewritten. ``Ledger`` is the only
-place that changes a state, always through ``check``.
+A retry is a new attempt row; finished rows are never rewritten. Only FAILED attempts count
+against ``max_retries``. ``Ledger.apply`` is the only place that changes a state, always through
+``check``, and only from the state the action expects (compare-and-set).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class AttemptState(enum.Enum):
     FAILED = "FAILED"
     ABANDONED = "ABANDONED"
     CANCELLED = "CANCELLED"
+    INTERRUPTED = "INTERRUPTED"
 
 
 TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
@@ -66,12 +69,14 @@ TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
     AttemptState: {
         AttemptState.CREATED: frozenset({AttemptState.SUBMITTED, AttemptState.ABANDONED, AttemptState.CANCELLED}),
         AttemptState.SUBMITTED: frozenset({AttemptState.RUNNING, AttemptState.COMPLETED, AttemptState.FAILED,
-                                           AttemptState.CANCELLED}),
-        AttemptState.RUNNING: frozenset({AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED}),
+                                           AttemptState.CANCELLED, AttemptState.INTERRUPTED}),
+        AttemptState.RUNNING: frozenset({AttemptState.COMPLETED, AttemptState.FAILED, AttemptState.CANCELLED,
+                                         AttemptState.INTERRUPTED}),
         AttemptState.COMPLETED: frozenset(),
         AttemptState.FAILED: frozenset(),
         AttemptState.ABANDONED: frozenset(),
         AttemptState.CANCELLED: frozenset(),
+        AttemptState.INTERRUPTED: frozenset(),
     },
 }
 

@@ -10,9 +10,11 @@ import dataclasses
 import json
 import os
 import socket
+import sqlite3
 import time
+import urllib.parse
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,24 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pas_orchestrator.errors import LedgerError
+from pas_orchestrator.core.actions import (
+    AbandonAttempt,
+    AddHypotheses,
+    CancelSearch,
+    CreateAttempts,
+    EndSearch,
+    FailAttempt,
+    IngestResult,
+    InterruptAttempt,
+    LedgerAction,
+    LogEvent,
+    MarkWinner,
+    ObserveAttempt,
+    RecordJobIds,
+    ResumeSearch,
+)
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
+from pas_orchestrator.errors import LedgerConflict, LedgerError
 from pas_orchestrator.ledger import states
 from pas_orchestrator.ledger.records import AttemptRec, EventRec, HypRec, SearchRec, Snapshot
 from pas_orchestrator.ledger.schema import (
@@ -39,20 +58,6 @@ from pas_orchestrator.ledger.schema import (
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
 LEASE_STALE_SECONDS = 120.0  # a lease not renewed for this long (controller on another host) is taken over
-
-
-@dataclass(frozen=True)
-class NewHypothesis:
-    iteration: int
-    op: str
-    kind: str
-    path: str
-    out_dir: str
-    state: HypState = HypState.PLANNED
-    reason: str | None = None
-    gflops: float | None = None
-    params: int | None = None
-    spec: str | None = None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -90,15 +95,72 @@ def _create(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def identify(path: Path) -> None:
+    """LedgerError naming the file and what it is, unless ``path`` is a pas ledger (or could be one
+    being created: an SQLite file with no tables yet). Reads the header and the table names only."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise LedgerError(f"{path}: an empty file (0 bytes), not a pas ledger: remove it, or give the search "
+                          "another --name")
+    if head != SQLITE_MAGIC:
+        raise LedgerError(f"{path}: not an SQLite database ({size} bytes of something else), so not a pas ledger: "
+                          "move it away, or give the search another --name")
+    try:
+        con = sqlite3.connect(_uri(path, readonly=True), uri=True)
+        try:
+            tables = sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"{path}: an unreadable SQLite database ({exc}), not a pas ledger") from None
+    if tables and "meta" not in tables:
+        shown = ", ".join(tables[:8]) + (f", ... ({len(tables)} tables)" if len(tables) > 8 else "")
+        raise LedgerError(f"{path}: the SQLite database of another application (tables: {shown}), not a pas "
+                          "ledger: move it away, or give the search another --name")
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _uri(path: Path, readonly: bool) -> str:
+    """An SQLite URI for ``path``: ``mode=ro`` to only read; ``immutable=1`` as well when the folder or
+    file cannot be written (a finished search on a read-only share: WAL needs a writable -shm file)."""
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    if readonly:
+        uri += "?mode=ro" + ("" if _writable(path) else "&immutable=1")
+    return uri
+
+
 class Ledger:
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
         if readonly and not self.path.is_file():
             raise LedgerError(f"{self.path}: no ledger here (start the search with `pas search`)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not readonly and not self.path.exists():
+        if not readonly:
+            folder = self.path.parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LedgerError(f"{folder}: cannot create the search folder ({exc.strerror or exc})") from None
+            if not _writable(self.path):
+                raise LedgerError(f"{folder}: read-only, so the search cannot run here (`pas status`, `report` and "
+                                  "`export` can read it); copy the folder to writable storage to resume it")
+        if self.path.exists():
+            identify(self.path)
+        elif not readonly:
             _create(self.path)
-        self._engine = create_engine(f"sqlite:///{self.path}")
+        uri = _uri(self.path, readonly)
+        self._engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True,
+                                                                                   check_same_thread=False))
         self._readonly = readonly
         self._token: str | None = None
 
@@ -146,6 +208,9 @@ class Ledger:
                 raise LedgerError(f"{self.path}: written by a newer pas (ledger schema {row.value}, this pas "
                                   f"reads up to {SCHEMA_VERSION}); upgrade pas")
             elif int(row.value) < SCHEMA_VERSION:
+                additive = all(not MIGRATIONS[v] for v in range(int(row.value) + 1, SCHEMA_VERSION + 1))
+                if self._readonly and additive:
+                    return  # nothing this pas reads is missing
                 if self._readonly:
                     raise LedgerError(f"{self.path}: ledger schema {row.value} is older than this pas's "
                                       f"({SCHEMA_VERSION}); resume the search with `pas search` once to upgrade it")
@@ -201,7 +266,7 @@ class Ledger:
 
     # ---------------------------------------------------------------- search
     def init_search(self, name: str, definition: dict[str, Any], definition_hash: str, cluster: str) -> SearchRec:
-        """Create the search row, or check that the existing one has the same definition."""
+        """Create the search row, or return the existing one (the caller compares its definition)."""
         with self._tx() as s:
             row = s.scalars(select(SearchRow)).one_or_none()
             if row is None:
@@ -212,10 +277,6 @@ class Ledger:
                 s.add(EventRow(time=time.time(), kind="search", message=f"search {name} started on {cluster}"))
             elif row.name != name:
                 raise LedgerError(f"{self.path} holds search {row.name!r}, not {name!r}")
-            elif row.definition_hash != definition_hash:
-                raise LedgerError(f"search {name}: the search definition changed since the search started "
-                                  f"(ledger {row.definition_hash}, now {definition_hash}); revert the file, or "
-                                  "start a new search with --name")
             s.flush()
             return _search(row)
 
@@ -226,182 +287,16 @@ class Ledger:
                 raise LedgerError(f"{self.path}: no search yet (its controller is starting it; look again in a moment)")
             return _search(row)
 
-    def set_search_state(self, new: SearchState, error: str | None = None) -> None:
+    # ---------------------------------------------------------------- changes
+    def apply(self, action: LedgerAction) -> Applied:
+        """Apply one action of the decision core in one transaction: the only place a state is assigned.
+        Compare-and-set: an action that expects a row in a state it is no longer in raises LedgerConflict
+        and changes nothing; a missing row raises LedgerError."""
+        handler = _HANDLERS.get(type(action))
+        if handler is None:
+            raise LedgerError(f"{type(action).__name__} is not a ledger action")
         with self._tx() as s:
-            row = s.scalars(select(SearchRow)).one()
-            if row.state == new:
-                return
-            states.check(f"search {row.name}", row.state, new)
-            row.state, row.error = new, error
-            row.ended_at = None if new == SearchState.RUNNING else time.time()
-            s.add(EventRow(time=time.time(), kind="search", message=f"search {new.value.lower()}"
-                                                                    + (f": {error}" if error else "")))
-
-    # ---------------------------------------------------------------- hypotheses
-    def add_hypotheses(self, new: Sequence[NewHypothesis]) -> None:
-        """Insert planned hypotheses; those already there (same iteration, op, kind) are left as they are."""
-        with self._tx() as s:
-            for h in new:
-                exists = s.scalars(select(HypothesisRow.id).where(
-                    HypothesisRow.iteration == h.iteration, HypothesisRow.op == h.op,
-                    HypothesisRow.kind == h.kind)).first()
-                if exists is not None:
-                    continue
-                row = HypothesisRow(**h.__dict__, winner=False, created_at=time.time())
-                if h.state == HypState.NOT_APPLICABLE:
-                    row.ended_at = row.created_at
-                s.add(row)
-                s.flush()
-                s.add(EventRow(time=time.time(), kind="plan", hypothesis_id=row.id,
-                               message=f"{h.iteration}-{h.op} ({h.kind}) {h.state.value.lower()}"
-                                       + (f": {h.reason}" if h.reason else "")))
-
-    def set_hyp_state(self, hyp_id: int, new: HypState, reason: str | None = None) -> None:
-        with self._tx() as s:
-            row = s.get(HypothesisRow, hyp_id)
-            assert row is not None
-            if row.state == new:
-                return
-            states.check(f"hypothesis {row.iteration}-{row.op}", row.state, new)
-            row.state = new
-            if reason is not None:
-                row.reason = reason
-            if new in states.TERMINAL_HYP:
-                row.ended_at = time.time()
-            s.add(EventRow(time=time.time(), kind="hypothesis", hypothesis_id=hyp_id,
-                           message=f"{row.iteration}-{row.op} ({row.kind}) {new.value.lower()}"
-                                   + (f": {reason}" if reason else "")))
-
-    def ingest_result(self, hyp_id: int, attempt_id: int, result: dict[str, Any]) -> bool:
-        """Record a finished attempt's result.json; False (and nothing changes) when already ingested."""
-        with self._tx() as s:
-            hyp, att = s.get(HypothesisRow, hyp_id), s.get(AttemptRow, attempt_id)
-            assert hyp is not None and att is not None
-            if hyp.state == HypState.DONE:
-                return False
-            for what, row, new in ((f"attempt {att.job_name}", att, AttemptState.COMPLETED),
-                                   (f"hypothesis {hyp.iteration}-{hyp.op}", hyp, HypState.DONE)):
-                if row.state != new:
-                    states.check(what, row.state, new)
-                    row.state = new
-            now = time.time()
-            att.ended_at = att.ended_at or now
-            hyp.ended_at = now
-            hyp.top1, hyp.top5 = float(result["top1"]), float(result["top5"])
-            hyp.gflops, hyp.params = float(result["gflops_per_view"]), int(result["params"])
-            hyp.result = json.dumps(result, sort_keys=True)
-            s.add(EventRow(time=now, kind="result", hypothesis_id=hyp_id,
-                           message=f"{hyp.iteration}-{hyp.op} ({hyp.kind}): top-1 {hyp.top1:.2f}%, top-5 "
-                                   f"{hyp.top5:.2f}%, {hyp.gflops:.4g} GFLOPs/view"))
-            return True
-
-    def mark_winner(self, hyp_id: int, why: str) -> None:
-        with self._tx() as s:
-            row = s.get(HypothesisRow, hyp_id)
-            assert row is not None and row.state == HypState.DONE
-            others = s.scalars(select(HypothesisRow).where(HypothesisRow.iteration == row.iteration,
-                                                           HypothesisRow.kind == row.kind,
-                                                           HypothesisRow.winner.is_(True))).all()
-            if any(o.id != hyp_id for o in others):
-                raise LedgerError(f"iteration {row.iteration} already has a winner")
-            if not row.winner:
-                row.winner = True
-                s.add(EventRow(time=time.time(), kind="winner", hypothesis_id=hyp_id,
-                               message=f"iteration {row.iteration}: {row.op} wins ({why})"))
-
-    # ---------------------------------------------------------------- attempts
-    def create_attempts(self, hyp_ids: Sequence[int], batch_prefix: str) -> list[AttemptRec]:
-        """New attempts (committed before anything is submitted), one batch: job names
-        ``<batch>_<index>`` where ``<batch>`` is ``<batch_prefix>-b<serial>`` (the SLURM job name)."""
-        with self._tx() as s:
-            serial = (s.scalar(select(func.count(func.distinct(AttemptRow.batch)))) or 0) + 1
-            batch = f"{batch_prefix}-b{serial}"
-            now, out = time.time(), []
-            for index, hyp_id in enumerate(hyp_ids):
-                hyp = s.get(HypothesisRow, hyp_id)
-                assert hyp is not None
-                if hyp.state == HypState.PLANNED:
-                    states.check(f"hypothesis {hyp.iteration}-{hyp.op}", hyp.state, HypState.RUNNING)
-                    hyp.state = HypState.RUNNING
-                number = (s.scalar(select(func.max(AttemptRow.number)).where(AttemptRow.hypothesis_id == hyp_id))
-                          or 0) + 1
-                row = AttemptRow(hypothesis_id=hyp_id, number=number, job_name=f"{batch}_{index}", batch=batch,
-                                 array_index=index, state=AttemptState.CREATED, requeues=0, created_at=now)
-                s.add(row)
-                s.flush()
-                out.append(_attempt(row))
-            return out
-
-    def set_job_ids(self, job_ids: dict[int, str]) -> None:
-        """attempt id -> scheduler job id, right after submission (or found again by name)."""
-        with self._tx() as s:
-            for att_id, job_id in job_ids.items():
-                row = s.get(AttemptRow, att_id)
-                assert row is not None
-                if row.state == AttemptState.CREATED:
-                    row.state, row.job_id, row.submitted_at = AttemptState.SUBMITTED, job_id, time.time()
-                    s.add(EventRow(time=row.submitted_at, kind="submit", hypothesis_id=row.hypothesis_id,
-                                   message=f"{row.job_name}: job {job_id}"))
-
-    def update_attempt(self, att_id: int, state: AttemptState | None = None, scheduler_state: str | None = None,
-                       reason: str | None = None, node: str | None = None,
-                       requeues: tuple[int, str] | None = None) -> None:
-        """Record what the scheduler says of an attempt; ``reason`` is kept when the attempt ends;
-        ``requeues`` = (how many times the job was requeued so far, after what), logged when it grows."""
-        with self._tx() as s:
-            row = s.get(AttemptRow, att_id)
-            assert row is not None
-            now = time.time()
-            if scheduler_state is not None:
-                row.scheduler_state = scheduler_state
-                if row.state in states.ACTIVE_ATTEMPT:  # while active: the scheduler's why (pending reason)
-                    row.reason = reason
-            if node:
-                row.node = node
-            if requeues is not None and requeues[0] > row.requeues:
-                row.requeues = requeues[0]
-                s.add(EventRow(time=now, kind="requeue", hypothesis_id=row.hypothesis_id,
-                               message=f"{row.job_name} (job {row.job_id}) requeued ({requeues[0]}): {requeues[1]}"))
-            if state is not None and state != row.state:
-                states.check(f"attempt {row.job_name}", row.state, state)
-                row.state = state
-                if state == AttemptState.RUNNING:
-                    row.started_at = row.started_at or now
-                elif state not in states.ACTIVE_ATTEMPT:
-                    row.ended_at = now
-                    row.reason = reason
-                s.add(EventRow(time=now, kind="attempt", hypothesis_id=row.hypothesis_id,
-                               message=f"{row.job_name} (job {row.job_id}) {state.value.lower()}"
-                                       + (f": {reason}" if reason else "")))
-
-    def cancel_all(self, reason: str) -> list[AttemptRec]:
-        """Cancel the search: active attempts and unfinished hypotheses become CANCELLED (one
-        transaction); returns the attempts that were active (their jobs are to be cancelled)."""
-        with self._tx() as s:
-            now, out = time.time(), []
-            for att in s.scalars(select(AttemptRow).where(AttemptRow.state.in_(states.ACTIVE_ATTEMPT))):
-                out.append(_attempt(att))
-                states.check(f"attempt {att.job_name}", att.state, AttemptState.CANCELLED)
-                att.state, att.reason, att.ended_at = AttemptState.CANCELLED, reason, now
-            for hyp in s.scalars(select(HypothesisRow).where(
-                    HypothesisRow.state.in_((HypState.PLANNED, HypState.RUNNING)))):
-                states.check(f"hypothesis {hyp.iteration}-{hyp.op}", hyp.state, HypState.CANCELLED)
-                hyp.state, hyp.reason, hyp.ended_at = HypState.CANCELLED, reason, now
-            row = s.scalars(select(SearchRow)).one()
-            if row.state != SearchState.CANCELLED:
-                states.check(f"search {row.name}", row.state, SearchState.CANCELLED)
-                row.state, row.error, row.ended_at = SearchState.CANCELLED, reason, now
-            s.add(EventRow(time=now, kind="search", message=f"cancelled: {reason} ({len(out)} jobs)"))
-            return out
-
-    def reopen_cancelled(self) -> int:
-        """Resuming a cancelled search: its cancelled hypotheses are planned again; returns how many."""
-        with self._tx() as s:
-            rows = s.scalars(select(HypothesisRow).where(HypothesisRow.state == HypState.CANCELLED)).all()
-            for hyp in rows:
-                states.check(f"hypothesis {hyp.iteration}-{hyp.op}", hyp.state, HypState.PLANNED)
-                hyp.state, hyp.reason, hyp.ended_at = HypState.PLANNED, None, None
-            return len(rows)
+            return handler(s, action, time.time())
 
     # ---------------------------------------------------------------- reads
     def snapshot(self) -> Snapshot:
@@ -423,14 +318,18 @@ class Ledger:
                                             .order_by(h_table.c.iteration, h_table.c.id)))
             return Snapshot(_search(row), hyps)
 
+    def last_activity(self) -> float:
+        """When the search last did something: its controller's heartbeat or its last event (epoch seconds;
+        not the file's mtime, which a running search leaves alone while it writes the -wal file)."""
+        with self._tx() as s:
+            times = [s.scalar(select(func.max(EventRow.time))), s.scalar(select(func.max(LeaseRow.heartbeat))),
+                     s.scalar(select(func.max(SearchRow.created_at)))]
+            return max((t for t in times if t is not None), default=0.0)
+
     def events(self, limit: int = 20) -> list[EventRec]:
         with self._tx() as s:
             rows = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit)).all()
             return [EventRec(r.time, r.kind, r.hypothesis_id, r.message) for r in reversed(rows)]
-
-    def log_event(self, kind: str, message: str, hyp_id: int | None = None) -> None:
-        with self._tx() as s:
-            s.add(EventRow(time=time.time(), kind=kind, hypothesis_id=hyp_id, message=message))
 
 
 _ATTEMPT_FIELDS = [f.name for f in dataclasses.fields(AttemptRec)]
@@ -445,3 +344,279 @@ def _attempt(r: AttemptRow) -> AttemptRec:
     return AttemptRec(r.id, r.hypothesis_id, r.number, r.job_name, r.batch, r.array_index, r.job_id, r.state,
                       r.scheduler_state, r.reason, r.requeues, r.created_at, r.submitted_at, r.started_at, r.ended_at,
                       r.node)
+
+
+# ==================================================================== action handlers
+# Each runs inside the transaction of ``Ledger.apply`` (BEGIN IMMEDIATE: no other writer between the
+# read of a row's state and its change) and returns what changed.
+
+
+@dataclass(frozen=True)
+class Applied:
+    changed: bool  # a state, a winner, a row or a requeue count changed (the core may decide anew)
+    attempts: tuple[AttemptRec, ...] = ()  # CreateAttempts: the new attempts; CancelSearch: those cancelled
+
+
+def _get_attempt(s: Session, att_id: int) -> AttemptRow:
+    row = s.get(AttemptRow, att_id)
+    if row is None:
+        raise LedgerError(f"no attempt with id {att_id} in the ledger")
+    return row
+
+
+def _get_hyp(s: Session, hyp_id: int) -> HypothesisRow:
+    row = s.get(HypothesisRow, hyp_id)
+    if row is None:
+        raise LedgerError(f"no hypothesis with id {hyp_id} in the ledger")
+    return row
+
+
+def _expect(what: str, row: Any, expected: Any) -> None:
+    states_ok = expected if isinstance(expected, (tuple, frozenset, set)) else (expected,)
+    if row.state not in states_ok:
+        raise LedgerConflict(f"{what}: expected {'/'.join(sorted(x.value for x in states_ok))}, but it is "
+                             f"{row.state.value} now (changed by another writer): refused")
+
+
+def _set(what: str, row: Any, new: Any) -> None:
+    states.check(what, row.state, new)
+    row.state = new
+
+
+def _event(s: Session, now: float, kind: str, message: str, hyp_id: int | None = None) -> None:
+    s.add(EventRow(time=now, kind=kind, hypothesis_id=hyp_id, message=message))
+
+
+def _attempt_name(row: AttemptRow) -> str:
+    return f"{row.job_name} (job {row.job_id})" if row.job_id else row.job_name
+
+
+def _scheduler_info(s: Session, row: AttemptRow, outcome: JobOutcome | None, now: float,
+                    note: str | None = None) -> bool:
+    """Record what the scheduler said (display, node, requeues); True when the requeue count grew."""
+    if outcome is None:
+        return False
+    row.scheduler_state = outcome.shown
+    if row.state in states.ACTIVE_ATTEMPT:  # while active: the scheduler's why (pending reason) or our note
+        row.reason = note or outcome.reason
+    if outcome.node:
+        row.node = outcome.node
+    if outcome.requeues > row.requeues:
+        row.requeues = outcome.requeues
+        _event(s, now, "requeue", f"{_attempt_name(row)} requeued ({outcome.requeues}): "
+                                  f"{outcome.requeue_why or 'by the scheduler'}", row.hypothesis_id)
+        return True
+    return False
+
+
+def _end_attempt(s: Session, row: AttemptRow, new: AttemptState, reason: str | None, now: float) -> None:
+    _set(f"attempt {row.job_name}", row, new)
+    row.ended_at, row.reason = now, reason
+    _event(s, now, "attempt", f"{_attempt_name(row)} {new.value.lower()}" + (f": {reason}" if reason else ""),
+           row.hypothesis_id)
+
+
+def _record_job_ids(s: Session, a: RecordJobIds, now: float) -> Applied:
+    changed = False
+    for att_id, job_id in a.pairs:
+        row = _get_attempt(s, att_id)
+        if row.state != AttemptState.CREATED and row.job_id == job_id:
+            continue  # recorded already
+        _expect(f"attempt {row.job_name}", row, AttemptState.CREATED)
+        _set(f"attempt {row.job_name}", row, AttemptState.SUBMITTED)
+        row.job_id, row.submitted_at = job_id, now
+        _event(s, now, "reconcile" if a.found else "submit",
+               f"{row.job_name}: " + (f"found job {job_id}" if a.found else f"job {job_id}"), row.hypothesis_id)
+        changed = True
+    return Applied(changed)
+
+
+def _abandon(s: Session, a: AbandonAttempt, now: float) -> Applied:
+    row = _get_attempt(s, a.attempt_id)
+    _expect(f"attempt {row.job_name}", row, AttemptState.CREATED)
+    _end_attempt(s, row, AttemptState.ABANDONED, a.reason, now)
+    return Applied(True)
+
+
+def _observe(s: Session, a: ObserveAttempt, now: float) -> Applied:
+    row = _get_attempt(s, a.attempt_id)
+    _expect(f"attempt {row.job_name}", row, a.expect)
+    changed = _scheduler_info(s, row, a.outcome, now, a.note)
+    if a.outcome.phase == Phase.RUNNING and row.state == AttemptState.SUBMITTED:
+        _set(f"attempt {row.job_name}", row, AttemptState.RUNNING)
+        row.started_at = row.started_at or now
+        _event(s, now, "attempt", f"{_attempt_name(row)} running" + (f" on {row.node}" if row.node else ""),
+               row.hypothesis_id)
+        changed = True
+    return Applied(changed)
+
+
+def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
+    hyp, att = _get_hyp(s, a.hypothesis_id), _get_attempt(s, a.attempt_id)
+    if att.hypothesis_id != hyp.id:
+        raise LedgerError(f"attempt {att.job_name} is not an attempt of hypothesis {hyp.iteration}-{hyp.op}")
+    if hyp.state == HypState.DONE and att.state == AttemptState.COMPLETED:
+        return Applied(False)  # ingested already
+    label = f"hypothesis {hyp.iteration}-{hyp.op}"
+    _expect(f"attempt {att.job_name}", att, (AttemptState.SUBMITTED, AttemptState.RUNNING))
+    _expect(label, hyp, HypState.RUNNING)
+    _scheduler_info(s, att, a.outcome, now)
+    _end_attempt(s, att, AttemptState.COMPLETED, None, now)
+    _set(label, hyp, HypState.DONE)
+    r = a.result
+    hyp.ended_at = now
+    hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
+    hyp.result = json.dumps(r.to_dict(), sort_keys=True)
+    _event(s, now, "result", f"{hyp.iteration}-{hyp.op} ({hyp.kind}): top-1 {r.top1:.2f}%, top-5 {r.top5:.2f}%, "
+                             f"{r.gflops_per_view:.4g} GFLOPs/view", hyp.id)
+    return Applied(True)
+
+
+def _fail(s: Session, a: FailAttempt, now: float) -> Applied:
+    att = _get_attempt(s, a.attempt_id)
+    _expect(f"attempt {att.job_name}", att, a.expect)
+    _scheduler_info(s, att, a.outcome, now)
+    _end_attempt(s, att, AttemptState.FAILED, a.reason, now)
+    if a.fail_hypothesis is not None:
+        hyp = _get_hyp(s, att.hypothesis_id)
+        label = f"hypothesis {hyp.iteration}-{hyp.op}"
+        _expect(label, hyp, HypState.RUNNING)
+        _set(label, hyp, HypState.FAILED)
+        hyp.reason, hyp.ended_at = a.fail_hypothesis, now
+        _event(s, now, "hypothesis", f"{hyp.iteration}-{hyp.op} ({hyp.kind}) failed: {a.fail_hypothesis}", hyp.id)
+    return Applied(True)
+
+
+def _interrupt(s: Session, a: InterruptAttempt, now: float) -> Applied:
+    att = _get_attempt(s, a.attempt_id)
+    _expect(f"attempt {att.job_name}", att, a.expect)
+    _end_attempt(s, att, AttemptState.INTERRUPTED, a.reason, now)
+    return Applied(True)
+
+
+def _create_attempts(s: Session, a: CreateAttempts, now: float) -> Applied:
+    serial = (s.scalar(select(func.count(func.distinct(AttemptRow.batch)))) or 0) + 1
+    batch = f"{a.batch_prefix}-b{serial}"
+    out = []
+    for index, hyp_id in enumerate(a.hypothesis_ids):
+        hyp = _get_hyp(s, hyp_id)
+        label = f"hypothesis {hyp.iteration}-{hyp.op}"
+        _expect(label, hyp, (HypState.PLANNED, HypState.RUNNING))
+        busy = s.scalars(select(AttemptRow.job_name).where(AttemptRow.hypothesis_id == hyp_id,
+                                                           AttemptRow.state.in_(states.ACTIVE_ATTEMPT))).first()
+        if busy is not None:
+            raise LedgerConflict(f"{label} already has an active attempt ({busy}): refused a second one")
+        if hyp.state == HypState.PLANNED:
+            _set(label, hyp, HypState.RUNNING)
+        number = (s.scalar(select(func.max(AttemptRow.number)).where(AttemptRow.hypothesis_id == hyp_id)) or 0) + 1
+        row = AttemptRow(hypothesis_id=hyp_id, number=number, job_name=f"{batch}_{index}", batch=batch,
+                         array_index=index, state=AttemptState.CREATED, requeues=0, created_at=now)
+        s.add(row)
+        s.flush()
+        out.append(_attempt(row))
+    return Applied(True, tuple(out))
+
+
+def _mark_winner(s: Session, a: MarkWinner, now: float) -> Applied:
+    row = _get_hyp(s, a.hypothesis_id)
+    _expect(f"hypothesis {row.iteration}-{row.op}", row, HypState.DONE)
+    others = s.scalars(select(HypothesisRow).where(HypothesisRow.iteration == row.iteration,
+                                                   HypothesisRow.kind == row.kind,
+                                                   HypothesisRow.winner.is_(True))).all()
+    if any(o.id != row.id for o in others):
+        raise LedgerConflict(f"iteration {row.iteration} already has a winner: refused a second one")
+    if row.winner:
+        return Applied(False)
+    row.winner = True
+    _event(s, now, "winner", f"iteration {row.iteration}: {row.op} wins ({a.why})", row.id)
+    return Applied(True)
+
+
+def _add_hypotheses(s: Session, a: AddHypotheses, now: float) -> Applied:
+    """Planned hypotheses; those already there (same iteration, op, kind) are left as they are."""
+    changed = False
+    for h in a.hypotheses:
+        exists = s.scalars(select(HypothesisRow.id).where(
+            HypothesisRow.iteration == h.iteration, HypothesisRow.op == h.op, HypothesisRow.kind == h.kind)).first()
+        if exists is not None:
+            continue
+        if h.state not in (HypState.PLANNED, HypState.NOT_APPLICABLE):
+            raise LedgerError(f"hypothesis {h.iteration}-{h.op}: a new hypothesis is PLANNED or NOT_APPLICABLE, "
+                              f"not {h.state.value}")
+        row = HypothesisRow(**h.__dict__, winner=False, created_at=now)
+        if h.state == HypState.NOT_APPLICABLE:
+            row.ended_at = now
+        s.add(row)
+        s.flush()
+        _event(s, now, "plan", f"{h.iteration}-{h.op} ({h.kind}) {h.state.value.lower()}"
+                               + (f": {h.reason}" if h.reason else ""), row.id)
+        changed = True
+    return Applied(changed)
+
+
+def _search_row(s: Session) -> SearchRow:
+    row = s.scalars(select(SearchRow)).one_or_none()
+    if row is None:
+        raise LedgerError("the ledger has no search row")
+    return row
+
+
+def _end_search(s: Session, a: EndSearch, now: float) -> Applied:
+    row = _search_row(s)
+    if row.state == a.state:
+        return Applied(False)
+    _expect(f"search {row.name}", row, SearchState.RUNNING)
+    _set(f"search {row.name}", row, a.state)
+    row.error, row.ended_at = a.reason, now
+    _event(s, now, "search", f"search {a.state.value.lower()}" + (f": {a.reason}" if a.reason else ""))
+    return Applied(True)
+
+
+def _cancel(s: Session, a: CancelSearch, now: float) -> Applied:
+    """Active attempts and unfinished hypotheses become CANCELLED; the attempts that were active are
+    returned (their jobs are to be cancelled)."""
+    out = []
+    for att in s.scalars(select(AttemptRow).where(AttemptRow.state.in_(states.ACTIVE_ATTEMPT))):
+        out.append(_attempt(att))
+        _set(f"attempt {att.job_name}", att, AttemptState.CANCELLED)
+        att.reason, att.ended_at = a.reason, now
+        if att.scheduler_state is not None:
+            att.scheduler_state = "CANCELLED"
+    for hyp in s.scalars(select(HypothesisRow).where(HypothesisRow.state.in_((HypState.PLANNED, HypState.RUNNING)))):
+        _set(f"hypothesis {hyp.iteration}-{hyp.op}", hyp, HypState.CANCELLED)
+        hyp.reason, hyp.ended_at = a.reason, now
+    row = _search_row(s)
+    if row.state != SearchState.CANCELLED:
+        _set(f"search {row.name}", row, SearchState.CANCELLED)
+        row.error, row.ended_at = a.reason, now
+    _event(s, now, "search", f"cancelled: {a.reason} ({len(out)} jobs)")
+    return Applied(True, tuple(out))
+
+
+def _resume(s: Session, a: ResumeSearch, now: float) -> Applied:
+    row = _search_row(s)
+    if row.state == SearchState.RUNNING:
+        return Applied(False)
+    _expect(f"search {row.name}", row, (SearchState.CANCELLED, SearchState.FAILED))
+    was = row.state
+    _set(f"search {row.name}", row, SearchState.RUNNING)
+    row.error, row.ended_at = None, None
+    hyps = s.scalars(select(HypothesisRow).where(HypothesisRow.state == HypState.CANCELLED)).all()
+    for hyp in hyps:
+        _set(f"hypothesis {hyp.iteration}-{hyp.op}", hyp, HypState.PLANNED)
+        hyp.reason, hyp.ended_at = None, None
+    _event(s, now, "search", f"resumed (was {was.value.lower()}; {len(hyps)} cancelled hypotheses planned again)")
+    return Applied(True)
+
+
+def _log(s: Session, a: LogEvent, now: float) -> Applied:
+    _event(s, now, a.kind, a.message, a.hypothesis_id)
+    return Applied(False)
+
+
+_HANDLERS: dict[type, Callable[[Session, Any, float], Applied]] = {
+    RecordJobIds: _record_job_ids, AbandonAttempt: _abandon, ObserveAttempt: _observe, IngestResult: _ingest,
+    FailAttempt: _fail, InterruptAttempt: _interrupt, CreateAttempts: _create_attempts, MarkWinner: _mark_winner,
+    AddHypotheses: _add_hypotheses, EndSearch: _end_search, CancelSearch: _cancel, ResumeSearch: _resume,
+    LogEvent: _log,
+}

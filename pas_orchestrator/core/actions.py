@@ -1,0 +1,146 @@
+"""What the decision core asks for: plain frozen dataclasses.
+
+Ledger actions are applied by ``Ledger.apply`` (one transaction each, compare-and-set: an action
+that expects a row in a state it is no longer in is refused with ``LedgerConflict``). Effect
+actions (``PlanBase``, ``PlanIteration``, ``SubmitBatch``) are carried out by the controller shell,
+which records what they produced through ledger actions again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pas_models.train.result import JobResult
+from pas_orchestrator.core.outcomes import JobOutcome
+from pas_orchestrator.ledger.records import NewHypothesis
+from pas_orchestrator.ledger.states import AttemptState, SearchState
+
+# ---------------------------------------------------------------- ledger actions
+
+
+@dataclass(frozen=True)
+class RecordJobIds:
+    """Attempts (CREATED) reached the scheduler under these job ids: just submitted, or found again."""
+
+    pairs: tuple[tuple[int, str], ...]  # (attempt id, job id)
+    found: bool = False  # found again by reconciliation (the controller stopped between the two)
+
+
+@dataclass(frozen=True)
+class AbandonAttempt:
+    """A CREATED attempt never reached the scheduler: a new attempt replaces it (no retry spent)."""
+
+    attempt_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ObserveAttempt:
+    """What the scheduler says of an active attempt (its phase, node, requeues); RUNNING once it runs."""
+
+    attempt_id: int
+    expect: AttemptState
+    outcome: JobOutcome
+    note: str | None = None  # shown instead of the scheduler's reason (e.g. "trainer still running")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The hypothesis' result.json: attempt COMPLETED, hypothesis DONE with its figures."""
+
+    hypothesis_id: int
+    attempt_id: int
+    result: JobResult
+    outcome: JobOutcome | None = None
+
+
+@dataclass(frozen=True)
+class FailAttempt:
+    """The attempt failed (spends one of max_retries); with ``fail_hypothesis`` the hypothesis fails too."""
+
+    attempt_id: int
+    expect: AttemptState
+    reason: str
+    outcome: JobOutcome | None = None
+    fail_hypothesis: str | None = None
+
+
+@dataclass(frozen=True)
+class InterruptAttempt:
+    """The attempt was stopped by a person or a signal: INTERRUPTED, resumed later without spending a retry."""
+
+    attempt_id: int
+    expect: AttemptState
+    reason: str
+
+
+@dataclass(frozen=True)
+class CreateAttempts:
+    """New attempts for hypotheses that have none active, committed before anything is submitted."""
+
+    hypothesis_ids: tuple[int, ...]
+    batch_prefix: str  # the batch is <prefix>-b<serial>, the jobs <batch>_<index>
+
+
+@dataclass(frozen=True)
+class MarkWinner:
+    hypothesis_id: int
+    why: str
+
+
+@dataclass(frozen=True)
+class AddHypotheses:
+    hypotheses: tuple[NewHypothesis, ...]
+
+
+@dataclass(frozen=True)
+class EndSearch:
+    state: SearchState  # DONE or FAILED
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelSearch:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResumeSearch:
+    """A cancelled or failed search is run again: RUNNING, its cancelled hypotheses planned again."""
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    kind: str
+    message: str
+    hypothesis_id: int | None = None
+
+
+# ---------------------------------------------------------------- effect actions (the shell)
+
+
+@dataclass(frozen=True)
+class PlanBase:
+    """Record the base network B (its cost counted by the shell)."""
+
+
+@dataclass(frozen=True)
+class PlanIteration:
+    """Every operator applied to the parent (B or the last winner); the shell counts costs and records them."""
+
+    iteration: int
+    parent_id: int
+
+
+@dataclass(frozen=True)
+class SubmitBatch:
+    """Create attempts for these hypotheses and submit them as one batch (an array on SLURM)."""
+
+    hypothesis_ids: tuple[int, ...]
+    iteration: int
+
+
+LedgerAction = (RecordJobIds | AbandonAttempt | ObserveAttempt | IngestResult | FailAttempt | InterruptAttempt
+                | CreateAttempts | MarkWinner | AddHypotheses | EndSearch | CancelSearch | ResumeSearch | LogEvent)
+EffectAction = PlanBase | PlanIteration | SubmitBatch
+Action = LedgerAction | EffectAction

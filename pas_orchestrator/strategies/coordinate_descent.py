@@ -1,0 +1,80 @@
+"""The paper's search (Sec. 3.2): coordinate descent over the reduction operators.
+
+Iteration 0 trains (or imports) B. Iteration i applies every operator to the winner of i-1 (B for
+i = 1); once all of its hypotheses have ended, the winner is chosen (selection.py: Eq. 3 / Eq. 1,
+ties by top-5) and, with ``baselines``, the winner's architecture is queued again from scratch
+("without PAS"). The search stops after ``iterations`` or when a winner reaches ``target_gflops``
+(and every baseline has ended); it fails when B fails or when an iteration trained nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pas_models.layout import RunLayout
+from pas_orchestrator.core.actions import Action, AddHypotheses, EndSearch, MarkWinner, PlanBase, PlanIteration
+from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
+from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
+from pas_orchestrator.selection import Candidate, select, should_stop
+
+
+@dataclass(frozen=True)
+class CoordinateDescent:
+    iterations: int
+    target_gflops: float | None
+    selection: str  # auto | eq1 | eq3
+    ratio_tolerance: float
+    baselines: bool
+    layout: RunLayout
+    name: str = "coordinate-descent"
+
+    def advance(self, snap: Snapshot) -> list[Action]:
+        if not snap.hypotheses:
+            return [PlanBase()]
+        base = snap.iteration(0)[0]
+        if base.state not in TERMINAL_HYP:
+            return []
+        if base.state != HypState.DONE:
+            return [EndSearch(SearchState.FAILED, f"the base network failed: {base.reason}")]
+        last = snap.last_iteration
+        if last == 0:
+            return [PlanIteration(1, base.id)]
+        hyps = snap.iteration(last)
+        if any(h.state not in TERMINAL_HYP for h in hyps):
+            return []
+        winner = snap.winner(last)
+        if winner is None:
+            return self._choose(snap, last, hyps, base)
+        stop = should_stop(last, self.iterations, winner.gflops or 0.0, self.target_gflops)
+        if stop is None:
+            return [PlanIteration(last + 1, winner.id)]
+        baselines = [h for h in snap.hypotheses if h.kind == "baseline"]
+        if all(h.state in TERMINAL_HYP for h in baselines):
+            return [EndSearch(SearchState.DONE, f"stopping: {stop}")]
+        return []
+
+    def _choose(self, snap: Snapshot, last: int, hyps: list[HypRec], base: HypRec) -> list[Action]:
+        done = [h for h in hyps if h.state == HypState.DONE]
+        if not done:
+            if all(h.state == HypState.NOT_APPLICABLE for h in hyps):
+                # nothing left to reduce: the last winner is the search's result (B alone is not one)
+                if any(h.state not in TERMINAL_HYP for h in snap.hypotheses if h.kind == "baseline"):
+                    return []
+                state = SearchState.DONE if last > 1 else SearchState.FAILED
+                return [EndSearch(state, f"iteration {last}: no operator applies any more")]
+            return [EndSearch(SearchState.FAILED, f"iteration {last}: no hypothesis was trained ("
+                              + "; ".join(f"{h.op}: {h.state.value} {h.reason or ''}".strip() for h in hyps) + ")")]
+        parent = snap.winner(last - 1) if last > 1 else base
+        if parent is None or parent.gflops is None:  # a ledger edited by hand: refuse to guess
+            return [EndSearch(SearchState.FAILED, f"iteration {last}: the ledger has no winner of iteration "
+                                                  f"{last - 1} with a cost to compare against")]
+        choice = select([Candidate(h.op, h.top1 or 0.0, h.top5 or 0.0, h.gflops or 0.0) for h in done],
+                        selection=self.selection, base_top1=base.top1 or 0.0, base_gflops=base.gflops or 0.0,
+                        parent_gflops=parent.gflops, tolerance=self.ratio_tolerance)
+        winner = next(h for h in done if h.op == choice.winner.op)
+        out: list[Action] = [MarkWinner(winner.id, choice.why)]
+        if self.baselines:
+            out.append(AddHypotheses((NewHypothesis(
+                last, winner.op, "baseline", winner.path, str(self.layout.hyp_dir(last, winner.op, "baseline")),
+                gflops=winner.gflops, params=winner.params, spec=winner.spec),)))
+        return out

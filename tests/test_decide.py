@@ -1,0 +1,225 @@
+"""The decision core, table-driven: a snapshot and observations in, the actions out. Pure: no ledger
+file, no process, no scheduler (milliseconds)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pas_models.layout import RunLayout
+from pas_models.train.result import JobResult
+from pas_orchestrator.core.actions import (
+    AbandonAttempt,
+    AddHypotheses,
+    EndSearch,
+    FailAttempt,
+    IngestResult,
+    InterruptAttempt,
+    MarkWinner,
+    ObserveAttempt,
+    PlanBase,
+    PlanIteration,
+    RecordJobIds,
+    SubmitBatch,
+)
+from pas_orchestrator.core.decide import Capacity, Observations, Policy, decide
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
+from pas_orchestrator.ledger.records import AttemptRec, HypRec, NewHypothesis, SearchRec, Snapshot
+from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
+from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
+
+LAYOUT = RunLayout.of("/runs", "s")
+
+
+def search(state: SearchState = SearchState.RUNNING) -> SearchRec:
+    return SearchRec("s", "{}", "h", "local", state, None, 0.0, None)
+
+
+def att(aid: int, hid: int, state: AttemptState, job: str | None = "100", number: int = 1) -> AttemptRec:
+    return AttemptRec(aid, hid, number, f"pas-s-i0-b1_{aid}", "pas-s-i0-b1", 0, job, state, None, None, 0, 0.0,
+                      None, None, None)
+
+
+def hyp(hid: int, iteration: int, op: str, state: HypState, *attempts: AttemptRec, top1: float | None = None,
+        gflops: float | None = 10.0, winner: bool = False, kind: str = "pas", top5: float | None = None) -> HypRec:
+    path = "" if op == "base" else op
+    done = state == HypState.DONE
+    return HypRec(hid, iteration, op, kind, path, state, None, gflops, 1000, "{}", f"/runs/s/hyp/{iteration}-{op}",
+                  top1 if top1 is not None else (50.0 if done else None),
+                  top5 if top5 is not None else (80.0 if done else None), None, winner, 0.0, None, tuple(attempts))
+
+
+def snap(*hyps: HypRec, state: SearchState = SearchState.RUNNING) -> Snapshot:
+    return Snapshot(search(state), tuple(hyps))
+
+
+def policy(iterations: int = 2, retries: int = 1, max_array: int = 8, max_concurrent: int | None = None,
+           target: float | None = None, baselines: bool = False) -> Policy:
+    return Policy(CoordinateDescent(iterations, target, "eq3", 0.05, baselines, LAYOUT), retries,
+                  Capacity(max_array, max_concurrent))
+
+
+def result(top1: float = 60.0) -> JobResult:
+    return JobResult(hypothesis="x", attempt=1, top1=top1, top5=90.0, gflops_per_view=5.0, views=1, params=10,
+                     epochs=1, train_seconds=1.0, gpu_hours=0.0, clips_seen=4, videos_skipped=0, eval_videos=2,
+                     checkpoint="/m.pt", spec={}, finetuned_from_parent=False, versions={}, recipe={})
+
+
+RUN = AttemptState.RUNNING
+SUB = AttemptState.SUBMITTED
+B_RUNNING = hyp(1, 0, "base", HypState.RUNNING, att(1, 1, RUN))
+B_DONE = hyp(1, 0, "base", HypState.DONE, att(1, 1, AttemptState.COMPLETED), top1=70.0, gflops=20.0)
+running = JobOutcome(Phase.RUNNING, node="n1", label="RUNNING")
+failed = JobOutcome(Phase.FAILED, "OUT_OF_MEMORY: exit code 0:125", label="OUT_OF_MEMORY")
+
+BASELINE_1T = NewHypothesis(1, "t", "baseline", "t", "/runs/s/hyp/1-t-scratch", gflops=10.0, params=1000, spec="{}")
+
+CASES = [
+    # (id, snapshot, observations, policy, expected actions)
+    ("empty search plans B", snap(), Observations(), policy(), [PlanBase()]),
+    ("cancelled search does nothing", snap(B_RUNNING, state=SearchState.CANCELLED),
+     Observations(jobs={1: failed}), policy(), []),
+    ("failed search does nothing", snap(state=SearchState.FAILED), Observations(), policy(), []),
+    ("planned B is submitted", snap(hyp(1, 0, "base", HypState.PLANNED)), Observations(), policy(),
+     [SubmitBatch((1,), 0)]),
+    ("running job is observed", snap(B_RUNNING), Observations(jobs={1: running}), policy(),
+     [ObserveAttempt(1, RUN, running)]),
+    ("queued job is observed with its reason",
+     snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, SUB))),
+     Observations(jobs={1: JobOutcome(Phase.QUEUED, "Resources", label="PENDING")}), policy(),
+     [ObserveAttempt(1, SUB, JobOutcome(Phase.QUEUED, "Resources", label="PENDING"))]),
+    ("requeued job is observed with its count",
+     snap(B_RUNNING), Observations(jobs={1: JobOutcome(Phase.REQUEUED, requeues=2, requeue_why="previous run "
+                                                                                                "NODE_FAIL")}),
+     policy(), [ObserveAttempt(1, RUN, JobOutcome(Phase.REQUEUED, requeues=2, requeue_why="previous run NODE_FAIL"))]),
+    ("job not known yet: wait", snap(B_RUNNING), Observations(jobs={1: JobOutcome(Phase.UNKNOWN)}), policy(), []),
+    ("no answer from the scheduler: wait", snap(B_RUNNING), Observations(), policy(), []),
+    ("a scheduler state pas does not know is shown, never acted on", snap(B_RUNNING),
+     Observations(jobs={1: JobOutcome(Phase.UNKNOWN, label="BURST_BUFFER_STAGE")}), policy(),
+     [ObserveAttempt(1, RUN, JobOutcome(Phase.UNKNOWN, label="BURST_BUFFER_STAGE"))]),
+    ("result ingested", snap(B_RUNNING),
+     Observations(jobs={1: JobOutcome(Phase.SUCCEEDED)}, results={1: result()}), policy(),
+     [IngestResult(1, 1, result(), JobOutcome(Phase.SUCCEEDED))]),
+    ("a result while the scheduler still says RUNNING decides", snap(B_RUNNING),
+     Observations(jobs={1: running}, results={1: result()}), policy(), [IngestResult(1, 1, result(), running)]),
+    ("a result while the scheduler does not answer decides", snap(B_RUNNING),
+     Observations(results={1: result()}), policy(), [IngestResult(1, 1, result(), None)]),
+    ("job completed without result.json fails (retry left)", snap(B_RUNNING),
+     Observations(jobs={1: JobOutcome(Phase.SUCCEEDED)}), policy(retries=1),
+     [FailAttempt(1, RUN, "job completed without result.json", JobOutcome(Phase.SUCCEEDED))]),
+    ("invalid result.json is a failure", snap(B_RUNNING),
+     Observations(jobs={1: JobOutcome(Phase.SUCCEEDED)}, results={1: "result.json: missing key 'top1'"}),
+     policy(), [FailAttempt(1, RUN, "invalid result.json: result.json: missing key 'top1'",
+                            JobOutcome(Phase.SUCCEEDED))]),
+    ("failed job spends a retry", snap(B_RUNNING), Observations(jobs={1: failed}), policy(retries=1),
+     [FailAttempt(1, RUN, "OUT_OF_MEMORY: exit code 0:125", failed)]),
+    ("last retry spent: the hypothesis fails",
+     snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, AttemptState.FAILED), att(2, 1, RUN, number=2))),
+     Observations(jobs={2: failed}), policy(retries=1),
+     [FailAttempt(2, RUN, "OUT_OF_MEMORY: exit code 0:125", failed,
+                  fail_hypothesis="2 attempts failed (max_retries 1); last: OUT_OF_MEMORY: exit code 0:125")]),
+    ("interrupted attempts do not count against retries",
+     snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, AttemptState.INTERRUPTED), att(2, 1, AttemptState.INTERRUPTED),
+              att(3, 1, RUN, number=3))),
+     Observations(jobs={3: failed}), policy(retries=1), [FailAttempt(3, RUN, "OUT_OF_MEMORY: exit code 0:125", failed)]),
+    ("interrupted job is not a failure", snap(B_RUNNING),
+     Observations(jobs={1: JobOutcome(Phase.INTERRUPTED, "cancelled outside pas (scancel)")}), policy(),
+     [InterruptAttempt(1, RUN, "cancelled outside pas (scancel)")]),
+    ("job gone but its trainer holds the lock: wait for it", snap(B_RUNNING),
+     Observations(jobs={1: failed}, trainers={1: "pid 42 on host"}), policy(),
+     [ObserveAttempt(1, RUN, failed, note="job out_of_memory, but its trainer (pid 42 on host) still holds the "
+                                          "hypothesis: waiting for it")]),
+    ("interrupted (after a retry) hypothesis without active attempt is submitted again",
+     snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, AttemptState.INTERRUPTED))), Observations(), policy(),
+     [SubmitBatch((1,), 0)]),
+    ("orphan found at the scheduler", snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, AttemptState.CREATED,
+                                                                                    job=None))),
+     Observations(found={1: "77"}), policy(), [RecordJobIds(((1, "77"),), found=True)]),
+    ("orphan not found: abandoned", snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, AttemptState.CREATED,
+                                                                                  job=None))),
+     Observations(found={1: None}), policy(),
+     [AbandonAttempt(1, "never reached the scheduler (the controller stopped before submitting); a new attempt "
+                        "replaces it")]),
+    ("orphan not looked up (scheduler silent): nothing, and nothing submitted twice",
+     snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, AttemptState.CREATED, job=None))), Observations(), policy(),
+     []),
+    ("submission failed earlier (attempt abandoned): submitted again",
+     snap(hyp(1, 0, "base", HypState.RUNNING, att(1, 1, AttemptState.ABANDONED, job=None))), Observations(), policy(),
+     [SubmitBatch((1,), 0)]),
+    ("B failed: the search fails", snap(replace(hyp(1, 0, "base", HypState.FAILED), reason="2 attempts failed")),
+     Observations(), policy(), [EndSearch(SearchState.FAILED, "the base network failed: 2 attempts failed")]),
+    ("B done: iteration 1 planned", snap(B_DONE), Observations(), policy(), [PlanIteration(1, 1)]),
+    ("iteration running: its planned hypotheses submitted as one batch",
+     snap(B_DONE, hyp(2, 1, "t", HypState.PLANNED), hyp(3, 1, "f", HypState.PLANNED),
+          hyp(4, 1, "l", HypState.NOT_APPLICABLE)), Observations(), policy(), [SubmitBatch((2, 3), 1)]),
+    ("the batch is cut to the array size",
+     snap(B_DONE, hyp(2, 1, "t", HypState.PLANNED), hyp(3, 1, "f", HypState.PLANNED), hyp(4, 1, "s", HypState.PLANNED)),
+     Observations(), policy(max_array=2), [SubmitBatch((2, 3), 1)]),
+    ("local capacity: only as many as free slots",
+     snap(B_DONE, hyp(2, 1, "t", HypState.RUNNING, att(2, 2, RUN)), hyp(3, 1, "f", HypState.PLANNED),
+          hyp(4, 1, "s", HypState.PLANNED)), Observations(jobs={2: running}), policy(max_concurrent=2),
+     [ObserveAttempt(2, RUN, running), SubmitBatch((3,), 1)]),
+    ("local capacity full: nothing submitted",
+     snap(B_DONE, hyp(2, 1, "t", HypState.RUNNING, att(2, 2, RUN)), hyp(3, 1, "f", HypState.PLANNED)),
+     Observations(jobs={2: running}), policy(max_concurrent=1), [ObserveAttempt(2, RUN, running)]),
+    ("an ending waits for the next call before the strategy acts",
+     snap(B_DONE, hyp(2, 1, "t", HypState.RUNNING, att(2, 2, RUN)), hyp(3, 1, "f", HypState.DONE)),
+     Observations(results={2: result()}), policy(), [IngestResult(2, 2, result(), None)]),
+    ("iteration done: winner by Eq. 3",
+     snap(B_DONE, hyp(2, 1, "t", HypState.DONE, top1=55.0, gflops=10.0), hyp(3, 1, "f", HypState.DONE, top1=61.0,
+                                                                              gflops=10.0)),
+     Observations(), policy(), [MarkWinner(3, "Eq. 3: highest top-1 61.00%")]),
+    ("winner with baselines: the winner's architecture queued from scratch",
+     snap(B_DONE, hyp(2, 1, "t", HypState.DONE, top1=61.0, gflops=10.0)), Observations(), policy(baselines=True),
+     [MarkWinner(2, "Eq. 3: highest top-1 61.00%"),
+      AddHypotheses((BASELINE_1T,))]),
+    ("no hypothesis of the iteration trained: the search fails",
+     snap(B_DONE, replace(hyp(2, 1, "t", HypState.FAILED), reason="OOM"), hyp(3, 1, "l", HypState.NOT_APPLICABLE)),
+     Observations(), policy(),
+     [EndSearch(SearchState.FAILED, "iteration 1: no hypothesis was trained (t: FAILED OOM; l: NOT_APPLICABLE)")]),
+    ("no operator applies any more at iteration 2: done",
+     snap(B_DONE, hyp(2, 1, "t", HypState.DONE, winner=True), hyp(3, 2, "t", HypState.NOT_APPLICABLE)),
+     Observations(), policy(iterations=5), [EndSearch(SearchState.DONE, "iteration 2: no operator applies any more")]),
+    ("no operator applies to B: the search fails",
+     snap(B_DONE, hyp(2, 1, "t", HypState.NOT_APPLICABLE)), Observations(), policy(),
+     [EndSearch(SearchState.FAILED, "iteration 1: no operator applies any more")]),
+    ("winner chosen: next iteration planned from it",
+     snap(B_DONE, hyp(2, 1, "t", HypState.DONE, winner=True, gflops=10.0)), Observations(), policy(iterations=3),
+     [PlanIteration(2, 2)]),
+    ("iterations done: the search ends",
+     snap(B_DONE, hyp(2, 1, "t", HypState.DONE, winner=True, gflops=10.0)), Observations(), policy(iterations=1),
+     [EndSearch(SearchState.DONE, "stopping: 1 iterations done")]),
+    ("GFLOPs target reached: the search ends",
+     snap(B_DONE, hyp(2, 1, "t", HypState.DONE, winner=True, gflops=4.0)), Observations(),
+     policy(iterations=5, target=5.0),
+     [EndSearch(SearchState.DONE, "stopping: target reached: 4 <= 5 GFLOPs per view")]),
+    ("stop waits for a baseline still training",
+     snap(B_DONE, hyp(2, 1, "t", HypState.DONE, winner=True, gflops=10.0),
+          hyp(3, 1, "t", HypState.RUNNING, att(3, 3, RUN), kind="baseline")),
+     Observations(jobs={3: running}), policy(iterations=1, baselines=True), [ObserveAttempt(3, RUN, running)]),
+]
+
+
+@pytest.mark.parametrize(("snapshot", "observations", "pol", "expected"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_decide(snapshot: Snapshot, observations: Observations, pol: Policy, expected: list) -> None:
+    assert decide(snapshot, observations, pol) == expected
+
+
+def test_decide_is_pure_and_deterministic() -> None:
+    """Same inputs, same actions; the inputs are not changed (frozen records)."""
+    s, o = CASES[5][1], CASES[5][2]
+    assert decide(s, o, policy()) == decide(s, o, policy())
+
+
+def test_the_core_imports_no_io_modules() -> None:
+    """decide's modules import no scheduler, database, subprocess or torch code."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import pas_orchestrator.core.decide, pas_orchestrator.strategies.coordinate_descent; "
+            "bad = [m for m in ('torch', 'sqlalchemy', 'submitit', 'subprocess', 'sqlite3') if m in sys.modules]; "
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"the decision core imports {out}"

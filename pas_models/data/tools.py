@@ -38,7 +38,7 @@ def probe(path: str, backend: str = "decord", deep: bool = False) -> Probe:
                 return Probe(path, None, tuple(notes))
             # a reader that decodes from the start (AVI with B-frames) is the sequential decode below
             counting = bool(getattr(reader, "counts_from_start", False))
-            bad = None if counting else _first_bad_frame(reader, n)
+            bad = None if counting else _first_bad_frame(reader, n, lambda: open_video(path, backend))
         finally:
             reader.close()
     except VideoUnreadable as exc:
@@ -46,6 +46,8 @@ def probe(path: str, backend: str = "decord", deep: bool = False) -> Probe:
     decoded, first_error, cause = diagnose(path)
     if bad is not None:
         frame, reason = bad
+        if decoded < n:  # frame i is the i-th of a sequential PyAV decode (single-threaded, deterministic): where
+            frame = decoded  # that stops is the first bad frame (decord named 135 or 138 of the same file)
         root = cause if cause and first_error >= 0 else reason
         return Probe(path, f"frame {frame} of {n} does not decode ({root}); frames 0-{frame - 1} do",
                      tuple(notes))
@@ -59,18 +61,23 @@ def probe(path: str, backend: str = "decord", deep: bool = False) -> Probe:
     return Probe(path, None, tuple(notes))
 
 
-def _first_bad_frame(reader, n: int, chunk: int = 32) -> tuple[int, str] | None:  # type: ignore[no-untyped-def]
-    """The first frame that does not decode through ``reader`` and why, or None."""
+def _first_bad_frame(reader, n: int, reopen, chunk: int = 32) -> tuple[int, str] | None:  # type: ignore[no-untyped-def]
+    """The first frame that does not decode through ``reader`` and why, or None. Within a chunk that
+    failed, each frame is read by a fresh reader (``reopen()``): a decoder that has just failed may be
+    left in a state that fails earlier frames too (seen with decord: frame 135 or 138 of the same file)."""
     for start in range(0, n, chunk):
         span = list(range(start, min(start + chunk, n)))
         try:
             reader.frames(span)
         except VideoUnreadable:
             for i in span:
+                fresh = reopen()
                 try:
-                    reader.frames([i])
+                    fresh.frames([i])
                 except VideoUnreadable as exc:
                     return i, exc.reason
+                finally:
+                    fresh.close()
     return None
 
 

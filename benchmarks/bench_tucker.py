@@ -60,8 +60,8 @@ def main() -> None:
         ref = model(x)
     rows = []
     from pas_models.flops import count_cost
+    from pas_models.inherit import init_from_parent
     from pas_models.tucker import TuckerOptions
-    from pas_models.weights import init_from_parent
 
     def top1(logits: torch.Tensor) -> str:
         return "-" if labels is None else f"{100 * (logits.argmax(1) == labels).float().mean().item():.1f}"

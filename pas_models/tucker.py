@@ -33,7 +33,6 @@ make it cheaper stays as it is.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,63 +40,15 @@ import torch
 from torch import nn
 
 from pas_models.errors import NotApplicable, SpecError, WeightsIncompatible
+from pas_models.flops import count_cost
+from pas_models.nets import build_model
+from pas_models.nets.tucker_layers import SITE_PATTERNS, TuckerConv3d, apply_tucker, site_of
 from pas_models.spec import ArchSpec, TuckerConv
 from pas_models.tucker_options import RANK_RULES, TuckerOptions
+from pas_models.vbmf import tucker2_ranks
+from pas_models.weights import shape_mismatches, weight_shapes
 
-__all__ = ["RANK_RULES", "TuckerOptions"]  # re-exported from pas_models.tucker_options (torch-free)
-
-# residual-block convolutions of each family: module path -> (stage index from 1, block index)
-SITE_PATTERNS: dict[str, re.Pattern[str]] = {
-    "r2plus1d": re.compile(r"^layer(\d+)\.(\d+)\.conv[12]\.0\.[03]$"),
-    "slowfast": re.compile(r"^stages\.(\d+)\.\d+\.(\d+)\.branch\.[036]$"),
-}
-_STAGE_BASE = {"r2plus1d": 0, "slowfast": 1}  # slowfast's stage modules count from 0
-
-
-class TuckerConv3d(nn.Sequential):
-    """``first`` 1x1x1 (C_in -> r_in), ``core`` (r_in -> r_out, the original's geometry), ``last``
-    1x1x1 (r_out -> C_out, with the original's bias if it had one)."""
-
-    def __init__(self, conv: nn.Conv3d, rank_in: int, rank_out: int) -> None:
-        if conv.groups != 1:
-            raise SpecError(f"Tucker-2 needs an ungrouped convolution (groups={conv.groups})")
-        super().__init__()
-        self.first = nn.Conv3d(conv.in_channels, rank_in, 1, bias=False, device=conv.weight.device)
-        self.core = nn.Conv3d(rank_in, rank_out, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-                              dilation=conv.dilation, bias=False, device=conv.weight.device)
-        self.last = nn.Conv3d(rank_out, conv.out_channels, 1, bias=conv.bias is not None,
-                              device=conv.weight.device)
-        for m in (self.first, self.core, self.last):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        if self.last.bias is not None:
-            nn.init.zeros_(self.last.bias)
-
-
-def site_of(spec: ArchSpec, name: str) -> tuple[int, int] | None:
-    """(stage from 1, block) of a residual-block convolution of ``spec``'s family, else None."""
-    m = SITE_PATTERNS[spec.family].match(name)
-    return None if m is None else (int(m.group(1)) + _STAGE_BASE[spec.family], int(m.group(2)))
-
-
-def apply_tucker(model: nn.Module, spec: ArchSpec) -> nn.Module:
-    """Replace each convolution listed in ``spec.tucker`` by its TuckerConv3d (fresh weights)."""
-    for i, t in enumerate(spec.tucker):
-        where = f"spec.tucker[{i}] ({t.conv})"
-        if site_of(spec, t.conv) is None:
-            raise SpecError(f"{where}: not a residual-block convolution of a {spec.family} network")
-        try:
-            conv = model.get_submodule(t.conv)
-        except AttributeError as exc:
-            raise SpecError(f"{where}: no such convolution in this network") from exc
-        if not isinstance(conv, nn.Conv3d):
-            raise SpecError(f"{where}: is a {type(conv).__name__}, not a Conv3d")
-        if t.rank_in > conv.in_channels or t.rank_out > conv.out_channels:
-            raise SpecError(f"{where}: ranks ({t.rank_in}, {t.rank_out}) exceed the channels "
-                            f"({conv.in_channels}, {conv.out_channels})")
-        parent_name, _, child = t.conv.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, TuckerConv3d(conv, t.rank_in, t.rank_out))
-    return model
-
+__all__ = ["RANK_RULES", "SITE_PATTERNS", "TuckerConv3d", "TuckerOptions", "apply_tucker", "site_of"]  # re-exported
 
 # ---- shapes and costs ---------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -126,8 +77,6 @@ class Site:
 def sites(spec: ArchSpec) -> list[Site]:
     """Every residual-block convolution of ``spec``'s network, in module order (a shape-only
     forward pass on the meta device)."""
-    from pas_models.nets import build_model
-
     with torch.device("meta"):
         model = build_model(spec)
     shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
@@ -184,8 +133,6 @@ def tucker_child(spec: ArchSpec, gamma: float, options: TuckerOptions | None = N
 
 
 def _flops_ranks(spec: ArchSpec, chosen: list[Site], gamma: float) -> list[tuple[int, int]]:
-    from pas_models.flops import count_cost
-
     total = count_cost(spec).gflops * 1e9
     fixed = total - sum(s.macs(s.ranks) for s in chosen)
     target = total / gamma
@@ -205,8 +152,6 @@ def _flops_ranks(spec: ArchSpec, chosen: list[Site], gamma: float) -> list[tuple
 
 def _vbmf_entries(spec: ArchSpec, chosen: list[Site],
                   weights: Mapping[str, torch.Tensor] | None) -> dict[str, TuckerConv]:
-    from pas_models.vbmf import tucker2_ranks
-
     if weights is None:
         raise WeightsIncompatible(f"operator k with tucker.ranks vbmf needs the trained weights of {spec.label} "
                                   "(its ranks come from the kernels)")
@@ -268,8 +213,6 @@ def decomposed_state(parent_state: Mapping[str, torch.Tensor], parent: ArchSpec,
     ``tucker`` (operator k): convolutions newly decomposed are factorised, already decomposed ones
     have their core factorised again (and the factors folded into first and last); every other
     tensor is copied. WeightsIncompatible when the two differ in anything else."""
-    from pas_models.weights import shape_mismatches, weight_shapes
-
     if not decomposable_from(parent, child):
         diffs = shape_mismatches(parent.replace(tucker=()), child.replace(tucker=()))
         why = "; ".join(diffs[:3]) if diffs else "its decomposition is not a refinement of the parent's"
@@ -312,8 +255,6 @@ def decomposed_state(parent_state: Mapping[str, torch.Tensor], parent: ArchSpec,
 
 def decomposable_from(parent: ArchSpec, child: ArchSpec) -> bool:
     """True when ``child`` differs from ``parent`` only by (further) decomposed convolutions."""
-    from pas_models.weights import weight_shapes
-
     if not child.tucker or parent.tucker == child.tucker:
         return False
     if weight_shapes(parent.replace(tucker=())) != weight_shapes(child.replace(tucker=())):

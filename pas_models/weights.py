@@ -6,7 +6,7 @@ c and l. The answer is computed from the built networks' state dicts (on the
 meta device: no memory, no compute), never from a list of operator names.
 Operator k has a path of its own: its child differs from the parent only in
 decomposed convolutions, whose weights are computed from the parent's by a
-Tucker-2 decomposition (``pas_models.tucker``).
+Tucker-2 decomposition (``pas_models.tucker``; both paths: ``pas_models.inherit``).
 """
 
 from __future__ import annotations
@@ -55,23 +55,3 @@ def load_parent_weights(model: nn.Module, parent_state: Mapping[str, torch.Tenso
             "Operators that change widths or depths (c, l) need a fresh initialisation (paper Sec. 3.4)."
         )
     model.load_state_dict(parent_state, strict=True)
-
-
-def can_init_from_parent(parent: ArchSpec, child: ArchSpec) -> bool:
-    """Equal weight shapes, or a child that only decomposes (further) some of its parent's convolutions."""
-    from pas_models.tucker import decomposable_from
-
-    return weights_compatible(parent, child) or decomposable_from(parent, child)
-
-
-def init_from_parent(model: nn.Module, parent_state: Mapping[str, torch.Tensor], parent: ArchSpec,
-                     child: ArchSpec) -> str:
-    """Load the child's ``model`` from its parent's weights, strictly: as they are ("copied") or
-    decomposed ("decomposed", operator k); WeightsIncompatible explains a child that cannot."""
-    from pas_models.tucker import decomposable_from, decomposed_state
-
-    if decomposable_from(parent, child):
-        model.load_state_dict(decomposed_state(parent_state, parent, child), strict=True)
-        return "decomposed"
-    load_parent_weights(model, parent_state, parent, child)
-    return "copied"

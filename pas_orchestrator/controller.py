@@ -35,15 +35,17 @@ from pas_orchestrator.core.actions import (
     AddHypotheses,
     CreateAttempts,
     EndSearch,
+    IngestResult,
     InterruptAttempt,
     LogEvent,
+    NoteScheduler,
     PlanBase,
     PlanIteration,
     RecordJobIds,
     SubmitBatch,
 )
 from pas_orchestrator.core.decide import Observations, Policy, decide
-from pas_orchestrator.core.outcomes import JobOutcome
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import LedgerConflict, SubmissionError
 from pas_orchestrator.executors.base import Executor, JobRef
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
@@ -104,6 +106,9 @@ class Controller:
         self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity)
         self._submit_failures = 0
         self._submit_after = 0.0  # monotonic time before which no batch is submitted (backoff)
+        # attempts ingested while their job was still finishing: followed until the scheduler says it ended,
+        # for `pas status` (in memory: after a restart the last word seen stays)
+        self._finishing: dict[int, JobRef] = {}
 
     # ------------------------------------------------------------------ loop
     def run(self, poll_seconds: float | None = None) -> Snapshot:
@@ -123,7 +128,12 @@ class Controller:
         if snap.search.state != SearchState.RUNNING:
             return False
         changed = False
+        self._follow_finishing()
         for action in decide(snap, self.observe(snap), self.policy):
+            if isinstance(action, IngestResult) and action.outcome is not None and action.outcome.active:
+                attempt = next(a for h in snap.hypotheses for a in h.attempts if a.id == action.attempt_id)
+                if attempt.job_id:
+                    self._finishing[attempt.id] = JobRef(attempt.batch, attempt.job_id)
             try:
                 changed |= self.execute(action)
             except LedgerConflict as exc:  # another writer got there first: decide again on what is there now
@@ -131,6 +141,16 @@ class Controller:
                 self.ledger.apply(LogEvent("conflict", str(exc)))
                 return True
         return changed
+
+    def _follow_finishing(self) -> None:
+        if not self._finishing:
+            return
+        outcomes = self.executor.outcomes(list(self._finishing.values()))
+        for att_id, ref in list(self._finishing.items()):
+            outcome = outcomes.get(ref.job_id)
+            if outcome is not None and not outcome.active and outcome.phase != Phase.UNKNOWN:
+                self.ledger.apply(NoteScheduler(att_id, outcome))
+                del self._finishing[att_id]
 
     # ------------------------------------------------------------------ observations
     def observe(self, snap: Snapshot) -> Observations:

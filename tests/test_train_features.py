@@ -79,20 +79,20 @@ def test_run_with_feature_distillation_resumes_its_adapters_and_logs_scalars(syn
     base = run(TrainTask("base", teacher, data, str(tmp_path / "base"), recipe=RECIPE,
                          eval=EvalConfig(clips=1, every_epochs=1)))
     task = TrainTask("c", apply_op(teacher, "c"), data, str(tmp_path / "c"), teacher=teacher,
-                     teacher_checkpoint=base["checkpoint"], recipe=RECIPE, eval=EvalConfig(clips=1),
+                     teacher_checkpoint=base.checkpoint, recipe=RECIPE, eval=EvalConfig(clips=1),
                      distill=Distill(feature_weight=10.0))
     result = run(task)
     lines = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
     assert len(lines) == 2 * 3 and all(line["feat"] > 0 for line in lines)
     last = load_checkpoint(tmp_path / "c" / "last.pt")
     assert last["adapters"] and all(k.endswith("weight") for k in last["adapters"])
-    assert load_checkpoint(result["checkpoint"])["model"].keys() == build_model(task.student).state_dict().keys()
+    assert load_checkpoint(result.checkpoint)["model"].keys() == build_model(task.student).state_dict().keys()
     # back to the end of epoch 1 and rerun: resumes student + adapters + optimizer from last.pt
     for name in ("result.json", "model.pt"):
         (tmp_path / "c" / name).unlink()
     save_checkpoint({**last, "epoch": 1, "step": 0}, tmp_path / "c" / "last.pt")
     again = run(task)
-    assert again["epochs"] == 2
+    assert again.epochs == 2
     assert "resuming at epoch 1 step 0" in (tmp_path / "c" / "train.log").read_text()
 
     events = EventAccumulator(str(tmp_path / "base" / "tensorboard"))
@@ -101,5 +101,5 @@ def test_run_with_feature_distillation_resumes_its_adapters_and_logs_scalars(syn
     assert len(events.Scalars("train/loss")) == 2 * 3 and len(events.Scalars("train/lr")) == 2 * 3
     assert [e.step for e in events.Scalars("epoch/loss")] == [1, 2]
     assert [e.step for e in events.Scalars("val/top1_1clip")] == [1]  # every epoch but the last (final eval)
-    assert events.Scalars("val/top1")[0].value == pytest.approx(base["top1"])
+    assert events.Scalars("val/top1")[0].value == pytest.approx(base.top1)
     assert {"epoch/clips_per_s", "val/top5"} <= set(tags)

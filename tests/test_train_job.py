@@ -40,7 +40,7 @@ def test_usr2_requeues_and_the_job_resumes_from_its_checkpoint(synth_dir: Path, 
     (worker,) = _children(job._process.pid)  # the task process under submitit's local controller
     os.kill(worker, signal.SIGUSR2)
     result = job.result()
-    assert result["epochs"] == 30
+    assert result.epochs == 30
     assert read_json(tmp_path / "out" / "requeued.json") == {"requeues": 1}
     log = (tmp_path / "out" / "train.log").read_text()
     assert log.count("resuming at epoch") == 1

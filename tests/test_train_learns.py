@@ -42,8 +42,8 @@ def trained_base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
 @pytest.mark.slow
 def test_tiny_r2plus1d_learns_the_default_synthetic_set(trained_base: tuple[Path, dict[str, Any]]) -> None:
     _, result = trained_base
-    assert result["top1"] >= 2 * CHANCE, result["top1"]
-    assert result["top5"] >= 5 * CHANCE
+    assert result.top1 >= 2 * CHANCE, result.top1
+    assert result.top5 >= 5 * CHANCE
 
 
 @pytest.mark.slow
@@ -54,9 +54,9 @@ def test_distilled_fine_tuned_student_beats_the_same_student_from_scratch(
     teacher = preset("r2plus1d_tiny", 8)
     student = apply_op(teacher, "f")
     common = {"student": student, "data": data, "recipe": _recipe(10, lr=0.1), "eval": EvalConfig(clips=4)}
-    pas = run(TrainTask("f", out_dir=str(root / "f"), teacher=teacher, teacher_checkpoint=base["checkpoint"],
-                        parent=teacher, parent_checkpoint=base["checkpoint"], distill=Distill(alpha=10), **common))
+    pas = run(TrainTask("f", out_dir=str(root / "f"), teacher=teacher, teacher_checkpoint=base.checkpoint,
+                        parent=teacher, parent_checkpoint=base.checkpoint, distill=Distill(alpha=10), **common))
     scratch = run(TrainTask("f-scratch", out_dir=str(root / "f-scratch"), **common))
-    assert pas["finetuned_from_parent"] and not scratch["finetuned_from_parent"]
-    assert pas["gflops_per_view"] == scratch["gflops_per_view"] < base["gflops_per_view"] / 1.9
-    assert pas["top1"] > scratch["top1"] + CHANCE, (pas["top1"], scratch["top1"])
+    assert pas.finetuned_from_parent and not scratch.finetuned_from_parent
+    assert pas.gflops_per_view == scratch.gflops_per_view < base.gflops_per_view / 1.9
+    assert pas.top1 > scratch.top1 + CHANCE, (pas.top1, scratch.top1)

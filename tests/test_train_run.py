@@ -19,6 +19,7 @@ from pas_models.nets import build_model
 from pas_models.presets import preset
 from pas_models.reductions import apply_op
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint
+from pas_models.train.result import JobResult
 from pas_models.train.run import CheckpointMismatch, run
 from pas_models.train.task import Distill, EvalConfig, Recipe, TrainTask
 from pas_models.train.teacher import build_teacher
@@ -38,20 +39,21 @@ def test_base_then_distilled_student(synth_dir: Path, tmp_path: Path) -> None:
     base = run(_task(synth_dir, tmp_path / "base"))
     for name in ("last.pt", "model.pt", "result.json", "train.log"):
         assert (tmp_path / "base" / name).exists(), name
-    assert base["epochs"] == 2 and base["clips_seen"] == 2 * 12 and base["views"] == 2
-    assert 0 <= base["top1"] <= base["top5"] <= 100 and base["eval_videos"] == 4
-    assert json.loads((tmp_path / "base" / "result.json").read_text()) == base
+    assert base.epochs == 2 and base.clips_seen == 2 * 12 and base.views == 2
+    assert 0 <= base.top1 <= base.top5 <= 100 and base.eval_videos == 4
+    assert json.loads((tmp_path / "base" / "result.json").read_text()) == base.to_dict()
+    assert JobResult.read(tmp_path / "base" / "result.json") == base  # what the controller reads back
     fresh = build_model(preset("r2plus1d_tiny", 4)).state_dict()
-    assert load_checkpoint(base["checkpoint"])["model"].keys() == fresh.keys()
+    assert load_checkpoint(base.checkpoint)["model"].keys() == fresh.keys()
     teacher = preset("r2plus1d_tiny", 4)
     student = apply_op(teacher, "f")
-    res = run(_task(synth_dir, tmp_path / "f", student=student, teacher=teacher, teacher_checkpoint=base["checkpoint"],
-                    parent=teacher, parent_checkpoint=base["checkpoint"]))
-    assert res["finetuned_from_parent"] is True
-    assert res["gflops_per_view"] == pytest.approx(base["gflops_per_view"] / 2, rel=0.01)
+    res = run(_task(synth_dir, tmp_path / "f", student=student, teacher=teacher, teacher_checkpoint=base.checkpoint,
+                    parent=teacher, parent_checkpoint=base.checkpoint))
+    assert res.finetuned_from_parent is True
+    assert res.gflops_per_view == pytest.approx(base.gflops_per_view / 2, rel=0.01)
     c = run(_task(synth_dir, tmp_path / "c", student=apply_op(teacher, "c"), teacher=teacher,
-                  teacher_checkpoint=base["checkpoint"], parent=teacher, parent_checkpoint=base["checkpoint"]))
-    assert c["finetuned_from_parent"] is False
+                  teacher_checkpoint=base.checkpoint, parent=teacher, parent_checkpoint=base.checkpoint))
+    assert c.finetuned_from_parent is False
 
 
 def test_existing_result_is_returned_without_training(synth_dir: Path, tmp_path: Path) -> None:
@@ -101,8 +103,8 @@ def test_sigkill_mid_epoch_then_rerun_resumes(synth_dir: Path, tmp_path: Path) -
     assert 8 <= steps_done < 18  # killed during training, after the poll saw epoch 2 under way
     assert not (tmp_path / "result.json").exists()
     result = run(task)
-    assert result["epochs"] == 3
-    assert result["clips_seen"] == 3 * 12  # no clip trained twice, none lost
+    assert result.epochs == 3
+    assert result.clips_seen == 3 * 12  # no clip trained twice, none lost
     assert "resuming at epoch 1 step" in (tmp_path / "train.log").read_text()
 
 
@@ -149,5 +151,5 @@ def test_two_gloo_processes_follow_the_single_process_trajectory(synth_dir: Path
     for a, b in zip(losses[1], losses[2], strict=True):
         assert b == pytest.approx(a, rel=0.10)
     assert losses[2][0] == pytest.approx(losses[1][0], rel=0.02)  # same clips, same initial weights
-    assert results[1]["clips_seen"] == results[2]["clips_seen"] == 2 * 24
-    assert results[1]["eval_videos"] == results[2]["eval_videos"] == 4  # every video counted once
+    assert results[1].clips_seen == results[2].clips_seen == 2 * 24
+    assert results[1].eval_videos == results[2].eval_videos == 4  # every video counted once

@@ -10,12 +10,13 @@ import torch
 
 from pas_models.errors import NotApplicable, SpecError, WeightsIncompatible
 from pas_models.flops import count_cost
+from pas_models.inherit import can_init_from_parent, init_from_parent
 from pas_models.nets import build_model
 from pas_models.presets import preset
 from pas_models.reductions import apply_op, apply_sequence
 from pas_models.spec import ArchSpec, TuckerConv
 from pas_models.tucker import TuckerConv3d, TuckerOptions, decomposed_state, kernel_of, sites
-from pas_models.weights import can_init_from_parent, init_from_parent, weights_compatible
+from pas_models.weights import weights_compatible
 
 
 def _full_rank(spec: ArchSpec) -> ArchSpec:

@@ -8,6 +8,7 @@ from torch import nn
 
 from pas_models.nets.r2plus1d import build_r2plus1d
 from pas_models.nets.slowfast import build_slowfast
+from pas_models.nets.tucker_layers import apply_tucker
 from pas_models.spec import ArchSpec
 
 BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
@@ -18,10 +19,9 @@ BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
 
 def build_model(spec: ArchSpec) -> nn.Module:
     """A freshly initialised network for ``spec``; input (B, 3, *spec.input_shape()[1:]).
-    Convolutions listed in ``spec.tucker`` are built in their Tucker-2 form (pas_models.tucker)."""
+    Convolutions listed in ``spec.tucker`` are built in their Tucker-2 form (``nets.tucker_layers``, fresh
+    weights; decomposing trained kernels is ``pas_models.tucker``, a layer above)."""
     model = BUILDERS[spec.family](spec)
     if spec.tucker:
-        from pas_models.tucker import apply_tucker
-
         apply_tucker(model, spec)
     return model

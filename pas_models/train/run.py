@@ -24,7 +24,7 @@ import platform
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +37,7 @@ from pas_models.data.dataset import ClipDataset, ClipLoader, NoReadableVideo, co
 from pas_models.data.formats import load_video_list
 from pas_models.errors import PasError
 from pas_models.flops import count_cost
+from pas_models.inherit import can_init_from_parent, init_from_parent
 from pas_models.latency import measure
 from pas_models.layout import HypFiles
 from pas_models.nets import build_model
@@ -52,7 +53,6 @@ from pas_models.train.scalars import Scalars
 from pas_models.train.schedule import base_lr, lr_at
 from pas_models.train.task import TrainTask
 from pas_models.train.teacher import build_teacher, load_weights
-from pas_models.weights import can_init_from_parent, init_from_parent
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0
@@ -121,48 +121,135 @@ def _exclusive(files: HypFiles) -> IO[bytes]:
     return fh
 
 
-def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device,
-                        out: Path) -> JobResult:
+@dataclass
+class TrainState:
+    """Where a training is (what ``last.pt`` carries besides weights and optimizer): resumed exactly."""
+
+    epoch: int = 0  # the epoch in progress (== epochs when done)
+    step: int = 0  # steps done in that epoch
+    clips_seen: int = 0
+    train_seconds: float = 0.0
+    skipped: set[int] = field(default_factory=set)  # training samples found unreadable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step": self.step, "clips_seen": self.clips_seen,
+                "train_seconds": self.train_seconds, "skipped": sorted(self.skipped)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainState:
+        return cls(int(d["epoch"]), int(d["step"]), int(d["clips_seen"]), float(d["train_seconds"]),
+                   set(d["skipped"]))
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How tensors are computed on this device: AMP dtype (None: fp32) and memory format."""
+
+    gpu: bool
+    amp_dtype: torch.dtype | None
+    memory_format: torch.memory_format
+
+    @classmethod
+    def of(cls, recipe: Any, device: torch.device, label: str) -> Precision:
+        gpu = device.type == "cuda"
+        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp) if gpu else None
+        fmt = torch.channels_last_3d if gpu and recipe.channels_last else torch.contiguous_format
+        if gpu:
+            torch.backends.cudnn.benchmark = recipe.cudnn_benchmark
+        elif recipe.amp != "none" or recipe.channels_last:
+            log.info("%s: on CPU: fp32 and contiguous tensors (amp / channels_last apply to GPUs)", label)
+        return cls(gpu, amp, fmt)
+
+
+class TeacherSignal:
+    """Where the distillation targets come from: nothing (B itself, a baseline), or the live teacher
+    network on the batch's full view. A teacher cache (soft labels read from a file) is another
+    implementation of ``logits``; feature distillation needs the live network (``tap``)."""
+
+    source = "none"
+    tap: StageTap | None = None
+    network: nn.Module | None = None
+
+    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class LiveTeacher(TeacherSignal):
+    source = "live"
+
+    def __init__(self, network: nn.Module, features: bool, fmt: torch.memory_format) -> None:
+        self.network = network.to(memory_format=fmt)
+        self.tap = StageTap(network) if features else None
+
+    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
+        with torch.no_grad():
+            return self.network(batch["teacher"].to(device, non_blocking=True, memory_format=fmt))
+
+    def close(self) -> None:
+        if self.tap is not None:
+            self.tap.close()
+
+
+@dataclass
+class Training:
+    """Everything one training needs, built once (``_setup``) and then stepped (``_train``)."""
+
+    task: TrainTask
+    env: distributed.DistEnv
+    device: torch.device
+    out: Path
+    spec: ArchSpec
+    precision: Precision
+    model: nn.Module  # the student
+    trained: nn.Module  # what the optimizer trains: the student, with feature adapters if any
+    train_model: nn.Module  # trained, DDP-wrapped when world > 1
+    teacher: TeacherSignal
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    peak_lr: float
+    finetuned: bool
+    dataset: ClipDataset
+    sampler: ResumableSampler
+    steps_per_epoch: int
+    train_list: Any
+    val_list: Any
+
+
+def _setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: Path) -> Training:
+    """Model (initialised from the parent where shapes allow), teacher signal, optimizer, data."""
     recipe, spec = task.recipe, _student_spec(task)
     log.info("%s (attempt %d): %d process(es), this is rank %d on %s", task.hypothesis, task.attempt, env.world,
              env.rank, device)
     train_list, val_list = load_video_list(task.data, "train"), load_video_list(task.data, "val")
     torch.manual_seed(task.seed)  # same initial weights on every rank
     model = build_model(spec)
-    finetune = (task.parent is not None and task.parent_checkpoint is not None
-                and can_init_from_parent(task.parent, spec))
-    if finetune:
-        assert task.parent is not None and task.parent_checkpoint is not None
+    finetune = False
+    if task.parent is not None and task.parent_checkpoint is not None and can_init_from_parent(task.parent, spec):
         how = init_from_parent(model, load_weights(task.parent_checkpoint), task.parent, spec)
         log.info("%s: initialised from %s (weights %s)", task.hypothesis, task.parent.label, how)
-    gpu = device.type == "cuda"
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp) if gpu else None
-    fmt = torch.channels_last_3d if gpu and recipe.channels_last else torch.contiguous_format
-    if gpu:
-        torch.backends.cudnn.benchmark = recipe.cudnn_benchmark
-    elif recipe.amp != "none" or recipe.channels_last:
-        log.info("%s: on CPU: fp32 and contiguous tensors (amp / channels_last apply to GPUs)", task.hypothesis)
-    teacher = build_teacher(task, device)
+        finetune = True
+    precision = Precision.of(recipe, device, task.hypothesis)
+    network = build_teacher(task, device)
     # what the optimizer trains: the student, plus one adapter per stage with feature distillation
     trained: nn.Module = model
-    teacher_tap = None
-    if teacher is not None and task.distill.feature_weight > 0:
-        trained = FeatureStudent(model, teacher)
-        teacher_tap = StageTap(teacher)
-    trained.to(device, memory_format=fmt)
-    if teacher is not None:
-        teacher.to(memory_format=fmt)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    total_batch = recipe.batch_per_gpu * env.world
-    peak = base_lr(recipe, total_batch, finetune, task.lr_divisor)
+    features = network is not None and task.distill.feature_weight > 0
+    if features:
+        trained = FeatureStudent(model, network)
+    trained.to(device, memory_format=precision.memory_format)
+    teacher = LiveTeacher(network, features, precision.memory_format) if network is not None else TeacherSignal()
+    scaler = torch.amp.GradScaler("cuda", enabled=precision.amp_dtype == torch.float16)
+    peak = base_lr(recipe, recipe.batch_per_gpu * env.world, finetune, task.lr_divisor)
     optimizer = torch.optim.SGD(trained.parameters(), lr=peak, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     train_model: nn.Module = trained
     if env.world > 1:
-        if recipe.sync_bn and gpu:
+        if recipe.sync_bn and precision.gpu:
             trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
-        ids = [device.index] if gpu else None
-        train_model = nn.parallel.DistributedDataParallel(trained, device_ids=ids)
+        train_model = nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if precision.gpu
+                                                          else None)
     ds = ClipDataset(train_list.samples, spec, task.teacher, train=True, clips=recipe.clips_per_video,
                      backend=task.data.backend, mean=task.data.mean, std=task.data.std, hflip=task.data.hflip,
                      seed=task.seed)
@@ -171,88 +258,122 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     if steps_per_epoch == 0:
         raise PasError(f"{task.hypothesis}: {len(ds)} training clips cannot fill one batch of "
                        f"{recipe.batch_per_gpu} per process x {env.world} processes")
-    state = _resume(out, task, trained, optimizer, scaler)
-    skipped: set[int] = set(state["skipped"])
-    ds.exclude(sorted(skipped))  # found unreadable before the resume: still excluded
+    return Training(task, env, device, out, spec, precision, model, trained, train_model, teacher, optimizer,
+                    scaler, peak, finetune, ds, sampler, steps_per_epoch, train_list, val_list)
+
+
+def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: Path) -> JobResult:
+    tr = _setup(task, env, device, out)
+    state = _resume(out, task, tr.trained, tr.optimizer, tr.scaler)
+    tr.dataset.exclude(sorted(state.skipped))  # found unreadable before the resume: still excluded
+    scalars = Scalars(out, enabled=env.is_main)
+    try:
+        _train(tr, state, scalars, until=(task.recipe.epochs, 0))
+        ev = evaluate(tr.model, tr.val_list.samples, tr.spec, task.data, task.eval, device, env.world, env.rank)
+        scalars.add({"val/top1": ev.top1, "val/top5": ev.top5}, task.recipe.epochs)
+    finally:
+        scalars.close()
+        tr.teacher.close()
+    skipped_files = ({tr.train_list.samples[i].path for i in state.skipped}
+                     | {tr.val_list.samples[i].path for i in ev.skipped_ids})
+    return _finish(out, task, tr.model, state, len(skipped_files), ev, env, device, tr.finetuned, tr.teacher.source)
+
+
+def _train(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int, int]) -> TrainState:
+    """Train from ``state`` to ``until`` = (epoch, step) of the full schedule (the learning-rate schedule is
+    always the full run's: stopping early and resuming later is exactly the uninterrupted run). Checkpoints
+    every epoch and every ``checkpoint_minutes``; a quick evaluation every ``eval.every_epochs``."""
+    task, env, recipe = tr.task, tr.env, tr.task.recipe
+    fmt = tr.precision.memory_format
     # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, feat, lr; after a resume the
     # steps since the last checkpoint appear twice: readers keep the last line of each (epoch, step)
-    metrics = HypFiles(out).metrics.open("a", buffering=1) if env.is_main else None
-    scalars = Scalars(out, enabled=env.is_main)
+    metrics = HypFiles(tr.out).metrics.open("a", buffering=1) if env.is_main else None
     last_ckpt = last_progress = time.monotonic()
-    t_start = time.monotonic() - state["train_seconds"]
-    for epoch in range(state["epoch"], recipe.epochs):
-        start_step = state["step"] if epoch == state["epoch"] else 0
-        ds.set_epoch(epoch)
-        sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
-        loader = ClipLoader(ds, batch_size=recipe.batch_per_gpu, sampler=sampler, drop_last=True,
-                            num_workers=recipe.num_workers, collate_fn=collate_clips,
-                            persistent_workers=False, pin_memory=gpu)
-        bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
-                   initial=start_step, total=steps_per_epoch, disable=not env.is_main or None, leave=False)
-        t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0
-        for step, batch in _one_line_errors(enumerate(bar, start=start_step)):
-            lr = lr_at(recipe, peak, epoch + step / steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x = batch["student"].to(device, non_blocking=True, memory_format=fmt)
-            y = batch["label"].to(device, non_blocking=True)
-            feat = torch.zeros((), device=device)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                t_logits = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = teacher(batch["teacher"].to(device, non_blocking=True, memory_format=fmt))
-                if teacher_tap is not None:
-                    logits, feat = train_model(x, teacher_tap.take())
-                else:
-                    logits = train_model(x)
-            parts = distillation_loss(logits, y, t_logits, task.distill.temperature, task.distill.alpha,
-                                      task.distill.kl_reduction)  # in fp32 (the loss upcasts AMP logits)
-            total = parts.total + task.distill.feature_weight * feat if teacher_tap is not None else parts.total
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss = _mean_over_ranks(total.detach(), env.world)
-            loss_sum, n_steps = loss_sum + loss, n_steps + 1
-            skipped.update(batch["skipped"])
-            state["clips_seen"] += len(y) * env.world
-            clips_epoch += len(y) * env.world
-            now = time.monotonic()
-            state.update(epoch=epoch, step=step + 1, train_seconds=now - t_start)
-            if metrics is not None:
-                metrics.write(json.dumps({"epoch": epoch, "step": step, "loss": loss, "ce": parts.ce.item(),
-                                          "kl": parts.kl.item(), "feat": feat.item(), "lr": lr}) + "\n")
-                scalars.add({"train/loss": loss, "train/lr": lr}, epoch * steps_per_epoch + step)
-            if env.is_main and now - last_progress >= PROGRESS_SECONDS:
-                _progress(out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
-                last_progress = now
-            if now - last_ckpt >= recipe.checkpoint_minutes * 60:
-                _checkpoint(out, task, trained, optimizer, scaler, state, skipped, env)
-                last_ckpt = now
-        state.update(epoch=epoch + 1, step=0, train_seconds=time.monotonic() - t_start)
-        _checkpoint(out, task, trained, optimizer, scaler, state, skipped, env)
-        last_ckpt = time.monotonic()
-        rate = clips_epoch / max(time.monotonic() - t_epoch, 1e-9)
-        epoch_scalars = {"epoch/loss": loss_sum / max(n_steps, 1), "epoch/clips_per_s": rate}
-        every = task.eval.every_epochs
-        if every and (epoch + 1) % every == 0 and epoch + 1 < recipe.epochs:
-            quick = evaluate(model, val_list.samples, spec, task.data, replace(task.eval, clips=1, crops=1), device,
-                             env.world, env.rank)
-            epoch_scalars.update({"val/top1_1clip": quick.top1, "val/top5_1clip": quick.top5})
-        scalars.add(epoch_scalars, epoch + 1)
-        log.info("%s: epoch %d/%d done, %s", task.hypothesis, epoch + 1, recipe.epochs,
-                 ", ".join(f"{k.split('/')[1]} {v:.4g}" for k, v in epoch_scalars.items()))
-    if metrics is not None:
-        metrics.close()
-    ev = evaluate(model, val_list.samples, spec, task.data, task.eval, device, env.world, env.rank)
-    scalars.add({"val/top1": ev.top1, "val/top5": ev.top5}, recipe.epochs)
-    scalars.close()
-    if teacher_tap is not None:
-        teacher_tap.close()
-    skipped_files = {train_list.samples[i].path for i in skipped} | {val_list.samples[i].path for i in ev.skipped_ids}
-    return _finish(out, task, model, state, len(skipped_files), ev, env, device, finetune,
-                   "live" if teacher is not None else "none")
+    t_start = time.monotonic() - state.train_seconds
+    try:
+        for epoch in range(state.epoch, min(until[0] + (until[1] > 0), recipe.epochs)):
+            start_step = state.step if epoch == state.epoch else 0
+            end_step = until[1] if epoch == until[0] and until[1] > 0 else tr.steps_per_epoch
+            tr.dataset.set_epoch(epoch)
+            tr.sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
+            loader = ClipLoader(tr.dataset, batch_size=recipe.batch_per_gpu, sampler=tr.sampler, drop_last=True,
+                                num_workers=recipe.num_workers, collate_fn=collate_clips,
+                                persistent_workers=False, pin_memory=tr.precision.gpu)
+            bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
+                       initial=start_step, total=tr.steps_per_epoch, disable=not env.is_main or None, leave=False)
+            t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0
+            for step, batch in _one_line_errors(enumerate(bar, start=start_step)):
+                if step >= end_step:
+                    break
+                lr = lr_at(recipe, tr.peak_lr, epoch + step / tr.steps_per_epoch)
+                loss, parts, feat = _step(tr, batch, lr, fmt)
+                loss_sum, n_steps = loss_sum + loss, n_steps + 1
+                state.skipped.update(batch["skipped"])
+                state.clips_seen += len(batch["label"]) * env.world
+                clips_epoch += len(batch["label"]) * env.world
+                now = time.monotonic()
+                state.epoch, state.step, state.train_seconds = epoch, step + 1, now - t_start
+                if metrics is not None:
+                    metrics.write(json.dumps({"epoch": epoch, "step": step, "loss": loss, "ce": parts.ce.item(),
+                                              "kl": parts.kl.item(), "feat": feat.item(), "lr": lr}) + "\n")
+                    scalars.add({"train/loss": loss, "train/lr": lr}, epoch * tr.steps_per_epoch + step)
+                if env.is_main and now - last_progress >= PROGRESS_SECONDS:
+                    _progress(tr.out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
+                    last_progress = now
+                if now - last_ckpt >= recipe.checkpoint_minutes * 60:
+                    _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
+                    last_ckpt = now
+            if end_step < tr.steps_per_epoch:  # stopped inside the epoch (a step budget): resumable exactly there
+                state.train_seconds = time.monotonic() - t_start
+                _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
+                break
+            state.epoch, state.step, state.train_seconds = epoch + 1, 0, time.monotonic() - t_start
+            _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
+            last_ckpt = time.monotonic()
+            _end_of_epoch(tr, epoch, scalars, loss_sum / max(n_steps, 1),
+                          clips_epoch / max(time.monotonic() - t_epoch, 1e-9))
+    finally:
+        if metrics is not None:
+            metrics.close()
+    return state
+
+
+def _step(tr: Training, batch: dict[str, Any], lr: float,
+          fmt: torch.memory_format) -> tuple[float, Any, torch.Tensor]:
+    """One optimizer step: (loss averaged over ranks, loss parts, feature loss)."""
+    task, device, amp = tr.task, tr.device, tr.precision.amp_dtype
+    for group in tr.optimizer.param_groups:
+        group["lr"] = lr
+    x = batch["student"].to(device, non_blocking=True, memory_format=fmt)
+    y = batch["label"].to(device, non_blocking=True)
+    feat = torch.zeros((), device=device)
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        t_logits = tr.teacher.logits(batch, device, fmt)
+        if tr.teacher.tap is not None:
+            logits, feat = tr.train_model(x, tr.teacher.tap.take())
+        else:
+            logits = tr.train_model(x)
+    parts = distillation_loss(logits, y, t_logits, task.distill.temperature, task.distill.alpha,
+                              task.distill.kl_reduction)  # in fp32 (the loss upcasts AMP logits)
+    total = parts.total + task.distill.feature_weight * feat if tr.teacher.tap is not None else parts.total
+    tr.optimizer.zero_grad(set_to_none=True)
+    tr.scaler.scale(total).backward()
+    tr.scaler.step(tr.optimizer)
+    tr.scaler.update()
+    return _mean_over_ranks(total.detach(), tr.env.world), parts, feat
+
+
+def _end_of_epoch(tr: Training, epoch: int, scalars: Scalars, mean_loss: float, rate: float) -> None:
+    task = tr.task
+    epoch_scalars = {"epoch/loss": mean_loss, "epoch/clips_per_s": rate}
+    every = task.eval.every_epochs
+    if every and (epoch + 1) % every == 0 and epoch + 1 < task.recipe.epochs:
+        quick = evaluate(tr.model, tr.val_list.samples, tr.spec, task.data, replace(task.eval, clips=1, crops=1),
+                         tr.device, tr.env.world, tr.env.rank)
+        epoch_scalars.update({"val/top1_1clip": quick.top1, "val/top5_1clip": quick.top5})
+    scalars.add(epoch_scalars, epoch + 1)
+    log.info("%s: epoch %d/%d done, %s", task.hypothesis, epoch + 1, task.recipe.epochs,
+             ", ".join(f"{k.split('/')[1]} {v:.4g}" for k, v in epoch_scalars.items()))
 
 
 def _mean_over_ranks(value: torch.Tensor, world: int) -> float:
@@ -271,11 +392,10 @@ def _parts(trained: nn.Module) -> tuple[nn.Module, nn.Module | None]:
 
 
 def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: torch.amp.GradScaler) -> dict[str, Any]:
-    fresh = {"epoch": 0, "step": 0, "clips_seen": 0, "train_seconds": 0.0, "skipped": []}
+            scaler: torch.amp.GradScaler) -> TrainState:
     path = HypFiles(out).last
     if not path.exists():
-        return fresh
+        return TrainState()
     ckpt = load_checkpoint(path)
     if ckpt["config_hash"] != task.config_hash():
         raise CheckpointMismatch(f"{path} was written by a different task (config {ckpt['config_hash']}, this "
@@ -289,12 +409,11 @@ def _resume(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim
         scaler.load_state_dict(ckpt["scaler"])
     torch.set_rng_state(ckpt["rng"])
     log.info("%s: resuming at epoch %d step %d from %s", task.hypothesis, ckpt["epoch"], ckpt["step"], path)
-    return {k: ckpt[k] for k in fresh}
+    return TrainState.from_dict(ckpt)
 
 
 def _checkpoint(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.optim.Optimizer,
-                scaler: torch.amp.GradScaler, state: dict[str, Any], skipped: set[int],
-                env: distributed.DistEnv) -> None:
+                scaler: torch.amp.GradScaler, state: TrainState, env: distributed.DistEnv) -> None:
     if not env.is_main:
         return
     student, adapters = _parts(model)
@@ -302,13 +421,13 @@ def _checkpoint(out: Path, task: TrainTask, model: nn.Module, optimizer: torch.o
                      "adapters": adapters.state_dict() if adapters is not None else {},
                      "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                      "config_hash": task.config_hash(), "rng": torch.get_rng_state(),
-                     **{**state, "skipped": sorted(skipped)}}, HypFiles(out).last)
+                     **state.to_dict()}, HypFiles(out).last)
 
 
-def _progress(out: Path, task: TrainTask, state: dict[str, Any], loss: float, lr: float, rate: float) -> None:
-    write_json({"hypothesis": task.hypothesis, "attempt": task.attempt, "epoch": state["epoch"],
-                "epochs": task.recipe.epochs, "step": state["step"], "loss": loss, "lr": lr, "clips_per_s": rate,
-                "clips_seen": state["clips_seen"], "time": time.time()}, HypFiles(out).progress)
+def _progress(out: Path, task: TrainTask, state: TrainState, loss: float, lr: float, rate: float) -> None:
+    write_json({"hypothesis": task.hypothesis, "attempt": task.attempt, "epoch": state.epoch,
+                "epochs": task.recipe.epochs, "step": state.step, "loss": loss, "lr": lr, "clips_per_s": rate,
+                "clips_seen": state.clips_seen, "time": time.time()}, HypFiles(out).progress)
 
 
 def _one_line_errors(batches: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
@@ -321,7 +440,7 @@ def _one_line_errors(batches: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, 
         raise NoReadableVideo(lines[-1].split("NoReadableVideo: ", 1)[-1] if lines else str(exc)) from None
 
 
-def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any], skipped_files: int, ev: Any,
+def _finish(out: Path, task: TrainTask, model: nn.Module, state: TrainState, skipped_files: int, ev: Any,
             env: distributed.DistEnv, device: torch.device, finetuned: bool, teacher_source: str) -> JobResult:
     files = HypFiles(out)
     cost = count_cost(task.student)
@@ -334,9 +453,9 @@ def _finish(out: Path, task: TrainTask, model: nn.Module, state: dict[str, Any],
     result = JobResult(
         hypothesis=task.hypothesis, attempt=task.attempt, top1=float(ev.top1), top5=float(ev.top5),
         gflops_per_view=cost.gflops, views=task.eval.clips * task.eval.crops, params=cost.params,
-        epochs=state["epoch"], train_seconds=float(state["train_seconds"]),
-        gpu_hours=state["train_seconds"] * env.world / 3600 if device.type == "cuda" else 0.0,
-        clips_seen=state["clips_seen"], videos_skipped=skipped_files, eval_videos=ev.videos,
+        epochs=state.epoch, train_seconds=state.train_seconds,
+        gpu_hours=state.train_seconds * env.world / 3600 if device.type == "cuda" else 0.0,
+        clips_seen=state.clips_seen, videos_skipped=skipped_files, eval_videos=ev.videos,
         checkpoint=str(files.model), spec=task.student.to_dict(), finetuned_from_parent=finetuned,
         versions={"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
         recipe=json.loads(json.dumps(asdict(task.recipe))), teacher_source=teacher_source, latency=latency)

@@ -45,6 +45,15 @@ class ObserveAttempt:
 
 
 @dataclass(frozen=True)
+class NoteScheduler:
+    """What the scheduler now says of a job whose attempt has already ended (a job still finishing when
+    its result was ingested): shown by `pas status`, no state changes."""
+
+    attempt_id: int
+    outcome: JobOutcome
+
+
+@dataclass(frozen=True)
 class IngestResult:
     """The hypothesis' result.json: attempt COMPLETED, hypothesis DONE with its figures."""
 
@@ -140,7 +149,8 @@ class SubmitBatch:
     iteration: int
 
 
-LedgerAction = (RecordJobIds | AbandonAttempt | ObserveAttempt | IngestResult | FailAttempt | InterruptAttempt
-                | CreateAttempts | MarkWinner | AddHypotheses | EndSearch | CancelSearch | ResumeSearch | LogEvent)
+LedgerAction = (RecordJobIds | AbandonAttempt | ObserveAttempt | NoteScheduler | IngestResult | FailAttempt
+                | InterruptAttempt | CreateAttempts | MarkWinner | AddHypotheses | EndSearch | CancelSearch
+                | ResumeSearch | LogEvent)
 EffectAction = PlanBase | PlanIteration | SubmitBatch
 Action = LedgerAction | EffectAction

@@ -36,6 +36,7 @@ from pas_orchestrator.core.actions import (
     LedgerAction,
     LogEvent,
     MarkWinner,
+    NoteScheduler,
     ObserveAttempt,
     RecordJobIds,
     ResumeSearch,
@@ -451,6 +452,14 @@ def _observe(s: Session, a: ObserveAttempt, now: float) -> Applied:
     return Applied(changed)
 
 
+def _note(s: Session, a: NoteScheduler, now: float) -> Applied:
+    row = _get_attempt(s, a.attempt_id)
+    row.scheduler_state = a.outcome.shown
+    if a.outcome.node:
+        row.node = a.outcome.node
+    return Applied(False)
+
+
 def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
     hyp, att = _get_hyp(s, a.hypothesis_id), _get_attempt(s, a.attempt_id)
     if att.hypothesis_id != hyp.id:
@@ -615,7 +624,8 @@ def _log(s: Session, a: LogEvent, now: float) -> Applied:
 
 
 _HANDLERS: dict[type, Callable[[Session, Any, float], Applied]] = {
-    RecordJobIds: _record_job_ids, AbandonAttempt: _abandon, ObserveAttempt: _observe, IngestResult: _ingest,
+    RecordJobIds: _record_job_ids, AbandonAttempt: _abandon, ObserveAttempt: _observe, NoteScheduler: _note,
+    IngestResult: _ingest,
     FailAttempt: _fail, InterruptAttempt: _interrupt, CreateAttempts: _create_attempts, MarkWinner: _mark_winner,
     AddHypotheses: _add_hypotheses, EndSearch: _end_search, CancelSearch: _cancel, ResumeSearch: _resume,
     LogEvent: _log,

@@ -1,0 +1,73 @@
+"""The package rules of docs/architecture.md, checked on the source and on real imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in a file, at any depth (function-level imports included)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+    return out
+
+
+def test_pas_models_never_imports_pas_orchestrator() -> None:
+    """The compute-node package stands alone: nothing under pas_models/ imports the controller side."""
+    bad = [f"{p.relative_to(ROOT)}:{line}: {mod}" for p in sorted((ROOT / "pas_models").rglob("*.py"))
+           for line, mod in _imports(p) if mod == "pas_orchestrator" or mod.startswith("pas_orchestrator.")]
+    assert not bad, "pas_models imports pas_orchestrator:\n" + "\n".join(bad)
+
+
+def test_commands_do_not_import_each_other() -> None:
+    commands = ROOT / "pas_orchestrator" / "commands"
+    bad = [f"{p.name}:{line}: {mod}" for p in sorted(commands.glob("*.py"))
+           for line, mod in _imports(p) if mod.startswith("pas_orchestrator.commands")]
+    assert not bad, "\n".join(bad)
+
+
+def test_building_a_network_does_not_import_the_decomposition() -> None:
+    """nets -> tucker -> flops/weights -> nets was a cycle: building from a spec (Tucker layers included)
+    needs neither the decomposition nor the rank rules."""
+    code = ("import sys; from pas_models.nets import build_model; from pas_models.presets import preset; "
+            "from pas_models.reductions import apply_op; s = preset('r2plus1d_tiny', 4); "
+            "k = apply_op(s, 'k', {'k': 2.0}); n = len(sys.modules); build_model(k); "
+            "print(','.join(m for m in ('pas_models.tucker', 'pas_models.flops', 'pas_models.weights', "
+            "'pas_models.vbmf', 'tensorly') if m in sys.modules and m not in before))")
+    code = code.replace("n = len(sys.modules);", "before = set(sys.modules);")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"build_model imported {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["status", "--help"], ["cancel", "--help"],
+                                  ["report", "--help"], ["status", "--json", "--runs", "/nonexistent"]],
+                         ids=lambda a: " ".join(a))
+def test_commands_that_only_look_do_not_import_torch(argv: list[str]) -> None:
+    code = ("import sys, runpy; sys.argv = ['pas'] + sys.argv[1:]\ntry:\n"
+            "    runpy.run_module('pas_orchestrator', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "NO-TORCH", out.stdout[-500:] + out.stderr[-1000:]
+
+
+def test_every_command_is_listed_and_registered_with_the_same_help() -> None:
+    import argparse
+
+    from pas_orchestrator.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert helps == {name: text for name, (_, text) in COMMANDS.items()}

@@ -56,7 +56,7 @@ from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
 from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task
 
 log = logging.getLogger(__name__)
-SUBMIT_BACKOFF_S = (30.0, 600.0)  # first wait after a failed submission, and the longest
+SUBMIT_BACKOFF_S = (30.0, 600.0)  # the longest first wait after a failed submission, and the longest wait
 
 
 def definition_hash(search: SearchDef) -> str:
@@ -106,6 +106,7 @@ class Controller:
         self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity)
         self._submit_failures = 0
         self._submit_after = 0.0  # monotonic time before which no batch is submitted (backoff)
+        self._poll = profile.poll_seconds
         # attempts ingested while their job was still finishing: followed until the scheduler says it ended,
         # for `pas status` (in memory: after a restart the last word seen stays)
         self._finishing: dict[int, JobRef] = {}
@@ -113,6 +114,7 @@ class Controller:
     # ------------------------------------------------------------------ loop
     def run(self, poll_seconds: float | None = None) -> Snapshot:
         poll = self.profile.poll_seconds if poll_seconds is None else poll_seconds
+        self._poll = poll
         while True:
             self.ledger.heartbeat()
             changed = self.step()
@@ -265,7 +267,8 @@ class Controller:
         # transient (SLURM busy or unreachable): the attempts stay committed; the next round finds them by
         # name (sbatch may have queued them before failing) or abandons and replaces them, after a backoff
         self._submit_failures += 1
-        wait = min(SUBMIT_BACKOFF_S[0] * 2 ** (self._submit_failures - 1), SUBMIT_BACKOFF_S[1])
+        first = min(SUBMIT_BACKOFF_S[0], max(1.0, 3 * self._poll))  # 30 s with the profiles' polls
+        wait = min(first * 2 ** (self._submit_failures - 1), SUBMIT_BACKOFF_S[1])
         self._submit_after = time.monotonic() + wait
         log.warning("submission of %s failed (try %d), next try in %.0f s: %s", batch, self._submit_failures, wait,
                     exc)

@@ -126,7 +126,8 @@ CASES = [
      [FailAttempt(3, RUN, "OUT_OF_MEMORY: exit code 0:125", failed)]),
     ("interrupted job is not a failure", snap(B_RUNNING),
      Observations(jobs={1: JobOutcome(Phase.INTERRUPTED, "cancelled outside pas (scancel)")}), policy(),
-     [InterruptAttempt(1, RUN, "cancelled outside pas (scancel)")]),
+     [InterruptAttempt(1, RUN, "cancelled outside pas (scancel)",
+                       JobOutcome(Phase.INTERRUPTED, "cancelled outside pas (scancel)"))]),
     ("job gone but its trainer holds the lock: wait for it", snap(B_RUNNING),
      Observations(jobs={1: failed}, trainers={1: "pid 42 on host"}), policy(),
      [ObserveAttempt(1, RUN, failed, note="job out_of_memory, but its trainer (pid 42 on host) still holds the "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pas_orchestrator.config.cluster import load_profile
-from pas_orchestrator.executors.sacct import array_index, parse_sacct
+from pas_orchestrator.executors.sacct import JobStatus, array_index, parse_sacct
 from pas_orchestrator.executors.slurm import sbatch_script
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -85,3 +85,39 @@ def test_dry_run_prints_the_script_and_a_gpu_hours_bound(tmp_path: Path) -> None
     assert "at most 26 jobs; GPU-hours bound (every job using its whole time limit once): 39,936" in out.stdout
     assert "#SBATCH --job-name=pas-r2plus1d18-k400-i0-b1" in out.stdout and "#SBATCH --qos=normal" in out.stdout
     assert not (tmp_path / "runs").exists()  # nothing written, nothing submitted
+
+
+@pytest.mark.parametrize(("message", "permanent"), [
+    ("sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified", True),
+    ("sbatch: error: invalid partition specified: nosuch", True),
+    ("sbatch: error: Batch job submission failed: Invalid qos specification", True),
+    ("sbatch: error: Batch job submission failed: Requested node configuration is not available", True),
+    ("sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's "
+     "size and/or time limits)", True),
+    ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", False),
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", False),
+    ("sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying", False),
+    ("sbatch: error: Batch job submission failed: Resource temporarily unavailable", False),
+    ("`sbatch` did not answer within 120 s", False),
+], ids=lambda v: str(v)[:40] if isinstance(v, str) else None)
+def test_an_sbatch_error_is_permanent_only_when_the_request_is_wrong(message: str, permanent: bool) -> None:
+    from pas_orchestrator.executors.slurm import is_permanent
+
+    assert is_permanent(message) is permanent
+
+
+@pytest.mark.parametrize(("state", "phase"), [
+    ("PENDING", "queued"), ("CONFIGURING", "queued"), ("RUNNING", "running"), ("COMPLETING", "running"),
+    ("REQUEUED", "requeued"), ("COMPLETED", "succeeded"), ("CANCELLED", "interrupted"), ("FAILED", "failed"),
+    ("NODE_FAIL", "failed"), ("OUT_OF_MEMORY", "failed"), ("TIMEOUT", "failed"), ("UNKNOWN", "unknown"),
+    ("BURST_BUFFER", "unknown"),
+])
+def test_slurm_words_stay_in_the_executor(state: str, phase: str) -> None:
+    """Every SLURM state becomes one of pas's phases; a state pas does not know is kept as a label, never guessed."""
+    from pas_orchestrator.executors.slurm import to_outcome
+
+    out = to_outcome(JobStatus(state, "why", node="n1", history=("NODE_FAIL on n2",)))
+    assert out.phase.value == phase
+    if state != "UNKNOWN":
+        assert out.label == state and out.requeues == 1 + (state == "REQUEUED")
+        assert out.requeue_why == "previous run NODE_FAIL on n2"

@@ -81,6 +81,7 @@ class InterruptAttempt:
     attempt_id: int
     expect: AttemptState
     reason: str
+    outcome: JobOutcome | None = None
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def _follow(h: HypRec, a: AttemptRec, obs: Observations, policy: Policy) -> list
                                note=f"job {outcome.shown.lower()}, but its trainer ({trainer}) still holds the "
                                     "hypothesis: waiting for it")]
     if outcome.phase == Phase.INTERRUPTED:
-        return [InterruptAttempt(a.id, a.state, outcome.reason or "interrupted")]
+        return [InterruptAttempt(a.id, a.state, outcome.reason or "interrupted", outcome)]
     if outcome.phase == Phase.SUCCEEDED:
         return [_fail(h, a, "job completed without result.json", outcome, policy)]
     return [_fail(h, a, outcome.reason or "failed", outcome, policy)]

@@ -499,6 +499,7 @@ def _fail(s: Session, a: FailAttempt, now: float) -> Applied:
 def _interrupt(s: Session, a: InterruptAttempt, now: float) -> Applied:
     att = _get_attempt(s, a.attempt_id)
     _expect(f"attempt {att.job_name}", att, a.expect)
+    _scheduler_info(s, att, a.outcome, now)
     _end_attempt(s, att, AttemptState.INTERRUPTED, a.reason, now)
     return Applied(True)
 

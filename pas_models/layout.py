@@ -4,7 +4,7 @@
         ledger.sqlite (+ -wal, -shm)   the search's state (pas_orchestrator.ledger)
         hyp/ITER-OP[-scratch]/         one folder per hypothesis (HypFiles)
         submitit/BATCH/                each submission's scheduler files (pickles, logs)
-        report/                        `pas report` (table.md, pareto.png) and `pas export` (best/)
+        report/                        `pas report` (table.md, pareto.png) and `pas export` (best/: ExportFiles)
         manual/OPS[-scratch]/          `pas train` outside a search
 
     hyp/ITER-OP/ (HypFiles)
@@ -84,6 +84,29 @@ class HypFiles:
     @property
     def lock(self) -> Path:
         return self.root / ".lock"
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """What `pas export` writes (``report/best/`` by default)."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.pt"
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "spec.json"
+
+    @property
+    def torchscript(self) -> Path:
+        return self.root / "model.ts"
+
+    @property
+    def info(self) -> Path:
+        return self.root / "model.json"
 
 
 @dataclass(frozen=True)

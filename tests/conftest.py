@@ -41,11 +41,6 @@ def _slurm_up() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # with pytest-xdist (`make test`: -n 2 --dist loadgroup): the tests of a file stay on one worker (its
-    # module fixtures are made once), and every test on the SLURM cluster runs on the same worker, one at a
-    # time (they use the whole two-node cluster)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("slurm" if "slurm" in item.keywords else item.path.name))
     slurm = [item for item in items if "slurm" in item.keywords]
     if not slurm:
         return

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from pas_models.errors import PasError
-from pas_models.layout import HypFiles, RunLayout
+from pas_models.layout import ExportFiles, HypFiles, RunLayout
 from pas_orchestrator.report import chosen_path
 from pas_orchestrator.runs import read_snapshot
 
@@ -37,8 +37,8 @@ def export(model_pt: Path, out: Path, info: dict) -> dict[str, Path]:
     model.load_state_dict(ckpt["model"])
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
-    files = {"model": out / "model.pt", "spec": out / "spec.json", "torchscript": out / "model.ts",
-             "info": out / "model.json"}
+    where = ExportFiles(out)
+    files = {"model": where.model, "spec": where.spec, "torchscript": where.torchscript, "info": where.info}
     shutil.copyfile(model_pt, files["model"])
     files["spec"].write_text(spec.to_json(indent=2) + "\n")
     import warnings

@@ -1,9 +1,10 @@
 """Local subprocesses through submitit's local executor: real processes, the embedded default.
 
-Each job is started in its own session (process group = its job id = the pid of submitit's job
-process), its console output in ``<batch>/<id>_local.log`` (never on the controller's terminal), and
-its identity (pid, start time, boot id) in ``<batch>/<id>_identity.json``. A controller that restarts
-finds its jobs again from the files submitit writes (``<id>_submitted.pkl`` per job,
+Each job is started in its own process group (its id = the job id = the pid of submitit's job
+process; a terminal's Ctrl-C reaches the controller only, which stops its jobs itself), with the
+console output of submitit's job process in ``<batch>/local-console.log`` (never on the controller's
+terminal) and its identity (boot id and start time) in ``<batch>/<id>_identity.json``. A controller
+that restarts finds its jobs again from the files submitit writes (``<id>_submitted.pkl`` per job,
 ``<id>_0_result.pkl`` when it ends) and follows them by pid *and* start time: a pid reused by an
 unrelated process is not the job. ``cancel`` stops the job's whole process group (SIGINT and SIGTERM,
 then SIGKILL after a grace period) and checks that nothing of it is left.
@@ -60,15 +61,18 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-class _SessionExecutor(submitit.LocalExecutor):
-    """submitit's local executor, with each job in a session of its own and its console output in a file."""
+class _GroupExecutor(submitit.LocalExecutor):
+    """submitit's local executor, with each job in a process group of its own (not a session: the kernel's
+    autogroup scheduling gives each session an equal CPU share, and two 2-thread jobs in two sessions on 2
+    cores measured 1,000x slower forward passes, OpenMP threads spinning for a sibling that is not
+    scheduled) and its console output in a file."""
 
     def _submit_command(self, command: str) -> submitit.local.local.LocalJob:
         log_path = self.folder / "local-console.log"
         self.folder.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as console, \
                 mock.patch.object(submitit.local.local.subprocess, "Popen",
-                                  partial(subprocess.Popen, start_new_session=True, stdout=console, stderr=console,
+                                  partial(subprocess.Popen, process_group=0, stdout=console, stderr=console,
                                           stdin=subprocess.DEVNULL)):
             return super()._submit_command(command)
 
@@ -85,7 +89,7 @@ class LocalExecutor:
     def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
         from pas_models.train.job import TrainJob  # the training code (torch): only to submit
 
-        ex = _SessionExecutor(folder=self.folder / batch, max_num_timeout=self.resources.max_requeues)
+        ex = _GroupExecutor(folder=self.folder / batch, max_num_timeout=self.resources.max_requeues)
         # setup lines run through a shell whose pid becomes the job id; the profile's env is passed directly
         ex.update_parameters(timeout_min=self.resources.time_min, tasks_per_node=self.resources.tasks_per_node,
                              signal_delay_s=self.resources.signal_delay_s, setup=list(self.profile.setup),

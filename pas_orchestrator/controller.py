@@ -120,7 +120,8 @@ class Controller:
             changed = self.step()
             snap = self.ledger.snapshot()
             if snap.search.state != SearchState.RUNNING:
-                return snap
+                self._settle(poll)
+                return self.ledger.snapshot()
             if not changed:
                 time.sleep(poll)
 
@@ -143,6 +144,17 @@ class Controller:
                 self.ledger.apply(LogEvent("conflict", str(exc)))
                 return True
         return changed
+
+    def _settle(self, poll: float, limit_s: float = 120.0) -> None:
+        """The search has ended: wait (at most ``limit_s``) for jobs whose result came in while they were
+        still finishing, so that `pas status` shows how they ended, and none is left behind unseen."""
+        deadline = time.monotonic() + limit_s
+        while self._finishing and time.monotonic() < deadline:
+            self._follow_finishing()
+            if self._finishing:
+                time.sleep(max(poll, 0.2))
+        for ref in self._finishing.values():
+            log.warning("job %s (%s) has not ended %.0f s after its result came in", ref.job_id, ref.batch, limit_s)
 
     def _follow_finishing(self) -> None:
         if not self._finishing:

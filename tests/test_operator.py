@@ -222,3 +222,28 @@ def test_the_latest_search_is_the_one_active_last_not_the_newest_file(tmp_path: 
     led.close()
     os.utime(runs / "old" / "ledger.sqlite")  # a newer mtime on the finished one (copied, touched)
     assert find_ledger(runs, None) == runs / "busy" / "ledger.sqlite"
+
+
+def test_definition_changes_name_each_key_and_ignore_another_spelling_of_a_folder(tmp_path: Path) -> None:
+    """A bind mount is the case `Path.resolve()` cannot see through (a cluster's /home and /gpfs/home):
+    the same folder under two paths is not a change; a different value is named with both sides."""
+    from pas_orchestrator.runs import definition_changes
+
+    real, other = tmp_path / "data", tmp_path / "mnt"
+    real.mkdir()
+    other.mkdir()
+    old = {"synthetic": {"root": str(real), "classes": 4}, "recipe": {"lr": 0.05}, "name": "x"}
+    assert definition_changes(old, old) == []
+    assert definition_changes(old, {**old, "recipe": {"lr": 0.1}, "seed": 1}) == [
+        "recipe.lr: 0.05 -> 0.1", "seed: (absent) -> 1"]
+    assert definition_changes(old, {**old, "synthetic": {"root": str(other), "classes": 4}}) == [
+        f"synthetic.root: {str(real)!r} -> {str(other)!r}"]
+    if os.geteuid() != 0:
+        pytest.skip("the bind mount needs root (CI runs as root)")
+    mount = subprocess.run(["mount", "--bind", str(real), str(other)], capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"no bind mount here: {mount.stderr.strip()}")
+    try:
+        assert definition_changes(old, {**old, "synthetic": {"root": str(other), "classes": 4}}) == []
+    finally:
+        subprocess.run(["umount", str(other)], check=True)

@@ -42,7 +42,7 @@ from pas_models.latency import measure
 from pas_models.layout import HypFiles
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
-from pas_models.train import distributed
+from pas_models.train import distributed, signals
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from pas_models.train.evaluate import evaluate
 from pas_models.train.features import FeatureStudent, StageTap
@@ -283,59 +283,69 @@ def _train(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int, 
     """Train from ``state`` to ``until`` = (epoch, step) of the full schedule (the learning-rate schedule is
     always the full run's: stopping early and resuming later is exactly the uninterrupted run). Checkpoints
     every epoch and every ``checkpoint_minutes``; a quick evaluation every ``eval.every_epochs``."""
-    task, env, recipe = tr.task, tr.env, tr.task.recipe
-    fmt = tr.precision.memory_format
     # one line per step (rank 0): epoch, step, loss (mean over ranks), ce, kl, feat, lr; after a resume the
     # steps since the last checkpoint appear twice: readers keep the last line of each (epoch, step)
-    metrics = HypFiles(tr.out).metrics.open("a", buffering=1) if env.is_main else None
-    last_ckpt = last_progress = time.monotonic()
+    metrics = HypFiles(tr.out).metrics.open("a", buffering=1) if tr.env.is_main else None
     t_start = time.monotonic() - state.train_seconds
-    try:
-        for epoch in range(state.epoch, min(until[0] + (until[1] > 0), recipe.epochs)):
-            start_step = state.step if epoch == state.epoch else 0
-            end_step = until[1] if epoch == until[0] and until[1] > 0 else tr.steps_per_epoch
-            tr.dataset.set_epoch(epoch)
-            tr.sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
-            loader = ClipLoader(tr.dataset, batch_size=recipe.batch_per_gpu, sampler=tr.sampler, drop_last=True,
-                                num_workers=recipe.num_workers, collate_fn=collate_clips,
-                                persistent_workers=False, pin_memory=tr.precision.gpu)
-            bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
-                       initial=start_step, total=tr.steps_per_epoch, disable=not env.is_main or None, leave=False)
-            t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0
-            for step, batch in _one_line_errors(enumerate(bar, start=start_step)):
-                if step >= end_step:
-                    break
-                lr = lr_at(recipe, tr.peak_lr, epoch + step / tr.steps_per_epoch)
-                loss, parts, feat = _step(tr, batch, lr, fmt)
-                loss_sum, n_steps = loss_sum + loss, n_steps + 1
-                state.skipped.update(batch["skipped"])
-                state.clips_seen += len(batch["label"]) * env.world
-                clips_epoch += len(batch["label"]) * env.world
-                now = time.monotonic()
-                state.epoch, state.step, state.train_seconds = epoch, step + 1, now - t_start
-                if metrics is not None:
-                    metrics.write(json.dumps({"epoch": epoch, "step": step, "loss": loss, "ce": parts.ce.item(),
-                                              "kl": parts.kl.item(), "feat": feat.item(), "lr": lr}) + "\n")
-                    scalars.add({"train/loss": loss, "train/lr": lr}, epoch * tr.steps_per_epoch + step)
-                if env.is_main and now - last_progress >= PROGRESS_SECONDS:
-                    _progress(tr.out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
-                    last_progress = now
-                if now - last_ckpt >= recipe.checkpoint_minutes * 60:
-                    _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
-                    last_ckpt = now
-            if end_step < tr.steps_per_epoch:  # stopped inside the epoch (a step budget): resumable exactly there
-                state.train_seconds = time.monotonic() - t_start
-                _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
-                break
-            state.epoch, state.step, state.train_seconds = epoch + 1, 0, time.monotonic() - t_start
-            _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
-            last_ckpt = time.monotonic()
-            _end_of_epoch(tr, epoch, scalars, loss_sum / max(n_steps, 1),
-                          clips_epoch / max(time.monotonic() - t_epoch, 1e-9))
-    finally:
-        if metrics is not None:
-            metrics.close()
+    with signals.deferred():  # a requeue signal is taken at a step boundary (train/signals.py)
+        try:
+            _epochs(tr, state, scalars, until, metrics, t_start)
+        finally:
+            if metrics is not None:
+                metrics.close()
     return state
+
+
+def _epochs(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int, int], metrics: Any,
+            t_start: float) -> None:
+    task, env, recipe = tr.task, tr.env, tr.task.recipe
+    fmt = tr.precision.memory_format
+    last_ckpt = last_progress = time.monotonic()
+    for epoch in range(state.epoch, min(until[0] + (until[1] > 0), recipe.epochs)):
+        start_step = state.step if epoch == state.epoch else 0
+        end_step = until[1] if epoch == until[0] and until[1] > 0 else tr.steps_per_epoch
+        tr.dataset.set_epoch(epoch)
+        tr.sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
+        loader = ClipLoader(tr.dataset, batch_size=recipe.batch_per_gpu, sampler=tr.sampler, drop_last=True,
+                            num_workers=recipe.num_workers, collate_fn=collate_clips,
+                            persistent_workers=False, pin_memory=tr.precision.gpu)
+        bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
+                   initial=start_step, total=tr.steps_per_epoch, disable=not env.is_main or None, leave=False)
+        t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0
+        for step, batch in _one_line_errors(enumerate(bar, start=start_step)):
+            if step >= end_step:
+                break
+            lr = lr_at(recipe, tr.peak_lr, epoch + step / tr.steps_per_epoch)
+            loss, parts, feat = _step(tr, batch, lr, fmt)
+            loss_sum, n_steps = loss_sum + loss, n_steps + 1
+            state.skipped.update(batch["skipped"])
+            state.clips_seen += len(batch["label"]) * env.world
+            clips_epoch += len(batch["label"]) * env.world
+            now = time.monotonic()
+            state.epoch, state.step, state.train_seconds = epoch, step + 1, now - t_start
+            if metrics is not None:
+                metrics.write(json.dumps({"epoch": epoch, "step": step, "loss": loss, "ce": parts.ce.item(),
+                                          "kl": parts.kl.item(), "feat": feat.item(), "lr": lr}) + "\n")
+                scalars.add({"train/loss": loss, "train/lr": lr}, epoch * tr.steps_per_epoch + step)
+            if env.is_main and now - last_progress >= PROGRESS_SECONDS:
+                _progress(tr.out, task, state, loss, lr, clips_epoch / max(now - t_epoch, 1e-9))
+                last_progress = now
+            if now - last_ckpt >= recipe.checkpoint_minutes * 60:
+                _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
+                last_ckpt = now
+            if signals.pending():  # a requeue signal: checkpoint this very step, then requeue
+                _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
+                signals.fire()
+        if end_step < tr.steps_per_epoch:  # stopped inside the epoch (a step budget): resumable exactly there
+            state.train_seconds = time.monotonic() - t_start
+            _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
+            break
+        state.epoch, state.step, state.train_seconds = epoch + 1, 0, time.monotonic() - t_start
+        _checkpoint(tr.out, task, tr.trained, tr.optimizer, tr.scaler, state, env)
+        last_ckpt = time.monotonic()
+        _end_of_epoch(tr, epoch, scalars, loss_sum / max(n_steps, 1),
+                      clips_epoch / max(time.monotonic() - t_epoch, 1e-9))
+        signals.fire()  # one that came during the epoch's checkpoint or evaluation
 
 
 def _step(tr: Training, batch: dict[str, Any], lr: float,

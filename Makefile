@@ -65,6 +65,7 @@ bench: install
 	$(PY) benchmarks/bench_frame_exact.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_status.py
+	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_latency.py
 
 search: install

@@ -481,11 +481,17 @@ def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
     return Applied(True)
 
 
-def _fail(s: Session, a: FailAttempt, now: float) -> Applied:
+def _end_observed(s: Session, a: FailAttempt | InterruptAttempt, new: AttemptState, now: float) -> AttemptRow:
+    """An active attempt ends as the executor observed it (compare-and-set on the state ``a`` expects)."""
     att = _get_attempt(s, a.attempt_id)
     _expect(f"attempt {att.job_name}", att, a.expect)
     _scheduler_info(s, att, a.outcome, now)
-    _end_attempt(s, att, AttemptState.FAILED, a.reason, now)
+    _end_attempt(s, att, new, a.reason, now)
+    return att
+
+
+def _fail(s: Session, a: FailAttempt, now: float) -> Applied:
+    att = _end_observed(s, a, AttemptState.FAILED, now)
     if a.fail_hypothesis is not None:
         hyp = _get_hyp(s, att.hypothesis_id)
         label = f"hypothesis {hyp.iteration}-{hyp.op}"
@@ -497,10 +503,7 @@ def _fail(s: Session, a: FailAttempt, now: float) -> Applied:
 
 
 def _interrupt(s: Session, a: InterruptAttempt, now: float) -> Applied:
-    att = _get_attempt(s, a.attempt_id)
-    _expect(f"attempt {att.job_name}", att, a.expect)
-    _scheduler_info(s, att, a.outcome, now)
-    _end_attempt(s, att, AttemptState.INTERRUPTED, a.reason, now)
+    _end_observed(s, a, AttemptState.INTERRUPTED, now)
     return Applied(True)
 
 

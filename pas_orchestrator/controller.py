@@ -98,6 +98,13 @@ def trainer_holding(out_dir: str) -> str | None:
         return None
 
 
+def _hyp(snap: Snapshot, hyp_id: int) -> HypRec:
+    for h in snap.hypotheses:
+        if h.id == hyp_id:
+            return h
+    raise LookupError(f"no hypothesis {hyp_id} in the snapshot")
+
+
 class Controller:
     def __init__(self, search: SearchDef, profile: ClusterProfile, layout: RunLayout, ledger: Ledger,
                  executor: Executor, data: DatasetConfig) -> None:
@@ -138,7 +145,7 @@ class Controller:
                 if attempt.job_id:
                     self._finishing[attempt.id] = JobRef(attempt.batch, attempt.job_id)
             try:
-                changed |= self.execute(action)
+                changed |= self.execute(action, snap)
             except LedgerConflict as exc:  # another writer got there first: decide again on what is there now
                 log.warning("%s", exc)
                 self.ledger.apply(LogEvent("conflict", str(exc)))
@@ -202,13 +209,14 @@ class Controller:
         return Observations(jobs=jobs, results=results, trainers=trainers, found=found)
 
     # ------------------------------------------------------------------ effects
-    def execute(self, action: Action) -> bool:
+    def execute(self, action: Action, snap: Snapshot) -> bool:
+        """Carry out one action decided on ``snap`` (effects here, ledger actions through ``Ledger.apply``)."""
         if isinstance(action, PlanBase):
             return self._plan_base()
         if isinstance(action, PlanIteration):
-            return self._plan(action)
+            return self._plan(action, snap)
         if isinstance(action, SubmitBatch):
-            return self._submit(action)
+            return self._submit(action, snap)
         return self.ledger.apply(action).changed
 
     def _plan_base(self) -> bool:
@@ -220,12 +228,12 @@ class Controller:
                             params=cost.params, spec=spec.to_json())
         return self.ledger.apply(AddHypotheses((new,))).changed
 
-    def _plan(self, action: PlanIteration) -> bool:
+    def _plan(self, action: PlanIteration, snap: Snapshot) -> bool:
         """Every operator applied to the parent (B or the last winner), costs counted, recorded."""
         from pas_models.train.teacher import load_weights
         from pas_orchestrator.planning import plan_iteration
 
-        parent = self._hyp(action.parent_id)
+        parent = _hyp(snap, action.parent_id)
         weights = HypFiles.of(parent.out_dir).model
         planned = plan_iteration(ArchSpec.from_json(parent.spec or ""), tuple(parent.ops), self.search.operators,
                                  self.search.tucker, parent_weights=lambda: load_weights(weights))
@@ -236,18 +244,10 @@ class Controller:
                     for p in planned)
         return self.ledger.apply(AddHypotheses(new)).changed
 
-    def _hyp(self, hyp_id: int, snap: Snapshot | None = None) -> HypRec:
-        snap = snap or self.ledger.snapshot()
-        for h in snap.hypotheses:
-            if h.id == hyp_id:
-                return h
-        raise LookupError(f"no hypothesis {hyp_id} in {self.ledger.path}")
-
-    def _submit(self, action: SubmitBatch) -> bool:
+    def _submit(self, action: SubmitBatch, snap: Snapshot) -> bool:
         if time.monotonic() < self._submit_after:
             return False
-        snap = self.ledger.snapshot()
-        hyps = [self._hyp(i, snap) for i in action.hypothesis_ids]
+        hyps = [_hyp(snap, i) for i in action.hypothesis_ids]
         tasks = [self._task(snap, h) for h in hyps]  # built first: a task that cannot be built submits nothing
         attempts = self.ledger.apply(CreateAttempts(action.hypothesis_ids,
                                                     f"pas-{self.search.name}-i{action.iteration}")).attempts

@@ -201,7 +201,10 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
                 continue
             cells |= {c.strip() for line in text.splitlines()[3:] for c in line.split("  ") if c.strip()}
             seen |= {a["scheduler_state"] for h in st["hypotheses"] for a in h["attempts"] if a["scheduler_state"]}
-            running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["attempts"]
+            # a hypothesis still training: its attempt active (a job whose result came in while it was
+            # finishing also says RUNNING for a moment, under a COMPLETED attempt)
+            running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["state"] == "RUNNING" and h["attempts"]
+                       and h["attempts"][-1]["state"] in ("SUBMITTED", "RUNNING")
                        and h["attempts"][-1]["scheduler_state"] == "RUNNING"]
             if cancelled is None and running:  # early in its 20 epochs
                 cancelled = running[0]

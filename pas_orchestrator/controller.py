@@ -23,6 +23,7 @@ from typing import Any
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.layout import HypFiles, RunLayout
+from pas_models.measure import MeasureInvalid, MeasureResult, MeasureTask
 from pas_models.spec import ArchSpec
 from pas_models.train.result import JobResult, ResultInvalid
 from pas_models.train.task import TrainTask
@@ -41,10 +42,11 @@ from pas_orchestrator.core.actions import (
     NoteScheduler,
     PlanBase,
     PlanIteration,
+    PlanMeasurement,
     RecordJobIds,
     SubmitBatch,
 )
-from pas_orchestrator.core.decide import Observations, Policy, decide
+from pas_orchestrator.core.decide import MEASURE, Observations, Policy, decide
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import LedgerConflict, SubmissionError
 from pas_orchestrator.executors.base import Executor, JobRef
@@ -70,6 +72,8 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
     # keys added after searches were started, left out at their default so those still resume
     if d["tucker"]["ranks"] == "flops":
         del d["tucker"]["ranks"]
+    if d["eval"]["latency_rounds"] == 3:
+        del d["eval"]["latency_rounds"]
     return json.loads(json.dumps(d, default=str))
 
 
@@ -98,6 +102,15 @@ def trainer_holding(out_dir: str) -> str | None:
         return None
 
 
+def measure_task(snap: Snapshot, h: HypRec, search: SearchDef) -> MeasureTask:
+    """Iteration ``h.iteration``'s measurement: B first, then every network the iteration trained."""
+    base = snap.iteration(0)[0]
+    nets = [base] + [x for x in snap.iteration(h.iteration) if x.state == HypState.DONE]
+    ev = search.eval
+    return MeasureTask(h.label, h.out_dir, tuple((x.label, x.spec or "") for x in nets), ev.latency_batches,
+                       ev.latency_passes, ev.latency_rounds)
+
+
 def _hyp(snap: Snapshot, hyp_id: int) -> HypRec:
     for h in snap.hypotheses:
         if h.id == hyp_id:
@@ -110,7 +123,8 @@ class Controller:
                  executor: Executor, data: DatasetConfig) -> None:
         self.search, self.profile, self.layout = search, profile, layout
         self.ledger, self.executor, self.data = ledger, executor, data
-        self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity)
+        self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity,
+                             measure=search.eval.latency_passes > 0)
         self._submit_failures = 0
         self._submit_after = 0.0  # monotonic time before which no batch is submitted (backoff)
         self._poll = profile.poll_seconds
@@ -191,14 +205,14 @@ class Controller:
                   if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id is not None]
         by_job = self.executor.outcomes([JobRef(a.batch, a.job_id) for _, a in active if a.job_id]) if active else {}
         jobs: dict[int, JobOutcome] = {a.id: by_job[a.job_id] for _, a in active if a.job_id in by_job}
-        results: dict[int, JobResult | str] = {}
+        results: dict[int, JobResult | MeasureResult | str] = {}
         trainers: dict[int, str] = {}
         for h, a in active:
             path = HypFiles.of(h.out_dir).result
             if path.is_file():
                 try:
-                    results[h.id] = JobResult.read(path)
-                except ResultInvalid as exc:
+                    results[h.id] = MeasureResult.read(path) if h.kind == MEASURE else JobResult.read(path)
+                except (ResultInvalid, MeasureInvalid) as exc:
                     results[h.id] = str(exc)
                 continue
             outcome = jobs.get(a.id)
@@ -206,7 +220,7 @@ class Controller:
                 holder = trainer_holding(h.out_dir)
                 if holder is not None:
                     trainers[h.id] = holder
-        return Observations(jobs=jobs, results=results, trainers=trainers, found=found)
+        return Observations(jobs=jobs, results=results, trainers=trainers, found=found, finishing=len(self._finishing))
 
     # ------------------------------------------------------------------ effects
     def execute(self, action: Action, snap: Snapshot) -> bool:
@@ -215,6 +229,10 @@ class Controller:
             return self._plan_base()
         if isinstance(action, PlanIteration):
             return self._plan(action, snap)
+        if isinstance(action, PlanMeasurement):
+            new = NewHypothesis(action.iteration, MEASURE, MEASURE, "",
+                                str(self.layout.hyp_dir(action.iteration, MEASURE, MEASURE)))
+            return self.ledger.apply(AddHypotheses((new,))).changed
         if isinstance(action, SubmitBatch):
             return self._submit(action, snap)
         return self.ledger.apply(action).changed
@@ -304,7 +322,12 @@ class Controller:
         return len(active) - len(alive)
 
     # ------------------------------------------------------------------ tasks
-    def _task(self, snap: Snapshot, h: HypRec) -> TrainTask:
+    def _task(self, snap: Snapshot, h: HypRec) -> TrainTask | MeasureTask:
+        if h.kind == MEASURE:
+            return measure_task(snap, h, self.search)
+        return replace(self._train_task(snap, h), measure_latency=False)  # measured alone (pas_models.measure)
+
+    def _train_task(self, snap: Snapshot, h: HypRec) -> TrainTask:
         s = self.search
         if h.iteration == 0:
             if s.base.checkpoint is None:

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pas_models.measure import MeasureResult, Timing
+from pas_orchestrator.core.decide import MEASURE
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 
 
@@ -27,31 +29,53 @@ def _views(h: HypRec) -> int:
     return int(json.loads(h.result)["views"]) if h.result else 1
 
 
-def latency(h: HypRec, batch: int = 1) -> dict | None:
-    """The latency the job measured at ``batch`` (pas_models.latency), or None."""
-    if not h.result:
+def measurements(snap: Snapshot) -> dict[int, MeasureResult]:
+    """Each iteration's latency measurement (pas_models.measure: its networks and B timed alone, interleaved)."""
+    out = {}
+    for h in snap.hypotheses:
+        if h.kind == MEASURE and h.state == HypState.DONE and h.result:
+            out[h.iteration] = MeasureResult.from_dict(json.loads(h.result), f"{snap.search.name} {h.label}")
+    return out
+
+
+def timing(snap: Snapshot, h: HypRec, batch: int = 1,
+           measured: dict[int, MeasureResult] | None = None) -> tuple[Timing, Timing, str] | None:
+    """(h's timing, B's timing in the same measurement job, that job's device) at ``batch``, or None.
+    B is timed by every iteration's job: its own row uses the first iteration's."""
+    m = measurements(snap) if measured is None else measured
+    job = m.get(h.iteration) if h.iteration else (m[min(m)] if m else None)
+    if job is None:
         return None
-    return next((x for x in json.loads(h.result).get("latency", []) if x["batch"] == batch), None)
+    base = snap.iteration(0)[0]
+    mine, ref = job.of(h.label, batch), job.of(base.label, batch)
+    if mine is None or ref is None:
+        return None
+    return mine, ref, job.device
 
 
-def _ms(h: HypRec, batch: int) -> str:
-    lat = latency(h, batch)
-    return "-" if lat is None else f"{lat['ms_per_view']:.3g}"
-
-
-def _speedup(h: HypRec, base: HypRec | None, batch: int = 1) -> str:
-    """Measured speedup over B next to the FLOPs reduction, e.g. "1.9x (FLOPs 5.6x)"."""
-    a, b = latency(h, batch), latency(base, batch) if base is not None else None
-    if a is None or b is None or base is None or not h.gflops or not base.gflops:
+def _ms(snap: Snapshot, h: HypRec, batch: int, measured: dict[int, MeasureResult]) -> str:
+    t = timing(snap, h, batch, measured)
+    if t is None:
         return "-"
-    same = a["device"] == b["device"]
-    return (f"{b['ms_per_view'] / a['ms_per_view']:.2f}x" if same else "(other device)") + \
-        f" (FLOPs {base.gflops / h.gflops:.2f}x)"
+    return f"{t[0].ms_per_view:.3g}" + (f" (spread {t[0].spread:.0%}: not trusted)" if t[0].flagged else "")
+
+
+def _speedup(snap: Snapshot, h: HypRec, measured: dict[int, MeasureResult], batch: int = 1) -> str:
+    """Measured speedup over B (both timed in the same job) next to the FLOPs reduction, e.g. "1.9x (FLOPs 5.6x)"."""
+    base = snap.iteration(0)[0]
+    t = timing(snap, h, batch, measured)
+    if t is None or not h.gflops or not base.gflops:
+        return "-"
+    mine, ref, _ = t
+    flops = f" (FLOPs {base.gflops / h.gflops:.2f}x)"
+    if mine.flagged or ref.flagged:
+        return "not trusted (spread > 20%)" + flops
+    return f"{ref.ms_per_view / mine.ms_per_view:.2f}x" + flops
 
 
 def table_markdown(snap: Snapshot) -> str:
     baselines = {(h.iteration, h.path): h for h in snap.hypotheses if h.kind == "baseline"}
-    base = snap.iteration(0)[0] if snap.iteration(0) else None
+    measured = measurements(snap)
     rows = ["| model | reduction | top-1 % | top-5 % | GFLOPs x views | ms/view (batch 1) | speedup vs B "
             "| without PAS top-1 % |",
             "|---|---|---|---|---|---|---|---|"]
@@ -59,12 +83,17 @@ def table_markdown(snap: Snapshot) -> str:
         name = f"{snap.search.name}" + (f"-PAS-{h.iteration}" if h.iteration else " (B)")
         b = baselines.get((h.iteration, h.path))
         rows.append(f"| {name} | {h.path or '-'} | {h.top1:.2f} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
-                    f"{_ms(h, 1)} | {_speedup(h, base)} | "
+                    f"{_ms(snap, h, 1, measured)} | {_speedup(snap, h, measured)} | "
                     + (f"{b.top1:.2f} |" if b is not None and b.top1 is not None else "- |"))
-    devices = sorted({lat["device"] for h in snap.hypotheses if (lat := latency(h)) is not None})
+    devices = sorted({m.device for m in measured.values()})
+    flagged = sorted({f"{i}: {t.network} b{t.batch} ({t.spread:.0%})" for i, m in measured.items() for t in m.timings
+                      if t.flagged})
     lines = [f"# PAS search {snap.search.name}", "", *rows, "",
-             "Latency: median per view measured by each job at the end of its evaluation, on its own hardware "
-             f"({'; '.join(devices) or 'none measured'}), eval mode, batch 1 and 8.", "",
+             "Latency: median per view, eval mode, measured alone by one job per iteration that times the "
+             "iteration's networks and B interleaved over several rounds "
+             f"({'; '.join(devices) or 'none measured'}); a speedup compares two networks of the same job. "
+             "Spread: (highest - lowest round median) / median; above 20% a figure is not trusted and not plotted"
+             + (f" ({'; '.join(flagged)})." if flagged else "."), "",
              "## Every hypothesis", "",
              "| iteration | operator | path | state | top-1 % | top-5 % | GFLOPs/view | ms/view b1 | ms/view b8 "
              "| winner |",
@@ -75,7 +104,8 @@ def table_markdown(snap: Snapshot) -> str:
         lines.append(f"| {h.iteration} | {h.op} | {h.path or '-'} | {h.state.value} | "
                      + ("-" if h.top1 is None else f"{h.top1:.2f}") + " | "
                      + ("-" if h.top5 is None else f"{h.top5:.2f}") + " | "
-                     + ("-" if h.gflops is None else f"{h.gflops:.4g}") + f" | {_ms(h, 1)} | {_ms(h, 8)} | "
+                     + ("-" if h.gflops is None else f"{h.gflops:.4g}")
+                     + f" | {_ms(snap, h, 1, measured)} | {_ms(snap, h, 8, measured)} | "
                      + f"{'yes' if h.winner else ''} |")
     return "\n".join(lines) + "\n"
 
@@ -128,11 +158,12 @@ def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str)
 
 
 def plot_speedup(snap: Snapshot, path: Path) -> bool:
-    """Measured speedup vs FLOPs reduction, both relative to B, for every trained hypothesis whose job
-    measured its latency on B's device (batch 1 and 8); the diagonal is what the FLOPs promise.
-    False (no file) when nothing was measured."""
+    """Measured speedup vs FLOPs reduction, both relative to B, for every trained hypothesis (batch 1 and 8;
+    B timed in the same measurement job); the diagonal is what the FLOPs promise. A timing whose spread
+    exceeds 20% (its own or B's) is left out. False (no file) when nothing trusted was measured."""
     base = snap.iteration(0)[0] if snap.iteration(0) else None
-    if base is None or not base.gflops:
+    measured = measurements(snap)
+    if base is None or not base.gflops or not measured:
         return False
     import matplotlib
 
@@ -140,12 +171,19 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    drawn, top = False, 1.0
+    drawn, top, left_out = False, 1.0, 0
     for batch, marker in ((1, "o"), (8, "s")):
-        ref = latency(base, batch)
-        points = [(base.gflops / h.gflops, ref["ms_per_view"] / lat["ms_per_view"], h) for h in snap.hypotheses
-                  if ref is not None and h.kind == "pas" and h.state == HypState.DONE and h.gflops
-                  and (lat := latency(h, batch)) is not None and lat["device"] == ref["device"]]
+        points = []
+        for h in snap.hypotheses:
+            if h.kind != "pas" or h.state != HypState.DONE or not h.gflops or not h.iteration:
+                continue
+            t = timing(snap, h, batch, measured)
+            if t is None:
+                continue
+            if t[0].flagged or t[1].flagged:
+                left_out += 1
+                continue
+            points.append((base.gflops / h.gflops, t[1].ms_per_view / t[0].ms_per_view, h))
         if not points:
             continue
         drawn = True
@@ -153,17 +191,17 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
         ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=28, label=f"batch {batch}",
                    zorder=3)
         for x, y, h in points:
-            if h.iteration:
-                ax.annotate(h.path, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6)
+            ax.annotate(h.path, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6)
     if not drawn:
         plt.close(fig)
         return False
     ax.plot([1, top], [1, top], ":", color="gray", label="speedup = FLOPs reduction")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    device = (latency(base) or {}).get("device", "")
-    _finish(fig, ax, path, "FLOPs reduction vs B", "measured speedup vs B",
-            f"{snap.search.name}: FLOPs are not speed ({device})")
+    devices = "; ".join(sorted({m.device for m in measured.values()}))
+    note = f", {left_out} not trusted (spread > 20%) left out" if left_out else ""
+    _finish(fig, ax, path, "FLOPs reduction vs B", "measured speedup vs B (same job)",
+            f"{snap.search.name}: FLOPs are not speed ({devices}{note})")
     return True
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 
-from pas_orchestrator.ledger import AttemptRec, Snapshot
+from pas_orchestrator.core.decide import MEASURE
+from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT
 from pas_orchestrator.table import format_table
 
@@ -48,16 +50,25 @@ def render(snap: Snapshot) -> str:
     return head + "\n" + table
 
 
+def _attempts(h: HypRec) -> list[dict]:
+    return [{"number": a.number, "job_name": a.job_name, "job_id": a.job_id, "state": a.state.value,
+             "scheduler_state": a.scheduler_state, "reason": a.reason, "requeues": a.requeues, "node": a.node,
+             "submitted_at": a.submitted_at, "started_at": a.started_at, "ended_at": a.ended_at}
+            for a in h.attempts]
+
+
 def as_json(snap: Snapshot) -> dict:
+    """The search; ``hypotheses``: the networks (B, the hypotheses, baselines); ``measurements``: the
+    latency measurement jobs (one per iteration), with their timings once done."""
     s = snap.search
     return {"name": s.name, "cluster": s.cluster, "state": s.state.value, "error": s.error,
             "created_at": s.created_at, "ended_at": s.ended_at,
             "hypotheses": [{"iteration": h.iteration, "op": h.op, "kind": h.kind, "path": h.path,
                             "state": h.state.value, "winner": h.winner, "reason": h.reason, "top1": h.top1,
                             "top5": h.top5, "gflops": h.gflops, "params": h.params, "out_dir": h.out_dir,
-                            "attempts": [{"number": a.number, "job_name": a.job_name, "job_id": a.job_id,
-                                          "state": a.state.value, "scheduler_state": a.scheduler_state,
-                                          "reason": a.reason, "requeues": a.requeues, "node": a.node,
-                                          "submitted_at": a.submitted_at, "started_at": a.started_at,
-                                          "ended_at": a.ended_at} for a in h.attempts]}
-                           for h in snap.hypotheses]}
+                            "attempts": _attempts(h)}
+                           for h in snap.hypotheses if h.kind != MEASURE],
+            "measurements": [{"iteration": h.iteration, "state": h.state.value, "reason": h.reason,
+                              "out_dir": h.out_dir, "attempts": _attempts(h),
+                              "timings": json.loads(h.result)["timings"] if h.result else None}
+                             for h in snap.hypotheses if h.kind == MEASURE]}

@@ -103,3 +103,7 @@ def test_sigkilled_controller_resumes_to_the_same_search(synth: Path, tmp_path: 
             # trained once: one training log whose epoch appears once
             log = (Path(h["out_dir"]) / "train.log").read_text()
             assert log.count("epoch 1/1 done") == 1, log
+    # each iteration's latency measured once, alone
+    assert [m["iteration"] for m in final["measurements"]] == [1, 2]
+    for m in final["measurements"]:
+        assert m["state"] == "DONE" and [a["state"] for a in m["attempts"]].count("COMPLETED") == 1, m

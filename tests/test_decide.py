@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from pas_models.layout import RunLayout
+from pas_models.measure import MeasureResult, Timing
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
@@ -20,6 +21,7 @@ from pas_orchestrator.core.actions import (
     ObserveAttempt,
     PlanBase,
     PlanIteration,
+    PlanMeasurement,
     RecordJobIds,
     SubmitBatch,
 )
@@ -55,15 +57,21 @@ def snap(*hyps: HypRec, state: SearchState = SearchState.RUNNING) -> Snapshot:
 
 
 def policy(iterations: int = 2, retries: int = 1, max_array: int = 8, max_concurrent: int | None = None,
-           target: float | None = None, baselines: bool = False) -> Policy:
+           target: float | None = None, baselines: bool = False, measure: bool = False,
+           drain: bool = False) -> Policy:
     return Policy(CoordinateDescent(iterations, target, "eq3", 0.05, baselines, LAYOUT), retries,
-                  Capacity(max_array, max_concurrent))
+                  Capacity(max_array, max_concurrent, drain), measure=measure)
 
 
 def result(top1: float = 60.0) -> JobResult:
     return JobResult(hypothesis="x", attempt=1, top1=top1, top5=90.0, gflops_per_view=5.0, views=1, params=10,
                      epochs=1, train_seconds=1.0, gpu_hours=0.0, clips_seen=4, videos_skipped=0, eval_videos=2,
                      checkpoint="/m.pt", spec={}, finetuned_from_parent=False, versions={}, recipe={})
+
+
+def measurement() -> MeasureResult:
+    return MeasureResult("1-latency", 1, "cpu (2 threads)", "h", 10, 3,
+                         (Timing("0-base", 1, 2.0, 1.9, 2.1, (2.0, 2.0, 2.1), 0.05),))
 
 
 RUN = AttemptState.RUNNING
@@ -73,6 +81,9 @@ B_DONE = hyp(1, 0, "base", HypState.DONE, att(1, 1, AttemptState.COMPLETED), top
 running = JobOutcome(Phase.RUNNING, node="n1", label="RUNNING")
 failed = JobOutcome(Phase.FAILED, "OUT_OF_MEMORY: exit code 0:125", label="OUT_OF_MEMORY")
 
+T_DONE = hyp(2, 1, "t", HypState.DONE)
+T_WON = hyp(2, 1, "t", HypState.DONE, winner=True)
+M_PLANNED = hyp(4, 1, "latency", HypState.PLANNED, kind="latency")
 BASELINE_1T = NewHypothesis(1, "t", "baseline", "t", "/runs/s/hyp/1-t-scratch", gflops=10.0, params=1000, spec="{}")
 
 CASES = [
@@ -200,6 +211,49 @@ CASES = [
      snap(B_DONE, hyp(2, 1, "t", HypState.DONE, winner=True, gflops=10.0),
           hyp(3, 1, "t", HypState.RUNNING, att(3, 3, RUN), kind="baseline")),
      Observations(jobs={3: running}), policy(iterations=1, baselines=True), [ObserveAttempt(3, RUN, running)]),
+    # latency measured alone: one job per iteration once its trainings have ended
+    ("an iteration that ended gets its measurement job beside the winner",
+     snap(B_DONE, T_DONE, hyp(3, 1, "f", HypState.DONE, top1=40.0)), Observations(), policy(measure=True),
+     [PlanMeasurement(1), MarkWinner(2, "Eq. 3: highest top-1 50.00%")]),
+    ("no measurement when latency is off (eval.latency_passes: 0)",
+     snap(B_DONE, T_DONE), Observations(), policy(), [MarkWinner(2, "Eq. 3: highest top-1 50.00%")]),
+    ("no measurement of an iteration that trained nothing",
+     snap(B_DONE, hyp(2, 1, "t", HypState.FAILED)), Observations(), policy(measure=True),
+     [EndSearch(SearchState.FAILED, "iteration 1: no hypothesis was trained (t: FAILED)")]),
+    ("no measurement before every training of the iteration has ended",
+     snap(B_DONE, T_DONE, hyp(3, 1, "f", HypState.RUNNING, att(3, 3, RUN))), Observations(jobs={3: running}),
+     policy(measure=True), [ObserveAttempt(3, RUN, running)]),
+    ("the search does not end while its measurement is pending: it is submitted",
+     snap(B_DONE, T_WON, M_PLANNED), Observations(), policy(iterations=1, measure=True), [SubmitBatch((4,), 1)]),
+    ("the search ends once its measurement has",
+     snap(B_DONE, T_WON, hyp(4, 1, "latency", HypState.DONE, att(4, 4, AttemptState.COMPLETED), kind="latency")),
+     Observations(), policy(iterations=1, measure=True), [EndSearch(SearchState.DONE, "stopping: 1 iterations done")]),
+    ("local: a pending measurement waits for the running trainings and nothing new starts",
+     snap(B_DONE, T_WON, M_PLANNED, hyp(5, 1, "t", HypState.RUNNING, att(5, 5, RUN), kind="baseline"),
+          hyp(6, 2, "f", HypState.PLANNED)),
+     Observations(jobs={5: running}), policy(iterations=2, measure=True, drain=True),
+     [ObserveAttempt(5, RUN, running)]),
+    ("local: a pending measurement waits for a job still exiting after its result came in",
+     snap(B_DONE, T_WON, M_PLANNED, hyp(6, 2, "f", HypState.PLANNED)), Observations(finishing=1),
+     policy(iterations=2, measure=True, drain=True), []),
+    ("local: the measurement alone once nothing runs",
+     snap(B_DONE, T_WON, M_PLANNED, hyp(6, 2, "f", HypState.PLANNED)), Observations(),
+     policy(iterations=2, measure=True, drain=True), [SubmitBatch((4,), 1)]),
+    ("local: nothing beside a running measurement",
+     snap(B_DONE, T_WON, hyp(4, 1, "latency", HypState.RUNNING, att(4, 4, RUN), kind="latency"),
+          hyp(6, 2, "f", HypState.PLANNED)), Observations(jobs={4: running}),
+     policy(iterations=2, measure=True, drain=True), [ObserveAttempt(4, RUN, running)]),
+    ("SLURM: the measurement is a batch of its own, the trainings go on beside it (--exclusive)",
+     snap(B_DONE, T_WON, M_PLANNED, hyp(6, 2, "f", HypState.PLANNED)), Observations(),
+     policy(iterations=2, measure=True), [SubmitBatch((4,), 1)]),
+    ("SLURM: then the trainings",
+     snap(B_DONE, T_WON, hyp(4, 1, "latency", HypState.RUNNING, att(4, 4, RUN), kind="latency"),
+          hyp(6, 2, "f", HypState.PLANNED)), Observations(),
+     policy(iterations=2, measure=True), [SubmitBatch((6,), 2)]),
+    ("a measurement's result is ingested",
+     snap(B_DONE, T_WON, hyp(4, 1, "latency", HypState.RUNNING, att(4, 4, RUN), kind="latency")),
+     Observations(results={4: measurement()}), policy(iterations=1, measure=True),
+     [IngestResult(4, 4, measurement(), None)]),
 ]
 
 

@@ -4,6 +4,7 @@ MaxArraySize, a 2-node DDP hypothesis, a time limit with requeue and resume. Run
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def test_demo_search_runs_through_arrays_split_by_max_array_size(tmp_path: Path)
     # every attempt's job id is the one sacct knows under its batch name
     known = {r[0] for r in rows}
     assert all(a["job_id"] in known for h in trained for a in h["attempts"])
+    # the iteration's latency: one job that timed B and every trained network, alone on its node (--exclusive)
+    [m] = status["measurements"]
+    assert m["state"] == "DONE" and {t["network"] for t in m["timings"]} == {
+        f"{h['iteration']}-{h['op']}" for h in trained}
+    [(jid, state, cpus, nodes)] = sacct("-j", m["attempts"][-1]["job_id"], fields="JobID,State,AllocCPUS,NNodes")
+    assert state == "COMPLETED" and int(cpus) == os.cpu_count() and nodes == "1", (jid, state, cpus, nodes)
 
 
 def test_two_node_ddp_hypothesis_matches_one_process(synth_dir: Path, tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: 
 
     status = _status(tmp_path)
     assert status["state"] == "DONE"
-    attempts = {a["job_name"]: a for h in status["hypotheses"] for a in h["attempts"]}
+    attempts = {a["job_name"]: a for h in status["hypotheses"] + status["measurements"] for a in h["attempts"]}
     # every job SLURM ran for this search: once per attempt job name, each one known to the ledger
     seen: dict[str, list[str]] = {}
     for jid, name, state, *_ in sacct("-S", since, fields="JobID,JobName,State"):
@@ -102,6 +102,8 @@ def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: 
         result = json.loads((Path(h["out_dir"]) / "result.json").read_text())
         assert (h["top1"], h["top5"]) == (result["top1"], result["top5"])
         assert (Path(h["out_dir"]) / "train.log").read_text().count("epoch 1/1 done") == 1  # trained once
+    for m in status["measurements"]:  # each iteration's latency measured once
+        assert m["state"] == "DONE" and [a["state"] for a in m["attempts"]].count("COMPLETED") == 1, m
 
 
 def test_failing_job_is_retried_then_failed_with_its_reason(tmp_path: Path) -> None:

@@ -455,7 +455,7 @@ def _finish(out: Path, task: TrainTask, model: nn.Module, state: TrainState, ski
     files = HypFiles(out)
     cost = count_cost(task.student)
     latency: tuple[dict[str, Any], ...] = ()
-    if env.is_main and task.eval.latency_passes > 0:
+    if env.is_main and task.measure_latency and task.eval.latency_passes > 0:
         latency = tuple(measure(task.student, device, b, passes=task.eval.latency_passes, model=model).to_dict()
                         for b in task.eval.latency_batches)
         log.info("%s: latency %s", task.hypothesis, ", ".join(

@@ -60,10 +60,11 @@ class EvalConfig:
     crops: int = 1
     batch: int = 16
     every_epochs: int = 0  # a quick 1-clip validation every N epochs (TensorBoard, metrics); 0: only the final one
-    # measured inference latency of the trained network at the end, on the job's own device
-    # (pas_models.latency): these batch sizes, the median of this many passes; 0 passes: not measured
+    # measured inference latency (pas_models.measure, one job per iteration of a search that runs alone;
+    # `pas train`: at the end of the job): these batch sizes, this many timed passes per round; 0 passes: off
     latency_batches: tuple[int, ...] = (1, 8)
     latency_passes: int = 10
+    latency_rounds: int = 3  # a search's measurement job: networks interleaved, this many rounds
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,13 @@ class TrainTask:
     lr_divisor: float = 10.0
     attempt: int = 1
     seed: int = 0
+    # latency measured by this job at the end (`pas train`); a search's jobs leave it to its measurement job
+    measure_latency: bool = True
 
     def config_hash(self) -> str:
         """Identity of what is trained (not of where or which attempt): checkpoints of another task are refused."""
         d = asdict(self)
-        for key in ("out_dir", "attempt", "hypothesis"):
+        for key in ("out_dir", "attempt", "hypothesis", "measure_latency"):
             d.pop(key)
+        d["eval"].pop("latency_rounds")  # neither changes what is trained (and old checkpoints keep their hash)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

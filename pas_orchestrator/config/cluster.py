@@ -7,7 +7,7 @@ through submitit with the ``slurm`` resources, optionally overridden per backbon
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,18 @@ class Resources:
             if self.nodes <= max_nodes:
                 return self.qos_by_nodes[max_nodes]
         return self.qos
+
+
+def measure_resources(res: Resources) -> Resources:
+    """What a latency measurement job gets (pas_models.measure): one process on one node, one GPU when the
+    hypotheses get GPUs, the node to itself (``--exclusive``: nothing else runs beside it), at most 30
+    minutes, never an array throttle."""
+    gres = res.gres
+    if gres:  # "gpu:4" / "gpu:v100:4" -> the same kind, one
+        parts = gres.split(":")
+        gres = ":".join([*parts[:-1], "1"]) if len(parts) > 1 and parts[-1].isdigit() else gres
+    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=gres,
+                   exclusive=True, time_min=min(res.time_min, 30), array_parallelism=None)
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,10 @@ def _check(r: _RawSearch, where: str) -> None:
     require(r.eval.clips >= 1, f"{w} eval.clips", "must be >= 1")
     require(r.eval.crops in (1, 3), f"{w} eval.crops", f"must be 1 or 3, got {r.eval.crops}")
     require(r.eval.batch >= 1, f"{w} eval.batch", "must be >= 1")
+    require(r.eval.latency_passes >= 0, f"{w} eval.latency_passes", "must be >= 0 (0: latency not measured)")
+    require(r.eval.latency_rounds >= 1, f"{w} eval.latency_rounds", "must be >= 1")
+    require(len(r.eval.latency_batches) >= 1 and all(b >= 1 for b in r.eval.latency_batches),
+            f"{w} eval.latency_batches", "must be a list of batch sizes >= 1, e.g. [1, 8]")
     require(r.max_retries >= 0, f"{w} max_retries", "must be >= 0")
     if r.synthetic is not None:
         require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pas_models.measure import MeasureResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.outcomes import JobOutcome
 from pas_orchestrator.ledger.records import NewHypothesis
@@ -55,11 +56,12 @@ class NoteScheduler:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """The hypothesis' result.json: attempt COMPLETED, hypothesis DONE with its figures."""
+    """The hypothesis' result.json: attempt COMPLETED, hypothesis DONE with its figures (a training's
+    JobResult, or a measurement job's MeasureResult)."""
 
     hypothesis_id: int
     attempt_id: int
-    result: JobResult
+    result: JobResult | MeasureResult
     outcome: JobOutcome | None = None
 
 
@@ -143,6 +145,13 @@ class PlanIteration:
 
 
 @dataclass(frozen=True)
+class PlanMeasurement:
+    """Record iteration ``iteration``'s latency measurement job (its trained networks and B, timed alone)."""
+
+    iteration: int
+
+
+@dataclass(frozen=True)
 class SubmitBatch:
     """Create attempts for these hypotheses and submit them as one batch (an array on SLURM)."""
 
@@ -153,5 +162,5 @@ class SubmitBatch:
 LedgerAction = (RecordJobIds | AbandonAttempt | ObserveAttempt | NoteScheduler | IngestResult | FailAttempt
                 | InterruptAttempt | CreateAttempts | MarkWinner | AddHypotheses | EndSearch | CancelSearch
                 | ResumeSearch | LogEvent)
-EffectAction = PlanBase | PlanIteration | SubmitBatch
+EffectAction = PlanBase | PlanIteration | PlanMeasurement | SubmitBatch
 Action = LedgerAction | EffectAction

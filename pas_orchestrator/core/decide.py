@@ -11,9 +11,13 @@ and returns what should happen next, in this order of precedence:
    requeued are recorded (``ObserveAttempt``); failed spends a retry (``FailAttempt``, the
    hypothesis fails when they are exhausted); interrupted does not (``InterruptAttempt``); a job
    that ended while a trainer still holds the hypothesis' lock is waited for, not failed;
-3. when nothing ended in this call: the search strategy advances (winner, next iteration, stop);
-4. when the strategy has nothing to do: every hypothesis that needs an attempt is submitted as one
-   batch, within the executor's capacity.
+3. when nothing ended in this call: the search strategy advances (winner, next iteration, stop), and
+   an iteration whose trainings have all ended gets its latency measurement job (``PlanMeasurement``,
+   when the policy measures latency); the search does not end while a measurement is pending;
+4. when nothing was planned: every hypothesis that needs an attempt is submitted as one batch, within
+   the executor's capacity. A measurement job is a batch of its own (it has its own resources) and,
+   where the executor cannot isolate it (``Capacity.drain_for_exclusive``: local), it is submitted only
+   when nothing else of the search runs, and nothing is submitted beside it.
 
 The shell applies the actions and calls again at once whenever the ledger changed, so each call
 decides on a snapshot in which nothing it decides about is stale. No I/O, no clock, no scheduler.
@@ -24,22 +28,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pas_models.measure import MeasureResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
     Action,
+    EndSearch,
     FailAttempt,
     IngestResult,
     InterruptAttempt,
     ObserveAttempt,
+    PlanMeasurement,
     RecordJobIds,
     SubmitBatch,
 )
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.ledger.records import AttemptRec, HypRec, Snapshot
-from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, AttemptState, HypState, SearchState
+from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, TERMINAL_HYP, AttemptState, HypState, SearchState
 from pas_orchestrator.strategies.base import Strategy
 
+MEASURE = "latency"  # the kind (and op) of a measurement job's ledger row
 # actions after which the strategy and the submission wait for the next call (they would decide on stale rows)
 _ENDINGS = (RecordJobIds, AbandonAttempt, IngestResult, FailAttempt, InterruptAttempt)
 
@@ -50,6 +58,9 @@ class Capacity:
 
     max_array: int  # tasks in one submission (SLURM MaxArraySize, the profile's max_array_size)
     max_concurrent: int | None = None  # jobs queued or running at once (local: max_jobs); None: no limit here
+    # a job that must run alone is given the machine by running nothing beside it (local); False: the
+    # scheduler isolates it (SLURM --exclusive)
+    drain_for_exclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Policy:
     strategy: Strategy
     max_retries: int
     capacity: Capacity
+    measure: bool = False  # one latency measurement job per iteration (eval.latency_passes > 0)
 
 
 @dataclass(frozen=True)
@@ -66,9 +78,11 @@ class Observations:
     """What the shell saw outside the ledger for this call (each mapping may leave things out: unknown)."""
 
     jobs: Mapping[int, JobOutcome] = field(default_factory=dict)  # attempt id -> its job's outcome
-    results: Mapping[int, JobResult | str] = field(default_factory=dict)  # hyp id -> result.json, or why invalid
+    # hyp id -> its result.json (a training's or a measurement's), or why it is invalid
+    results: Mapping[int, JobResult | MeasureResult | str] = field(default_factory=dict)
     trainers: Mapping[int, str] = field(default_factory=dict)  # hyp id -> the live trainer holding its lock
     found: Mapping[int, str | None] = field(default_factory=dict)  # orphan attempt id -> job id, None: not there
+    finishing: int = 0  # jobs still exiting whose attempts have already ended (their result came in)
 
 
 def decide(snap: Snapshot, obs: Observations, policy: Policy) -> list[Action]:
@@ -84,9 +98,27 @@ def decide(snap: Snapshot, obs: Observations, policy: Policy) -> list[Action]:
     if any(isinstance(x, _ENDINGS) for x in actions):
         return actions
     advance = policy.strategy.advance(snap)
-    if advance:
-        return actions + advance
-    return actions + _submit(snap, policy)
+    measure = _plan_measurements(snap, policy)
+    if measure or any(h.kind == MEASURE and h.state not in TERMINAL_HYP for h in snap.hypotheses):
+        # the search ends once its measurements have: the strategy says so again then (it is pure)
+        advance = [a for a in advance if not (isinstance(a, EndSearch) and a.state == SearchState.DONE)]
+    if measure or advance:
+        return actions + measure + advance
+    return actions + _submit(snap, policy, obs)
+
+
+def _plan_measurements(snap: Snapshot, policy: Policy) -> list[Action]:
+    """A measurement job for each iteration whose trainings have all ended with one trained at least."""
+    if not policy.measure:
+        return []
+    measured = {h.iteration for h in snap.hypotheses if h.kind == MEASURE}
+    out: list[Action] = []
+    for i in range(1, snap.last_iteration + 1):
+        hyps = snap.iteration(i)
+        if (i not in measured and hyps and all(h.state in TERMINAL_HYP for h in hyps)
+                and any(h.state == HypState.DONE for h in hyps)):
+            out.append(PlanMeasurement(i))
+    return out
 
 
 def _reconcile(a: AttemptRec, obs: Observations) -> list[Action]:
@@ -102,7 +134,7 @@ def _reconcile(a: AttemptRec, obs: Observations) -> list[Action]:
 def _follow(h: HypRec, a: AttemptRec, obs: Observations, policy: Policy) -> list[Action]:
     outcome = obs.jobs.get(a.id)
     result = obs.results.get(h.id)
-    if isinstance(result, JobResult):  # a written result is the truth, whatever the scheduler says
+    if isinstance(result, (JobResult, MeasureResult)):  # a written result is the truth, whatever the scheduler says
         return [IngestResult(h.id, a.id, result, outcome)]
     if isinstance(result, str):
         return [_fail(h, a, f"invalid result.json: {result}", outcome, policy)]
@@ -133,11 +165,24 @@ def _fail(h: HypRec, a: AttemptRec, reason: str, outcome: JobOutcome | None, pol
     return FailAttempt(a.id, a.state, reason, outcome, fail_hypothesis=exhausted)
 
 
-def _submit(snap: Snapshot, policy: Policy) -> list[Action]:
+def _submit(snap: Snapshot, policy: Policy, obs: Observations) -> list[Action]:
+    running = [h for h in snap.hypotheses if any(a.state in ACTIVE_ATTEMPT for a in h.attempts)]
     active = sum(1 for h in snap.hypotheses for a in h.attempts if a.state in ACTIVE_ATTEMPT)
     need = [h for h in snap.hypotheses if h.state in (HypState.PLANNED, HypState.RUNNING)
             and not any(a.state in ACTIVE_ATTEMPT for a in h.attempts)]
     cap = policy.capacity
+    measuring = [h for h in need if h.kind == MEASURE]
+    need = [h for h in need if h.kind != MEASURE]
+    if cap.drain_for_exclusive:
+        if any(h.kind == MEASURE for h in running):
+            return []  # it runs alone
+        if measuring:  # nothing new until the machine is free, then the measurement alone
+            if running or obs.finishing:
+                return []
+            return [SubmitBatch((measuring[0].id,), measuring[0].iteration)]
+    elif measuring and (cap.max_concurrent is None or active < cap.max_concurrent):
+        batch = measuring[:cap.max_array]  # a batch of their own: their own resources
+        return [SubmitBatch(tuple(h.id for h in batch), max(h.iteration for h in batch))]
     if cap.max_concurrent is not None:
         need = need[:max(0, cap.max_concurrent - active)]
     need = need[:cap.max_array]  # the rest: the next batch

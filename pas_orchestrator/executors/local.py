@@ -22,12 +22,14 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import submitit
 
+from pas_models.measure import MeasureJob, MeasureTask
 from pas_models.train.task import TrainTask
-from pas_orchestrator.config.cluster import ClusterProfile
+from pas_orchestrator.config.cluster import ClusterProfile, measure_resources
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.executors.base import JobRef, job_error
@@ -82,27 +84,35 @@ class LocalExecutor:
         self.folder = folder
         self.profile = profile
         self.resources = profile.resources_for(backbone)
-        self.capacity = Capacity(max_array=self.resources.max_array_size, max_concurrent=profile.max_jobs)
+        # a measurement job gets this machine by running alone (core/decide.py)
+        self.capacity = Capacity(max_array=self.resources.max_array_size, max_concurrent=profile.max_jobs,
+                                 drain_for_exclusive=True)
         self.stops_with_controller = True
         self._jobs: dict[str, submitit.local.local.LocalJob] = {}  # started by this process: reaped by polling
 
-    def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
-        from pas_models.train.job import TrainJob  # the training code (torch): only to submit
+    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask]) -> list[str]:
+        measuring = isinstance(tasks[0], MeasureTask)
+        if measuring:
+            job: Any = MeasureJob()
+            res = measure_resources(self.resources)
+        else:
+            from pas_models.train.job import TrainJob  # the training code (torch): only to submit
 
-        ex = _GroupExecutor(folder=self.folder / batch, max_num_timeout=self.resources.max_requeues)
+            job, res = TrainJob(), self.resources
+        ex = _GroupExecutor(folder=self.folder / batch, max_num_timeout=res.max_requeues)
         # setup lines run through a shell whose pid becomes the job id; the profile's env is passed directly
-        ex.update_parameters(timeout_min=self.resources.time_min, tasks_per_node=self.resources.tasks_per_node,
-                             signal_delay_s=self.resources.signal_delay_s, setup=list(self.profile.setup),
-                             gpus_per_node=self.resources.gpus_per_node)
+        ex.update_parameters(timeout_min=res.time_min, tasks_per_node=res.tasks_per_node,
+                             signal_delay_s=res.signal_delay_s, setup=list(self.profile.setup),
+                             gpus_per_node=res.gpus_per_node)
         saved = {k: os.environ.get(k) for k in self.profile.env}
         os.environ.update(self.profile.env)
         try:
             jobs = []
             for task in tasks:
-                job = ex.submit(TrainJob(), task)
-                jobs.append(job)
-                self._jobs[job.job_id] = job
-                self._write_identity(batch, job.job_id)
+                submitted = ex.submit(job, task)
+                jobs.append(submitted)
+                self._jobs[submitted.job_id] = submitted
+                self._write_identity(batch, submitted.job_id)
         finally:
             for k, v in saved.items():
                 if v is None:

@@ -12,12 +12,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
+from pas_models.measure import MeasureJob, MeasureTask
 from pas_models.train.task import TrainTask
-from pas_orchestrator.config.cluster import ClusterProfile, Resources
+from pas_orchestrator.config.cluster import ClusterProfile, Resources, measure_resources
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import SubmissionError
@@ -113,16 +115,21 @@ class SlurmExecutor:
         self._backoff = min_query_s
         self._min_query = min_query_s
 
-    def submit(self, batch: str, tasks: Sequence[TrainTask]) -> list[str]:
+    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask]) -> list[str]:
         if len(tasks) > self.resources.max_array_size:
             raise SubmissionError(f"{len(tasks)} tasks exceed max_array_size {self.resources.max_array_size}")
-        from pas_models.train.job import TrainJob  # the training code (torch): only to submit
+        if isinstance(tasks[0], MeasureTask):  # a latency measurement: alone on its node (--exclusive)
+            job: Any = MeasureJob()
+            res = measure_resources(self.resources)
+        else:
+            from pas_models.train.job import TrainJob  # the training code (torch): only to submit
 
+            job, res = TrainJob(), self.resources
         ex = submitit.SlurmExecutor(folder=self.folder / batch, python=self.profile.python,
-                                    max_num_timeout=self.resources.max_requeues)
-        ex.update_parameters(**slurm_parameters(self.profile, self.resources, batch, len(tasks)))
+                                    max_num_timeout=res.max_requeues)
+        ex.update_parameters(**slurm_parameters(self.profile, res, batch, len(tasks)))
         try:  # a batch of one (a retry, the base network) is a plain job, not an array
-            jobs = [ex.submit(TrainJob(), tasks[0])] if len(tasks) == 1 else ex.map_array(TrainJob(), list(tasks))
+            jobs = [ex.submit(job, tasks[0])] if len(tasks) == 1 else ex.map_array(job, list(tasks))
         except Exception as exc:  # submitit raises on sbatch errors with sbatch's message
             text = " ".join(str(exc).split())
             raise SubmissionError(f"sbatch of {batch} failed: {text}", permanent=is_permanent(text)) from exc

@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pas_models.measure import MeasureResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
     AddHypotheses,
@@ -474,8 +475,13 @@ def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
     _set(label, hyp, HypState.DONE)
     r = a.result
     hyp.ended_at = now
-    hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
     hyp.result = json.dumps(r.to_dict(), sort_keys=True)
+    if isinstance(r, MeasureResult):
+        flagged = [f"{t.network} b{t.batch}" for t in r.timings if t.flagged]
+        _event(s, now, "result", f"{hyp.iteration}-latency: {len(r.timings)} timings on {r.device}"
+                                 + (f"; spread > 20% (not trusted): {', '.join(flagged)}" if flagged else ""), hyp.id)
+        return Applied(True)
+    hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
     _event(s, now, "result", f"{hyp.iteration}-{hyp.op} ({hyp.kind}): top-1 {r.top1:.2f}%, top-5 {r.top5:.2f}%, "
                              f"{r.gflops_per_view:.4g} GFLOPs/view", hyp.id)
     return Applied(True)

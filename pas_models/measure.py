@@ -1,0 +1,209 @@
+"""Latency measured alone: one short job per iteration times every trained network of the iteration and B.
+
+A training job measuring its own network at the end of its evaluation shares the machine with the
+other jobs of the search (locally: the same cores; on a cluster node: its other GPUs and CPUs): the
+same B measured 422 ms/view in one search and 79.5 ms in another. The measurement job runs alone
+instead (the controller submits nothing beside it locally; ``--exclusive`` on SLURM) and times the
+networks *interleaved*: round r visits every network in turn (the order rotated by r, so no network
+is always first after a pause), each network being timed ``passes`` passes per batch size after
+``warmup`` passes, for ``rounds`` rounds. Per network and batch size it reports the median over every
+timed pass, the 10th / 90th percentiles, each round's median and the **spread**: (highest round
+median - lowest round median) / median. A spread above ``SPREAD_LIMIT`` says the machine was not
+quiet: the report flags such a figure instead of plotting it.
+
+Latency does not depend on the weights: each network is built from its spec (eval mode, zeros of its
+test view, ``torch.inference_mode``); CPU: a fixed thread count (every core the job may use), CUDA:
+CUDA events after a synchronisation (pas_models.latency).
+
+``MeasureTask`` / ``MeasureResult`` are torch-free (the controller builds and reads them); ``run``
+and ``MeasureJob`` import torch when called.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pas_models.errors import PasError
+
+SPREAD_LIMIT = 0.2  # (max - min) of the round medians over the median: above this the figure is flagged
+
+
+class MeasureInvalid(PasError):
+    """A measurement result file that is not whole and well typed."""
+
+
+@dataclass(frozen=True)
+class MeasureTask:
+    label: str  # e.g. "2-latency"
+    out_dir: str
+    networks: tuple[tuple[str, str], ...]  # (hypothesis label, ArchSpec JSON), B first
+    batches: tuple[int, ...] = (1, 8)
+    passes: int = 10  # timed passes per network, batch size and round
+    rounds: int = 3
+    warmup: int = 3
+    attempt: int = 1
+
+    @property
+    def result_path(self) -> Path:
+        return Path(self.out_dir) / "result.json"
+
+
+@dataclass(frozen=True)
+class Timing:
+    network: str
+    batch: int
+    ms_per_view: float  # median over every timed pass of every round
+    p10_ms_per_view: float
+    p90_ms_per_view: float
+    round_medians: tuple[float, ...]
+    spread: float  # (max - min) of round_medians / ms_per_view
+
+    @property
+    def flagged(self) -> bool:
+        return self.spread > SPREAD_LIMIT
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    label: str
+    attempt: int
+    device: str  # "cpu (4 threads)" or the GPU's name
+    host: str
+    passes: int
+    rounds: int
+    timings: tuple[Timing, ...] = field(default=())
+
+    def of(self, network: str, batch: int) -> Timing | None:
+        return next((t for t in self.timings if t.network == network and t.batch == batch), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["kind"] = "latency"
+        d["timings"] = [{**asdict(t), "round_medians": list(t.round_medians)} for t in self.timings]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "result") -> MeasureResult:
+        def bad(what: str) -> MeasureInvalid:
+            return MeasureInvalid(f"{source}: {what}")
+
+        if not isinstance(data, dict) or data.get("kind") != "latency":
+            raise bad("not a latency measurement (expected an object with kind: latency)")
+        for key, typ in (("label", str), ("attempt", int), ("device", str), ("host", str), ("passes", int),
+                         ("rounds", int), ("timings", list)):
+            if not isinstance(data.get(key), typ) or isinstance(data.get(key), bool):
+                raise bad(f"{key}: expected {typ.__name__}, got {data.get(key)!r}")
+        timings = []
+        for i, t in enumerate(data["timings"]):
+            if not isinstance(t, dict):
+                raise bad(f"timings[{i}]: expected an object")
+            try:
+                nums = [float(t[k]) for k in ("ms_per_view", "p10_ms_per_view", "p90_ms_per_view", "spread")]
+                rounds = tuple(float(x) for x in t["round_medians"])
+                network, batch = str(t["network"]), int(t["batch"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise bad(f"timings[{i}]: {exc.__class__.__name__}: {exc}") from None
+            if not all(math.isfinite(x) and x >= 0 for x in (*nums, *rounds)) or batch < 1:
+                raise bad(f"timings[{i}]: times must be finite numbers >= 0 and the batch >= 1")
+            timings.append(Timing(network, batch, nums[0], nums[1], nums[2], rounds, nums[3]))
+        return cls(data["label"], data["attempt"], data["device"], data["host"], data["passes"], data["rounds"],
+                   tuple(timings))
+
+    @classmethod
+    def read(cls, path: str | Path) -> MeasureResult:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MeasureInvalid(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
+        except json.JSONDecodeError as exc:
+            raise MeasureInvalid(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(data, str(p))
+
+
+def _quantile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def summarize(network: str, batch: int, rounds: list[list[float]]) -> Timing:
+    """One network at one batch size: ``rounds`` holds each round's timed passes (ms per view)."""
+    every = [x for r in rounds for x in r]
+    med = statistics.median(every)
+    medians = tuple(statistics.median(r) for r in rounds)
+    spread = (max(medians) - min(medians)) / med if med > 0 else 0.0
+    return Timing(network, batch, med, _quantile(every, 0.1), _quantile(every, 0.9), medians, spread)
+
+
+def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
+    """Time every network of ``task`` interleaved and write ``result.json`` (atomically) last."""
+    import socket
+    import time
+
+    import torch
+
+    from pas_models.latency import default_threads
+    from pas_models.nets import build_model
+    from pas_models.spec import ArchSpec
+    from pas_models.train.checkpoint import write_json
+
+    if task.result_path.exists():
+        return MeasureResult.read(task.result_path)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    previous = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(default_threads())
+    try:
+        nets = []
+        for label, spec_json in task.networks:
+            spec = ArchSpec.from_json(spec_json)
+            nets.append((label, build_model(spec).to(dev).eval(),
+                         {b: torch.zeros(b, *spec.input_shape(train=False), device=dev) for b in task.batches}))
+        times: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n, _, _ in nets for b in task.batches}
+
+        def one_pass(net: torch.nn.Module, x: torch.Tensor) -> float:
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                net(x)
+                end.record()
+                torch.cuda.synchronize(dev)
+                return start.elapsed_time(end) / x.shape[0]
+            t0 = time.perf_counter()
+            net(x)
+            return (time.perf_counter() - t0) * 1e3 / x.shape[0]
+
+        with torch.inference_mode():
+            for r in range(task.rounds):
+                order = nets[r % len(nets):] + nets[:r % len(nets)]
+                for label, net, inputs in order:
+                    for b in task.batches:
+                        for _ in range(task.warmup):
+                            net(inputs[b])
+                        times[(label, b)].append([one_pass(net, inputs[b]) for _ in range(task.passes)])
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    finally:
+        torch.set_num_threads(previous)
+    result = MeasureResult(task.label, task.attempt, name, socket.gethostname(), task.passes, task.rounds,
+                           tuple(summarize(n, b, times[(n, b)]) for n, _, _ in nets for b in task.batches))
+    Path(task.out_dir).mkdir(parents=True, exist_ok=True)
+    write_json(result.to_dict(), task.result_path)
+    return result
+
+
+class MeasureJob:
+    """The callable submitit runs for a measurement (short: a requeue simply measures again)."""
+
+    def __call__(self, task: MeasureTask) -> MeasureResult:
+        os.makedirs(task.out_dir, exist_ok=True)
+        return run(task)

@@ -9,6 +9,7 @@
 
     hyp/ITER-OP/ (HypFiles)
         result.json    the job result (pas_models.train.result.JobResult), written last
+        rung-K.json    a halving search: the evaluation at the end of rung K (pas_models.halving.RungResult)
         model.pt       final weights and spec (the next iteration and `pas export` read it)
         last.pt        resumable training state (every epoch and every checkpoint_minutes)
         progress.json  heartbeat of the training (epoch, step, loss, clips/s)
@@ -52,6 +53,10 @@ class HypFiles:
     @property
     def model(self) -> Path:
         return self.root / "model.pt"
+
+    def rung(self, k: int) -> Path:
+        """The cheap evaluation at the end of rung ``k`` of a halving search (pas_models.halving)."""
+        return self.root / f"rung-{k}.json"
 
     @property
     def last(self) -> Path:

@@ -22,6 +22,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from pas_models.data.formats import DatasetConfig
+from pas_models.halving import RungInvalid, RungResult
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.measure import MeasureInvalid, MeasureResult, MeasureTask
 from pas_models.spec import ArchSpec
@@ -37,6 +38,7 @@ from pas_orchestrator.core.actions import (
     CreateAttempts,
     EndSearch,
     IngestResult,
+    IngestRung,
     InterruptAttempt,
     LogEvent,
     NoteScheduler,
@@ -55,6 +57,7 @@ from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 from pas_orchestrator.ledger.store import Ledger
 from pas_orchestrator.strategies.base import Strategy
 from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
+from pas_orchestrator.strategies.halving import SuccessiveHalving
 from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task
 
 log = logging.getLogger(__name__)
@@ -74,15 +77,21 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
         del d["tucker"]["ranks"]
     if d["eval"]["latency_rounds"] == 3:
         del d["eval"]["latency_rounds"]
+    for key in ("halving", "budget"):
+        if d[key] is None:
+            del d[key]
     return json.loads(json.dumps(d, default=str))
 
 
 def strategy_for(search: SearchDef, layout: RunLayout) -> Strategy:
-    """The search strategy of a definition (today always the paper's coordinate descent; a new strategy
-    is chosen here, from a key of the definition)."""
-    return CoordinateDescent(iterations=search.iterations, target_gflops=search.stop.target_gflops,
-                             selection=search.selection, ratio_tolerance=search.ratio_tolerance,
-                             baselines=search.baselines, layout=layout)
+    """The search strategy of a definition: the paper's coordinate descent, with successive halving inside
+    each iteration when ``halving`` is set (a new strategy is chosen here, from a key of the definition)."""
+    cd = CoordinateDescent(iterations=search.iterations, target_gflops=search.stop.target_gflops,
+                           selection=search.selection, ratio_tolerance=search.ratio_tolerance,
+                           baselines=search.baselines, layout=layout)
+    if search.halving is not None:
+        return SuccessiveHalving(cd, search.halving.eta, search.halving.rungs)
+    return cd
 
 
 def trainer_holding(out_dir: str) -> str | None:
@@ -124,7 +133,9 @@ class Controller:
         self.search, self.profile, self.layout = search, profile, layout
         self.ledger, self.executor, self.data = ledger, executor, data
         self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity,
-                             measure=search.eval.latency_passes > 0)
+                             measure=search.eval.latency_passes > 0,
+                             rungs=search.halving.rungs if search.halving is not None else None,
+                             budget_hours=search.budget.gpu_hours if search.budget is not None else None)
         self._submit_failures = 0
         self._submit_after = 0.0  # monotonic time before which no batch is submitted (backoff)
         self._poll = profile.poll_seconds
@@ -154,7 +165,7 @@ class Controller:
         changed = False
         self._follow_finishing()
         for action in decide(snap, self.observe(snap), self.policy):
-            if isinstance(action, IngestResult) and action.outcome is not None and action.outcome.active:
+            if isinstance(action, (IngestResult, IngestRung)) and action.outcome is not None and action.outcome.active:
                 attempt = next(a for h in snap.hypotheses for a in h.attempts if a.id == action.attempt_id)
                 if attempt.job_id:
                     self._finishing[attempt.id] = JobRef(attempt.batch, attempt.job_id)
@@ -205,14 +216,18 @@ class Controller:
                   if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id is not None]
         by_job = self.executor.outcomes([JobRef(a.batch, a.job_id) for _, a in active if a.job_id]) if active else {}
         jobs: dict[int, JobOutcome] = {a.id: by_job[a.job_id] for _, a in active if a.job_id in by_job}
-        results: dict[int, JobResult | MeasureResult | str] = {}
+        results: dict[int, JobResult | MeasureResult | RungResult | str] = {}
         trainers: dict[int, str] = {}
+        rungs = self.search.halving.rungs if self.search.halving is not None else None
         for h, a in active:
-            path = HypFiles.of(h.out_dir).result
+            files = HypFiles.of(h.out_dir)
+            rung = a.rung is not None and rungs is not None and a.rung < rungs  # ends at a rung's evaluation
+            path = files.rung(a.rung) if rung and a.rung is not None else files.result
             if path.is_file():
                 try:
-                    results[h.id] = MeasureResult.read(path) if h.kind == MEASURE else JobResult.read(path)
-                except (ResultInvalid, MeasureInvalid) as exc:
+                    results[h.id] = (RungResult.read(path) if rung else MeasureResult.read(path) if h.kind == MEASURE
+                                     else JobResult.read(path))
+                except (ResultInvalid, MeasureInvalid, RungInvalid) as exc:
                     results[h.id] = str(exc)
                 continue
             outcome = jobs.get(a.id)
@@ -256,9 +271,11 @@ class Controller:
         planned = plan_iteration(ArchSpec.from_json(parent.spec or ""), tuple(parent.ops), self.search.operators,
                                  self.search.tucker, parent_weights=lambda: load_weights(weights))
         i = action.iteration
+        first_rung = 1 if self.search.halving is not None else None  # halving: every hypothesis starts at rung 1
         new = tuple(NewHypothesis(i, p.op, "pas", ",".join(p.path), str(self.layout.hyp_dir(i, p.op, "pas")),
                                   state=HypState.PLANNED if p.spec else HypState.NOT_APPLICABLE, reason=p.reason,
-                                  gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None)
+                                  gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None,
+                                  rung=first_rung if p.spec else None)
                     for p in planned)
         return self.ledger.apply(AddHypotheses(new)).changed
 
@@ -325,7 +342,10 @@ class Controller:
     def _task(self, snap: Snapshot, h: HypRec) -> TrainTask | MeasureTask:
         if h.kind == MEASURE:
             return measure_task(snap, h, self.search)
-        return replace(self._train_task(snap, h), measure_latency=False)  # measured alone (pas_models.measure)
+        task = replace(self._train_task(snap, h), measure_latency=False)  # measured alone (pas_models.measure)
+        if h.rung is not None and self.search.halving is not None:
+            task = replace(task, rung=self.search.halving.rung(h.rung))
+        return task
 
     def _train_task(self, snap: Snapshot, h: HypRec) -> TrainTask:
         s = self.search

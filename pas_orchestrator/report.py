@@ -205,6 +205,44 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
     return True
 
 
+def plot_rungs(snap: Snapshot, path: Path) -> bool:
+    """Successive halving's rank agreement: per iteration, each hypothesis' top-1 at every rung it reached
+    (the rungs' cheap evaluation) and at the end (the full evaluation, the finalists); a stopped hypothesis
+    ends in an x. False (no file) when the search has no rung scores."""
+    hyps = [h for h in snap.hypotheses if h.kind == "pas" and h.rung_scores]
+    if not hyps:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    iterations = sorted({h.iteration for h in hyps})
+    rungs = max(max(x.rung for x in h.rung_scores) for h in hyps) + 1
+    fig, axes = plt.subplots(1, len(iterations), figsize=(3.2 * len(iterations) + 1, 3.6), dpi=120, squeeze=False)
+    for ax, it in zip(axes[0], iterations, strict=True):
+        for h in (x for x in hyps if x.iteration == it):
+            xs = [x.rung for x in h.rung_scores]
+            ys = [x.top1 for x in h.rung_scores]
+            if h.state == HypState.DONE and h.top1 is not None:
+                xs.append(rungs)
+                ys.append(h.top1)
+            line = ax.plot(xs, ys, "-o", ms=4, lw=1.2, label=h.op + (" *" if h.winner else ""))[0]
+            if h.state == HypState.STOPPED:
+                ax.plot(xs[-1:], ys[-1:], "x", ms=9, color=line.get_color())
+        ax.set_xticks(range(1, rungs + 1), [f"rung {k}" for k in range(1, rungs)] + ["end"])
+        ax.set_title(f"iteration {it}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("top-1 accuracy (%)")
+    fig.suptitle(f"{snap.search.name}: top-1 at each rung (cheap evaluation) and at the end; x: stopped", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def write_report(snap: Snapshot, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"table": out / "table.md", "plot": out / "pareto.png"}
@@ -212,4 +250,6 @@ def write_report(snap: Snapshot, out: Path) -> dict[str, Path]:
     plot(snap, files["plot"])
     if plot_speedup(snap, out / "speedup.png"):
         files["speedup"] = out / "speedup.png"
+    if plot_rungs(snap, out / "rungs.png"):
+        files["rungs"] = out / "rungs.png"
     return files

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -42,11 +42,8 @@ def _eq1_key(c: Candidate, base_top1: float, base_gflops: float) -> tuple[int, f
     return (0, saved / lost, 0.0)
 
 
-def select(candidates: Sequence[Candidate], *, selection: str, base_top1: float, base_gflops: float,
-           parent_gflops: float, tolerance: float) -> Choice:
-    """The winner among the trained hypotheses of one iteration (``candidates`` in operator order)."""
-    if not candidates:
-        raise ValueError("no trained hypothesis to choose from")
+def _rule_and_key(candidates: Sequence[Candidate], selection: str, base_top1: float, base_gflops: float,
+                  parent_gflops: float, tolerance: float) -> tuple[str, Callable[[Candidate], tuple]]:
     rule = selection
     if selection == "auto":
         rule = "eq3" if ratios_agree(candidates, parent_gflops, tolerance) else "eq1"
@@ -56,6 +53,25 @@ def select(candidates: Sequence[Candidate], *, selection: str, base_top1: float,
         primary = (c.top1,) if rule == "eq3" else _eq1_key(c, base_top1, base_gflops)
         return (*primary, c.top5, -c.gflops, -order[c.op])
 
+    return rule, key
+
+
+def rank(candidates: Sequence[Candidate], *, selection: str, base_top1: float, base_gflops: float,
+         parent_gflops: float, tolerance: float) -> tuple[list[Candidate], str]:
+    """Every candidate, best first, by the rule ``select`` uses (and its ties), and that rule (eq1 | eq3):
+    the order a successive-halving rung promotes by."""
+    if not candidates:
+        return [], selection
+    rule, key = _rule_and_key(candidates, selection, base_top1, base_gflops, parent_gflops, tolerance)
+    return sorted(candidates, key=key, reverse=True), rule
+
+
+def select(candidates: Sequence[Candidate], *, selection: str, base_top1: float, base_gflops: float,
+           parent_gflops: float, tolerance: float) -> Choice:
+    """The winner among the trained hypotheses of one iteration (``candidates`` in operator order)."""
+    if not candidates:
+        raise ValueError("no trained hypothesis to choose from")
+    rule, key = _rule_and_key(candidates, selection, base_top1, base_gflops, parent_gflops, tolerance)
     best = max(candidates, key=key)
     if rule == "eq3":
         why = f"Eq. 3: highest top-1 {best.top1:.2f}%"

@@ -31,29 +31,61 @@ def _scheduler(a: AttemptRec | None) -> str:
     return text + (f", requeued {a.requeues}x" if a.requeues else "")
 
 
+def rungs_of(snap: Snapshot) -> int | None:
+    """The search's number of halving rungs (None: no halving), from its recorded definition."""
+    try:
+        halving = json.loads(snap.search.definition).get("halving")
+    except (ValueError, AttributeError):
+        return None
+    return int(halving["rungs"]) if isinstance(halving, dict) and "rungs" in halving else None
+
+
+def _rung(h: HypRec, rungs: int | None) -> str:
+    """``2/3``, ``stopped@1``, or ``-`` (no halving for this hypothesis)."""
+    if h.stopped_rung is not None:
+        return f"stopped@{h.stopped_rung}"
+    if h.rung is None or rungs is None:
+        return "-"
+    return f"{h.rung}/{rungs}"
+
+
 def render(snap: Snapshot) -> str:
     rows = []
+    rungs = rungs_of(snap)
     for h in snap.hypotheses:
         last = h.attempts[-1] if h.attempts else None
         job = "-" if last is None or last.job_id is None else last.job_id
-        rows.append([h.iteration, h.op + (" (scratch)" if h.kind == "baseline" else ""), h.path or "-",
-                     h.state.value + (" *" if h.winner else ""), job, _scheduler(last), len(h.attempts),
-                     _elapsed(last.started_at or last.submitted_at, last.ended_at) if last else "-",
-                     "-" if h.top1 is None else f"{h.top1:.2f}", "-" if h.top5 is None else f"{h.top5:.2f}",
-                     "-" if h.gflops is None else f"{h.gflops:.4g}", h.reason if h.reason and not h.top1 else ""])
+        scores = h.rung_scores
+        row = [h.iteration, h.op + (" (scratch)" if h.kind == "baseline" else ""), h.path or "-",
+               h.state.value + (" *" if h.winner else ""), job, _scheduler(last), len(h.attempts),
+               _elapsed(last.started_at or last.submitted_at, last.ended_at) if last else "-"]
+        if rungs is not None:
+            row += [_rung(h, rungs), " ".join(f"{x.top1:.1f}" for x in scores) or "-"]
+        used = [a.compute_hours for a in h.attempts if a.compute_hours is not None]
+        row += [f"{sum(used):.3g}" if used else "-"]
+        row += ["-" if h.top1 is None else f"{h.top1:.2f}", "-" if h.top5 is None else f"{h.top5:.2f}",
+                "-" if h.gflops is None else f"{h.gflops:.4g}",
+                h.reason if h.reason and not h.top1 and h.stopped_rung is None else ""]
+        rows.append(row)
     s = snap.search
+    used = snap.compute()
     head = (f"search {s.name} on {s.cluster}: {s.state.value}" + (f" ({s.error})" if s.error else "")
             + f", started {time.strftime('%Y-%m-%d %H:%M', time.localtime(s.created_at))}, "
-            + f"elapsed {_elapsed(s.created_at, s.ended_at)}")
-    table = format_table(["iter", "op", "path", "state", "job", "scheduler", "tries", "elapsed", "top-1 %", "top-5 %",
-                          "GFLOPs/view", "note"], rows)
+            + f"elapsed {_elapsed(s.created_at, s.ended_at)}, compute "
+            + (" + ".join(f"{v:.3g} {k}" for k, v in sorted(used.items())) or "-"))
+    cols = ["iter", "op", "path", "state", "job", "scheduler", "tries", "elapsed"]
+    if rungs is not None:
+        cols += ["rung", "rung top-1 %"]
+    unit = "/".join(sorted(used)) or "GPU-h"
+    table = format_table([*cols, unit, "top-1 %", "top-5 %", "GFLOPs/view", "note"], rows)
     return head + "\n" + table
 
 
 def _attempts(h: HypRec) -> list[dict]:
-    return [{"number": a.number, "job_name": a.job_name, "job_id": a.job_id, "state": a.state.value,
+    return [{"number": a.number, "job_name": a.job_name, "job_id": a.job_id, "state": a.state.value, "rung": a.rung,
              "scheduler_state": a.scheduler_state, "reason": a.reason, "requeues": a.requeues, "node": a.node,
-             "submitted_at": a.submitted_at, "started_at": a.started_at, "ended_at": a.ended_at}
+             "submitted_at": a.submitted_at, "started_at": a.started_at, "ended_at": a.ended_at,
+             "compute_hours": a.compute_hours, "compute_unit": a.compute_unit}
             for a in h.attempts]
 
 
@@ -61,11 +93,16 @@ def as_json(snap: Snapshot) -> dict:
     """The search; ``hypotheses``: the networks (B, the hypotheses, baselines); ``measurements``: the
     latency measurement jobs (one per iteration), with their timings once done."""
     s = snap.search
+    rungs = rungs_of(snap)
+    used = snap.compute()
     return {"name": s.name, "cluster": s.cluster, "state": s.state.value, "error": s.error,
             "created_at": s.created_at, "ended_at": s.ended_at,
+            "compute_hours_total": sum(used.values()), "compute_hours_by_unit": used,
             "hypotheses": [{"iteration": h.iteration, "op": h.op, "kind": h.kind, "path": h.path,
                             "state": h.state.value, "winner": h.winner, "reason": h.reason, "top1": h.top1,
                             "top5": h.top5, "gflops": h.gflops, "params": h.params, "out_dir": h.out_dir,
+                            "rung": h.rung, "rungs": rungs if h.rung is not None else None,
+                            "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
                             "attempts": _attempts(h)}
                            for h in snap.hypotheses if h.kind != MEASURE],
             "measurements": [{"iteration": h.iteration, "state": h.state.value, "reason": h.reason,

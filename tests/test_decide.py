@@ -3,10 +3,12 @@ file, no process, no scheduler (milliseconds)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
+from pas_models.halving import RungResult
 from pas_models.layout import RunLayout
 from pas_models.measure import MeasureResult, Timing
 from pas_models.train.result import JobResult
@@ -16,12 +18,14 @@ from pas_orchestrator.core.actions import (
     EndSearch,
     FailAttempt,
     IngestResult,
+    IngestRung,
     InterruptAttempt,
     MarkWinner,
     ObserveAttempt,
     PlanBase,
     PlanIteration,
     PlanMeasurement,
+    PromoteRung,
     RecordJobIds,
     SubmitBatch,
 )
@@ -30,6 +34,7 @@ from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.ledger.records import AttemptRec, HypRec, NewHypothesis, SearchRec, Snapshot
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
+from pas_orchestrator.strategies.halving import SuccessiveHalving
 
 LAYOUT = RunLayout.of("/runs", "s")
 
@@ -49,7 +54,16 @@ def hyp(hid: int, iteration: int, op: str, state: HypState, *attempts: AttemptRe
     done = state == HypState.DONE
     return HypRec(hid, iteration, op, kind, path, state, None, gflops, 1000, "{}", f"/runs/s/hyp/{iteration}-{op}",
                   top1 if top1 is not None else (50.0 if done else None),
-                  top5 if top5 is not None else (80.0 if done else None), None, winner, 0.0, None, tuple(attempts))
+                  top5 if top5 is not None else (80.0 if done else None), None, winner, 0.0, None,
+                  attempts=tuple(attempts))
+
+
+def rung_hyp(hid: int, op: str, rung: int, scores: dict[int, float], *attempts: AttemptRec,
+             state: HypState = HypState.RUNNING, gflops: float = 10.0) -> HypRec:
+    """An iteration-1 hypothesis of a halving search at ``rung`` with top-1 ``scores`` per rung reached."""
+    rr = json.dumps([{"rung": k, "top1": v, "top5": 90.0, "steps": 2 * k, "total_steps": 18}
+                     for k, v in sorted(scores.items())])
+    return replace(hyp(hid, 1, op, state, *attempts, gflops=gflops), rung=rung, rung_results=rr if scores else None)
 
 
 def snap(*hyps: HypRec, state: SearchState = SearchState.RUNNING) -> Snapshot:
@@ -61,6 +75,19 @@ def policy(iterations: int = 2, retries: int = 1, max_array: int = 8, max_concur
            drain: bool = False) -> Policy:
     return Policy(CoordinateDescent(iterations, target, "eq3", 0.05, baselines, LAYOUT), retries,
                   Capacity(max_array, max_concurrent, drain), measure=measure)
+
+
+def budget(hours: float, iterations: int = 3) -> Policy:
+    return replace(policy(iterations=iterations), budget_hours=hours)
+
+
+def used(a: AttemptRec, hours: float) -> AttemptRec:
+    return replace(a, compute_hours=hours, compute_unit="GPU-h")
+
+
+def halving(eta: int = 3, rungs: int = 3, drain: bool = False) -> Policy:
+    cd = CoordinateDescent(1, None, "eq3", 0.05, False, LAYOUT)
+    return Policy(SuccessiveHalving(cd, eta, rungs), 1, Capacity(8, None, drain), rungs=rungs)
 
 
 def result(top1: float = 60.0) -> JobResult:
@@ -84,6 +111,10 @@ failed = JobOutcome(Phase.FAILED, "OUT_OF_MEMORY: exit code 0:125", label="OUT_O
 T_DONE = hyp(2, 1, "t", HypState.DONE)
 T_WON = hyp(2, 1, "t", HypState.DONE, winner=True)
 M_PLANNED = hyp(4, 1, "latency", HypState.PLANNED, kind="latency")
+DONE_ATT = AttemptState.COMPLETED
+RUNG1 = RungResult("1-t", 1, 1, 3, 2, 18, 40.0, 80.0, 1, 4, 1.0, 4)
+STOP = ("stopped at rung 1/3: rank {r} of {n} by eq3 (top-1 {t:.2f}%, top-5 90.00% after 2 of 18 steps); "
+        "the best {up} went on")
 BASELINE_1T = NewHypothesis(1, "t", "baseline", "t", "/runs/s/hyp/1-t-scratch", gflops=10.0, params=1000, spec="{}")
 
 CASES = [
@@ -250,6 +281,66 @@ CASES = [
      snap(B_DONE, T_WON, hyp(4, 1, "latency", HypState.RUNNING, att(4, 4, RUN), kind="latency"),
           hyp(6, 2, "f", HypState.PLANNED)), Observations(),
      policy(iterations=2, measure=True), [SubmitBatch((6,), 2)]),
+    # successive halving inside an iteration (strategies/halving.py)
+    ("a rung's result is ingested, not taken for the final one",
+     snap(B_DONE, rung_hyp(2, "t", 1, {}, att(2, 2, RUN))), Observations(results={2: RUNG1}), halving(),
+     [IngestRung(2, 2, RUNG1, None)]),
+    ("a hypothesis at the end of its rung waits: no attempt, no decision while another is still training",
+     snap(B_DONE, rung_hyp(2, "t", 1, {1: 40.0}, att(2, 2, DONE_ATT)), rung_hyp(3, "f", 1, {}, att(3, 3, RUN))),
+     Observations(jobs={3: running}), halving(), [ObserveAttempt(3, RUN, running)]),
+    ("a hypothesis waiting at its rung is not submitted again, the others are",
+     snap(B_DONE, rung_hyp(2, "t", 1, {1: 40.0}, att(2, 2, DONE_ATT)), rung_hyp(3, "f", 1, {})),
+     Observations(), halving(), [SubmitBatch((3,), 1)]),
+    ("rung 1 of 5: the best ceil(5/3) = 2 go on, the others stop with rank and score",
+     snap(B_DONE, *(rung_hyp(i, op, 1, {1: t}, att(i, i, DONE_ATT)) for i, op, t in
+                    ((2, "s", 30.0), (3, "t", 50.0), (4, "f", 45.0), (5, "c", 20.0), (6, "l", 10.0)))),
+     Observations(), halving(),
+     [PromoteRung(1, 1, (3, 4), ((2, STOP.format(r=3, n=5, t=30.0, up=2)), (5, STOP.format(r=4, n=5, t=20.0, up=2)),
+                                 (6, STOP.format(r=5, n=5, t=10.0, up=2))))]),
+    ("a tie at a rung is broken by top-5, then GFLOPs, then operator order (as the final choice)",
+     snap(B_DONE, rung_hyp(2, "s", 1, {1: 40.0}, att(2, 2, DONE_ATT), gflops=10.0),
+          rung_hyp(3, "t", 1, {1: 40.0}, att(3, 3, DONE_ATT), gflops=9.0)),
+     Observations(), halving(eta=2),
+     [PromoteRung(1, 1, (3,), ((2, STOP.format(r=2, n=2, t=40.0, up=1)),))]),
+    ("fewer hypotheses than eta: one goes on",
+     snap(B_DONE, rung_hyp(2, "t", 1, {1: 40.0}, att(2, 2, DONE_ATT)), rung_hyp(3, "f", 1, {1: 45.0},
+                                                                                att(3, 3, DONE_ATT))),
+     Observations(), halving(), [PromoteRung(1, 1, (3,), ((2, STOP.format(r=2, n=2, t=40.0, up=1)),))]),
+    ("not-applicable and failed hypotheses take no part in a rung",
+     snap(B_DONE, rung_hyp(2, "t", 1, {1: 40.0}, att(2, 2, DONE_ATT)),
+          replace(hyp(3, 1, "l", HypState.NOT_APPLICABLE), gflops=None),
+          rung_hyp(4, "f", 1, {}, att(4, 4, AttemptState.FAILED), state=HypState.FAILED)),
+     Observations(), halving(), [PromoteRung(1, 1, (2,), ())]),
+    ("promoted hypotheses are submitted together, resuming at the next rung",
+     snap(B_DONE, rung_hyp(3, "t", 2, {1: 50.0}, att(3, 3, DONE_ATT)), rung_hyp(4, "f", 2, {1: 45.0},
+                                                                                att(4, 4, DONE_ATT)),
+          replace(rung_hyp(2, "s", 1, {1: 30.0}, att(2, 2, DONE_ATT), state=HypState.STOPPED), stopped_rung=1)),
+     Observations(), halving(), [SubmitBatch((3, 4), 1)]),
+    ("the last rung: the winner is chosen among the fully trained only",
+     snap(B_DONE, replace(rung_hyp(3, "t", 3, {1: 50.0, 2: 55.0}, att(3, 3, DONE_ATT), state=HypState.DONE),
+                          top1=60.0),
+          replace(rung_hyp(4, "f", 2, {1: 45.0, 2: 70.0}, att(4, 4, DONE_ATT), state=HypState.STOPPED),
+                  stopped_rung=2)),
+     Observations(), halving(), [MarkWinner(3, "Eq. 3: highest top-1 60.00%")]),
+    ("a rung job that completed without its rung file fails and names it",
+     snap(B_DONE, rung_hyp(2, "t", 1, {}, replace(att(2, 2, RUN), rung=1))),
+     Observations(jobs={2: JobOutcome(Phase.SUCCEEDED)}), halving(),
+     [FailAttempt(2, RUN, "job completed without rung-1.json", JobOutcome(Phase.SUCCEEDED))]),
+    # compute budget (search key budget.gpu_hours)
+    ("under budget: submitted",
+     snap(B_DONE, hyp(2, 1, "t", HypState.PLANNED)), Observations(), budget(10.0), [SubmitBatch((2,), 1)]),
+    ("budget spent while jobs run: they finish, nothing new starts",
+     snap(replace(B_DONE, attempts=(used(att(1, 1, AttemptState.COMPLETED), 6.0),)),
+          hyp(2, 1, "t", HypState.RUNNING, used(att(2, 2, RUN), 5.0)), hyp(3, 1, "f", HypState.PLANNED)),
+     Observations(jobs={2: running}), budget(10.0), [ObserveAttempt(2, RUN, running)]),
+    ("budget spent, nothing runs: the search ends with the best network so far, the rest cancelled",
+     snap(replace(B_DONE, attempts=(used(att(1, 1, AttemptState.COMPLETED), 6.0),)),
+          replace(T_WON, top1=55.0, attempts=(used(att(2, 2, AttemptState.COMPLETED), 5.0),)),
+          hyp(3, 2, "f", HypState.PLANNED)),
+     Observations(), budget(10.0),
+     [EndSearch(SearchState.DONE, "budget spent: 11 of 10 compute hours used; the best network so far is "
+                                  "iteration 1's winner t (55.00% top-1, 10 GFLOPs/view)",
+                cancel_unfinished="not started: the budget was spent")]),
     ("a measurement's result is ingested",
      snap(B_DONE, T_WON, hyp(4, 1, "latency", HypState.RUNNING, att(4, 4, RUN), kind="latency")),
      Observations(results={4: measurement()}), policy(iterations=1, measure=True),

@@ -34,7 +34,7 @@ from pas_orchestrator.core.actions import (
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import LedgerConflict, LedgerError
 from pas_orchestrator.ledger import AttemptState, HypState, Ledger, NewHypothesis, SearchState
-from pas_orchestrator.ledger.schema import SCHEMA_VERSION
+from pas_orchestrator.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from pas_orchestrator.ledger.states import TRANSITIONS, allowed, check
 
 
@@ -162,15 +162,18 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
-    """A ledger written by the first schema (no attempt.node) keeps its rows and gains the column;
+    """A ledger written by the first schema (no attempt.node, no halving or compute columns) keeps its rows and
+    gains the columns;
     `pas status` (read-only) asks for the upgrade instead of failing on the missing column."""
     led = _ledger(tmp_path)
     led.apply(AddHypotheses((_hyp(1, "s"),)))
     (att,) = led.apply(CreateAttempts((led.snapshot().hypotheses[0].id,), "pas-s1-i1")).attempts
     led.apply(RecordJobIds(((att.id, "77"),)))
     led.close()
-    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:  # back to schema 1
-        db.execute("ALTER TABLE attempt DROP COLUMN node")
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:  # back to schema 1: every column added since dropped
+        for sql in (q for v in sorted(MIGRATIONS) for q in MIGRATIONS[v]):
+            table, column = sql.split()[2], sql.split()[5]
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with pytest.raises(LedgerError, match=r"schema 1 is older .* `pas search` once to upgrade"):
         Ledger(tmp_path / "ledger.sqlite", readonly=True)

@@ -10,7 +10,7 @@ import pytest
 
 from pas_orchestrator.config.cluster import load_profile
 from pas_orchestrator.executors.sacct import JobStatus, array_index, parse_sacct
-from pas_orchestrator.executors.slurm import sbatch_script
+from pas_orchestrator.executors.slurm import sbatch_script, to_outcome
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).parents[1]
@@ -58,6 +58,22 @@ def test_parse_sacct() -> None:
     assert st["814_0"].state == "RUNNING"  # requeued after preemption: the last row wins
     assert rows["812_0"][0] == "pas-s-i1-b1"
     assert array_index("812_4") == 4 and array_index("813") is None
+
+
+def test_compute_is_elapsed_times_gpus_over_every_run_of_a_requeued_job() -> None:
+    text = ("900|pas-s-i1-b1|NODE_FAIL|0:0|None|node1|3600|billing=8,cpu=8,gres/gpu=4,mem=64G,node=1\n"
+            "900|pas-s-i1-b1|RUNNING|0:0|None|node2|1800|billing=8,cpu=8,gres/gpu=4,mem=64G,node=1\n"
+            "901|pas-s-i1-b2|COMPLETED|0:0|None|node3|7200|cpu=32,gres/gpu:v100=2,node=1\n"
+            "902|pas-s-i1-b3|COMPLETED|0:0|None|node1|3600|cpu=16,gres/gpu=4,gres/gpu:v100=4,node=1\n"
+            "903|pas-s-i1-b4|COMPLETED|0:0|None|node1|1800|billing=2,cpu=2,mem=1G,node=1\n"
+            "904_[0-3]|pas-s-i1-b5|PENDING|0:0|Resources||0|\n")
+    st = {k: v[1] for k, v in parse_sacct(text).items()}
+    assert (st["900"].compute_hours, st["900"].compute_unit) == (1.5 * 4, "GPU-h")  # both runs, 4 GPUs each
+    assert (st["901"].compute_hours, st["901"].compute_unit) == (2 * 2, "GPU-h")  # typed GPUs
+    assert st["902"].compute_hours == 4.0  # the untyped total, not counted twice
+    assert (st["903"].compute_hours, st["903"].compute_unit) == (0.5 * 2, "CPU-h")  # no GPU: hours x CPUs
+    assert st["904_2"].compute_hours is None  # pending: nothing used, nothing known
+    assert to_outcome(st["900"]).compute_hours == 6.0 and to_outcome(st["900"]).requeues == 1
 
 
 def test_parse_captured_sacct_of_slurm_22() -> None:

@@ -37,6 +37,7 @@ from pas_models.data.dataset import ClipDataset, ClipLoader, NoReadableVideo, co
 from pas_models.data.formats import load_video_list
 from pas_models.errors import PasError
 from pas_models.flops import count_cost
+from pas_models.halving import RungResult, rung_end
 from pas_models.inherit import can_init_from_parent, init_from_parent
 from pas_models.latency import measure
 from pas_models.layout import HypFiles
@@ -68,18 +69,29 @@ def _student_spec(task: TrainTask) -> ArchSpec:
     return task.student.replace(head_dropout=task.recipe.dropout)
 
 
-def run(task: TrainTask) -> JobResult:
+def _done(task: TrainTask, files: HypFiles) -> JobResult | RungResult | None:
+    """What an earlier run of this very task wrote already (its result, or this rung's), else None."""
+    if files.result.exists():
+        return JobResult.read(files.result)
+    if task.rung is not None and not task.rung.last and files.rung(task.rung.k).exists():
+        return RungResult.read(files.rung(task.rung.k))
+    return None
+
+
+def run(task: TrainTask) -> JobResult | RungResult:
+    """Train and evaluate ``task`` (resuming from ``last.pt``); a rung of a halving search ends at the rung's
+    step with a cheap evaluation (``RungResult``, rung-K.json), the whole schedule with a ``JobResult``."""
     out = Path(task.out_dir)
     files = HypFiles(out)
     out.mkdir(parents=True, exist_ok=True)
-    if files.result.exists():
-        return JobResult.read(files.result)
+    if (done := _done(task, files)) is not None:
+        return done
     env = distributed.detect()
     lock = _exclusive(files) if env.rank == 0 else None  # a duplicate job waits, then returns the result
-    if files.result.exists():
+    if (done := _done(task, files)) is not None:
         if lock is not None:
             lock.close()
-        return JobResult.read(files.result)
+        return done
     device = distributed.setup(env)
     pkg_log = logging.getLogger("pas_models")
     handler = logging.FileHandler(files.log) if env.is_main else None
@@ -262,18 +274,35 @@ def _setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out:
                     scaler, peak, finetune, ds, sampler, steps_per_epoch, train_list, val_list)
 
 
-def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: Path) -> JobResult:
+def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device,
+                        out: Path) -> JobResult | RungResult:
     tr = _setup(task, env, device, out)
     state = _resume(out, task, tr.trained, tr.optimizer, tr.scaler)
     tr.dataset.exclude(sorted(state.skipped))  # found unreadable before the resume: still excluded
     scalars = Scalars(out, enabled=env.is_main)
+    rung = task.rung if task.rung is not None and not task.rung.last else None
+    total = task.recipe.epochs * tr.steps_per_epoch
+    end = rung_end(total, rung.eta, rung.rungs, rung.k) if rung is not None else total
     try:
-        _train(tr, state, scalars, until=(task.recipe.epochs, 0))
-        ev = evaluate(tr.model, tr.val_list.samples, tr.spec, task.data, task.eval, device, env.world, env.rank)
-        scalars.add({"val/top1": ev.top1, "val/top5": ev.top5}, task.recipe.epochs)
+        _train(tr, state, scalars, until=divmod(end, tr.steps_per_epoch))
+        ev_cfg = task.eval if rung is None else replace(task.eval, clips=rung.clips, crops=rung.crops)
+        ev = evaluate(tr.model, tr.val_list.samples, tr.spec, task.data, ev_cfg, device, env.world, env.rank)
+        if rung is None:
+            scalars.add({"val/top1": ev.top1, "val/top5": ev.top5}, task.recipe.epochs)
+        else:
+            scalars.add({f"val/top1_rung{rung.k}": ev.top1, f"val/top5_rung{rung.k}": ev.top5}, end)
     finally:
         scalars.close()
         tr.teacher.close()
+    if rung is not None:
+        result = RungResult(task.hypothesis, task.attempt, rung.k, rung.rungs, end, total, float(ev.top1),
+                            float(ev.top5), ev_cfg.clips * ev_cfg.crops, ev.videos, state.train_seconds,
+                            state.clips_seen)
+        log.info("%s: rung %d/%d ends after %d of %d steps: top-1 %.2f%% (%d clip(s) x %d crop(s))", task.hypothesis,
+                 rung.k, rung.rungs, end, total, ev.top1, ev_cfg.clips, ev_cfg.crops)
+        if env.is_main:
+            write_json(result.to_dict(), HypFiles(out).rung(rung.k))
+        return result
     skipped_files = ({tr.train_list.samples[i].path for i in state.skipped}
                      | {tr.val_list.samples[i].path for i in ev.skipped_ids})
     return _finish(out, task, tr.model, state, len(skipped_files), ev, env, device, tr.finetuned, tr.teacher.source)

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from pas_models.data.formats import DatasetConfig
+from pas_models.halving import Rung
 from pas_models.spec import ArchSpec
 
 SCHEDULES = ("step", "cosine")
@@ -87,11 +88,14 @@ class TrainTask:
     seed: int = 0
     # latency measured by this job at the end (`pas train`); a search's jobs leave it to its measurement job
     measure_latency: bool = True
+    # a halving search: train to the end of this rung only (a prefix of the full schedule), evaluate cheaply,
+    # write rung-K.json; None or the last rung: the whole schedule (pas_models.halving)
+    rung: Rung | None = None
 
     def config_hash(self) -> str:
         """Identity of what is trained (not of where or which attempt): checkpoints of another task are refused."""
         d = asdict(self)
-        for key in ("out_dir", "attempt", "hypothesis", "measure_latency"):
+        for key in ("out_dir", "attempt", "hypothesis", "measure_latency", "rung"):
             d.pop(key)
-        d["eval"].pop("latency_rounds")  # neither changes what is trained (and old checkpoints keep their hash)
+        d["eval"].pop("latency_rounds")  # none changes what is trained (and old checkpoints keep their hash)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

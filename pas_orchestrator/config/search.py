@@ -17,6 +17,7 @@ from typing import Any
 from pas_models.data.formats import DatasetConfig, dataset_config_from_dict, load_dataset_config
 from pas_models.data.synth import MAX_CLASSES, SynthConfig
 from pas_models.errors import PasError
+from pas_models.halving import Rung
 from pas_models.presets import PRESETS, preset
 from pas_models.reductions import DEFAULT_GAMMAS, OPERATORS, check_gamma
 from pas_models.spec import ArchSpec
@@ -66,6 +67,36 @@ TuckerSection = TuckerOptions  # search key ``tucker``: operator k's stages and 
 
 
 @dataclass(frozen=True)
+class RungEval:
+    """The cheap evaluation at the end of a rung before the last (the last rung uses ``eval``)."""
+
+    clips: int = 1
+    crops: int = 1
+
+
+@dataclass(frozen=True)
+class HalvingSection:
+    """Successive halving inside each iteration (pas_models.halving): ``rungs`` prefixes of the full
+    schedule, the best ceil(n / eta) of each rung go on. Absent or null: every hypothesis trains to the end."""
+
+    eta: int = 3
+    rungs: int = 3
+    eval: RungEval = field(default_factory=RungEval)
+
+    def rung(self, k: int) -> Rung:
+        return Rung(k, self.rungs, self.eta, self.eval.clips, self.eval.crops)
+
+
+@dataclass(frozen=True)
+class BudgetSection:
+    """The most compute the search may use: once its attempts together used ``gpu_hours`` (GPU-hours on a GPU
+    cluster; hours x processes, CPU-h, where jobs have no GPU), nothing new is submitted, what runs finishes,
+    and the search ends with the best network so far."""
+
+    gpu_hours: float
+
+
+@dataclass(frozen=True)
 class _RawSearch:
     name: str
     backbone: str
@@ -85,6 +116,8 @@ class _RawSearch:
     seed: int = 0
     max_retries: int = 2
     baselines: bool = False
+    halving: HalvingSection | None = None
+    budget: BudgetSection | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +144,8 @@ class SearchDef:
     seed: int
     max_retries: int
     baselines: bool
+    halving: HalvingSection | None = None
+    budget: BudgetSection | None = None
     source: str = ""  # the file it was read from
 
     def base_spec(self) -> ArchSpec:
@@ -208,6 +243,16 @@ def _check(r: _RawSearch, where: str) -> None:
     require(len(r.eval.latency_batches) >= 1 and all(b >= 1 for b in r.eval.latency_batches),
             f"{w} eval.latency_batches", "must be a list of batch sizes >= 1, e.g. [1, 8]")
     require(r.max_retries >= 0, f"{w} max_retries", "must be >= 0")
+    if r.budget is not None:
+        require(math.isfinite(r.budget.gpu_hours) and r.budget.gpu_hours > 0, f"{w} budget.gpu_hours",
+                f"must be a number of hours > 0, got {r.budget.gpu_hours} (no budget: leave the key out)")
+    if r.halving is not None:
+        h = r.halving
+        require(h.eta >= 2, f"{w} halving.eta", f"must be an integer >= 2 (the best 1/eta go on), got {h.eta}")
+        require(h.rungs >= 2, f"{w} halving.rungs",
+                f"must be an integer >= 2, got {h.rungs} (no halving: leave the key out or set halving: null)")
+        require(h.eval.clips >= 1, f"{w} halving.eval.clips", "must be >= 1")
+        require(h.eval.crops in (1, 3), f"{w} halving.eval.crops", f"must be 1 or 3, got {h.eval.crops}")
     if r.synthetic is not None:
         require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
         require(r.synthetic.videos_per_class >= 1 and r.synthetic.val_per_class >= 1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pas_models.halving import RungResult
 from pas_models.measure import MeasureResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.outcomes import JobOutcome
@@ -66,6 +67,27 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class IngestRung:
+    """The hypothesis' rung-K.json (successive halving): attempt COMPLETED, the rung's score kept; the
+    hypothesis waits for the iteration's rung decision."""
+
+    hypothesis_id: int
+    attempt_id: int
+    result: RungResult
+    outcome: JobOutcome | None = None
+
+
+@dataclass(frozen=True)
+class PromoteRung:
+    """The rung decision of an iteration: ``promoted`` go on to rung + 1, ``stopped`` (id, why) are STOPPED."""
+
+    iteration: int
+    rung: int
+    promoted: tuple[int, ...]
+    stopped: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
 class FailAttempt:
     """The attempt failed (spends one of max_retries); with ``fail_hypothesis`` the hypothesis fails too."""
 
@@ -109,6 +131,8 @@ class AddHypotheses:
 class EndSearch:
     state: SearchState  # DONE or FAILED
     reason: str | None = None
+    # every hypothesis not ended yet (none has an active attempt) is CANCELLED with this reason (a spent budget)
+    cancel_unfinished: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,8 +183,8 @@ class SubmitBatch:
     iteration: int
 
 
-LedgerAction = (RecordJobIds | AbandonAttempt | ObserveAttempt | NoteScheduler | IngestResult | FailAttempt
-                | InterruptAttempt | CreateAttempts | MarkWinner | AddHypotheses | EndSearch | CancelSearch
-                | ResumeSearch | LogEvent)
+LedgerAction = (RecordJobIds | AbandonAttempt | ObserveAttempt | NoteScheduler | IngestResult | IngestRung
+                | PromoteRung | FailAttempt | InterruptAttempt | CreateAttempts | MarkWinner | AddHypotheses
+                | EndSearch | CancelSearch | ResumeSearch | LogEvent)
 EffectAction = PlanBase | PlanIteration | PlanMeasurement | SubmitBatch
 Action = LedgerAction | EffectAction

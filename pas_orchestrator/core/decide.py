@@ -15,7 +15,8 @@ and returns what should happen next, in this order of precedence:
    an iteration whose trainings have all ended gets its latency measurement job (``PlanMeasurement``,
    when the policy measures latency); the search does not end while a measurement is pending;
 4. when nothing was planned: every hypothesis that needs an attempt is submitted as one batch, within
-   the executor's capacity. A measurement job is a batch of its own (it has its own resources) and,
+   the executor's capacity (one that has reached the end of its rung waits for the rung decision of
+   strategies/halving.py instead). A measurement job is a batch of its own (it has its own resources) and,
    where the executor cannot isolate it (``Capacity.drain_for_exclusive``: local), it is submitted only
    when nothing else of the search runs, and nothing is submitted beside it.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pas_models.halving import RungResult
 from pas_models.measure import MeasureResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
@@ -36,6 +38,7 @@ from pas_orchestrator.core.actions import (
     EndSearch,
     FailAttempt,
     IngestResult,
+    IngestRung,
     InterruptAttempt,
     ObserveAttempt,
     PlanMeasurement,
@@ -49,7 +52,7 @@ from pas_orchestrator.strategies.base import Strategy
 
 MEASURE = "latency"  # the kind (and op) of a measurement job's ledger row
 # actions after which the strategy and the submission wait for the next call (they would decide on stale rows)
-_ENDINGS = (RecordJobIds, AbandonAttempt, IngestResult, FailAttempt, InterruptAttempt)
+_ENDINGS = (RecordJobIds, AbandonAttempt, IngestResult, IngestRung, FailAttempt, InterruptAttempt)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Policy:
     max_retries: int
     capacity: Capacity
     measure: bool = False  # one latency measurement job per iteration (eval.latency_passes > 0)
+    rungs: int | None = None  # successive halving: the number of rungs (the strategy decides promotions)
+    budget_hours: float | None = None  # nothing new is submitted once the search's compute reached this
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,9 @@ class Observations:
     """What the shell saw outside the ledger for this call (each mapping may leave things out: unknown)."""
 
     jobs: Mapping[int, JobOutcome] = field(default_factory=dict)  # attempt id -> its job's outcome
-    # hyp id -> its result.json (a training's or a measurement's), or why it is invalid
-    results: Mapping[int, JobResult | MeasureResult | str] = field(default_factory=dict)
+    # hyp id -> the result its active attempt was to write (result.json of a training or a measurement, or
+    # rung-K.json of a rung before the last), or why it is invalid
+    results: Mapping[int, JobResult | MeasureResult | RungResult | str] = field(default_factory=dict)
     trainers: Mapping[int, str] = field(default_factory=dict)  # hyp id -> the live trainer holding its lock
     found: Mapping[int, str | None] = field(default_factory=dict)  # orphan attempt id -> job id, None: not there
     finishing: int = 0  # jobs still exiting whose attempts have already ended (their result came in)
@@ -136,6 +142,8 @@ def _follow(h: HypRec, a: AttemptRec, obs: Observations, policy: Policy) -> list
     result = obs.results.get(h.id)
     if isinstance(result, (JobResult, MeasureResult)):  # a written result is the truth, whatever the scheduler says
         return [IngestResult(h.id, a.id, result, outcome)]
+    if isinstance(result, RungResult):
+        return [IngestRung(h.id, a.id, result, outcome)]
     if isinstance(result, str):
         return [_fail(h, a, f"invalid result.json: {result}", outcome, policy)]
     if outcome is None:
@@ -153,7 +161,9 @@ def _follow(h: HypRec, a: AttemptRec, obs: Observations, policy: Policy) -> list
     if outcome.phase == Phase.INTERRUPTED:
         return [InterruptAttempt(a.id, a.state, outcome.reason or "interrupted", outcome)]
     if outcome.phase == Phase.SUCCEEDED:
-        return [_fail(h, a, "job completed without result.json", outcome, policy)]
+        rung = a.rung is not None and policy.rungs is not None and a.rung < policy.rungs
+        return [_fail(h, a, f"job completed without {f'rung-{a.rung}.json' if rung else 'result.json'}", outcome,
+                      policy)]
     return [_fail(h, a, outcome.reason or "failed", outcome, policy)]
 
 
@@ -169,8 +179,14 @@ def _submit(snap: Snapshot, policy: Policy, obs: Observations) -> list[Action]:
     running = [h for h in snap.hypotheses if any(a.state in ACTIVE_ATTEMPT for a in h.attempts)]
     active = sum(1 for h in snap.hypotheses for a in h.attempts if a.state in ACTIVE_ATTEMPT)
     need = [h for h in snap.hypotheses if h.state in (HypState.PLANNED, HypState.RUNNING)
-            and not any(a.state in ACTIVE_ATTEMPT for a in h.attempts)]
+            and not any(a.state in ACTIVE_ATTEMPT for a in h.attempts) and not h.waiting]
     cap = policy.capacity
+    if policy.budget_hours is not None and need:
+        used = sum(snap.compute().values())
+        if used >= policy.budget_hours:
+            if running or obs.finishing:
+                return []  # what runs finishes; nothing new starts
+            return [_budget_spent(snap, used, policy.budget_hours)]
     measuring = [h for h in need if h.kind == MEASURE]
     need = [h for h in need if h.kind != MEASURE]
     if cap.drain_for_exclusive:
@@ -189,3 +205,18 @@ def _submit(snap: Snapshot, policy: Policy, obs: Observations) -> list[Action]:
     if not need:
         return []
     return [SubmitBatch(tuple(h.id for h in need), max(h.iteration for h in need))]
+
+
+def _budget_spent(snap: Snapshot, used: float, budget: float) -> EndSearch:
+    """The search ends once its budget is spent and nothing runs: the best network so far is the last winner."""
+    best = next((w for i in range(snap.last_iteration, 0, -1) if (w := snap.winner(i)) is not None), None)
+    base = snap.iteration(0)[0] if snap.iteration(0) else None
+    if best is not None:
+        so_far = f"the best network so far is iteration {best.iteration}'s winner {best.path} ({best.top1:.2f}% " \
+                 f"top-1, {best.gflops:.4g} GFLOPs/view)"
+    elif base is not None and base.state == HypState.DONE:
+        so_far = "no iteration ended: the best network so far is B"
+    else:
+        so_far = "no network was trained"
+    why = f"budget spent: {used:.3g} of {budget:g} compute hours used; {so_far}"
+    return EndSearch(SearchState.DONE, why, cancel_unfinished="not started: the budget was spent")

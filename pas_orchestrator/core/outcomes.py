@@ -24,6 +24,8 @@ class JobOutcome:
     requeues: int = 0  # how many times the scheduler requeued it so far
     requeue_why: str | None = None  # the last requeue's cause ("NODE_FAIL on node2")
     label: str | None = None  # the scheduler's own word, shown by `pas status` (PENDING, COMPLETING, NODE_FAIL)
+    compute_hours: float | None = None  # used so far, every run of the job (None: not known)
+    compute_unit: str | None = None  # GPU-h (hours x GPUs) | CPU-h (hours x processes or CPUs)
 
     @property
     def active(self) -> bool:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,28 @@ class LocalExecutor:
     def _write_identity(self, batch: str, job_id: str) -> None:
         start = process_start(int(job_id))
         if start is not None:
-            self._identity_file(batch, job_id).write_text(json.dumps({"pid": int(job_id), "start": start}) + "\n")
+            self._identity_file(batch, job_id).write_text(json.dumps({"pid": int(job_id), "start": start,
+                                                                      "started_at": time.time()}) + "\n")
+
+    def _compute(self, ref: JobRef, running: bool) -> dict[str, Any]:
+        """Wall time x processes (GPUs when the profile gives jobs GPUs) from the job's start to now, or to its
+        last output (the result pickle or a log written as it ended); {} when the start is not known."""
+        try:
+            started = float(json.loads(self._identity_file(ref.batch, ref.job_id).read_text())["started_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        end = time.time()
+        if not running:
+            folder = self.folder / ref.batch
+            times = [p.stat().st_mtime for p in (folder / f"{ref.job_id}_0_result.pkl", folder /
+                                                 f"{ref.job_id}_0_log.err", folder / f"{ref.job_id}_0_log.out")
+                     if p.exists()]
+            if not times:
+                return {}
+            end = max(times)
+        gpus = self.resources.gpus_per_node
+        per = gpus if gpus else self.resources.tasks_per_node
+        return {"compute_hours": max(0.0, end - started) * per / 3600, "compute_unit": "GPU-h" if gpus else "CPU-h"}
 
     def _is_ours(self, ref: JobRef) -> bool:
         """Whether the process ``ref.job_id`` is alive and is the job (not a process that reused its pid)."""
@@ -149,7 +171,10 @@ class LocalExecutor:
     def _outcome(self, ref: JobRef) -> JobOutcome:
         result = self.folder / ref.batch / f"{ref.job_id}_0_result.pkl"
         if self._is_ours(ref):
-            return JobOutcome(Phase.RUNNING, label="RUNNING", node="localhost")
+            return JobOutcome(Phase.RUNNING, label="RUNNING", node="localhost", **self._compute(ref, True))
+        return replace(self._ended(ref, result), **self._compute(ref, False))
+
+    def _ended(self, ref: JobRef, result: Path) -> JobOutcome:
         if result.is_file():
             try:
                 outcome, _ = pickle.loads(result.read_bytes())

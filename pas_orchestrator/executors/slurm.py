@@ -56,7 +56,8 @@ def to_outcome(st: JobStatus) -> JobOutcome:
     a time limit (REQUEUED), SLURM's own after a node failure (NODE_FAIL on node2))."""
     runs = len(st.history) + (st.state in REQUEUED)
     why = f"previous run {st.history[-1] if st.history else st.state}" if runs else None
-    common = {"node": st.node, "requeues": runs, "requeue_why": why, "label": st.state}
+    common = {"node": st.node, "requeues": runs, "requeue_why": why, "label": st.state,
+              "compute_hours": st.compute_hours, "compute_unit": st.compute_unit}
     if st.state == "UNKNOWN":
         return JobOutcome(Phase.UNKNOWN)
     if st.state in QUEUED:
@@ -188,7 +189,9 @@ class SlurmExecutor:
                     queued = self._squeue(["-j", ",".join(sorted({j.split("_")[0] for j in ended + pending}))])
                     for jid in pending:
                         if queued and jid in queued:  # the live state and why it waits
-                            fresh[jid] = replace(queued[jid], history=fresh[jid].history)
+                            fresh[jid] = replace(queued[jid], history=fresh[jid].history,
+                                                 compute_hours=fresh[jid].compute_hours,
+                                                 compute_unit=fresh[jid].compute_unit)
                     for jid in ended:
                         if queued is None:  # cannot tell: ask again next time
                             fresh.pop(jid)
@@ -196,7 +199,8 @@ class SlurmExecutor:
                             q = queued[jid]
                             was = fresh[jid]
                             fresh[jid] = JobStatus(q.state, q.reason, node=q.node,
-                                                   history=(*was.history, run_label(was.state, was.node)))
+                                                   history=(*was.history, run_label(was.state, was.node)),
+                                                   compute_hours=was.compute_hours, compute_unit=was.compute_unit)
                         else:
                             fresh[jid] = self._with_error(ours[jid], fresh[jid])
                 self._cache.update(fresh)

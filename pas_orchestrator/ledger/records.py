@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
@@ -19,6 +20,18 @@ class NewHypothesis:
     gflops: float | None = None
     params: int | None = None
     spec: str | None = None
+    rung: int | None = None  # successive halving: the first rung it trains to
+
+
+@dataclass(frozen=True)
+class RungScore:
+    """A hypothesis' cheap evaluation at the end of a rung (pas_models.halving)."""
+
+    rung: int
+    top1: float
+    top5: float
+    steps: int
+    total_steps: int
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,9 @@ class AttemptRec:
     started_at: float | None
     ended_at: float | None
     node: str | None = None  # where the job ran (SLURM NodeList), last seen
+    rung: int | None = None  # the rung this attempt trains to (successive halving)
+    compute_hours: float | None = None  # used so far, all runs of the job (see compute_unit)
+    compute_unit: str | None = None  # GPU-h (SLURM: elapsed x GPUs) | CPU-h (wall time x processes)
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,22 @@ class HypRec:
     winner: bool
     created_at: float
     ended_at: float | None
+    rung: int | None = None  # the rung it trains to now (None: no halving)
+    rung_results: str | None = None  # JSON list of RungScore
+    stopped_rung: int | None = None
     attempts: tuple[AttemptRec, ...] = ()
+
+    @property
+    def rung_scores(self) -> tuple[RungScore, ...]:
+        return tuple(RungScore(**x) for x in json.loads(self.rung_results)) if self.rung_results else ()
+
+    def score(self, rung: int) -> RungScore | None:
+        return next((x for x in self.rung_scores if x.rung == rung), None)
+
+    @property
+    def waiting(self) -> bool:
+        """At the end of its current rung, waiting for the rung decision (no attempt needed)."""
+        return self.rung is not None and self.score(self.rung) is not None
 
     @property
     def ops(self) -> list[str]:
@@ -107,3 +138,12 @@ class Snapshot:
 
     def winner(self, i: int) -> HypRec | None:
         return next((h for h in self.iteration(i) if h.winner), None)
+
+    def compute(self) -> dict[str, float]:
+        """The compute every attempt used so far, per unit (``{"GPU-h": 12.5}``; CPU-h for CPU jobs)."""
+        out: dict[str, float] = {}
+        for h in self.hypotheses:
+            for a in h.attempts:
+                if a.compute_hours is not None and a.compute_unit:
+                    out[a.compute_unit] = out.get(a.compute_unit, 0.0) + a.compute_hours
+        return out

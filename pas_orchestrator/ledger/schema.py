@@ -10,11 +10,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # upgrades of an older ledger, applied in order when it is opened for writing: version -> SQL
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE attempt ADD COLUMN node VARCHAR(256)"],  # where the job ran (SLURM NodeList)
     3: [],  # attempt state INTERRUPTED (a pas that does not know it must not read the ledger)
+    4: ["ALTER TABLE hypothesis ADD COLUMN rung INTEGER",  # successive halving (hypothesis state STOPPED)
+        "ALTER TABLE hypothesis ADD COLUMN rung_results TEXT",
+        "ALTER TABLE hypothesis ADD COLUMN stopped_rung INTEGER",
+        "ALTER TABLE attempt ADD COLUMN rung INTEGER",
+        "ALTER TABLE attempt ADD COLUMN compute_hours FLOAT",  # compute accounting
+        "ALTER TABLE attempt ADD COLUMN compute_unit VARCHAR(8)"],
 }
 
 
@@ -73,6 +79,11 @@ class HypothesisRow(Base):
     winner: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
+    # successive halving: the rung the hypothesis trains to now (None: no halving, the whole schedule), its
+    # scores at each rung reached (JSON list), the rung it was stopped at
+    rung: Mapped[int | None] = mapped_column(Integer)
+    rung_results: Mapped[str | None] = mapped_column(Text)
+    stopped_rung: Mapped[int | None] = mapped_column(Integer)
 
 
 class AttemptRow(Base):
@@ -94,6 +105,9 @@ class AttemptRow(Base):
     started_at: Mapped[float | None] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
     node: Mapped[str | None] = mapped_column(String(256))  # where it ran / runs (SLURM NodeList), last seen
+    rung: Mapped[int | None] = mapped_column(Integer)  # the rung this attempt trains to (halving)
+    compute_hours: Mapped[float | None] = mapped_column(Float)  # used so far (all runs of a requeued job)
+    compute_unit: Mapped[str | None] = mapped_column(String(8))  # GPU-h | CPU-h
 
 
 class EventRow(Base):

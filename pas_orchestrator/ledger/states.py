@@ -2,6 +2,7 @@
 
     hypothesis:  PLANNED --> RUNNING --> DONE
                     |           +------> FAILED      (retries exhausted)
+                    |           +------> STOPPED     (successive halving: not promoted at a rung)
                     +-----------+------> CANCELLED
                  NOT_APPLICABLE          (recorded at planning, with the reason)
 
@@ -38,6 +39,7 @@ class HypState(enum.Enum):
     FAILED = "FAILED"
     NOT_APPLICABLE = "NOT_APPLICABLE"
     CANCELLED = "CANCELLED"
+    STOPPED = "STOPPED"
 
 
 class AttemptState(enum.Enum):
@@ -60,11 +62,12 @@ TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
     },
     HypState: {
         HypState.PLANNED: frozenset({HypState.RUNNING, HypState.CANCELLED}),
-        HypState.RUNNING: frozenset({HypState.DONE, HypState.FAILED, HypState.CANCELLED}),
+        HypState.RUNNING: frozenset({HypState.DONE, HypState.FAILED, HypState.CANCELLED, HypState.STOPPED}),
         HypState.CANCELLED: frozenset({HypState.PLANNED}),  # resumed after `pas cancel`
         HypState.DONE: frozenset(),
         HypState.FAILED: frozenset(),
         HypState.NOT_APPLICABLE: frozenset(),
+        HypState.STOPPED: frozenset(),
     },
     AttemptState: {
         AttemptState.CREATED: frozenset({AttemptState.SUBMITTED, AttemptState.ABANDONED, AttemptState.CANCELLED}),
@@ -80,7 +83,8 @@ TRANSITIONS: dict[type[enum.Enum], dict[enum.Enum, frozenset[enum.Enum]]] = {
     },
 }
 
-TERMINAL_HYP = frozenset({HypState.DONE, HypState.FAILED, HypState.NOT_APPLICABLE, HypState.CANCELLED})
+TERMINAL_HYP = frozenset({HypState.DONE, HypState.FAILED, HypState.NOT_APPLICABLE, HypState.CANCELLED,
+                          HypState.STOPPED})
 ACTIVE_ATTEMPT = frozenset({AttemptState.CREATED, AttemptState.SUBMITTED, AttemptState.RUNNING})
 
 

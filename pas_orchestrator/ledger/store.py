@@ -33,12 +33,14 @@ from pas_orchestrator.core.actions import (
     EndSearch,
     FailAttempt,
     IngestResult,
+    IngestRung,
     InterruptAttempt,
     LedgerAction,
     LogEvent,
     MarkWinner,
     NoteScheduler,
     ObserveAttempt,
+    PromoteRung,
     RecordJobIds,
     ResumeSearch,
 )
@@ -345,7 +347,7 @@ def _search(r: SearchRow) -> SearchRec:
 def _attempt(r: AttemptRow) -> AttemptRec:
     return AttemptRec(r.id, r.hypothesis_id, r.number, r.job_name, r.batch, r.array_index, r.job_id, r.state,
                       r.scheduler_state, r.reason, r.requeues, r.created_at, r.submitted_at, r.started_at, r.ended_at,
-                      r.node)
+                      r.node, rung=r.rung, compute_hours=r.compute_hours, compute_unit=r.compute_unit)
 
 
 # ==================================================================== action handlers
@@ -403,6 +405,8 @@ def _scheduler_info(s: Session, row: AttemptRow, outcome: JobOutcome | None, now
         row.reason = note or outcome.reason
     if outcome.node:
         row.node = outcome.node
+    if outcome.compute_hours is not None and outcome.compute_hours >= (row.compute_hours or 0.0):
+        row.compute_hours, row.compute_unit = outcome.compute_hours, outcome.compute_unit  # it only grows
     if outcome.requeues > row.requeues:
         row.requeues = outcome.requeues
         _event(s, now, "requeue", f"{_attempt_name(row)} requeued ({outcome.requeues}): "
@@ -458,6 +462,8 @@ def _note(s: Session, a: NoteScheduler, now: float) -> Applied:
     row.scheduler_state = a.outcome.shown
     if a.outcome.node:
         row.node = a.outcome.node
+    if a.outcome.compute_hours is not None and a.outcome.compute_hours >= (row.compute_hours or 0.0):
+        row.compute_hours, row.compute_unit = a.outcome.compute_hours, a.outcome.compute_unit
     return Applied(False)
 
 
@@ -484,6 +490,60 @@ def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
     hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
     _event(s, now, "result", f"{hyp.iteration}-{hyp.op} ({hyp.kind}): top-1 {r.top1:.2f}%, top-5 {r.top5:.2f}%, "
                              f"{r.gflops_per_view:.4g} GFLOPs/view", hyp.id)
+    return Applied(True)
+
+
+def _ingest_rung(s: Session, a: IngestRung, now: float) -> Applied:
+    """A rung's cheap evaluation: the attempt COMPLETED, the score kept; the hypothesis waits (RUNNING, no
+    attempt) for the iteration's rung decision."""
+    hyp, att = _get_hyp(s, a.hypothesis_id), _get_attempt(s, a.attempt_id)
+    label = f"hypothesis {hyp.iteration}-{hyp.op}"
+    if att.hypothesis_id != hyp.id:
+        raise LedgerError(f"attempt {att.job_name} is not an attempt of {label}")
+    r = a.result
+    scores = json.loads(hyp.rung_results) if hyp.rung_results else []
+    if att.state == AttemptState.COMPLETED and any(x["rung"] == r.rung for x in scores):
+        return Applied(False)  # ingested already
+    _expect(f"attempt {att.job_name}", att, (AttemptState.SUBMITTED, AttemptState.RUNNING))
+    _expect(label, hyp, HypState.RUNNING)
+    if hyp.rung != r.rung or att.rung != r.rung:
+        raise LedgerConflict(f"{label}: a rung {r.rung} result for an attempt of rung {att.rung} (the hypothesis is "
+                             f"at rung {hyp.rung}): refused")
+    _scheduler_info(s, att, a.outcome, now)
+    _end_attempt(s, att, AttemptState.COMPLETED, None, now)
+    scores = [x for x in scores if x["rung"] != r.rung] + [
+        {"rung": r.rung, "top1": r.top1, "top5": r.top5, "steps": r.steps, "total_steps": r.total_steps}]
+    hyp.rung_results = json.dumps(sorted(scores, key=lambda x: x["rung"]))
+    _event(s, now, "rung", f"{hyp.iteration}-{hyp.op}: rung {r.rung}/{r.rungs} after {r.steps} of {r.total_steps} "
+                           f"steps: top-1 {r.top1:.2f}%, top-5 {r.top5:.2f}% ({r.views} view(s))", hyp.id)
+    return Applied(True)
+
+
+def _promote(s: Session, a: PromoteRung, now: float) -> Applied:
+    """The rung decision of one iteration, all or nothing: the promoted go on to the next rung (a new attempt
+    each, resuming from last.pt), the others are STOPPED with their rank and score."""
+    for hyp_id in a.promoted + tuple(h for h, _ in a.stopped):
+        hyp = _get_hyp(s, hyp_id)
+        label = f"hypothesis {hyp.iteration}-{hyp.op}"
+        _expect(label, hyp, HypState.RUNNING)
+        if hyp.iteration != a.iteration or hyp.rung != a.rung:
+            raise LedgerConflict(f"{label} is at rung {hyp.rung} of iteration {hyp.iteration}, not rung {a.rung} "
+                                 f"of iteration {a.iteration}: rung decision refused")
+        busy = s.scalars(select(AttemptRow.job_name).where(AttemptRow.hypothesis_id == hyp_id,
+                                                           AttemptRow.state.in_(states.ACTIVE_ATTEMPT))).first()
+        if busy is not None:
+            raise LedgerConflict(f"{label} still has an active attempt ({busy}): rung decision refused")
+    names = []
+    for hyp_id in a.promoted:
+        hyp = _get_hyp(s, hyp_id)
+        hyp.rung = a.rung + 1
+        names.append(hyp.op)
+    for hyp_id, why in a.stopped:
+        hyp = _get_hyp(s, hyp_id)
+        _set(f"hypothesis {hyp.iteration}-{hyp.op}", hyp, HypState.STOPPED)
+        hyp.stopped_rung, hyp.reason, hyp.ended_at = a.rung, why, now
+    _event(s, now, "rung", f"iteration {a.iteration}, rung {a.rung}: promoted {', '.join(names)}; stopped "
+                           f"{len(a.stopped)}")
     return Applied(True)
 
 
@@ -529,7 +589,7 @@ def _create_attempts(s: Session, a: CreateAttempts, now: float) -> Applied:
             _set(label, hyp, HypState.RUNNING)
         number = (s.scalar(select(func.max(AttemptRow.number)).where(AttemptRow.hypothesis_id == hyp_id)) or 0) + 1
         row = AttemptRow(hypothesis_id=hyp_id, number=number, job_name=f"{batch}_{index}", batch=batch,
-                         array_index=index, state=AttemptState.CREATED, requeues=0, created_at=now)
+                         array_index=index, state=AttemptState.CREATED, requeues=0, created_at=now, rung=hyp.rung)
         s.add(row)
         s.flush()
         out.append(_attempt(row))
@@ -585,6 +645,17 @@ def _end_search(s: Session, a: EndSearch, now: float) -> Applied:
     if row.state == a.state:
         return Applied(False)
     _expect(f"search {row.name}", row, SearchState.RUNNING)
+    if a.cancel_unfinished is not None:
+        unfinished = s.scalars(select(HypothesisRow).where(HypothesisRow.state.in_(
+            (HypState.PLANNED, HypState.RUNNING)))).all()
+        for hyp in unfinished:
+            busy = s.scalars(select(AttemptRow.job_name).where(AttemptRow.hypothesis_id == hyp.id,
+                                                               AttemptRow.state.in_(states.ACTIVE_ATTEMPT))).first()
+            if busy is not None:
+                raise LedgerConflict(f"hypothesis {hyp.iteration}-{hyp.op} has an active attempt ({busy}): the "
+                                     "search cannot end yet")
+            _set(f"hypothesis {hyp.iteration}-{hyp.op}", hyp, HypState.CANCELLED)
+            hyp.reason, hyp.ended_at = a.cancel_unfinished, now
     _set(f"search {row.name}", row, a.state)
     row.error, row.ended_at = a.reason, now
     _event(s, now, "search", f"search {a.state.value.lower()}" + (f": {a.reason}" if a.reason else ""))
@@ -635,7 +706,7 @@ def _log(s: Session, a: LogEvent, now: float) -> Applied:
 
 _HANDLERS: dict[type, Callable[[Session, Any, float], Applied]] = {
     RecordJobIds: _record_job_ids, AbandonAttempt: _abandon, ObserveAttempt: _observe, NoteScheduler: _note,
-    IngestResult: _ingest,
+    IngestResult: _ingest, IngestRung: _ingest_rung, PromoteRung: _promote,
     FailAttempt: _fail, InterruptAttempt: _interrupt, CreateAttempts: _create_attempts, MarkWinner: _mark_winner,
     AddHypotheses: _add_hypotheses, EndSearch: _end_search, CancelSearch: _cancel, ResumeSearch: _resume,
     LogEvent: _log,

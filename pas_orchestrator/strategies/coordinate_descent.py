@@ -15,7 +15,7 @@ from pas_models.layout import RunLayout
 from pas_orchestrator.core.actions import Action, AddHypotheses, EndSearch, MarkWinner, PlanBase, PlanIteration
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
-from pas_orchestrator.selection import Candidate, select, should_stop
+from pas_orchestrator.selection import Candidate, rank, select, should_stop
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,21 @@ class CoordinateDescent:
             return [EndSearch(SearchState.DONE, f"stopping: {stop}")]
         return []
 
+    @staticmethod
+    def _parent(snap: Snapshot, i: int) -> HypRec | None:
+        return snap.winner(i - 1) if i > 1 else snap.iteration(0)[0]
+
+    def rank(self, snap: Snapshot, i: int, scored: list[tuple[HypRec, float, float]]) -> tuple[list[HypRec], str]:
+        """Hypotheses of iteration ``i`` with (top-1, top-5) scores (a rung's), best first, by the rule the
+        winner is chosen by (Eq. 3 / Eq. 1 against B, ties by top-5, GFLOPs, operator order), and that rule."""
+        base, parent = snap.iteration(0)[0], self._parent(snap, i)
+        by_op = {h.op: h for h, _, _ in scored}
+        ordered, rule = rank([Candidate(h.op, t1, t5, h.gflops or 0.0) for h, t1, t5 in scored],
+                             selection=self.selection, base_top1=base.top1 or 0.0, base_gflops=base.gflops or 0.0,
+                             parent_gflops=(parent.gflops if parent is not None else None) or 1.0,
+                             tolerance=self.ratio_tolerance)
+        return [by_op[c.op] for c in ordered], rule
+
     def _choose(self, snap: Snapshot, last: int, hyps: list[HypRec], base: HypRec) -> list[Action]:
         done = [h for h in hyps if h.state == HypState.DONE]
         if not done:
@@ -64,7 +79,7 @@ class CoordinateDescent:
                 return [EndSearch(state, f"iteration {last}: no operator applies any more")]
             return [EndSearch(SearchState.FAILED, f"iteration {last}: no hypothesis was trained ("
                               + "; ".join(f"{h.op}: {h.state.value} {h.reason or ''}".strip() for h in hyps) + ")")]
-        parent = snap.winner(last - 1) if last > 1 else base
+        parent = self._parent(snap, last)
         if parent is None or parent.gflops is None:  # a ledger edited by hand: refuse to guess
             return [EndSearch(SearchState.FAILED, f"iteration {last}: the ledger has no winner of iteration "
                                                   f"{last - 1} with a cost to compare against")]

@@ -14,7 +14,7 @@ from slurmkit import profile, sacct
 from tinyjob import pas, tiny_job
 
 pytestmark = pytest.mark.slurm
-JOB = tiny_job("slurm-demo", iterations=1)
+JOB = tiny_job("slurm-demo", iterations=1, eval={"clips": 1})  # latency measured
 
 
 

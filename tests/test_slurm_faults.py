@@ -42,7 +42,8 @@ def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: 
     """>= 10 SIGKILLs: at random instants, and by the controller itself right after sbatch returned
     (before the job ids reach the ledger) or right before sbatch (attempts committed, nothing sent)."""
     since = _since()
-    job = tiny_job("slurm-kill", iterations=2, max_retries=3)
+    job = tiny_job("slurm-kill", iterations=2, max_retries=3, operators={"t": 2, "f": 2, "c": 1.4},
+                   eval={"clips": 1})  # latency measured: its jobs are submitted under kills too
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     cluster = profile(tmp_path, max_array_size=3)
     # a failpoint run goes on until its next submission and dies there (whatever the machine's speed);
@@ -209,8 +210,14 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
                        and h["attempts"][-1]["state"] in ("SUBMITTED", "RUNNING")
                        and h["attempts"][-1]["scheduler_state"] == "RUNNING"]
             if cancelled is None and running:  # early in its 20 epochs
-                cancelled = running[0]
-                subprocess.run(["scancel", cancelled["attempts"][-1]["job_id"]], check=True, timeout=30)
+                job_id = running[0]["attempts"][-1]["job_id"]
+                subprocess.run(["scancel", job_id], check=True, timeout=30)
+                # the ledger lags the scheduler by a poll: the job may have completed before scancel came
+                ended = wait_for(f"job {job_id} to end", lambda j=job_id: [
+                    r[1] for r in sacct("-j", j, fields="JobID,State") if r[1] not in ("RUNNING", "COMPLETING")],
+                    timeout=60)
+                if ended[0].startswith("CANCELLED"):
+                    cancelled = running[0]
         assert proc.returncode == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
     finally:
         proc.kill()

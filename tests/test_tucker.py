@@ -192,7 +192,7 @@ def test_a_tiny_search_with_k_runs_to_the_end(tmp_path, rule: str) -> None:  # t
     from pas_models.train.teacher import load_weights
     from pas_models.vbmf import tucker2_ranks
 
-    job = tiny_job("tiny-k", iterations=2, operators={"k": 1.25, "f": 2}, tucker={"stages": [2, 3, 4], "ranks": rule})
+    job = tiny_job("tiny-k", iterations=1, operators={"k": 1.25, "f": 2}, tucker={"stages": [2, 3, 4], "ranks": rule})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     run = pas(tmp_path, "search", "--job", "job.yaml", "--poll", "0.3")
     assert run.returncode == 0, run.stderr[-3000:]

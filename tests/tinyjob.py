@@ -12,12 +12,13 @@ TINY_RECIPE = {"epochs": 1, "batch_per_gpu": 4, "lr": 0.05, "reference_batch": 4
 
 
 def tiny_job(name: str, **overrides: Any) -> dict[str, Any]:
-    """A tiny R(2+1)D on a 4-class synthetic set (data/synth, generated on first use); top-level keys
-    of ``overrides`` replace the defaults."""
+    """A tiny R(2+1)D on a 4-class synthetic set (data/synth, generated on first use), latency not measured
+    (``eval: {clips: 1}`` turns the measurement job on); top-level keys of ``overrides`` replace the defaults."""
     return {"name": name, "backbone": "r2plus1d_tiny", "base": {"train": True},
             "synthetic": {"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 1,
                           "frames": 16},
-            "recipe": dict(TINY_RECIPE), "eval": {"clips": 1}, "distill": {"alpha": 10}, **overrides}
+            "recipe": dict(TINY_RECIPE), "eval": {"clips": 1, "latency_passes": 0}, "distill": {"alpha": 10},
+            **overrides}
 
 
 def failing_job(root: Path, name: str) -> dict[str, Any]:

@@ -24,8 +24,10 @@ all). A dataset with no readable video at all raises ``NoReadableVideo`` with on
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,6 +82,9 @@ class ClipDataset(Dataset):
         self.span = views_span(student, teacher)
         self._bad: dict[int, str] = {}  # reasons this process knows: video id -> reason
         self._excluded = torch.zeros(len(self.samples), dtype=torch.uint8).share_memory_()  # every process
+        # test-and-set of _excluded across DataLoader workers (forked: they inherit it), so that two workers
+        # finding the same bad video at once warn once
+        self._lock: Any = multiprocessing.get_context("fork").Lock()
         for i, s in enumerate(self.samples):  # cheap checks up front; decoding errors are found lazily
             try:
                 check_file(s.path)
@@ -108,9 +113,17 @@ class ClipDataset(Dataset):
 
     def _mark_bad(self, video: int, reason: str) -> None:
         self._bad.setdefault(video, reason)
-        if not self._excluded[video]:
+        with self._lock or contextlib.nullcontext():
+            first = not self._excluded[video]
             self._excluded[video] = 1
+        if first:
             log.warning("skipping unreadable video %s: %s", self.samples[video].path, reason)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a worker started by spawn, not fork): without the lock, which only forks inherit."""
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        return state
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         video, rest = divmod(index, self.clips * self.crops)

@@ -88,7 +88,7 @@ def test_parse_captured_sacct_of_slurm_22() -> None:
     assert not any("." in k for k in st)
 
 
-def test_dry_run_prints_the_script_and_a_gpu_hours_bound(tmp_path: Path) -> None:
+def test_dry_run_prints_the_hypothesis_array_and_the_worst_case(tmp_path: Path) -> None:
     (tmp_path / "k400").mkdir()
     (tmp_path / "r2plus1d_18_k400.pth").write_bytes(b"")
     env = {"PAS_ACCOUNT": "IscrC_PAS", "PAS_DATA": str(tmp_path), "PAS_WEIGHTS": str(tmp_path),
@@ -97,9 +97,12 @@ def test_dry_run_prints_the_script_and_a_gpu_hours_bound(tmp_path: Path) -> None
                           str(ROOT / "jobs/r2plus1d18_k400.yaml"), "--cluster", "marconi100", "--dry-run"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    # 1 + 5 x 5 jobs x 16 nodes x 4 GPUs x 24 h
-    assert "at most 26 jobs; GPU-hours bound (every job using its whole time limit once): 39,936" in out.stdout
-    assert "#SBATCH --job-name=pas-r2plus1d18-k400-i0-b1" in out.stdout and "#SBATCH --qos=normal" in out.stdout
+    # (1 + 5 x 5) jobs x 3 tries x 21 runs (20 time-limit requeues) x 24 h x 64 GPUs + 5 latency jobs x 3 x 0.5 h
+    assert ("worst case: 26 jobs x (1 + 2 retries) x (1 + 20 requeues) x 24 h x 64 GPU(es) + 5 latency jobs x "
+            "(1 + 2) x 0.5 h = 2,515,976 GPU-h") in out.stdout, out.stdout
+    assert "expected: unknown (the dataset lists could not be read)" in out.stdout  # no Kinetics here
+    assert "#SBATCH --job-name=pas-r2plus1d18-k400-i1-b2" in out.stdout and "#SBATCH --qos=normal" in out.stdout
+    assert "#SBATCH --array=0-4" in out.stdout  # the first hypothesis array, not B's plain job
     assert not (tmp_path / "runs").exists()  # nothing written, nothing submitted
 
 

@@ -14,7 +14,7 @@ import os
 import signal
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pas_models.errors import PasError
 from pas_models.layout import RunLayout
@@ -40,26 +40,105 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def dry_run(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> str:
-    """The first array's sbatch script and an upper bound of the search's GPU-hours."""
-    from pas_orchestrator.executors.slurm import sbatch_script
+    """What the search would cost (expected and worst case, with the formulas) and, on SLURM, the sbatch
+    script of its first hypothesis array. Reads the dataset lists (and this search's ledger, when it has
+    one: the throughput its jobs measured); writes and submits nothing."""
+    from pas_orchestrator.estimate import estimate
 
     res = profile.resources_for(search.backbone)
-    jobs = 1 + search.iterations * len(search.operators) + (search.iterations if search.baselines else 0)
-    gpus = res.nodes * max(res.gpus_per_node, 0)
-    bound = jobs * gpus * res.time_min / 60
-    batch = f"pas-{search.name}-i0-b1"
+    x = _estimate_inputs(search, profile, layout)
+    est = estimate(x)
+    n = len(x.iteration1_gflops)
     head = [f"# search {search.name}: {search.backbone}, {search.iterations} iterations x "
-            f"{len(search.operators)} operators + the base network"
-            + (" + a without-PAS baseline per iteration" if search.baselines else ""),
+            f"{len(search.operators)} operators ({n} applicable to B) + the base network "
+            + ("(imported: evaluated only)" if search.base.checkpoint else "(trained)")
+            + (" + a without-PAS baseline per iteration" if search.baselines else "")
+            + (f"; successive halving eta {search.halving.eta}, {search.halving.rungs} rungs" if search.halving
+               else ""),
             f"# each job: {res.nodes} node(s) x {res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per node, "
-            f"time limit {res.time_min} min",
-            f"# at most {jobs} jobs; GPU-hours bound (every job using its whole time limit once): {bound:,.0f}"
-            if gpus else f"# at most {jobs} jobs (CPU only)"]
+            f"time limit {res.time_min} min" + ("; a latency measurement per iteration: 1 process, "
+                                               + ("1 GPU, " if res.gpus_per_node else "") + "a node of its own"
+                                               if search.eval.latency_passes > 0 else ""),
+            *(f"# {line}" for line in est.lines)]
     if profile.executor != "slurm":
         return "\n".join([*head, f"# executor {profile.executor}: local processes, no sbatch script"])
-    script = sbatch_script(profile, search.backbone, layout.batch_folder(batch), batch, 1)
-    return "\n".join([*head, f"# the first job ({batch}: the base network; each later iteration is an array, "
-                              "one task per hypothesis):", script])
+    from pas_orchestrator.executors.slurm import sbatch_script
+
+    size = min(max(n, 1), res.max_array_size)
+    batch = f"pas-{search.name}-i1-b2"
+    script = sbatch_script(profile, search.backbone, layout.batch_folder(batch), batch, size)
+    return "\n".join([*head, f"# the first hypothesis array ({batch}: iteration 1, one task per hypothesis; "
+                              "B goes first as a plain job with the same resources):", script])
+
+
+def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> Any:
+    from pas_models.data.formats import load_video_list
+    from pas_models.flops import count_cost
+    from pas_orchestrator.estimate import Inputs
+    from pas_orchestrator.planning import plan_iteration
+
+    res = profile.resources_for(search.backbone)
+    base = search.base_spec()
+    g_base = count_cost(base).gflops
+    planned = []
+    for p in plan_iteration(base, (), search.operators, search.tucker):
+        if p.spec is not None and p.gflops:
+            planned.append(p.gflops)
+    train_clips = val_videos = None
+    if search.synthetic is not None and not (Path(search.synthetic.root) / "dataset.yaml").is_file():
+        syn = search.synthetic
+        train_clips = syn.classes * syn.videos_per_class * search.recipe.clips_per_video
+        val_videos = syn.classes * syn.val_per_class
+    else:
+        try:
+            train_clips = len(load_video_list(search.data, "train").samples) * search.recipe.clips_per_video
+            val_videos = len(load_video_list(search.data, "val").samples)
+        except (PasError, OSError):
+            pass
+    per_job = res.nodes * (res.gpus_per_node or res.tasks_per_node)
+    throughput, source = profile.throughput_gflops, f"the profile's throughput_gflops, {profile.source}"
+    measured = _measured_throughput(layout, g_base, search.distill.alpha > 0, per_job)
+    if measured is not None:
+        throughput, source = measured
+    return Inputs(train_clips=train_clips, val_videos=val_videos, views=search.eval.clips * search.eval.crops,
+                  base_gflops=g_base, iteration1_gflops=tuple(planned), iterations=search.iterations,
+                  base_epochs=0 if search.base.checkpoint else search.base_recipe.epochs,
+                  epochs=search.recipe.epochs, distill=search.distill.alpha > 0, baselines=search.baselines,
+                  baseline_epochs=search.base_recipe.epochs,
+                  halving=(search.halving.eta, search.halving.rungs) if search.halving else None,
+                  throughput=throughput, throughput_source=source, gpus_per_job=res.nodes * res.gpus_per_node,
+                  processes_per_job=res.nodes * res.tasks_per_node, time_limit_h=res.time_min / 60,
+                  max_retries=search.max_retries, max_requeues=res.max_requeues,
+                  measure=search.eval.latency_passes > 0)
+
+
+def _measured_throughput(layout: RunLayout, g_base: float, distill: bool, per_job: int) -> tuple[float, str] | None:
+    """GFLOP/s per GPU (per process) that this search's finished trainings reached, from their results."""
+    from pas_orchestrator.ledger.store import Ledger
+
+    if not layout.ledger.is_file():
+        return None
+    try:
+        ledger = Ledger(layout.ledger, readonly=True)
+        snap = ledger.snapshot()
+        ledger.close()
+    except PasError:
+        return None
+    work = seconds = 0.0
+    jobs = 0
+    for h in snap.hypotheses:
+        if h.kind == "latency" or not h.result or h.gflops is None:
+            continue
+        r = json.loads(h.result)
+        if not r.get("epochs") or not r.get("train_seconds"):
+            continue
+        teacher = g_base if distill and h.kind == "pas" and h.iteration > 0 else 0.0
+        work += r["clips_seen"] * (3 * h.gflops + teacher)
+        seconds += r["train_seconds"] * per_job
+        jobs += 1
+    if not jobs or seconds <= 0:
+        return None
+    return work / seconds, f"measured by {jobs} finished training(s) of this search"
 
 
 class Interrupted(Exception):

@@ -74,6 +74,9 @@ class _RawProfile:
     max_jobs: int = 2  # local executor: jobs at once
     poll_seconds: float = 60.0
     python: str | None = None  # interpreter on the compute nodes (default: this one)
+    # training throughput in GFLOP/s per GPU (per process without GPUs), for `pas search --dry-run`'s
+    # expected compute until the search's own jobs measured one
+    throughput_gflops: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class ClusterProfile:
     max_jobs: int
     poll_seconds: float
     python: str | None
+    throughput_gflops: float | None = None
     source: str = ""
 
     def resources_for(self, backbone: str) -> Resources:
@@ -151,6 +155,8 @@ def profile_from_dict(raw: dict[str, Any], where: str) -> ClusterProfile:
         backbones[name] = _resources(override, f"{where}: backbones.{name}", base=res)
     require(r.max_jobs >= 1, f"{where}: max_jobs", "must be >= 1")
     require(r.poll_seconds > 0, f"{where}: poll_seconds", "must be > 0")
+    if r.throughput_gflops is not None:
+        require(r.throughput_gflops > 0, f"{where}: throughput_gflops", "must be > 0 (GFLOP/s per GPU) or left out")
     return ClusterProfile(r.name, r.executor, res, backbones, tuple(r.setup), dict(r.env), r.max_jobs,
-                          r.poll_seconds, r.python, source=where)
+                          r.poll_seconds, r.python, r.throughput_gflops, source=where)
 

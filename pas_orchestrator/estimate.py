@@ -1,0 +1,147 @@
+"""What a search will cost, before it runs (`pas search --dry-run`): the expected compute and the worst case.
+
+Expected (GPU-h; CPU-h on a profile without GPUs), from the recipe and the networks' FLOPs:
+
+    training a network h for E epochs:  E x C x (3 g_h + g_T) / P       (g_T: the teacher B's forward, 0 for B
+                                                                         and the "without PAS" baselines)
+    evaluating it:                       V x views x g_h / P
+
+with C training clips per epoch (videos x clips_per_video), V validation videos, g GFLOPs per view
+(pas_models.flops), 3 g_h a forward and a backward pass, P the training throughput in GFLOP/s per GPU
+(per process on CPU): measured by this search's finished jobs when it has some, else the profile's
+``throughput_gflops``. Iteration 1's hypotheses are the planned ones; a later iteration's costs are
+iteration 1's times r^(i-1), r the geometric mean of iteration 1's cost ratios to B. An imported B is
+only evaluated. With ``halving`` an iteration's training costs ``expected_fraction(n, eta, rungs)`` of
+training its n hypotheses to the end. Latency measurement jobs are left out (seconds each).
+
+Worst case: every attempt uses its whole time limit T on all its GPUs, every hypothesis fails
+``max_retries`` times first, and every attempt is requeued ``max_requeues`` times (time limits):
+
+    jobs x (1 + max_retries) x (1 + max_requeues) x T x GPUs per job
+
+(with ``halving`` a hypothesis is one job per rung it reaches). Requeues after node failures are SLURM's
+and not bounded by pas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pas_models.halving import expected_fraction, promoted_count
+
+
+@dataclass(frozen=True)
+class Inputs:
+    train_clips: int | None  # C: training clips per epoch (None: the training list could not be read)
+    val_videos: int | None
+    views: int  # eval clips x crops
+    base_gflops: float
+    iteration1_gflops: tuple[float, ...]  # the applicable hypotheses of iteration 1
+    iterations: int
+    base_epochs: int  # 0: an imported B (evaluated only)
+    epochs: int
+    distill: bool  # the hypotheses run the teacher B on every clip
+    baselines: bool
+    baseline_epochs: int
+    halving: tuple[int, int] | None  # (eta, rungs)
+    throughput: float | None  # GFLOP/s per GPU (per process without GPUs)
+    throughput_source: str
+    gpus_per_job: int  # 0: CPU processes
+    processes_per_job: int
+    time_limit_h: float
+    max_retries: int
+    max_requeues: int
+    measure: bool  # a latency measurement job per iteration
+
+
+@dataclass(frozen=True)
+class Estimate:
+    expected_hours: float | None  # None: not known (and why in ``lines``)
+    worst_hours: float
+    full_fraction: float | None  # with halving: the expected share of the same search without it
+    unit: str
+    lines: tuple[str, ...]
+
+
+def _iteration_costs(x: Inputs) -> list[list[float]]:
+    if not x.iteration1_gflops:
+        return []
+    r = math.exp(sum(math.log(g / x.base_gflops) for g in x.iteration1_gflops) / len(x.iteration1_gflops))
+    return [[g * r ** (i - 1) for g in x.iteration1_gflops] for i in range(1, x.iterations + 1)]
+
+
+def estimate(x: Inputs) -> Estimate:
+    unit = "GPU-h" if x.gpus_per_job else "CPU-h"
+    per_job = x.gpus_per_job if x.gpus_per_job else x.processes_per_job
+    lines = []
+    iters = _iteration_costs(x)
+    # worst case
+    hyp_jobs = 0
+    for costs in iters:
+        n = len(costs)
+        if x.halving is None:
+            hyp_jobs += n
+        else:
+            eta, rungs = x.halving
+            alive = n
+            for _ in range(rungs):
+                hyp_jobs += alive
+                alive = promoted_count(alive, eta)
+    jobs = 1 + hyp_jobs + (x.iterations if x.baselines else 0)
+    worst = jobs * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h * per_job
+    # a latency measurement: one GPU (one process without GPUs) for at most 30 minutes
+    worst += x.iterations * (1 + x.max_retries) * min(x.time_limit_h, 0.5) if x.measure else 0.0
+    lines.append(f"worst case: {jobs} jobs x (1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x "
+                 f"{x.time_limit_h:g} h x {per_job} {'GPU' if x.gpus_per_job else 'process'}(es)"
+                 + (f" + {x.iterations} latency jobs x (1 + {x.max_retries}) x {min(x.time_limit_h, 0.5):g} h"
+                    if x.measure else "") + f" = {worst:,.0f} {unit}"
+                 + (" (halving: one job per rung a hypothesis reaches)" if x.halving else ""))
+    if x.train_clips is None or x.val_videos is None:
+        return Estimate(None, worst, None, unit, ("expected: unknown (the dataset lists could not be read)",
+                                                  *lines))
+    if not x.throughput:
+        return Estimate(None, worst, None, unit, (
+            "expected: unknown (no throughput: set throughput_gflops in the cluster profile, or run one "
+            "job of the search: its measured throughput is used)", *lines))
+    c, p = x.train_clips, x.throughput
+
+    def hours(gflop: float) -> float:
+        return gflop / p / 3600
+
+    teacher = x.base_gflops if x.distill else 0.0
+    base = hours(x.base_epochs * c * 3 * x.base_gflops + x.val_videos * x.views * x.base_gflops)
+    full_iter, spent_iter = 0.0, 0.0
+    for costs in iters:
+        train = sum(hours(x.epochs * c * (3 * g + teacher)) for g in costs)
+        ev = sum(hours(x.val_videos * x.views * g) for g in costs)
+        full_iter += train + ev
+        if x.halving is None:
+            spent_iter += train + ev
+        else:
+            eta, rungs = x.halving
+            frac = expected_fraction(len(costs), eta, rungs)
+            finalists = promoted_count(len(costs), eta)
+            for _ in range(rungs - 2):
+                finalists = promoted_count(finalists, eta)
+            spent_iter += train * frac + ev * finalists / len(costs)
+        if x.baselines:
+            g = sum(costs) / len(costs)
+            spent_iter += hours(x.baseline_epochs * c * 3 * g + x.val_videos * x.views * g)
+            full_iter += hours(x.baseline_epochs * c * 3 * g + x.val_videos * x.views * g)
+    expected = base + spent_iter
+    lines.insert(0, f"expected: {expected:,.3g} {unit} = B {base:,.3g} ("
+                 + ("imported: evaluation only" if x.base_epochs == 0 else f"{x.base_epochs} epochs")
+                 + f") + iterations {spent_iter:,.3g}; per network h: epochs x {c:,} clips x (3 g_h + g_B) + "
+                   f"{x.val_videos:,} videos x {x.views} views x g_h GFLOPs, / {p:,.4g} GFLOP/s per "
+                 + ("GPU" if x.gpus_per_job else "process") + f" ({x.throughput_source}); iterations after "
+                 "the first scaled from its costs")
+    fraction = None
+    if x.halving is not None:
+        fraction = (base + spent_iter) / (base + full_iter) if base + full_iter else None
+        eta, rungs = x.halving
+        n = len(iters[0]) if iters else 0
+        lines.insert(1, f"halving (eta {eta}, {rungs} rungs): an iteration of {n} trains "
+                        f"{expected_fraction(n, eta, rungs):.0%} of what it would without; the whole search "
+                        f"{fraction:.0%} of the same search without halving ({base + full_iter:,.3g} {unit})")
+    return Estimate(expected, worst, fraction, unit, tuple(lines))

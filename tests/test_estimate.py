@@ -1,0 +1,54 @@
+"""`pas search --dry-run`'s cost estimate (pas_orchestrator/estimate.py): the formulas on figures worked out
+by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pas_orchestrator.estimate import Inputs, estimate
+
+X = Inputs(train_clips=100, val_videos=10, views=2, base_gflops=4.0, iteration1_gflops=(2.0, 2.0),
+           iterations=2, base_epochs=3, epochs=5, distill=True, baselines=False, baseline_epochs=3, halving=None,
+           throughput=1.0, throughput_source="test", gpus_per_job=4, processes_per_job=4, time_limit_h=2.0,
+           max_retries=1, max_requeues=2, measure=False)
+H = 1 / 3600  # hours per GFLOP at 1 GFLOP/s
+
+
+def test_expected_compute_of_a_search() -> None:
+    # B: 3 epochs x 100 clips x 3 x 4 + 10 videos x 2 views x 4
+    base = 3 * 100 * 3 * 4.0 + 10 * 2 * 4.0
+    # iteration 1: two networks of 2 GFLOPs, distilled from B (4): 5 x 100 x (3 x 2 + 4) + 10 x 2 x 2 each
+    it1 = 2 * (5 * 100 * (3 * 2.0 + 4.0) + 10 * 2 * 2.0)
+    # iteration 2: costs scaled by r = 2 / 4 (the geometric mean of iteration 1's ratios): 1 GFLOPs each
+    it2 = 2 * (5 * 100 * (3 * 1.0 + 4.0) + 10 * 2 * 1.0)
+    est = estimate(X)
+    assert est.expected_hours == pytest.approx((base + it1 + it2) * H) and est.unit == "GPU-h"
+    # an imported B is only evaluated
+    assert estimate(replace(X, base_epochs=0)).expected_hours == pytest.approx((10 * 2 * 4.0 + it1 + it2) * H)
+
+
+def test_worst_case_counts_retries_requeues_and_one_job_per_rung() -> None:
+    # (1 + 2 + 2) jobs x (1 + 1) x (1 + 2) x 2 h x 4 GPUs
+    assert estimate(X).worst_hours == pytest.approx(5 * 2 * 3 * 2.0 * 4)
+    # halving eta 2, 3 rungs: 2 -> 1 -> 1 jobs per iteration: 1 + 2 x 4
+    assert estimate(replace(X, halving=(2, 3))).worst_hours == pytest.approx(9 * 2 * 3 * 2.0 * 4)
+    # latency jobs: one GPU for at most 30 minutes, retried as well
+    assert estimate(replace(X, measure=True)).worst_hours == pytest.approx(5 * 2 * 3 * 2.0 * 4 + 2 * 2 * 0.5)
+    assert estimate(replace(X, gpus_per_job=0)).unit == "CPU-h"
+
+
+def test_halving_share_of_the_full_search() -> None:
+    est = estimate(replace(X, halving=(2, 3), iteration1_gflops=(2.0, 2.0, 2.0, 2.0)))
+    full = estimate(replace(X, iteration1_gflops=(2.0, 2.0, 2.0, 2.0)))
+    assert est.expected_hours is not None and full.expected_hours is not None
+    assert est.full_fraction == pytest.approx(est.expected_hours / full.expected_hours)
+    assert 0 < est.full_fraction < 1
+    assert any("an iteration of 4 trains" in line for line in est.lines)
+
+
+def test_unknown_when_nothing_says_how_fast() -> None:
+    est = estimate(replace(X, throughput=None))
+    assert est.expected_hours is None and "no throughput" in est.lines[0]
+    assert estimate(replace(X, train_clips=None)).lines[0].startswith("expected: unknown (the dataset lists")

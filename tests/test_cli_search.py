@@ -17,7 +17,7 @@ import yaml
 from tinyjob import TINY_RECIPE, pas, tiny_job
 
 JOB = tiny_job("cli", iterations=1, operators={"s": 1.4, "f": 2, "c": 1.4}, baselines=True, eval={"clips": 1},
-               base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 8, "clips_per_video": 10}},
+               base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 4, "clips_per_video": 10}},
                recipe={**TINY_RECIPE, "epochs": 2})
 
 

@@ -20,7 +20,7 @@ from tinyjob import TINY_RECIPE, tiny_job
 
 # 2 epochs x 3 steps: rungs end after 1, 2 and 6 steps (eta 3, 3 rungs)
 JOB = tiny_job("kill", iterations=1, eval={"clips": 2}, recipe={**TINY_RECIPE, "epochs": 2},
-               halving={"eta": 3, "rungs": 3},
+               halving={"eta": 3, "rungs": 3}, operators={"s": 1.4, "t": 2, "f": 2, "c": 1.4},
                synthetic={"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 2, "frames": 16})
 RUNG_ENDS = {1: 1, 2: 2, 3: 6}
 
@@ -114,7 +114,7 @@ def test_sigkilled_controller_resumes_to_the_same_search(synth: Path, tmp_path: 
         steps = [json.loads(line) for line in (Path(h["out_dir"]) / "metrics.jsonl").read_text().splitlines()]
         keys = [(x["epoch"], x["step"]) for x in steps]
         assert len(keys) == len(set(keys)) == RUNG_ENDS[reached if h["iteration"] else 3], (h["op"], keys)
-    for it in (1,):  # 5 (or fewer applicable) -> ceil(n / 3) -> 1
+    for it in (1,):  # 4 -> ceil(4 / 3) = 2 -> 1
         hs = [h for h in final["hypotheses"] if h["iteration"] == it and h["kind"] == "pas"
               and h["state"] != "NOT_APPLICABLE"]
         n1 = len(hs)

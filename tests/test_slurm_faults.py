@@ -179,10 +179,11 @@ def _look(cwd: Path, name: str) -> tuple[dict, str]:
 
 
 def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp_path: Path) -> None:
-    """Five hypotheses using all the CPUs of a node each, on two nodes: two run, three wait (PENDING,
+    """Four hypotheses using all the CPUs of a node each, on two nodes: two run, two wait (PENDING,
     Resources); one running hypothesis is scancel'ed (CANCELLED: interrupted, not failed), run again and
     finished; `pas status` shows it all."""
-    job = tiny_job("slurm-states", iterations=1, recipe={**TINY_RECIPE, "epochs": 20})
+    job = tiny_job("slurm-states", iterations=1, operators={"s": 1.4, "t": 2, "f": 2, "c": 1.4},
+                   recipe={**TINY_RECIPE, "epochs": 20})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     cluster = profile(tmp_path, max_array_size=3, cpus_per_task=os.cpu_count() or 2)
     proc = controller(tmp_path, cluster)

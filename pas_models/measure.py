@@ -6,7 +6,8 @@ same B measured 422 ms/view in one search and 79.5 ms in another. The measuremen
 instead (the controller submits nothing beside it locally; ``--exclusive`` on SLURM) and times the
 networks *interleaved*: round r visits every network in turn (the order rotated by r, so no network
 is always first after a pause), each network being timed ``passes`` passes per batch size after
-``warmup`` passes, for ``rounds`` rounds. Per network and batch size it reports the median over every
+``warmup`` passes (more for a fast network: enough for ``min_round_s`` per round, fixed in the first
+round), for ``rounds`` rounds. Per network and batch size it reports the median over every
 timed pass, the 10th / 90th percentiles, each round's median and the **spread**: (highest round
 median - lowest round median) / median. A spread above ``SPREAD_LIMIT`` says the machine was not
 quiet: the report flags such a figure instead of plotting it.
@@ -44,8 +45,11 @@ class MeasureTask:
     out_dir: str
     networks: tuple[tuple[str, str], ...]  # (hypothesis label, ArchSpec JSON), B first
     batches: tuple[int, ...] = (1, 8)
-    passes: int = 10  # timed passes per network, batch size and round
+    passes: int = 10  # timed passes per network, batch size and round, at least (see min_round_s)
     rounds: int = 3
+    # a fast network is timed for more passes, so that each of its rounds lasts this long (a round of
+    # 10 passes of a 1 ms network is 10 ms: one scheduler hiccup moves its median)
+    min_round_s: float = 0.2
     warmup: int = 3
     attempt: int = 1
 
@@ -63,6 +67,7 @@ class Timing:
     p90_ms_per_view: float
     round_medians: tuple[float, ...]
     spread: float  # (max - min) of round_medians / ms_per_view
+    passes: int | None = None  # timed passes per round (None: a file written before this was recorded)
 
     @property
     def flagged(self) -> bool:
@@ -110,11 +115,12 @@ class MeasureResult:
                 nums = [float(t[k]) for k in ("ms_per_view", "p10_ms_per_view", "p90_ms_per_view", "spread")]
                 rounds = tuple(float(x) for x in t["round_medians"])
                 network, batch = str(t["network"]), int(t["batch"])
+                passes = None if t.get("passes") is None else int(t["passes"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise bad(f"timings[{i}]: {exc.__class__.__name__}: {exc}") from None
             if not all(math.isfinite(x) and x >= 0 for x in (*nums, *rounds)) or batch < 1:
                 raise bad(f"timings[{i}]: times must be finite numbers >= 0 and the batch >= 1")
-            timings.append(Timing(network, batch, nums[0], nums[1], nums[2], rounds, nums[3]))
+            timings.append(Timing(network, batch, nums[0], nums[1], nums[2], rounds, nums[3], passes))
         return cls(data["label"], data["attempt"], data["device"], data["host"], data["passes"], data["rounds"],
                    tuple(timings))
 
@@ -141,7 +147,8 @@ def summarize(network: str, batch: int, rounds: list[list[float]]) -> Timing:
     med = statistics.median(every)
     medians = tuple(statistics.median(r) for r in rounds)
     spread = (max(medians) - min(medians)) / med if med > 0 else 0.0
-    return Timing(network, batch, med, _quantile(every, 0.1), _quantile(every, 0.9), medians, spread)
+    return Timing(network, batch, med, _quantile(every, 0.1), _quantile(every, 0.9), medians, spread,
+                  min(len(r) for r in rounds) if rounds else None)
 
 
 def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
@@ -183,6 +190,7 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
             net(x)
             return (time.perf_counter() - t0) * 1e3 / x.shape[0]
 
+        passes: dict[tuple[str, int], int] = {}
         with torch.inference_mode():
             for r in range(task.rounds):
                 order = nets[r % len(nets):] + nets[:r % len(nets)]
@@ -190,7 +198,10 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
                     for b in task.batches:
                         for _ in range(task.warmup):
                             net(inputs[b])
-                        times[(label, b)].append([one_pass(net, inputs[b]) for _ in range(task.passes)])
+                        if (label, b) not in passes:  # fixed in the first round, from a warm pass
+                            per_pass = one_pass(net, inputs[b]) * b / 1e3
+                            passes[(label, b)] = max(task.passes, math.ceil(task.min_round_s / max(per_pass, 1e-6)))
+                        times[(label, b)].append([one_pass(net, inputs[b]) for _ in range(passes[(label, b)])])
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     finally:
         torch.set_num_threads(previous)

@@ -36,11 +36,17 @@ def _status(cwd: Path) -> dict:
     return json.loads(out.stdout)
 
 
+def _foreground() -> None:
+    """A terminal's foreground job has the default SIGINT action, whatever this test process inherited (a
+    suite started in the background by a non-interactive shell ignores SIGINT, and so would its children)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _controller(cwd: Path, *extra: str) -> subprocess.Popen[str]:
     """`pas search` in its own process group, as a terminal starts a foreground job."""
     return subprocess.Popen([sys.executable, "-m", "pas_orchestrator", "search", "--job", "job.yaml", "--poll", "0.3",
                              *extra], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_foreground)
 
 
 def _running_job(cwd: Path, timeout: float = 300) -> dict:

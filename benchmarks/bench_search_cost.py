@@ -13,7 +13,9 @@ left out of every total). Reported per definition and iteration: the operator ea
 rank correlation (Kendall's tau-b) between the rung-1 scores of a halving search and the final top-1 of
 the same hypotheses in the full search (only while the halving search's path is the full search's: after
 a different choice the hypotheses differ), and per search the compute its attempts used (CPU-h here: wall
-time x processes, latency measurement jobs included) and its share of the full search's.
+time x processes, latency measurement jobs included) and its share of the full search's, beside the time
+its hypotheses spent in optimizer steps (each job's own clock: what halving divides; process start-up,
+data set-up and evaluations are a fixed cost per job). A search already DONE under ``--work`` is reused.
 
     python benchmarks/bench_search_cost.py [--work DIR] [--jobs jobs/demo.yaml ...] [--variants full,eta3,eta2]
 
@@ -62,6 +64,13 @@ def pas(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def run_search(work: Path, definition: dict[str, Any], name: str) -> dict[str, Any]:
+    """Run the search (or reuse it when it is DONE already under ``work``: a rerun of the benchmark reports
+    again without training again), then its `pas status --json`."""
+    if (work / "runs" / name / "ledger.sqlite").is_file():
+        done = json.loads(pas(work, "status", "--search", name, "--json").stdout)
+        if done["state"] == "DONE":
+            done["wall_s"] = done["ended_at"] - done["created_at"]
+            return done
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump({**definition, "name": name}, sort_keys=False))
     t = time.monotonic()
@@ -78,6 +87,21 @@ def run_search(work: Path, definition: dict[str, Any], name: str) -> dict[str, A
 def path_of(status: dict[str, Any]) -> list[str]:
     winners = sorted((h["iteration"], h["op"]) for h in status["hypotheses"] if h["winner"] and h["iteration"])
     return [op for _, op in winners]
+
+
+def training_seconds(status: dict[str, Any]) -> float:
+    """Seconds spent in optimizer steps by the hypotheses of iterations >= 1 (the job's own clock, cumulative
+    over its rungs: the last rung file or result.json each wrote), i.e. without process start-up, data
+    set-up, evaluations and measurement jobs."""
+    total = 0.0
+    for h in status["hypotheses"]:
+        if h["iteration"] < 1 or h["kind"] != "pas":
+            continue
+        out = Path(h["out_dir"])
+        files = [out / "result.json"] if (out / "result.json").is_file() else sorted(out.glob("rung-*.json"))
+        if files:
+            total += max(json.loads(f.read_text())["train_seconds"] for f in files)
+    return total
 
 
 def iteration_compute(status: dict[str, Any]) -> float:
@@ -139,17 +163,20 @@ def main() -> int:
                                       and p[i - 1] == full_path[i - 1], "kendall_tau_rung1_vs_final": tau})
             compute = iteration_compute(st)
             rows.append({"variant": v, "path": p, "compute_hours": compute,
+                         "training_seconds": training_seconds(st),
+                         "training_fraction_of_full": training_seconds(st) / training_seconds(full),
                          "compute_unit": "/".join(sorted(st.get("compute_hours_by_unit", {}))) or "-",
                          "fraction_of_full": compute / iteration_compute(full) if iteration_compute(full) else None,
                          "wall_s": st["wall_s"], "iterations": per_iteration})
         report["definitions"].append({"definition": spec, "name": stem, "searches": rows})
         print(f"\n### {stem}\n")
-        print("| search | path | compute (iterations) | share of full | wall |")
-        print("|---|---|---|---|---|")
+        print("| search | path | compute (iterations) | share of full | training steps' time (share) | wall |")
+        print("|---|---|---|---|---|---|")
         for r in rows:
             share = "-" if r["fraction_of_full"] is None else f"{r['fraction_of_full']:.0%}"
             print(f"| {r['variant']} | {','.join(r['path'])} | {r['compute_hours']:.3g} {r['compute_unit']} | "
-                  f"{share} | {r['wall_s'] / 60:.1f} min |")
+                  f"{share} | {r['training_seconds']:.0f} s ({r['training_fraction_of_full']:.0%}) | "
+                  f"{r['wall_s'] / 60:.1f} min |")
         print("\n| search | iteration | chosen | same as full so far | Kendall tau (rung 1 vs final) |")
         print("|---|---|---|---|---|")
         for r in rows[1:]:

@@ -6,6 +6,7 @@
         submitit/BATCH/                each submission's scheduler files (pickles, logs)
         report/                        `pas report` (table.md, pareto.png) and `pas export` (best/: ExportFiles)
         manual/OPS[-scratch]/          `pas train` outside a search
+        teacher_cache/                 distill.cache: B's soft labels, shard-K-of-N.npz (pas_models.teacher_cache)
 
     hyp/ITER-OP/ (HypFiles)
         result.json    the job result (pas_models.train.result.JobResult), written last
@@ -146,6 +147,10 @@ class RunLayout:
     @property
     def export(self) -> Path:
         return self.report / "best"
+
+    @property
+    def teacher_cache(self) -> Path:
+        return self.root / "teacher_cache"
 
     def hyp_dir(self, iteration: int, op: str, kind: str) -> Path:
         return self.root / "hyp" / hypothesis_label(iteration, op, kind)

@@ -26,6 +26,7 @@ from pas_models.halving import RungInvalid, RungResult
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.measure import MeasureInvalid, MeasureResult, MeasureTask
 from pas_models.spec import ArchSpec
+from pas_models.teacher_cache import CacheInvalid, CacheShardResult, CacheShardTask
 from pas_models.train.result import JobResult, ResultInvalid
 from pas_models.train.task import TrainTask
 from pas_orchestrator import failpoints
@@ -43,12 +44,13 @@ from pas_orchestrator.core.actions import (
     LogEvent,
     NoteScheduler,
     PlanBase,
+    PlanCache,
     PlanIteration,
     PlanMeasurement,
     RecordJobIds,
     SubmitBatch,
 )
-from pas_orchestrator.core.decide import MEASURE, Observations, Policy, decide
+from pas_orchestrator.core.decide import CACHE, MEASURE, Observations, Policy, decide
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import LedgerConflict, SubmissionError
 from pas_orchestrator.executors.base import Executor, JobRef
@@ -120,6 +122,20 @@ def measure_task(snap: Snapshot, h: HypRec, search: SearchDef) -> MeasureTask:
                        ev.latency_passes, ev.latency_rounds)
 
 
+def cache_shard_op(shard: int) -> str:
+    return f"cache-{shard}"
+
+
+def cache_task(snap: Snapshot, h: HypRec, search: SearchDef, data: DatasetConfig, layout: RunLayout) -> CacheShardTask:
+    """Shard ``h.op``'s job: B (trained or imported, iteration 0's weights) over K recipes of its videos."""
+    assert search.distill.cache is not None
+    base = snap.iteration(0)[0]
+    return CacheShardTask(h.label, h.out_dir, str(layout.teacher_cache), int(h.op.rsplit("-", 1)[1]),
+                          search.base_spec(), str(HypFiles.of(base.out_dir).model), data, search.distill.cache,
+                          search.distill.teacher_bn, search.recipe.batch_per_gpu, search.recipe.num_workers,
+                          search.seed)
+
+
 def _hyp(snap: Snapshot, hyp_id: int) -> HypRec:
     for h in snap.hypotheses:
         if h.id == hyp_id:
@@ -135,7 +151,8 @@ class Controller:
         self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity,
                              measure=search.eval.latency_passes > 0,
                              rungs=search.halving.rungs if search.halving is not None else None,
-                             budget_hours=search.budget.gpu_hours if search.budget is not None else None)
+                             budget_hours=search.budget.gpu_hours if search.budget is not None else None,
+                             cache_shards=search.distill.cache.shards if search.distill.cache is not None else None)
         self._submit_failures = 0
         self._submit_after = 0.0  # monotonic time before which no batch is submitted (backoff)
         self._poll = profile.poll_seconds
@@ -216,7 +233,7 @@ class Controller:
                   if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id is not None]
         by_job = self.executor.outcomes([JobRef(a.batch, a.job_id) for _, a in active if a.job_id]) if active else {}
         jobs: dict[int, JobOutcome] = {a.id: by_job[a.job_id] for _, a in active if a.job_id in by_job}
-        results: dict[int, JobResult | MeasureResult | RungResult | str] = {}
+        results: dict[int, JobResult | MeasureResult | CacheShardResult | RungResult | str] = {}
         trainers: dict[int, str] = {}
         rungs = self.search.halving.rungs if self.search.halving is not None else None
         for h, a in active:
@@ -226,8 +243,8 @@ class Controller:
             if path.is_file():
                 try:
                     results[h.id] = (RungResult.read(path) if rung else MeasureResult.read(path) if h.kind == MEASURE
-                                     else JobResult.read(path))
-                except (ResultInvalid, MeasureInvalid, RungInvalid) as exc:
+                                     else CacheShardResult.read(path) if h.kind == CACHE else JobResult.read(path))
+                except (ResultInvalid, MeasureInvalid, RungInvalid, CacheInvalid) as exc:
                     results[h.id] = str(exc)
                 continue
             outcome = jobs.get(a.id)
@@ -248,6 +265,11 @@ class Controller:
             new = NewHypothesis(action.iteration, MEASURE, MEASURE, "",
                                 str(self.layout.hyp_dir(action.iteration, MEASURE, MEASURE)))
             return self.ledger.apply(AddHypotheses((new,))).changed
+        if isinstance(action, PlanCache):
+            new = tuple(NewHypothesis(0, cache_shard_op(k), CACHE, "",
+                                      str(self.layout.hyp_dir(0, cache_shard_op(k), CACHE)))
+                        for k in range(action.shards))
+            return self.ledger.apply(AddHypotheses(new)).changed
         if isinstance(action, SubmitBatch):
             return self._submit(action, snap)
         return self.ledger.apply(action).changed
@@ -339,9 +361,11 @@ class Controller:
         return len(active) - len(alive)
 
     # ------------------------------------------------------------------ tasks
-    def _task(self, snap: Snapshot, h: HypRec) -> TrainTask | MeasureTask:
+    def _task(self, snap: Snapshot, h: HypRec) -> TrainTask | MeasureTask | CacheShardTask:
         if h.kind == MEASURE:
             return measure_task(snap, h, self.search)
+        if h.kind == CACHE:
+            return cache_task(snap, h, self.search, self.data, self.layout)
         task = replace(self._train_task(snap, h), measure_latency=False)  # measured alone (pas_models.measure)
         if h.rung is not None and self.search.halving is not None:
             task = replace(task, rung=self.search.halving.rung(h.rung))
@@ -366,4 +390,5 @@ class Controller:
             raise LookupError(f"{h.label}: iteration {h.iteration - 1} has no winner in {self.ledger.path}")
         return hypothesis_task(s, self.data, student, ArchSpec.from_json(parent_hyp.spec or ""), h.out_dir,
                                str(HypFiles.of(base.out_dir).model), str(HypFiles.of(parent_hyp.out_dir).model),
-                               hypothesis=h.label)
+                               hypothesis=h.label,
+                               teacher_cache=str(self.layout.teacher_cache) if s.distill.cache is not None else None)

@@ -2,8 +2,10 @@
 
 Expected (GPU-h; CPU-h on a profile without GPUs), from the recipe and the networks' FLOPs:
 
-    training a network h for E epochs:  E x C x (3 g_h + g_T) / P       (g_T: the teacher B's forward, 0 for B
-                                                                         and the "without PAS" baselines)
+    training a network h for E epochs:  E x C x (3 g_h + g_T) / P       (g_T: the teacher B's forward, 0 for B,
+                                                                         the "without PAS" baselines and with a
+                                                                         teacher cache)
+    a teacher cache (distill.cache):     videos x K x g_B / P            (B's forward, once per search)
     evaluating it:                       V x views x g_h / P
 
 with C training clips per epoch (videos x clips_per_video), V validation videos, g GFLOPs per view
@@ -53,6 +55,8 @@ class Inputs:
     max_retries: int
     max_requeues: int
     measure: bool  # a latency measurement job per iteration
+    cache_clips: int | None = None  # distill.cache: clips B runs over once (videos x K); None: no cache
+    cache_shards: int = 0  # its jobs (one GPU each)
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,14 @@ def estimate(x: Inputs) -> Estimate:
     worst = jobs * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h * per_job
     # a latency measurement: one GPU (one process without GPUs) for at most 30 minutes
     worst += x.iterations * (1 + x.max_retries) * min(x.time_limit_h, 0.5) if x.measure else 0.0
+    # teacher cache shards: one GPU (one process) each, the whole time limit
+    worst += x.cache_shards * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h
     lines.append(f"worst case: {jobs} jobs x (1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x "
                  f"{x.time_limit_h:g} h x {per_job} {'GPU' if x.gpus_per_job else 'process'}(es)"
                  + (f" + {x.iterations} latency jobs x (1 + {x.max_retries}) x {min(x.time_limit_h, 0.5):g} h"
-                    if x.measure else "") + f" = {worst:,.0f} {unit}"
+                    if x.measure else "")
+                 + (f" + {x.cache_shards} teacher cache shards x (1 + {x.max_retries}) x (1 + {x.max_requeues}) x "
+                    f"{x.time_limit_h:g} h" if x.cache_shards else "") + f" = {worst:,.0f} {unit}"
                  + (" (halving: one job per rung a hypothesis reaches)" if x.halving else ""))
     if x.train_clips is None or x.val_videos is None:
         return Estimate(None, worst, None, unit, ("expected: unknown (the dataset lists could not be read)",
@@ -129,16 +137,19 @@ def estimate(x: Inputs) -> Estimate:
             g = sum(costs) / len(costs)
             spent_iter += hours(x.baseline_epochs * c * 3 * g + x.val_videos * x.views * g)
             full_iter += hours(x.baseline_epochs * c * 3 * g + x.val_videos * x.views * g)
-    expected = base + spent_iter
+    cache = hours(x.cache_clips * x.base_gflops) if x.cache_clips is not None else 0.0  # B's forward, once
+    expected = base + cache + spent_iter
     lines.insert(0, f"expected: {expected:,.3g} {unit} = B {base:,.3g} ("
                  + ("imported: evaluation only" if x.base_epochs == 0 else f"{x.base_epochs} epochs")
-                 + f") + iterations {spent_iter:,.3g}; per network h: epochs x {c:,} clips x (3 g_h + g_B) + "
+                 + ")" + (f" + teacher cache {cache:,.3g} ({x.cache_clips:,} clips x g_B)" if x.cache_clips else "")
+                 + f" + iterations {spent_iter:,.3g}; per network h: epochs x {c:,} clips x (3 g_h"
+                 + (" + g_B" if x.distill else "") + ") + "
                    f"{x.val_videos:,} videos x {x.views} views x g_h GFLOPs, / {p:,.4g} GFLOP/s per "
                  + ("GPU" if x.gpus_per_job else "process") + f" ({x.throughput_source}); iterations after "
                  "the first scaled from its costs")
     fraction = None
     if x.halving is not None:
-        fraction = (base + spent_iter) / (base + full_iter) if base + full_iter else None
+        fraction = (base + cache + spent_iter) / (base + cache + full_iter) if base + full_iter else None
         eta, rungs = x.halving
         n = len(iters[0]) if iters else 0
         lines.insert(1, f"halving (eta {eta}, {rungs} rungs): an iteration of {n} trains "

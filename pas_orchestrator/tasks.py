@@ -22,7 +22,7 @@ from pas_orchestrator.config.search import SearchDef
 def base_task(search: SearchDef, data: DatasetConfig, out_dir: str, attempt: int = 1) -> TrainTask:
     """Train B from scratch with cross-entropy (iteration 0)."""
     return TrainTask(hypothesis="base", student=search.base_spec(), data=data, out_dir=out_dir,
-                     recipe=search.base_recipe, distill=search.distill, eval=search.eval,
+                     recipe=search.base_recipe, distill=replace(search.distill, cache=None), eval=search.eval,
                      lr_divisor=search.finetune.lr_divisor, attempt=attempt, seed=search.seed)
 
 
@@ -35,21 +35,24 @@ def spec_chain(search: SearchDef, ops: list[str],
 
 def hypothesis_task(search: SearchDef, data: DatasetConfig, student: ArchSpec, parent: ArchSpec, out_dir: str,
                     teacher_checkpoint: str, parent_checkpoint: str | None, hypothesis: str,
-                    attempt: int = 1) -> TrainTask:
+                    attempt: int = 1, teacher_cache: str | None = None) -> TrainTask:
     """``student`` distilled from B (``teacher_checkpoint``) and, when fine-tuning is on and
-    shapes allow, initialised from ``parent`` (the network it was reduced from)."""
+    shapes allow, initialised from ``parent`` (the network it was reduced from). With ``distill.cache``, B's
+    soft labels are read from ``teacher_cache`` (the search's cache folder); without one, B runs live."""
+    distill = search.distill if teacher_cache is not None else replace(search.distill, cache=None)
     use_parent = search.finetune.enabled and parent_checkpoint is not None
     return TrainTask(hypothesis=hypothesis, student=student, data=data, out_dir=out_dir,
                      teacher=search.base_spec(), teacher_checkpoint=teacher_checkpoint,
                      parent=parent if use_parent else None,
                      parent_checkpoint=parent_checkpoint if use_parent else None,
-                     recipe=search.recipe, distill=search.distill, eval=search.eval,
-                     lr_divisor=search.finetune.lr_divisor, attempt=attempt, seed=search.seed)
+                     recipe=search.recipe, distill=distill, eval=search.eval,
+                     lr_divisor=search.finetune.lr_divisor, attempt=attempt, seed=search.seed,
+                     teacher_cache=teacher_cache if distill.cache is not None else None)
 
 
 def baseline_task(search: SearchDef, data: DatasetConfig, student: ArchSpec, out_dir: str, hypothesis: str,
                   attempt: int = 1) -> TrainTask:
     """"Without PAS" (paper Table 2): ``student`` from random init with CE only, base recipe."""
     return TrainTask(hypothesis=hypothesis, student=student, data=data, out_dir=out_dir,
-                     recipe=search.base_recipe, distill=replace(search.distill, feature_weight=0.0),
+                     recipe=search.base_recipe, distill=replace(search.distill, feature_weight=0.0, cache=None),
                      eval=search.eval, attempt=attempt, seed=search.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from pas_orchestrator.core.decide import MEASURE
+from pas_orchestrator.core.decide import CACHE, MEASURE
 from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT
 from pas_orchestrator.table import format_table
@@ -91,7 +91,8 @@ def _attempts(h: HypRec) -> list[dict]:
 
 def as_json(snap: Snapshot) -> dict:
     """The search; ``hypotheses``: the networks (B, the hypotheses, baselines); ``measurements``: the
-    latency measurement jobs (one per iteration), with their timings once done."""
+    latency measurement jobs (one per iteration), with their timings once done; ``teacher_cache``: the
+    shards of B's soft labels (``distill.cache``), with what each stored once done."""
     s = snap.search
     rungs = rungs_of(snap)
     used = snap.compute()
@@ -104,8 +105,12 @@ def as_json(snap: Snapshot) -> dict:
                             "rung": h.rung, "rungs": rungs if h.rung is not None else None,
                             "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
                             "attempts": _attempts(h)}
-                           for h in snap.hypotheses if h.kind != MEASURE],
+                           for h in snap.hypotheses if h.kind not in (MEASURE, CACHE)],
             "measurements": [{"iteration": h.iteration, "state": h.state.value, "reason": h.reason,
                               "out_dir": h.out_dir, "attempts": _attempts(h),
                               "timings": json.loads(h.result)["timings"] if h.result else None}
-                             for h in snap.hypotheses if h.kind == MEASURE]}
+                             for h in snap.hypotheses if h.kind == MEASURE],
+            "teacher_cache": [{"shard": int(h.op.rsplit("-", 1)[1]), "state": h.state.value, "reason": h.reason,
+                               "out_dir": h.out_dir, "attempts": _attempts(h),
+                               "result": json.loads(h.result) if h.result else None}
+                              for h in snap.hypotheses if h.kind == CACHE]}

@@ -112,6 +112,15 @@ CASES = [
     ("unset variable", _with("base", {"checkpoint": "${PAS_NO_SUCH_VAR}/b.pt"}),
      "base.checkpoint: environment variable PAS_NO_SUCH_VAR is not set"),
     ("too many synthetic classes", _with("synthetic.classes", 99), "synthetic.classes: must be in 2..32"),
+    ("teacher cache with feature distillation", _with("distill", {"feature_weight": 0.5, "cache": {}}),
+     "distill.cache: feature distillation (feature_weight 0.5) needs B's stage outputs"),
+    ("teacher cache: top_k above the classes", _with("distill.cache", {"top_k": 9}),
+     "distill.cache.top_k: 9 exceeds the dataset's 4 classes (null keeps every logit)"),
+    ("teacher cache: no recipes", _with("distill.cache", {"clips_per_video": 0}),
+     "distill.cache.clips_per_video: must be >= 1"),
+    ("teacher cache: no shards", _with("distill.cache", {"shards": 0}), "distill.cache.shards: must be >= 1"),
+    ("teacher cache: misspelled key", _with("distill.cache", {"clips": 8}),
+     "distill.cache: unknown key(s) clips; valid keys: clips_per_video"),
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from pas_models.halving import RungResult
 from pas_models.layout import RunLayout
 from pas_models.measure import MeasureResult, Timing
+from pas_models.teacher_cache import CacheShardResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
@@ -23,6 +24,7 @@ from pas_orchestrator.core.actions import (
     MarkWinner,
     ObserveAttempt,
     PlanBase,
+    PlanCache,
     PlanIteration,
     PlanMeasurement,
     PromoteRung,
@@ -101,6 +103,16 @@ def measurement() -> MeasureResult:
                          (Timing("0-base", 1, 2.0, 1.9, 2.1, (2.0, 2.0, 2.1), 0.05),))
 
 
+def cached(shards: int = 2) -> Policy:
+    return replace(policy(iterations=1), cache_shards=shards)
+
+
+def shard(hid: int, k: int, state: HypState, *attempts: AttemptRec) -> HypRec:
+    return replace(hyp(hid, 0, f"cache-{k}", state, *attempts, kind="teacher_cache", gflops=None), top1=None, top5=None)
+
+
+SHARD = CacheShardResult("0-cache-1", 1, 1, 2, "/runs/s/teacher_cache/shard-001-of-002.npz", 6, 48, 0, 4096, 3.0, 1.0,
+                         "cpu (2 threads) on h")
 RUN = AttemptState.RUNNING
 SUB = AttemptState.SUBMITTED
 B_RUNNING = hyp(1, 0, "base", HypState.RUNNING, att(1, 1, RUN))
@@ -345,6 +357,31 @@ CASES = [
      snap(B_DONE, T_WON, hyp(4, 1, "latency", HypState.RUNNING, att(4, 4, RUN), kind="latency")),
      Observations(results={4: measurement()}), policy(iterations=1, measure=True),
      [IngestResult(4, 4, measurement(), None)]),
+    # a teacher cache: B's soft labels made once (one job per shard) between B and iteration 1
+    ("teacher cache: nothing before B is done", snap(B_RUNNING), Observations(jobs={1: running}), cached(),
+     [ObserveAttempt(1, RUN, running)]),
+    ("teacher cache: B done, the cache stage is planned instead of iteration 1", snap(B_DONE), Observations(),
+     cached(3), [PlanCache(3)]),
+    ("teacher cache: its shards go out as one batch of their own",
+     snap(B_DONE, shard(5, 0, HypState.PLANNED), shard(6, 1, HypState.PLANNED)), Observations(), cached(2),
+     [SubmitBatch((5, 6), 0)]),
+    ("teacher cache: iteration 1 waits while a shard runs",
+     snap(B_DONE, shard(5, 0, HypState.DONE, att(5, 5, DONE_ATT)), shard(6, 1, HypState.RUNNING, att(6, 6, RUN))),
+     Observations(jobs={6: running}), cached(2), [ObserveAttempt(6, RUN, running)]),
+    ("teacher cache: a shard's result is ingested",
+     snap(B_DONE, shard(6, 1, HypState.RUNNING, att(6, 6, RUN))), Observations(results={6: SHARD}), cached(1),
+     [IngestResult(6, 6, SHARD, None)]),
+    ("teacher cache: every shard done, iteration 1 is planned",
+     snap(B_DONE, shard(5, 0, HypState.DONE, att(5, 5, DONE_ATT)), shard(6, 1, HypState.DONE, att(6, 6, DONE_ATT))),
+     Observations(), cached(2), [PlanIteration(1, 1)]),
+    ("teacher cache: a shard that failed for good fails the search",
+     snap(B_DONE, shard(5, 0, HypState.DONE, att(5, 5, DONE_ATT)),
+          replace(shard(6, 1, HypState.FAILED, att(6, 6, AttemptState.FAILED)), reason="2 attempts failed")),
+     Observations(), cached(2),
+     [EndSearch(SearchState.FAILED, "the teacher cache could not be made: 0-cache-1: FAILED 2 attempts failed")]),
+    ("teacher cache: a failing shard job spends a retry like any job",
+     snap(B_DONE, shard(6, 1, HypState.RUNNING, att(6, 6, RUN))), Observations(jobs={6: failed}), cached(1),
+     [FailAttempt(6, RUN, "OUT_OF_MEMORY: exit code 0:125", failed)]),
 ]
 
 

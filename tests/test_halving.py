@@ -69,11 +69,13 @@ def test_a_rung_file_is_validated(tmp_path: Path) -> None:
 def test_a_hypothesis_trained_rung_by_rung_ends_with_the_uninterrupted_weights(synth_dir: Path,
                                                                                tmp_path: Path) -> None:
     """3 epochs x 6 steps, eta 3, 3 rungs: rung 1 stops inside epoch 1 (step 2), rung 2 at its end (step 6);
-    each rung is a separate run() resuming from last.pt; the last one's weights equal those of one run."""
+    each rung is a separate run() resuming from last.pt; the last one's weights equal those of one run. The
+    head has dropout (as SlowFast's): its masks draw from torch's global generator, which the resumed run
+    must be at exactly where the uninterrupted one was (a DataLoader made mid-epoch must not draw from it)."""
     data = load_dataset_config(synth_dir / "dataset.yaml")
     teacher = preset("r2plus1d_tiny", 4)
     recipe = Recipe(epochs=3, batch_per_gpu=2, lr=0.05, reference_batch=4, warmup_epochs=0.5, schedule="cosine",
-                    clips_per_video=1, num_workers=1)
+                    clips_per_video=1, num_workers=1, dropout=0.5)
     b = run(TrainTask("base", teacher, data, str(tmp_path / "base"), recipe=replace(recipe, epochs=1),
                       eval=EvalConfig(clips=1), measure_latency=False))
     assert isinstance(b, JobResult)

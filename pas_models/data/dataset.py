@@ -42,6 +42,7 @@ from pas_models.data.sampling import plan_views, random_starts, uniform_starts, 
 from pas_models.data.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
+    Box,
     crop_resize,
     eval_boxes,
     resize_frames,
@@ -66,14 +67,21 @@ class ClipDataset(Dataset):
     train=False: ``clips`` uniformly spaced clips x ``crops`` (1 centre or 3) per video.
     Items: student (3, T, S, S), teacher (3, T', S', S') when a teacher is given, label,
     video (index into samples), valid (bool), skipped (tuple of video ids).
+
+    cache (train=True, no teacher): clips are the teacher cache's recipes (pas_models.teacher_cache): each
+    epoch clip c of a video is one of its K recorded clips (start, box, flip), only the student's frames
+    are decoded, and the item carries B's stored logits as ``soft`` (float32, one per class).
     """
 
     def __init__(self, samples: Sequence[Sample], student: ArchSpec, teacher: ArchSpec | None = None, *,
                  train: bool, clips: int = 1, crops: int = 1, backend: str = "decord",
                  mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD, hflip: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, cache: Any = None) -> None:
         if not samples:
             raise NoReadableVideo("the dataset lists no videos")
+        if cache is not None and (not train or teacher is not None):
+            raise ValueError("a teacher cache replaces the teacher's view of training clips: train=True, no teacher")
+        self.cache = cache  # pas_models.teacher_cache.CachedClips
         self.samples = list(samples)
         self.student, self.teacher = student, teacher
         self.train, self.clips, self.crops = train, clips, (1 if train else crops)
@@ -148,6 +156,8 @@ class ClipDataset(Dataset):
                               "run `pas data check` on the dataset")
 
     def _load(self, vid: int, clip: int, crop: int, rng: np.random.Generator) -> dict[str, Any]:
+        if self.cache is not None:
+            return self._load_cached(vid, clip)
         reader = open_video(self.samples[vid].path, self.backend)
         try:
             n = reader.num_frames
@@ -166,6 +176,21 @@ class ClipDataset(Dataset):
             flip = flip and self.hflip
         else:
             box, flip = eval_boxes(h, w, geometry, self.crops)[crop], False
+        return self._cut(vid, frames, plan, box, flip)
+
+    def clip_at(self, vid: int, start: int, box: Box, flip: bool) -> dict[str, Any]:
+        """The views of ``vid``'s clip with this start frame, crop box and flip (e.g. a teacher cache's recipe,
+        to compare the cached path with the live one)."""
+        reader = open_video(self.samples[vid].path, self.backend)
+        try:
+            plan = plan_views(self.student, self.teacher, start, reader.num_frames)
+            frames = reader.frames(plan.decode)
+        finally:
+            reader.close()
+        return self._cut(vid, frames, plan, box, flip)
+
+    def _cut(self, vid: int, frames: np.ndarray, plan: Any, box: Box, flip: bool) -> dict[str, Any]:
+        """The student's (and the teacher's) view of decoded frames: the box at B's crop size, then each view."""
         base_spec = self.teacher or self.student
         union = crop_resize(frames, box, base_spec.crop(self.train), flip)  # uint8 (N, 3, S, S)
         out: dict[str, Any] = {"label": self.samples[vid].label, "video": vid}
@@ -175,6 +200,23 @@ class ClipDataset(Dataset):
             assert plan.teacher is not None
             out["teacher"] = to_clip(union[list(plan.teacher)], self.mean, self.std)
         return out
+
+    def _load_cached(self, vid: int, clip: int) -> dict[str, Any]:
+        """A recipe of the teacher cache: the student's frames of B's recorded clip, cut exactly as the live
+        path cuts them (B's crop box at B's crop size, then the student's size), and B's stored logits."""
+        cache = self.cache
+        row = cache.recipe_for(vid, clip, self.epoch, self.seed)
+        reader = open_video(self.samples[vid].path, self.backend)
+        try:
+            plan = plan_views(self.student, None, int(cache.start[row]), reader.num_frames)
+            frames = reader.frames(plan.decode)
+        finally:
+            reader.close()
+        box = Box(*(int(x) for x in cache.box[row]))
+        union = crop_resize(frames, box, cache.teacher.crop(True), bool(cache.flip[row]))
+        student = resize_frames(union[list(plan.student)], self.student.crop(True))
+        return {"label": self.samples[vid].label, "video": vid, "student": to_clip(student, self.mean, self.std),
+                "soft": torch.from_numpy(cache.soft(row))}
 
     def _placeholder(self, video: int) -> dict[str, Any]:
         out: dict[str, Any] = {"label": self.samples[video].label, "video": video,

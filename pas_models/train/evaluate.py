@@ -35,7 +35,10 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: 
                      mean=data.mean, std=data.std)
     views = cfg.clips * cfg.crops
     mine = [i for i in range(len(ds)) if (i // views) % world == rank]
-    loader = ClipLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=num_workers, collate_fn=collate_clips)
+    # its own generator: an evaluation between steps (a quick one every N epochs) leaves torch's global
+    # generator (dropout's) where it was, as a resumed run that did not evaluate there has it
+    loader = ClipLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=num_workers, collate_fn=collate_clips,
+                        generator=torch.Generator().manual_seed(0))
     probs = torch.zeros(len(samples), spec.num_classes, dtype=torch.float64, device=device)
     seen = torch.zeros(len(samples), dtype=torch.float64, device=device)
     failed = torch.zeros(len(samples), dtype=torch.float64, device=device)  # invalid views per video

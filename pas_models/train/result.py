@@ -15,7 +15,7 @@ from typing import Any
 
 from pas_models.errors import PasError
 
-TEACHER_SOURCES = ("none", "live")
+TEACHER_SOURCES = ("none", "live", "cache")
 
 
 class ResultInvalid(PasError):
@@ -42,7 +42,7 @@ class JobResult:
     finetuned_from_parent: bool
     versions: dict[str, str]
     recipe: dict[str, Any]
-    teacher_source: str = "none"  # none (cross-entropy only) | live (the teacher network ran each step)
+    teacher_source: str = "none"  # none (cross-entropy only) | live (the teacher network ran each step) | cache
     latency: tuple[dict[str, Any], ...] = field(default=())  # pas_models.latency.Latency.to_dict() per batch
 
     def to_dict(self) -> dict[str, Any]:

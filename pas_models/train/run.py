@@ -205,6 +205,32 @@ class LiveTeacher(TeacherSignal):
             self.tap.close()
 
 
+class CachedTeacher(TeacherSignal):
+    """B's logits stored once per search (pas_models.teacher_cache), carried by each batch (``soft``)."""
+
+    source = "cache"
+
+    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
+        return batch["soft"].to(device, non_blocking=True)
+
+
+def _teacher_cache(task: TrainTask, samples: Any) -> Any:
+    """The search's teacher cache for this task, checked against its B and training list."""
+    from pas_models import teacher_cache
+
+    assert task.teacher is not None and task.distill.cache is not None
+    if task.teacher_cache is None or task.teacher_checkpoint is None:
+        raise PasError(f"{task.hypothesis}: distill.cache is set but the task names no cache folder and B's "
+                       "weights (teacher_cache, teacher_checkpoint)")
+    expected = teacher_cache.manifest_for(samples, task.data, task.teacher, task.teacher_checkpoint,
+                                          task.distill.cache, task.seed, task.distill.teacher_bn)
+    cache = teacher_cache.load(task.teacher_cache, expected)
+    log.info("%s: distilling from the teacher cache %s (%d recipes per video, %s logits): no teacher network",
+             task.hypothesis, task.teacher_cache, cache.k, "all" if cache.indices is None else
+             f"top {cache.logits.shape[1]}")
+    return cache
+
+
 @dataclass
 class Training:
     """Everything one training needs, built once (``_setup``) and then stepped (``_train``)."""
@@ -244,14 +270,20 @@ def _setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out:
         log.info("%s: initialised from %s (weights %s)", task.hypothesis, task.parent.label, how)
         finetune = True
     precision = Precision.of(recipe, device, task.hypothesis)
-    network = build_teacher(task, device)
+    cached = task.teacher is not None and task.distill.cache is not None
+    cache = _teacher_cache(task, train_list.samples) if cached else None
+    network = build_teacher(task, device) if not cached else None
     # what the optimizer trains: the student, plus one adapter per stage with feature distillation
     trained: nn.Module = model
     features = network is not None and task.distill.feature_weight > 0
     if features:
         trained = FeatureStudent(model, network)
     trained.to(device, memory_format=precision.memory_format)
-    teacher = LiveTeacher(network, features, precision.memory_format) if network is not None else TeacherSignal()
+    teacher: TeacherSignal = TeacherSignal()
+    if cache is not None:
+        teacher = CachedTeacher()
+    elif network is not None:
+        teacher = LiveTeacher(network, features, precision.memory_format)
     scaler = torch.amp.GradScaler("cuda", enabled=precision.amp_dtype == torch.float16)
     peak = base_lr(recipe, recipe.batch_per_gpu * env.world, finetune, task.lr_divisor)
     optimizer = torch.optim.SGD(trained.parameters(), lr=peak, momentum=recipe.momentum,
@@ -262,9 +294,11 @@ def _setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out:
             trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
         train_model = nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if precision.gpu
                                                           else None)
-    ds = ClipDataset(train_list.samples, spec, task.teacher, train=True, clips=recipe.clips_per_video,
-                     backend=task.data.backend, mean=task.data.mean, std=task.data.std, hflip=task.data.hflip,
-                     seed=task.seed)
+    ds = ClipDataset(train_list.samples, spec, None if cached else task.teacher, train=True,
+                     clips=recipe.clips_per_video, backend=task.data.backend, mean=task.data.mean, std=task.data.std,
+                     hflip=task.data.hflip, seed=task.seed, cache=cache)
+    if cache is not None and (bad := cache.unreadable_videos()):
+        ds.exclude(bad, "unreadable when the teacher cache was made")
     sampler = ResumableSampler(len(ds), env.world, env.rank, task.seed)
     steps_per_epoch = sampler.per_rank // recipe.batch_per_gpu
     if steps_per_epoch == 0:
@@ -335,9 +369,13 @@ def _epochs(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int,
         end_step = until[1] if epoch == until[0] and until[1] > 0 else tr.steps_per_epoch
         tr.dataset.set_epoch(epoch)
         tr.sampler.set_epoch(epoch, start_step * recipe.batch_per_gpu)
+        # the loader's own generator (its workers' seeds): without one it draws them from torch's global
+        # generator, which dropout also draws from, and a loader made mid-epoch on a resume would shift every
+        # later dropout mask: a resumed run (a rung, a requeue) would not be the uninterrupted one
+        seeds = torch.Generator().manual_seed(task.seed * 1_000_003 + epoch)
         loader = ClipLoader(tr.dataset, batch_size=recipe.batch_per_gpu, sampler=tr.sampler, drop_last=True,
                             num_workers=recipe.num_workers, collate_fn=collate_clips,
-                            persistent_workers=False, pin_memory=tr.precision.gpu)
+                            persistent_workers=False, pin_memory=tr.precision.gpu, generator=seeds)
         bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
                    initial=start_step, total=tr.steps_per_epoch, disable=not env.is_main or None, leave=False)
         t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pas_models.data.formats import DatasetConfig
 from pas_models.halving import Rung
 from pas_models.spec import ArchSpec
+from pas_models.teacher_cache import CacheConfig
 
 SCHEDULES = ("step", "cosine")
 TEACHER_BN_MODES = ("train", "eval")
@@ -51,6 +52,7 @@ class Distill:
     teacher_bn: str = "train"  # train (paper Table 7) | eval
     kl_reduction: str = "mean"  # mean: over batch and classes (paper's effective weight) | batchmean: Eq. 5
     feature_weight: float = 0.0  # weight of the stage-output MSE (paper Table 6); 0 = logits only (the paper's PAS)
+    cache: CacheConfig | None = None  # B's soft labels computed once per search (pas_models.teacher_cache)
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,15 @@ class TrainTask:
     # a halving search: train to the end of this rung only (a prefix of the full schedule), evaluate cheaply,
     # write rung-K.json; None or the last rung: the whole schedule (pas_models.halving)
     rung: Rung | None = None
+    # distill.cache: the folder of the search's teacher cache (its shards), read instead of running B
+    teacher_cache: str | None = None
 
     def config_hash(self) -> str:
         """Identity of what is trained (not of where or which attempt): checkpoints of another task are refused."""
         d = asdict(self)
-        for key in ("out_dir", "attempt", "hypothesis", "measure_latency", "rung"):
+        for key in ("out_dir", "attempt", "hypothesis", "measure_latency", "rung", "teacher_cache"):
             d.pop(key)
+        if d["distill"]["cache"] is None:  # a live teacher: the hash of a task made before caches existed
+            d["distill"].pop("cache")
         d["eval"].pop("latency_rounds")  # none changes what is trained (and old checkpoints keep their hash)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

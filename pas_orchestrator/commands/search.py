@@ -84,32 +84,38 @@ def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayo
     for p in plan_iteration(base, (), search.operators, search.tucker):
         if p.spec is not None and p.gflops:
             planned.append(p.gflops)
-    train_clips = val_videos = None
+    train_clips = val_videos = train_videos = None
     if search.synthetic is not None and not (Path(search.synthetic.root) / "dataset.yaml").is_file():
         syn = search.synthetic
-        train_clips = syn.classes * syn.videos_per_class * search.recipe.clips_per_video
+        train_videos = syn.classes * syn.videos_per_class
+        train_clips = train_videos * search.recipe.clips_per_video
         val_videos = syn.classes * syn.val_per_class
     else:
         try:
-            train_clips = len(load_video_list(search.data, "train").samples) * search.recipe.clips_per_video
+            train_videos = len(load_video_list(search.data, "train").samples)
+            train_clips = train_videos * search.recipe.clips_per_video
             val_videos = len(load_video_list(search.data, "val").samples)
         except (PasError, OSError):
             pass
     per_job = res.nodes * (res.gpus_per_node or res.tasks_per_node)
     throughput, source = profile.throughput_gflops, f"the profile's throughput_gflops, {profile.source}"
-    measured = _measured_throughput(layout, g_base, search.distill.alpha > 0, per_job)
+    cache = search.distill.cache
+    live = search.distill.alpha > 0 and cache is None  # the hypotheses run B on every training clip
+    measured = _measured_throughput(layout, g_base, live, per_job)
     if measured is not None:
         throughput, source = measured
     return Inputs(train_clips=train_clips, val_videos=val_videos, views=search.eval.clips * search.eval.crops,
                   base_gflops=g_base, iteration1_gflops=tuple(planned), iterations=search.iterations,
                   base_epochs=0 if search.base.checkpoint else search.base_recipe.epochs,
-                  epochs=search.recipe.epochs, distill=search.distill.alpha > 0, baselines=search.baselines,
+                  epochs=search.recipe.epochs, distill=live, baselines=search.baselines,
                   baseline_epochs=search.base_recipe.epochs,
                   halving=(search.halving.eta, search.halving.rungs) if search.halving else None,
                   throughput=throughput, throughput_source=source, gpus_per_job=res.nodes * res.gpus_per_node,
                   processes_per_job=res.nodes * res.tasks_per_node, time_limit_h=res.time_min / 60,
                   max_retries=search.max_retries, max_requeues=res.max_requeues,
-                  measure=search.eval.latency_passes > 0)
+                  measure=search.eval.latency_passes > 0,
+                  cache_clips=train_videos * cache.clips_per_video if cache and train_videos is not None else None,
+                  cache_shards=cache.shards if cache else 0)
 
 
 def _measured_throughput(layout: RunLayout, g_base: float, distill: bool, per_job: int) -> tuple[float, str] | None:
@@ -127,7 +133,7 @@ def _measured_throughput(layout: RunLayout, g_base: float, distill: bool, per_jo
     work = seconds = 0.0
     jobs = 0
     for h in snap.hypotheses:
-        if h.kind == "latency" or not h.result or h.gflops is None:
+        if h.kind in ("latency", "teacher_cache") or not h.result or h.gflops is None:
             continue
         r = json.loads(h.result)
         if not r.get("epochs") or not r.get("train_seconds"):

@@ -63,6 +63,16 @@ def measure_resources(res: Resources) -> Resources:
                    exclusive=True, time_min=min(res.time_min, 30), array_parallelism=None)
 
 
+def single_gpu_resources(res: Resources) -> Resources:
+    """What a teacher cache shard job gets (pas_models.teacher_cache): one process on one node with one GPU
+    when the hypotheses get GPUs (B in inference: no DDP), the profile's time limit, shards as an array."""
+    gres = res.gres
+    if gres:
+        parts = gres.split(":")
+        gres = ":".join([*parts[:-1], "1"]) if len(parts) > 1 and parts[-1].isdigit() else gres
+    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=gres)
+
+
 @dataclass(frozen=True)
 class _RawProfile:
     name: str

@@ -171,6 +171,10 @@ def search_from_dict(raw: dict[str, Any], where: str) -> SearchDef:
         raise ConfigError(str(exc)) from exc
     _check(r, where)
     data = _data_config(r, where)
+    cache = r.distill.cache
+    if cache is not None and cache.top_k is not None and data.num_classes is not None:
+        require(cache.top_k <= data.num_classes, f"{where}: distill.cache.top_k",
+                f"{cache.top_k} exceeds the dataset's {data.num_classes} classes (null keeps every logit)")
     values = {f.name: getattr(r, f.name) for f in fields(_RawSearch)}
     values["data"] = data
     values["operators"] = {k: check_gamma(k, g) for k, g in r.operators.items()}
@@ -281,6 +285,16 @@ def check_distill(d: Distill, where: str) -> None:
     one_of(d.teacher_bn, TEACHER_BN_MODES, f"{where}.teacher_bn")
     one_of(d.kl_reduction, KL_REDUCTIONS, f"{where}.kl_reduction")
     require(d.feature_weight >= 0, f"{where}.feature_weight", "must be >= 0 (0: logits only)")
+    if d.cache is not None:
+        c = d.cache
+        require(c.clips_per_video >= 1, f"{where}.cache.clips_per_video",
+                f"must be >= 1 (recipes stored per training video), got {c.clips_per_video}")
+        require(c.top_k is None or c.top_k >= 1, f"{where}.cache.top_k",
+                f"must be >= 1 (logits kept per clip) or null (all of them), got {c.top_k}")
+        require(c.shards >= 1, f"{where}.cache.shards", f"must be >= 1 (jobs that make the cache), got {c.shards}")
+        require(d.feature_weight == 0, f"{where}.cache",
+                f"feature distillation (feature_weight {d.feature_weight:g}) needs B's stage outputs at every step, "
+                "which the cache does not hold: set feature_weight: 0 or remove distill.cache")
 
 
 def ensure_data(search: SearchDef, progress: bool = True) -> DatasetConfig:

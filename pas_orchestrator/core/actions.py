@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pas_models.halving import RungResult
 from pas_models.measure import MeasureResult
+from pas_models.teacher_cache import CacheShardResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.outcomes import JobOutcome
 from pas_orchestrator.ledger.records import NewHypothesis
@@ -58,11 +59,11 @@ class NoteScheduler:
 @dataclass(frozen=True)
 class IngestResult:
     """The hypothesis' result.json: attempt COMPLETED, hypothesis DONE with its figures (a training's
-    JobResult, or a measurement job's MeasureResult)."""
+    JobResult, a measurement job's MeasureResult, a teacher cache shard's CacheShardResult)."""
 
     hypothesis_id: int
     attempt_id: int
-    result: JobResult | MeasureResult
+    result: JobResult | MeasureResult | CacheShardResult
     outcome: JobOutcome | None = None
 
 
@@ -176,6 +177,13 @@ class PlanMeasurement:
 
 
 @dataclass(frozen=True)
+class PlanCache:
+    """Record the teacher cache stage: one job per shard (pas_models.teacher_cache), before iteration 1."""
+
+    shards: int
+
+
+@dataclass(frozen=True)
 class SubmitBatch:
     """Create attempts for these hypotheses and submit them as one batch (an array on SLURM)."""
 
@@ -186,5 +194,5 @@ class SubmitBatch:
 LedgerAction = (RecordJobIds | AbandonAttempt | ObserveAttempt | NoteScheduler | IngestResult | IngestRung
                 | PromoteRung | FailAttempt | InterruptAttempt | CreateAttempts | MarkWinner | AddHypotheses
                 | EndSearch | CancelSearch | ResumeSearch | LogEvent)
-EffectAction = PlanBase | PlanIteration | PlanMeasurement | SubmitBatch
+EffectAction = PlanBase | PlanIteration | PlanMeasurement | PlanCache | SubmitBatch
 Action = LedgerAction | EffectAction

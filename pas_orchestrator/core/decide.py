@@ -13,7 +13,10 @@ and returns what should happen next, in this order of precedence:
    that ended while a trainer still holds the hypothesis' lock is waited for, not failed;
 3. when nothing ended in this call: the search strategy advances (winner, next iteration, stop), and
    an iteration whose trainings have all ended gets its latency measurement job (``PlanMeasurement``,
-   when the policy measures latency); the search does not end while a measurement is pending;
+   when the policy measures latency); the search does not end while a measurement is pending; with a
+   teacher cache (``Policy.cache_shards``), the cache stage is planned once B is done (``PlanCache``:
+   one job per shard) and iteration 1 waits for every shard (a shard that failed for good fails the
+   search);
 4. when nothing was planned: every hypothesis that needs an attempt is submitted as one batch, within
    the executor's capacity (one that has reached the end of its rung waits for the rung decision of
    strategies/halving.py instead). A measurement job is a batch of its own (it has its own resources) and,
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 
 from pas_models.halving import RungResult
 from pas_models.measure import MeasureResult
+from pas_models.teacher_cache import CacheShardResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
@@ -41,6 +45,8 @@ from pas_orchestrator.core.actions import (
     IngestRung,
     InterruptAttempt,
     ObserveAttempt,
+    PlanCache,
+    PlanIteration,
     PlanMeasurement,
     RecordJobIds,
     SubmitBatch,
@@ -51,6 +57,7 @@ from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, TERMINAL_HYP, Attempt
 from pas_orchestrator.strategies.base import Strategy
 
 MEASURE = "latency"  # the kind (and op) of a measurement job's ledger row
+CACHE = "teacher_cache"  # the kind of a teacher cache shard's row (iteration 0, op cache-K)
 # actions after which the strategy and the submission wait for the next call (they would decide on stale rows)
 _ENDINGS = (RecordJobIds, AbandonAttempt, IngestResult, IngestRung, FailAttempt, InterruptAttempt)
 
@@ -76,6 +83,7 @@ class Policy:
     measure: bool = False  # one latency measurement job per iteration (eval.latency_passes > 0)
     rungs: int | None = None  # successive halving: the number of rungs (the strategy decides promotions)
     budget_hours: float | None = None  # nothing new is submitted once the search's compute reached this
+    cache_shards: int | None = None  # distill.cache: B's soft labels in this many shard jobs before iteration 1
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,8 @@ class Observations:
     jobs: Mapping[int, JobOutcome] = field(default_factory=dict)  # attempt id -> its job's outcome
     # hyp id -> the result its active attempt was to write (result.json of a training or a measurement, or
     # rung-K.json of a rung before the last), or why it is invalid
-    results: Mapping[int, JobResult | MeasureResult | RungResult | str] = field(default_factory=dict)
+    results: Mapping[int, JobResult | MeasureResult | CacheShardResult | RungResult | str] = field(
+        default_factory=dict)
     trainers: Mapping[int, str] = field(default_factory=dict)  # hyp id -> the live trainer holding its lock
     found: Mapping[int, str | None] = field(default_factory=dict)  # orphan attempt id -> job id, None: not there
     finishing: int = 0  # jobs still exiting whose attempts have already ended (their result came in)
@@ -104,6 +113,12 @@ def decide(snap: Snapshot, obs: Observations, policy: Policy) -> list[Action]:
     if any(isinstance(x, _ENDINGS) for x in actions):
         return actions
     advance = policy.strategy.advance(snap)
+    if policy.cache_shards is not None:
+        cache = _cache_stage(snap, policy.cache_shards)
+        if cache is not None:  # the stage is not over: iterations wait for it
+            advance = [a for a in advance if not isinstance(a, PlanIteration)]
+            if cache:
+                return actions + cache
     measure = _plan_measurements(snap, policy)
     if measure or any(h.kind == MEASURE and h.state not in TERMINAL_HYP for h in snap.hypotheses):
         # the search ends once its measurements have: the strategy says so again then (it is pure)
@@ -127,6 +142,24 @@ def _plan_measurements(snap: Snapshot, policy: Policy) -> list[Action]:
     return out
 
 
+def _cache_stage(snap: Snapshot, shards: int) -> list[Action] | None:
+    """None once the teacher cache is complete (or not needed yet: B not done); else what to do now
+    ([] while its shards run)."""
+    base = snap.iteration(0)
+    if not base or base[0].state != HypState.DONE:
+        return None
+    rows = [h for h in snap.hypotheses if h.kind == CACHE]
+    if not rows:
+        return [PlanCache(shards)]
+    failed = [h for h in rows if h.state in TERMINAL_HYP and h.state != HypState.DONE]
+    if failed:
+        return [EndSearch(SearchState.FAILED, "the teacher cache could not be made: " + "; ".join(
+            f"{h.label}: {h.state.value} {h.reason or ''}".strip() for h in failed))]
+    if all(h.state == HypState.DONE for h in rows):
+        return None
+    return []
+
+
 def _reconcile(a: AttemptRec, obs: Observations) -> list[Action]:
     if a.id not in obs.found:
         return []  # not looked up (the scheduler did not answer): next time
@@ -140,7 +173,7 @@ def _reconcile(a: AttemptRec, obs: Observations) -> list[Action]:
 def _follow(h: HypRec, a: AttemptRec, obs: Observations, policy: Policy) -> list[Action]:
     outcome = obs.jobs.get(a.id)
     result = obs.results.get(h.id)
-    if isinstance(result, (JobResult, MeasureResult)):  # a written result is the truth, whatever the scheduler says
+    if isinstance(result, (JobResult, MeasureResult, CacheShardResult)):  # a written result is the truth
         return [IngestResult(h.id, a.id, result, outcome)]
     if isinstance(result, RungResult):
         return [IngestRung(h.id, a.id, result, outcome)]
@@ -189,6 +222,9 @@ def _submit(snap: Snapshot, policy: Policy, obs: Observations) -> list[Action]:
             return [_budget_spent(snap, used, policy.budget_hours)]
     measuring = [h for h in need if h.kind == MEASURE]
     need = [h for h in need if h.kind != MEASURE]
+    caching = [h for h in need if h.kind == CACHE]
+    if caching:  # a batch of their own (their own job and resources); nothing else needs a job meanwhile
+        need = caching
     if cap.drain_for_exclusive:
         if any(h.kind == MEASURE for h in running):
             return []  # it runs alone

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pas_models.measure import MeasureTask
+from pas_models.teacher_cache import CacheShardTask
 from pas_models.train.task import TrainTask
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome
@@ -25,9 +26,10 @@ class Executor(Protocol):
     capacity: Capacity
     stops_with_controller: bool  # its jobs are this host's processes: stopped when the controller is interrupted
 
-    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask]) -> list[str]:
-        """Submit one batch (an array on SLURM) of trainings, or of latency measurements (each alone on one
-        node: ``config.cluster.measure_resources``); the job ids in task order. Raises SubmissionError
+    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask | CacheShardTask]) -> list[str]:
+        """Submit one batch (an array on SLURM) of trainings, of latency measurements (each alone on one
+        node: ``config.cluster.measure_resources``) or of teacher cache shards (one process and GPU each:
+        ``single_gpu_resources``); the job ids in task order. Raises SubmissionError
         (``permanent`` when the request itself is wrong)."""
 
     def outcomes(self, jobs: Sequence[JobRef]) -> dict[str, JobOutcome]:

@@ -18,8 +18,9 @@ import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
 from pas_models.measure import MeasureJob, MeasureTask
+from pas_models.teacher_cache import CacheJob, CacheShardTask
 from pas_models.train.task import TrainTask
-from pas_orchestrator.config.cluster import ClusterProfile, Resources, measure_resources
+from pas_orchestrator.config.cluster import ClusterProfile, Resources, measure_resources, single_gpu_resources
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import SubmissionError
@@ -116,12 +117,14 @@ class SlurmExecutor:
         self._backoff = min_query_s
         self._min_query = min_query_s
 
-    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask]) -> list[str]:
+    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask | CacheShardTask]) -> list[str]:
         if len(tasks) > self.resources.max_array_size:
             raise SubmissionError(f"{len(tasks)} tasks exceed max_array_size {self.resources.max_array_size}")
         if isinstance(tasks[0], MeasureTask):  # a latency measurement: alone on its node (--exclusive)
             job: Any = MeasureJob()
             res = measure_resources(self.resources)
+        elif isinstance(tasks[0], CacheShardTask):  # B in inference over one shard of the videos (one GPU each)
+            job, res = CacheJob(), single_gpu_resources(self.resources)
         else:
             from pas_models.train.job import TrainJob  # the training code (torch): only to submit
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pas_models.measure import MeasureResult
+from pas_models.teacher_cache import CacheShardResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
     AddHypotheses,
@@ -486,6 +487,11 @@ def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
         flagged = [f"{t.network} b{t.batch}" for t in r.timings if t.flagged]
         _event(s, now, "result", f"{hyp.iteration}-latency: {len(r.timings)} timings on {r.device}"
                                  + (f"; spread > 20% (not trusted): {', '.join(flagged)}" if flagged else ""), hyp.id)
+        return Applied(True)
+    if isinstance(r, CacheShardResult):
+        _event(s, now, "result", f"{hyp.iteration}-{hyp.op}: {r.clips} clips of {r.videos} videos"
+                                 + (f" ({r.unreadable} unreadable)" if r.unreadable else "")
+                                 + f", {r.bytes / 1e6:.3g} MB, {r.seconds:.0f} s on {r.device}", hyp.id)
         return Applied(True)
     hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
     _event(s, now, "result", f"{hyp.iteration}-{hyp.op} ({hyp.kind}): top-1 {r.top1:.2f}%, top-5 {r.top5:.2f}%, "

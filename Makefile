@@ -24,7 +24,7 @@ STAMP := $(VENV)/.installed
 endif
 PAS := $(PY) -m pas_orchestrator
 
-.PHONY: install test test-slurm test-pyav lint bench clean search status report doctor
+.PHONY: install test test-slurm test-pyav lint bench bench-search bench-cache clean search status report doctor
 
 install: $(STAMP)
 
@@ -67,6 +67,14 @@ bench: install
 	$(PY) benchmarks/bench_status.py
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_latency.py
+
+# whole searches, one at a time (about 35 and 40 minutes on a 2-core machine): what successive halving
+# saves and whether it keeps the path; what the teacher cache saves and costs, and whether it keeps the path
+bench-search: install
+	$(PY) benchmarks/bench_search_cost.py
+
+bench-cache: install
+	$(PY) benchmarks/bench_teacher_cache.py
 
 search: install
 	$(PAS) search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))

@@ -14,7 +14,8 @@ Three parts (``--parts step,build,search``), one at a time, nothing else running
   (240,000 videos, 400 classes: bytes per clip measured here scaled to 400 fp16 logits).
 - ``search``: jobs/demo.yaml live with seed 0 (it trains B), live with seed 1 and cached with seed 0 (both
   import that B: the same B for all three), and the same pair (live, cached) with the slowfast_tiny backbone:
-  the path, every winner's top-1 and the compute of the iterations (B's training left out).
+  the path, every winner's top-1 and the compute of the iterations (B's training left out). The live seed-0
+  searches are bench_search_cost.py's full searches (reused when both share ``--work``, the default).
 
     python benchmarks/bench_teacher_cache.py [--parts step,build,search] [--work DIR]
 
@@ -124,7 +125,7 @@ def bench_build(work: Path) -> list[dict[str, Any]]:
     from pas_models.teacher_cache import CacheConfig, CacheShardTask, run_shard
     from pas_models.train.checkpoint import save_checkpoint
 
-    data_root = work / "synth"
+    data_root = work / "data" / "synth"  # the demo's (SynthConfig defaults), shared with the searches
     if not (data_root / "dataset.yaml").is_file():
         generate(data_root, SynthConfig())
     data = load_dataset_config(data_root / "dataset.yaml")
@@ -151,7 +152,19 @@ def bench_build(work: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _status(work: Path, name: str) -> dict[str, Any]:
+    return json.loads(subprocess.run([sys.executable, "-m", "pas_orchestrator", "status", "--search", name, "--json"],
+                                     cwd=work, capture_output=True, text=True).stdout)
+
+
 def _search(work: Path, definition: dict[str, Any], name: str) -> dict[str, Any]:
+    """Run the search, or reuse it when it is DONE under ``work`` already (e.g. bench_search_cost.py's full
+    searches, the same definitions and names, when both benchmarks share ``--work``)."""
+    if (work / "runs" / name / "ledger.sqlite").is_file():
+        st = _status(work, name)
+        if st["state"] == "DONE":
+            st["wall_s"] = st["ended_at"] - st["created_at"]
+            return st
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump({**definition, "name": name}, sort_keys=False))
     t = time.monotonic()
@@ -159,8 +172,7 @@ def _search(work: Path, definition: dict[str, Any], name: str) -> dict[str, Any]
                           cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"search {name} failed: {proc.stderr[-2000:]}")
-    st = json.loads(subprocess.run([sys.executable, "-m", "pas_orchestrator", "status", "--search", name, "--json"],
-                                   cwd=work, capture_output=True, text=True).stdout)
+    st = _status(work, name)
     st["wall_s"] = time.monotonic() - t
     return st
 
@@ -182,7 +194,7 @@ def bench_search(work: Path) -> list[dict[str, Any]]:
         definition["backbone"] = backbone
         definition["synthetic"] = {**definition["synthetic"], "root": str(work / "data" / "synth")}
         stem = f"demo-{backbone}".replace("_", "-")
-        live = _search(work, definition, f"{stem}-live-s0")
+        live = _search(work, definition, f"{stem}-full")  # bench_search_cost.py's name for it
         b = {"checkpoint": str(Path(live["hypotheses"][0]["out_dir"]) / "model.pt")}
         runs = {"live, seed 0": live}
         if backbone == "r2plus1d_tiny":
@@ -199,7 +211,8 @@ def bench_search(work: Path) -> list[dict[str, Any]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "teacher_cache")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "search_cost",
+                    help="shared with bench_search_cost.py by default: its full searches are reused")
     ap.add_argument("--parts", default="step,build,search")
     args = ap.parse_args()
     work = args.work.resolve()

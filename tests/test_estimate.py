@@ -52,3 +52,15 @@ def test_unknown_when_nothing_says_how_fast() -> None:
     est = estimate(replace(X, throughput=None))
     assert est.expected_hours is None and "no throughput" in est.lines[0]
     assert estimate(replace(X, train_clips=None)).lines[0].startswith("expected: unknown (the dataset lists")
+
+
+def test_a_teacher_cache_costs_one_pass_of_b_and_no_teacher_in_the_steps() -> None:
+    # 20 videos x K 8 clips of B's forward (4 GFLOPs), once; the hypotheses' steps without B's forward
+    cached = estimate(replace(X, distill=False, cache_clips=20 * 8, cache_shards=2))
+    base = 3 * 100 * 3 * 4.0 + 10 * 2 * 4.0
+    it1 = 2 * (5 * 100 * 3 * 2.0 + 10 * 2 * 2.0)
+    it2 = 2 * (5 * 100 * 3 * 1.0 + 10 * 2 * 1.0)
+    assert cached.expected_hours == pytest.approx((base + 20 * 8 * 4.0 + it1 + it2) * H)
+    assert "teacher cache" in cached.lines[0] and "(3 g_h)" in cached.lines[0]
+    # each shard job may use its whole time limit, retried and requeued like any job (one GPU each)
+    assert cached.worst_hours == pytest.approx(5 * 2 * 3 * 2.0 * 4 + 2 * 2 * 3 * 2.0)

@@ -185,3 +185,14 @@ def test_a_finished_shard_is_not_computed_again(tmp_path: Path, synth_dir: Path)
     assert again == CacheShardResult.read(tmp_path / "cache-job0" / "result.json")
     after = shard.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize(("gres", "expected"), [(None, None), ("gpu:4", "gpu:1"), ("gpu:v100:4", "gpu:v100:1")])
+def test_a_shard_job_gets_one_process_and_one_gpu(gres: str | None, expected: str | None) -> None:
+    from pas_orchestrator.config.cluster import Resources, single_gpu_resources
+
+    res = Resources(nodes=16, tasks_per_node=4, gpus_per_node=4, gres=gres, time_min=1440, array_parallelism=8,
+                    exclusive=True)
+    s = single_gpu_resources(res)
+    assert (s.nodes, s.tasks_per_node, s.gpus_per_node, s.gres, s.exclusive, s.time_min, s.array_parallelism) == (
+        1, 1, 1, expected, False, 1440, 8)  # shards go out as an array, throttled like the hypotheses

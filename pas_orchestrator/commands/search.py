@@ -54,7 +54,11 @@ def dry_run(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> st
             + ("(imported: evaluated only)" if search.base.checkpoint else "(trained)")
             + (" + a without-PAS baseline per iteration" if search.baselines else "")
             + (f"; successive halving eta {search.halving.eta}, {search.halving.rungs} rungs" if search.halving
-               else ""),
+               else "")
+            + (f"; a teacher cache (B over {search.distill.cache.clips_per_video} clips per training video, "
+               f"{search.distill.cache.shards} shard jobs of 1 process"
+               + (", 1 GPU" if res.gpus_per_node else "") + " each) before iteration 1"
+               if search.distill.cache else ""),
             f"# each job: {res.nodes} node(s) x {res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per node, "
             f"time limit {res.time_min} min" + ("; a latency measurement per iteration: 1 process, "
                                                + ("1 GPU, " if res.gpus_per_node else "") + "a node of its own"

@@ -70,7 +70,8 @@ def single_gpu_resources(res: Resources) -> Resources:
     if gres:
         parts = gres.split(":")
         gres = ":".join([*parts[:-1], "1"]) if len(parts) > 1 and parts[-1].isdigit() else gres
-    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=gres)
+    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=gres,
+                   exclusive=False)  # one GPU of a node: the node's others stay for other jobs
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def bench_step(rounds: int = 5) -> list[dict[str, Any]]:
     rows = []
     for backbone, batch, steps in cases:
         base = preset(backbone, 400 if backbone in ("r2plus1d_18", "slowfast_4x16_r50") else 8)
-        student_spec = apply_sequence(base, ["c", "f", "t"], {"c": 1.4, "f": 2, "t": 2})
+        student_spec = apply_sequence(base, ["c", "f", "t"], {"c": 1.4, "f": 2, "t": 2})[-1]
         g_b, g_s = count_cost(base).gflops, count_cost(student_spec).gflops
         torch.manual_seed(0)
         teacher = build_model(base).to(device, memory_format=fmt).train()

@@ -323,7 +323,6 @@ def run_shard(task: CacheShardTask, device: str | None = None) -> CacheShardResu
     ``result.json``. An existing result is returned as is."""
     import logging
     import socket
-    import tempfile
 
     import numpy as np
     import torch
@@ -334,7 +333,7 @@ def run_shard(task: CacheShardTask, device: str | None = None) -> CacheShardResu
     from pas_models.data.formats import load_video_list
     from pas_models.data.sampling import clip_span, plan_views
     from pas_models.data.transforms import crop_resize, to_clip, train_box
-    from pas_models.train.checkpoint import write_json
+    from pas_models.train.checkpoint import atomic_write, write_json
     from pas_models.train.task import Distill, TrainTask
     from pas_models.train.teacher import build_teacher
 
@@ -442,17 +441,7 @@ def run_shard(task: CacheShardTask, device: str | None = None) -> CacheShardResu
     arrays["unreadable"] = np.array(sorted(bad), np.int32)
     arrays["manifest"] = np.array(json.dumps(manifest.to_dict(), sort_keys=True))
     path = task.shard_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))  # a killed job leaves no torn shard
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     result = CacheShardResult(task.label, task.attempt, task.shard, cfg.shards, str(path), len(videos),
                               int(keep_rows.sum()), len(bad), path.stat().st_size, time.monotonic() - t0,

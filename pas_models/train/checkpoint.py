@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 
-def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
+def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -32,7 +32,7 @@ def _atomic(path: Path, write) -> None:  # type: ignore[no-untyped-def]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    _atomic(Path(path), lambda fh: torch.save(state, fh))
+    atomic_write(Path(path), lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def write_json(data: Any, path: str | os.PathLike[str]) -> None:
-    _atomic(Path(path), lambda fh: fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+    atomic_write(Path(path), lambda fh: fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -51,26 +51,26 @@ class Resources:
         return self.qos
 
 
+def _one_gpu(gres: str | None) -> str | None:
+    """"gpu:4" / "gpu:v100:4" -> the same kind, one."""
+    if not gres:
+        return gres
+    parts = gres.split(":")
+    return ":".join([*parts[:-1], "1"]) if len(parts) > 1 and parts[-1].isdigit() else gres
+
+
 def measure_resources(res: Resources) -> Resources:
     """What a latency measurement job gets (pas_models.measure): one process on one node, one GPU when the
     hypotheses get GPUs, the node to itself (``--exclusive``: nothing else runs beside it), at most 30
     minutes, never an array throttle."""
-    gres = res.gres
-    if gres:  # "gpu:4" / "gpu:v100:4" -> the same kind, one
-        parts = gres.split(":")
-        gres = ":".join([*parts[:-1], "1"]) if len(parts) > 1 and parts[-1].isdigit() else gres
-    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=gres,
+    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=_one_gpu(res.gres),
                    exclusive=True, time_min=min(res.time_min, 30), array_parallelism=None)
 
 
 def single_gpu_resources(res: Resources) -> Resources:
     """What a teacher cache shard job gets (pas_models.teacher_cache): one process on one node with one GPU
     when the hypotheses get GPUs (B in inference: no DDP), the profile's time limit, shards as an array."""
-    gres = res.gres
-    if gres:
-        parts = gres.split(":")
-        gres = ":".join([*parts[:-1], "1"]) if len(parts) > 1 and parts[-1].isdigit() else gres
-    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=gres,
+    return replace(res, nodes=1, tasks_per_node=1, gpus_per_node=min(res.gpus_per_node, 1), gres=_one_gpu(res.gres),
                    exclusive=False)  # one GPU of a node: the node's others stay for other jobs
 
 

@@ -471,8 +471,3 @@ class CacheJob:
             pkg.removeHandler(handler)
             handler.close()
 
-
-def expected_bytes(videos: int, config: CacheConfig, classes: int) -> int:
-    """Approximate shard bytes for ``videos`` videos (recipes 23 B + logits per clip), for estimates."""
-    per_clip = 23 + (2 * classes if config.top_k is None else 6 * config.top_k + 2)
-    return math.ceil(videos * config.clips_per_video * per_clip)

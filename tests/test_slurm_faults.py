@@ -178,12 +178,30 @@ def _look(cwd: Path, name: str) -> tuple[dict, str]:
     return as_json(snap), render(snap)
 
 
+def _kill_trainer(out_dir: str) -> None:
+    """SIGKILL the trainer of a hypothesis (its pid is in the hypothesis' lock). On a real cluster scancel ends
+    the job step's processes (cgroups); on this emulated one (proctrack/linuxproc, two slurmd on one host) the
+    step's Python outlived scancel and finished its training, seen as `13.batch CANCELLED, 13.0 COMPLETED`."""
+    lock = Path(out_dir) / ".lock"
+    text = lock.read_text() if lock.is_file() else ""
+    if text.startswith("pid "):
+        try:
+            os.kill(int(text.split()[1]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _steps_done(out_dir: str) -> int:
+    metrics = Path(out_dir) / "metrics.jsonl"
+    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+
+
 def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp_path: Path) -> None:
     """Four hypotheses using all the CPUs of a node each, on two nodes: two run, two wait (PENDING,
     Resources); one running hypothesis is scancel'ed (CANCELLED: interrupted, not failed), run again and
     finished; `pas status` shows it all."""
     job = tiny_job("slurm-states", iterations=1, operators={"s": 1.4, "t": 2, "f": 2, "c": 1.4},
-                   recipe={**TINY_RECIPE, "epochs": 20})
+                   recipe={**TINY_RECIPE, "epochs": 30})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     cluster = profile(tmp_path, max_array_size=3, cpus_per_task=os.cpu_count() or 2)
     proc = controller(tmp_path, cluster)
@@ -210,14 +228,23 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
             running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["state"] == "RUNNING" and h["attempts"]
                        and h["attempts"][-1]["state"] in ("SUBMITTED", "RUNNING")
                        and h["attempts"][-1]["scheduler_state"] == "RUNNING"]
-            if cancelled is None and running:  # early in its 20 epochs
+            # early in its 30 epochs (3 steps each): what is left outlasts KillWait (1 s), when the job, which
+            # ignores SIGTERM like every submitit job, is killed
+            running = [h for h in running if _steps_done(h["out_dir"]) < 30]
+            if cancelled is None and running:
                 job_id = running[0]["attempts"][-1]["job_id"]
                 subprocess.run(["scancel", job_id], check=True, timeout=30)
+                _kill_trainer(running[0]["out_dir"])
                 # the ledger lags the scheduler by a poll: the job may have completed before scancel came
                 ended = wait_for(f"job {job_id} to end", lambda j=job_id: [
                     r[1] for r in sacct("-j", j, fields="JobID,State") if r[1] not in ("RUNNING", "COMPLETING")],
                     timeout=60)
-                # and a job that had written its result when scancel came is done: the result decides (not an
+                # sacct says CANCELLED at once, while the job may still run for KillWait (submitit ignores SIGTERM)
+                # and finish: wait until slurmctld holds it no more
+                wait_for(f"job {job_id} to leave the queue", lambda j=job_id: not subprocess.run(
+                    ["squeue", "-h", "-j", j], capture_output=True, text=True, timeout=30).stdout.strip(),
+                    timeout=60)
+                # and a job that had written its result by then is done: the result decides (not an
                 # interruption); another running hypothesis is cancelled then
                 if ended[0].startswith("CANCELLED") and not (Path(running[0]["out_dir"]) / "result.json").exists():
                     cancelled = running[0]

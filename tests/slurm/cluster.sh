@@ -10,7 +10,7 @@
 #
 # Environment: PAS_SLURM_LAB (state folder, default /tmp/pas-slurm), PAS_SLURM_DB_PORT (3307).
 # Pitfalls handled (see tests/slurm/README.md): sacct needs slurmdbd; cred_expire=10 so requeued jobs
-# start again at once; KillWait=5 (submitit ignores SIGTERM); node names resolve to 127.0.0.1 so
+# start again at once; KillWait=1 (submitit ignores SIGTERM); node names resolve to 127.0.0.1 so
 # multi-node rendezvous works; every daemon is stopped by its pid file, never by name.
 set -euo pipefail
 LAB=${PAS_SLURM_LAB:-/tmp/pas-slurm}
@@ -84,7 +84,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2,bf_interval=2
-KillWait=5
+KillWait=1
 ReturnToService=1
 MinJobAge=600
 MaxArraySize=$max_array

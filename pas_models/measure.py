@@ -6,8 +6,8 @@ same B measured 422 ms/view in one search and 79.5 ms in another. The measuremen
 instead (the controller submits nothing beside it locally; ``--exclusive`` on SLURM) and times the
 networks *interleaved*: round r visits every network in turn (the order rotated by r, so no network
 is always first after a pause), each network being timed ``passes`` passes per batch size after
-``warmup`` passes (more for a fast network: enough for ``min_round_s`` per round, fixed in the first
-round), for ``rounds`` rounds. Per network and batch size it reports the median over every
+``warmup`` passes (more for a fast network: a round lasts at least ``min_round_s``), for ``rounds``
+rounds. Per network and batch size it reports the median over every
 timed pass, the 10th / 90th percentiles, each round's median and the **spread**: (highest round
 median - lowest round median) / median. A spread above ``SPREAD_LIMIT`` says the machine was not
 quiet: the report flags such a figure instead of plotting it.
@@ -190,7 +190,15 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
             net(x)
             return (time.perf_counter() - t0) * 1e3 / x.shape[0]
 
-        passes: dict[tuple[str, int], int] = {}
+        def timed_round(net: torch.nn.Module, x: torch.Tensor) -> list[float]:
+            """At least ``passes`` passes and at least ``min_round_s`` seconds: a slow pass (a busy machine)
+            ends the round after ``passes``, a fast network is timed for more than a few milliseconds."""
+            out: list[float] = []
+            start = time.perf_counter()
+            while len(out) < task.passes or time.perf_counter() - start < task.min_round_s:
+                out.append(one_pass(net, x))
+            return out
+
         with torch.inference_mode():
             for r in range(task.rounds):
                 order = nets[r % len(nets):] + nets[:r % len(nets)]
@@ -198,10 +206,7 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
                     for b in task.batches:
                         for _ in range(task.warmup):
                             net(inputs[b])
-                        if (label, b) not in passes:  # fixed in the first round, from a warm pass
-                            per_pass = one_pass(net, inputs[b]) * b / 1e3
-                            passes[(label, b)] = max(task.passes, math.ceil(task.min_round_s / max(per_pass, 1e-6)))
-                        times[(label, b)].append([one_pass(net, inputs[b]) for _ in range(passes[(label, b)])])
+                        times[(label, b)].append(timed_round(net, inputs[b]))
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     finally:
         torch.set_num_threads(previous)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 import types
@@ -152,29 +151,12 @@ def bench_build(work: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _status(work: Path, name: str) -> dict[str, Any]:
-    return json.loads(subprocess.run([sys.executable, "-m", "pas_orchestrator", "status", "--search", name, "--json"],
-                                     cwd=work, capture_output=True, text=True).stdout)
-
-
 def _search(work: Path, definition: dict[str, Any], name: str) -> dict[str, Any]:
-    """Run the search, or reuse it when it is DONE under ``work`` already (e.g. bench_search_cost.py's full
-    searches, the same definitions and names, when both benchmarks share ``--work``)."""
-    if (work / "runs" / name / "ledger.sqlite").is_file():
-        st = _status(work, name)
-        if st["state"] == "DONE":
-            st["wall_s"] = st["ended_at"] - st["created_at"]
-            return st
-    path = work / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({**definition, "name": name}, sort_keys=False))
-    t = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pas_orchestrator", "search", "--job", str(path), "--poll", "1"],
-                          cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"search {name} failed: {proc.stderr[-2000:]}")
-    st = _status(work, name)
-    st["wall_s"] = time.monotonic() - t
-    return st
+    """bench_search_cost.run_search: run the search, or reuse it when it is DONE under ``work`` already (its
+    full searches, the same definitions and names, when both benchmarks share ``--work``)."""
+    from bench_search_cost import run_search  # this folder is on sys.path when a benchmark runs as a script
+
+    return run_search(work, definition, name)
 
 
 def _summary(st: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,22 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def timed_pass(net: torch.nn.Module, x: torch.Tensor) -> float:
+    """One forward pass of ``x``, in ms per view: CUDA events after a synchronisation on a GPU,
+    ``time.perf_counter`` on CPU."""
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        net(x)
+        end.record()
+        torch.cuda.synchronize(x.device)
+        return start.elapsed_time(end) / x.shape[0]
+    t0 = time.perf_counter()
+    net(x)
+    return (time.perf_counter() - t0) * 1e3 / x.shape[0]
+
+
 def _quantile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
@@ -56,24 +72,11 @@ def measure(spec: ArchSpec, device: str | torch.device = "cpu", batch: int = 1, 
     previous = torch.get_num_threads()
     if dev.type == "cpu":
         torch.set_num_threads(threads or default_threads())
-    times: list[float] = []
     try:
         with torch.inference_mode():
             for _ in range(warmup):
                 net(x)
-            for _ in range(passes):
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    net(x)
-                    end.record()
-                    torch.cuda.synchronize(dev)
-                    times.append(start.elapsed_time(end) / batch)
-                else:
-                    t0 = time.perf_counter()
-                    net(x)
-                    times.append((time.perf_counter() - t0) * 1e3 / batch)
+            times = [timed_pass(net, x) for _ in range(passes)]
         name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
                 else f"cpu ({torch.get_num_threads()} threads)")
     finally:

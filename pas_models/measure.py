@@ -158,7 +158,7 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
 
     import torch
 
-    from pas_models.latency import default_threads
+    from pas_models.latency import default_threads, timed_pass
     from pas_models.nets import build_model
     from pas_models.spec import ArchSpec
     from pas_models.train.checkpoint import write_json
@@ -177,26 +177,13 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
                          {b: torch.zeros(b, *spec.input_shape(train=False), device=dev) for b in task.batches}))
         times: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n, _, _ in nets for b in task.batches}
 
-        def one_pass(net: torch.nn.Module, x: torch.Tensor) -> float:
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                net(x)
-                end.record()
-                torch.cuda.synchronize(dev)
-                return start.elapsed_time(end) / x.shape[0]
-            t0 = time.perf_counter()
-            net(x)
-            return (time.perf_counter() - t0) * 1e3 / x.shape[0]
-
         def timed_round(net: torch.nn.Module, x: torch.Tensor) -> list[float]:
             """At least ``passes`` passes and at least ``min_round_s`` seconds: a slow pass (a busy machine)
             ends the round after ``passes``, a fast network is timed for more than a few milliseconds."""
             out: list[float] = []
             start = time.perf_counter()
             while len(out) < task.passes or time.perf_counter() - start < task.min_round_s:
-                out.append(one_pass(net, x))
+                out.append(timed_pass(net, x))
             return out
 
         with torch.inference_mode():

@@ -17,7 +17,7 @@ Three parts (``--parts step,build,search``), one at a time, nothing else running
   the path, every winner's top-1 and the compute of the iterations (B's training left out). The live seed-0
   searches are bench_search_cost.py's full searches (reused when both share ``--work``, the default).
 
-    python benchmarks/bench_teacher_cache.py [--parts step,build,search] [--work DIR]
+    python benchmarks/bench_teacher_cache.py [--parts step,build,search] [--backbones A,B] [--work DIR]
 
 Writes DIR/bench_teacher_cache.json and prints markdown tables.
 """
@@ -169,9 +169,9 @@ def _summary(st: dict[str, Any]) -> dict[str, Any]:
             "wall_s": st["wall_s"]}
 
 
-def bench_search(work: Path) -> list[dict[str, Any]]:
+def bench_search(work: Path, backbones: list[str]) -> list[dict[str, Any]]:
     rows = []
-    for backbone in ("r2plus1d_tiny", "slowfast_tiny"):
+    for backbone in backbones:
         definition = yaml.safe_load((ROOT / "jobs/demo.yaml").read_text())
         definition["backbone"] = backbone
         definition["synthetic"] = {**definition["synthetic"], "root": str(work / "data" / "synth")}
@@ -196,6 +196,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "search_cost",
                     help="shared with bench_search_cost.py by default: its full searches are reused")
     ap.add_argument("--parts", default="step,build,search")
+    ap.add_argument("--backbones", default="r2plus1d_tiny,slowfast_tiny",
+                    help="the search part's definitions (rows of the others are kept from an earlier run)")
     args = ap.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -222,7 +224,9 @@ def main() -> int:
             print(f"| {r['K']} | {r['clips']} | {r['seconds']:.1f} | {r['ms_per_clip']:.2f} | "
                   f"{r['bytes_per_video']:,.0f} | {r['k400_bytes_per_video']:,.0f} | {r['k400_total_gb']:.2f} GB |")
     if "search" in parts:
-        report["search"] = bench_search(work)
+        backbones = args.backbones.split(",")
+        kept = [r for r in report.get("search", []) if r["definition"].split(", ")[-1] not in backbones]
+        report["search"] = kept + bench_search(work, backbones)
         print("\n| definition | search | path | winners' top-1 % | B top-1 % | compute: iterations (+ cache) |")
         print("|---|---|---|---|---|---|")
         for r in report["search"]:

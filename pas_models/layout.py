@@ -10,6 +10,8 @@
 
     hyp/ITER-OP/ (HypFiles)
         result.json    the job result (pas_models.train.result.JobResult), written last
+        supernet.json  a supernet job's result (strategy: gradient; pas_models.nas.result.SupernetResult)
+        candidates/    a supernet job's candidates: cycleC-CODE.pt, weights cut from the supernet
         rung-K.json    a halving search: the evaluation at the end of rung K (pas_models.halving.RungResult)
         model.pt       final weights and spec (the next iteration and `pas export` read it)
         last.pt        resumable training state (every epoch and every checkpoint_minutes)
@@ -58,6 +60,15 @@ class HypFiles:
     def rung(self, k: int) -> Path:
         """The cheap evaluation at the end of rung ``k`` of a halving search (pas_models.halving)."""
         return self.root / f"rung-{k}.json"
+
+    @property
+    def supernet(self) -> Path:
+        """A supernet job's result (pas_models.nas.result.SupernetResult), written last."""
+        return self.root / "supernet.json"
+
+    def candidate(self, code: str, cycle: int) -> Path:
+        """A supernet job's candidate of one cycle: its weights cut from the supernet (model + spec)."""
+        return self.root / "candidates" / f"cycle{cycle}-{code}.pt"
 
     @property
     def last(self) -> Path:

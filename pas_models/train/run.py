@@ -87,7 +87,7 @@ def run(task: TrainTask) -> JobResult | RungResult:
     if (done := _done(task, files)) is not None:
         return done
     env = distributed.detect()
-    lock = _exclusive(files) if env.rank == 0 else None  # a duplicate job waits, then returns the result
+    lock = exclusive_lock(files) if env.rank == 0 else None  # a duplicate job waits, then returns the result
     if (done := _done(task, files)) is not None:
         if lock is not None:
             lock.close()
@@ -112,7 +112,7 @@ def run(task: TrainTask) -> JobResult | RungResult:
             lock.close()
 
 
-def _exclusive(files: HypFiles) -> IO[bytes]:
+def exclusive_lock(files: HypFiles) -> IO[bytes]:
     """An exclusive lock on ``.lock`` (flock: released when the process dies): two jobs training the same
     hypothesis (a resubmission racing a job the controller lost track of) never interleave. The holder
     writes who it is into the file (the controller shows it while it waits for a trainer whose job

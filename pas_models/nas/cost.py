@@ -1,0 +1,196 @@
+"""The exact cost of every network of a search space, and its expectation under the search's distribution.
+
+A network's GFLOPs (``pas_models.flops``' convention: fvcore at the test view, 1 multiply-add = 1 flop,
+batch norm in train mode) is a sum over its convolutions, batch norms and classifier of
+
+    conv:        C_in x C_out x kt x kh x kw x (output elements per channel)
+    batch norm:  5 x C x (elements per channel)              (fvcore's train-mode count)
+    classifier:  C_in x classes
+
+fvcore's own formulas. Output elements per channel depend on the view alone (frames, crop): widths,
+temporal kernels (odd kernels, "same" padding) and dropped blocks do not change a kept module's output
+size. So ``CostTable`` holds, per module of the base network, its elements per channel at each view
+(one traced forward of the base per view) and its channel/kernel product at each joint choice of the
+few decisions it depends on (found by changing one decision at a time, shared within a container such
+as a shortcut, which exists or not as a whole; each joint choice counted on the derived network's own
+weight shapes). The cost of a network, and the expected cost under
+independent categorical distributions (a differentiable function of the probabilities), are then
+sums of small tensor contractions: exact, not a fit. ``additivity_error`` compares the table with
+fvcore on whole derived networks.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pas_models.nas.space import Arch, SearchSpace
+from pas_models.nets import build_model
+from pas_models.spec import ArchSpec
+
+BN_FLOPS = 5  # fvcore: batch norm in training mode, per element
+VIEW = ("frames", "crop")
+
+
+@functools.lru_cache(maxsize=4096)
+def _module_shapes(spec: ArchSpec) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """(kind, weight shape) of every conv / batch norm / linear module of ``spec``'s network."""
+    with torch.device("meta"):
+        model = build_model(spec)
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv3d):
+            out[name] = ("conv", tuple(m.weight.shape))
+        elif isinstance(m, nn.BatchNorm3d):
+            out[name] = ("bn", (m.num_features,))
+        elif isinstance(m, nn.Linear):
+            out[name] = ("linear", tuple(m.weight.shape))
+    return out
+
+
+def _shape_flops(kind: str, shape: tuple[int, ...]) -> float:
+    """The channel / kernel part of a module's flops (times its elements per channel)."""
+    if kind == "bn":
+        return float(BN_FLOPS * shape[0])
+    return float(math.prod(shape))  # conv: C_out C_in kt kh kw; linear: out x in
+
+
+def _elements(spec: ArchSpec, model: nn.Module) -> dict[str, float]:
+    """Output elements per channel (and per sample) of every conv / batch norm module at ``spec``'s test
+    view; the classifier: 1."""
+    sizes: dict[str, float] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv3d, nn.BatchNorm3d)):
+            hooks.append(m.register_forward_hook(
+                lambda mod, inp, out, name=name: sizes.__setitem__(name, out[0, 0].numel())))
+        elif isinstance(m, nn.Linear):
+            sizes[name] = 1.0
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *spec.input_shape(train=False)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return sizes
+
+
+@dataclass
+class _Group:
+    """Modules whose channel/kernel part depends on the same decisions."""
+
+    deps: tuple[int, ...]  # decision indices (network decisions only)
+    modules: list[str]
+    table: torch.Tensor  # (M, *[len(dep) for dep in deps]): channel/kernel flops, 0 where absent
+    elements: torch.Tensor  # (M, frames choices, crop choices)
+    channels: torch.Tensor  # (M, *[len(dep) for dep in deps]): output channels, 0 where absent
+    kinds: list[str]  # conv | bn | linear, per module
+
+
+class CostTable:
+    """Exact GFLOPs of every network of ``space`` (see the module docstring)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        decisions = space.decisions
+        self.view_index = tuple(space.index(n) if n in [d.name for d in decisions] else -1 for n in VIEW)
+        base_net = build_model(space.base)
+        n_f = len(decisions[self.view_index[0]]) if self.view_index[0] >= 0 else 1
+        n_c = len(decisions[self.view_index[1]]) if self.view_index[1] >= 0 else 1
+        elements: dict[str, torch.Tensor] = {}
+        for f, c in itertools.product(range(n_f), range(n_c)):
+            arch = list(space.largest)
+            if self.view_index[0] >= 0:
+                arch[self.view_index[0]] = f
+            if self.view_index[1] >= 0:
+                arch[self.view_index[1]] = c
+            for name, n in _elements(space.derive(tuple(arch)), base_net).items():
+                elements.setdefault(name, torch.zeros(n_f, n_c, dtype=torch.float64))[f, c] = n
+        largest = space.derive(space.largest)
+        base_modules = _module_shapes(largest)
+        network = [i for i, d in enumerate(decisions) if d.name not in VIEW]
+        deps: dict[str, set[int]] = {m: set() for m in base_modules}
+        for i in network:
+            for k in range(1, len(decisions[i])):
+                arch = list(space.largest)
+                arch[i] = k
+                changed = _module_shapes(space.derive(tuple(arch)))
+                for m, ks in base_modules.items():
+                    if changed.get(m) != ks:
+                        deps[m].add(i)
+        # a module exists with its container (a shortcut whose convolution's input and output widths
+        # become equal disappears, batch norm included): every module takes its container's decisions
+        unit: dict[str, set[int]] = {}
+        for m in base_modules:
+            unit.setdefault(m.rsplit(".", 1)[0], set()).update(deps[m])
+        deps = {m: unit[m.rsplit(".", 1)[0]] for m in base_modules}
+        by_deps: dict[tuple[int, ...], list[str]] = {}
+        for m in base_modules:
+            by_deps.setdefault(tuple(sorted(deps[m])), []).append(m)
+        self.groups: list[_Group] = []
+        for dep, modules in by_deps.items():
+            sizes = [len(decisions[i]) for i in dep]
+            table = torch.zeros(len(modules), *sizes, dtype=torch.float64)
+            channels = torch.zeros(len(modules), *sizes, dtype=torch.long)
+            for combo in itertools.product(*(range(s) for s in sizes)):
+                arch = list(space.largest)
+                for i, k in zip(dep, combo, strict=True):
+                    arch[i] = k
+                shapes = _module_shapes(space.derive(tuple(arch)))
+                for r, m in enumerate(modules):
+                    if m in shapes:
+                        table[(r, *combo)] = _shape_flops(*shapes[m])
+                        channels[(r, *combo)] = shapes[m][1][0]
+            self.groups.append(_Group(dep, modules, table, torch.stack([elements[m] for m in modules]), channels,
+                                      [base_modules[m][0] for m in modules]))
+
+    # ---- one network -------------------------------------------------------------------------
+    def gflops(self, arch: Arch) -> float:
+        """GFLOPs per view of ``arch``'s network (fvcore's convention, exact)."""
+        arch = self.space.check(arch)
+        f = arch[self.view_index[0]] if self.view_index[0] >= 0 else 0
+        c = arch[self.view_index[1]] if self.view_index[1] >= 0 else 0
+        total = 0.0
+        for g in self.groups:
+            idx = tuple(arch[i] for i in g.deps)
+            total += float((g.table[(slice(None), *idx)] * g.elements[:, f, c]).sum())
+        return total / 1e9
+
+    # ---- a distribution ----------------------------------------------------------------------
+    def expected_gflops(self, probs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """E[GFLOPs] when decision i takes choice k with probability ``probs[i][k]``, independently
+        (differentiable in ``probs``)."""
+        if len(probs) != len(self.space.decisions):
+            raise ValueError(f"{len(probs)} distributions for {len(self.space.decisions)} decisions")
+        dtype = probs[0].dtype
+        one = torch.ones(1, dtype=dtype, device=probs[0].device)
+        pf = probs[self.view_index[0]] if self.view_index[0] >= 0 else one
+        pc = probs[self.view_index[1]] if self.view_index[1] >= 0 else one
+        total = torch.zeros((), dtype=dtype, device=pf.device)
+        letters = string.ascii_letters[2:]
+        for g in self.groups:
+            n = torch.einsum("mfc,f,c->m", g.elements.to(pf), pf, pc)  # expected elements per module
+            subs = "m" + letters[:len(g.deps)]
+            spec = ",".join([subs] + list(letters[:len(g.deps)])) + "->m"
+            part = torch.einsum(spec, g.table.to(pf), *(probs[i] for i in g.deps))
+            total = total + (n * part).sum()
+        return total / 1e9
+
+
+def additivity_error(table: CostTable, archs: Sequence[Arch]) -> float:
+    """The largest relative difference between the table's GFLOPs and fvcore's (``count_cost``) over
+    ``archs``' whole derived networks."""
+    from pas_models.flops import count_cost
+
+    worst = 0.0
+    for arch in archs:
+        exact = count_cost(table.space.derive(arch)).gflops
+        worst = max(worst, abs(table.gflops(arch) - exact) / exact)
+    return worst

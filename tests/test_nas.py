@@ -1,0 +1,298 @@
+"""The gradient strategy's compute side: search space, supernet slices, exact cost table, gates, the job."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pas_models.errors import SpecError
+from pas_models.flops import count_cost
+from pas_models.nas.cost import CostTable, additivity_error
+from pas_models.nas.result import GradientConfig, SupernetResult
+from pas_models.nas.search import SupernetTask, gates, run, sample, student_view
+from pas_models.nas.space import SearchSpace
+from pas_models.nas.supernet import Supernet, derive_state, weight_plan
+from pas_models.nets import build_model
+from pas_models.presets import PRESETS
+from pas_models.reductions import apply_op
+from pas_models.spec import ArchSpec
+from pas_models.train import signals
+from pas_models.train.checkpoint import load_checkpoint, save_checkpoint
+from pas_models.train.task import Distill, Recipe
+
+TINY = ("r2plus1d_tiny", "slowfast_tiny")
+
+
+def _trained_like(name: str, seed: int = 0) -> tuple[object, torch.nn.Module]:
+    """A base network whose batch norms are not the identity (as a trained one's)."""
+    base = PRESETS[name](6)
+    torch.manual_seed(seed)
+    model = build_model(base)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    return base, model
+
+
+def _random_archs(space: SearchSpace, n: int, seed: int = 0) -> list[tuple[int, ...]]:
+    rng = random.Random(seed)
+    return [tuple(rng.randrange(len(d)) for d in space.decisions) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, CostTable]:
+    return {name: CostTable(SearchSpace.of(PRESETS[name](6))) for name in TINY}
+
+
+def test_space_of_the_presets() -> None:
+    r18 = SearchSpace.of(PRESETS["r2plus1d_18"](400))
+    names = [d.name for d in r18.decisions]
+    assert names[:2] == ["frames", "crop"]
+    assert {"stage1.main.width", "stage4.main.kt", "stage2.blocks"} <= set(names)
+    assert r18.stem_follows_stage1  # 64-wide stem -> 64-wide stage 1: no projection to slice
+    small = r18.derive(tuple(len(d) - 1 for d in r18.decisions))
+    assert small.view.frames == 4 and small.view.crop_test == 56 and small.stage_blocks == (1, 1, 1, 1)
+    assert small.pathways[0].stem_width == 22 and small.pathways[0].stage_widths == (22, 45, 91, 182)
+    assert small.pathways[0].stage_temporal_kernels == (1, 1, 1, 1)
+    # the base is the largest point; every choice of a decision is a different network
+    assert r18.derive(r18.largest).replace(name="r2plus1d_18") == r18.base
+    for space in (r18, SearchSpace.of(PRESETS["slowfast_4x16_r50"](400)), SearchSpace.of(PRESETS["slowfast_tiny"](6))):
+        for i, d in enumerate(space.decisions):
+            nets = set()
+            for k in range(len(d)):
+                arch = list(space.largest)
+                arch[i] = k
+                nets.add(space.derive(tuple(arch)).replace(name="x"))
+            assert len(nets) == len(d), d.name
+    # frames / crop follow operators t and s exactly
+    t = r18.derive(tuple(1 if d.name == "frames" else 0 for d in r18.decisions))
+    s = r18.derive(tuple(1 if d.name == "crop" else 0 for d in r18.decisions))
+    assert t.view == apply_op(r18.base, "t").view and s.view == apply_op(r18.base, "s").view
+    # slowfast_tiny's last slow stage has an identity shortcut: it and what feeds it keep their widths
+    sf = SearchSpace.of(PRESETS["slowfast_tiny"](6))
+    assert "stage4.slow.width" not in [d.name for d in sf.decisions]
+    assert "stage3.fast.width" not in [d.name for d in sf.decisions]
+    with pytest.raises(SpecError, match="reduced already"):
+        SearchSpace.of(apply_op(PRESETS["r2plus1d_tiny"](6), "t"))
+    assert r18.describe(r18.largest) == "the base network"
+    with pytest.raises(SpecError, match="does not index"):
+        r18.check((0,))
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_supernet_slices_are_the_derived_networks(name: str) -> None:
+    base, model = _trained_like(name)
+    model.eval()
+    space = SearchSpace.of(base)
+    net = Supernet(base, model).eval()
+    x = torch.randn(2, *base.input_shape())
+    with torch.no_grad():  # every choice at its maximum: B itself, bit for bit
+        assert torch.equal(net(x, space.derive(space.largest)), model(x))
+    for arch in _random_archs(space, 8):
+        child = space.derive(arch)
+        derived = build_model(child).eval()
+        state = derive_state(model.state_dict(), base, child)
+        derived.load_state_dict(state, strict=True)
+        for key, s in weight_plan(base, child).items():  # each entry is the corresponding slice
+            assert torch.equal(state[key], s.take(model.state_dict()[key]))
+        xc = torch.randn(2, *child.input_shape())
+        with torch.no_grad():
+            assert torch.allclose(net(xc, child), derived(xc), atol=1e-5), space.describe(arch)
+
+
+def test_slices_by_hand() -> None:
+    base, model = _trained_like("slowfast_tiny")
+    space = SearchSpace.of(base)
+    arch = list(space.largest)
+    arch[space.index("stage2.slow.width")] = 2  # / 2
+    arch[space.index("stage1.fast.width")] = 1  # / 1.4
+    arch[space.index("stage3.slow.kt")] = 1  # the centre tap
+    child = space.derive(tuple(arch))
+    state = derive_state(model.state_dict(), base, child)
+    full = model.state_dict()
+    # slow stage-2 block 0 (inner 12 -> 6): input = slow stage-1 output (16) + fused fast stage-1 output
+    # (2 x 4 in B, 2 x 2 after /1.4): the first 16 and the first 4 of the 8 fused channels
+    w = full["stages.1.0.0.branch.0.weight"]
+    assert w.shape[:2] == (12, 24)
+    assert torch.equal(state["stages.1.0.0.branch.0.weight"], torch.cat([w[:6, :16], w[:6, 16:20]], dim=1))
+    k = full["stages.2.0.0.branch.0.weight"]
+    # slow stage-3 block 0, temporal kernel 1: the centre tap; its input: slow stage-2 output 24 -> 12 and the
+    # fused fast stage-2 output (12, unchanged)
+    assert k.shape[:3] == (16, 36, 3)
+    assert torch.equal(state["stages.2.0.0.branch.0.weight"], torch.cat([k[:, :12, 1:2], k[:, 24:36, 1:2]], dim=1))
+    assert "stages.0.0.1.branch.0.weight" in state  # stage 1 keeps its 3 blocks
+
+
+def test_train_mode_updates_the_base_statistics_in_place() -> None:
+    base, model = _trained_like("r2plus1d_tiny")
+    space = SearchSpace.of(base)
+    net = Supernet(base, model).train()
+    arch = list(space.largest)
+    arch[space.index("stage2.main.width")] = 2  # 12 -> 6 channels
+    child = space.derive(tuple(arch))
+    before = model.layer2[0].conv1[1].running_mean.clone()
+    net(torch.randn(2, *child.input_shape(train=True)), child)
+    after = model.layer2[0].conv1[1].running_mean
+    assert not torch.equal(after[:6], before[:6]) and torch.equal(after[6:], before[6:])
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_cost_table_is_exact(name: str, tables: dict[str, CostTable]) -> None:
+    table = tables[name]
+    space = table.space
+    archs = [space.largest, tuple(len(d) - 1 for d in space.decisions), *_random_archs(space, 6, seed=3)]
+    assert additivity_error(table, archs) < 1e-9
+    assert table.gflops(space.largest) == pytest.approx(count_cost(space.base).gflops, rel=1e-12)
+    # the expectation: one-hot distributions give each network's cost; a distribution, the mean cost
+    arch = archs[2]
+    onehot = [F.one_hot(torch.tensor(k), len(d)).double() for k, d in zip(arch, space.decisions, strict=True)]
+    assert float(table.expected_gflops(onehot)) == pytest.approx(table.gflops(arch), rel=1e-12)
+    gen = torch.Generator().manual_seed(0)
+    logits = [torch.randn(len(d), generator=gen, dtype=torch.float64) for d in space.decisions]
+    probs = [lg.softmax(0) for lg in logits]
+    mean = sum(table.gflops(a) * float(torch.prod(torch.stack([p[k] for p, k in zip(probs, a, strict=True)])))
+               for a in space.all_archs()) if space.count() < 10_000 else None
+    if mean is not None:
+        assert float(table.expected_gflops(probs)) == pytest.approx(mean, rel=1e-9)
+    # differentiable: more weight on the smaller crop lowers the expected cost
+    lg = [x.clone().requires_grad_(True) for x in logits]
+    table.expected_gflops([x.softmax(0) for x in lg]).backward()
+    crop = space.index("crop")
+    assert lg[crop].grad[-1] < 0 < lg[crop].grad[0]
+
+
+def test_expected_cost_on_a_small_space_by_enumeration() -> None:
+    """All networks enumerated where the space is small enough: the expectation is the probability-weighted sum."""
+    base = PRESETS["r2plus1d_tiny"](6).replace(stage_blocks=(1, 1, 1, 2))
+    space = SearchSpace.of(base)
+    keep = {"crop", "stage4.blocks", "stage3.main.width", "stage4.main.width", "stage4.main.kt"}
+    table = CostTable(space)
+    gen = torch.Generator().manual_seed(1)
+    probs = []
+    for d in space.decisions:
+        p = torch.rand(len(d), generator=gen, dtype=torch.float64) if d.name in keep else torch.zeros(len(d))
+        if d.name not in keep:
+            p[0] = 1.0
+        probs.append((p / p.sum()).double())
+    mean = 0.0
+    for arch in space.all_archs():
+        w = float(torch.prod(torch.stack([p[k] for p, k in zip(probs, arch, strict=True)])))
+        if w > 0:
+            mean += w * table.gflops(arch)
+    assert float(table.expected_gflops(probs)) == pytest.approx(mean, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_gates_are_one_forward_and_carry_gradients(name: str, tables: dict[str, CostTable]) -> None:
+    base, model = _trained_like(name)
+    table = tables[name]
+    space = table.space
+    net = Supernet(base, model).train()
+    logits = [torch.zeros(len(d), requires_grad=True) for d in space.decisions]
+    gen = torch.Generator().manual_seed(5)
+    seen: set[str] = set()
+    for step in range(6):
+        arch, hs = sample(logits, 1.0, gen)
+        child = space.derive(arch)
+        x = torch.randn(4, *child.input_shape(train=True), generator=gen)
+        torch.manual_seed(step)
+        plain = net(x, child)
+        g = gates(space, table, arch, hs)
+        assert g, "a sampled network has gates"
+        torch.manual_seed(step)
+        gated = net(x, child, g)
+        assert torch.allclose(plain, gated, atol=1e-6)  # every gate is 1 on the sampled network
+        loss = F.cross_entropy(gated, torch.arange(4) % 6)
+        grads = torch.autograd.grad(loss, logits, allow_unused=True)
+        for d, gr in zip(space.decisions, grads, strict=True):
+            if gr is not None and gr.abs().sum() > 0:
+                seen.add(d.kind)
+    assert {"width", "blocks", "kt"} <= seen
+
+
+def test_student_view_follows_t_and_s() -> None:
+    base = PRESETS["r2plus1d_tiny"](6)
+    space = SearchSpace.of(base)
+    arch = list(space.largest)
+    arch[space.index("frames")] = 1
+    arch[space.index("crop")] = 2
+    child = space.derive(tuple(arch))
+    x = torch.randn(2, *base.input_shape(train=True))
+    v = student_view(x, child)
+    assert v.shape == (2, *child.input_shape(train=True))
+    assert torch.equal(student_view(x, space.derive(space.largest)), x)
+
+
+def _task(synth_dir: Path, out: Path, base_ckpt: Path, **kw: object) -> SupernetTask:
+    from pas_models.data.formats import load_dataset_config
+
+    base = PRESETS["r2plus1d_tiny"](4)
+    return SupernetTask("1-supernet", base, str(base_ckpt), kw.pop("target", 0.6 * count_cost(base).gflops),
+                        load_dataset_config(synth_dir / "dataset.yaml"), str(out),
+                        recipe=Recipe(epochs=2, batch_per_gpu=2, lr=0.1, reference_batch=2, num_workers=0,
+                                      clips_per_video=1),
+                        distill=Distill(alpha=1.0),
+                        gradient=GradientConfig(epochs=2, cycles=2, warmup=0.25, arch_lr=0.05), **kw)
+
+
+def test_supernet_job_candidates_and_exact_resume(synth_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    base = PRESETS["r2plus1d_tiny"](4)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "b.pt"
+    save_checkpoint({"model": build_model(base).state_dict(), "spec": base.to_json()}, ckpt)
+    whole = run(_task(synth_dir, tmp_path / "whole", ckpt))
+    assert isinstance(whole, SupernetResult) and len(whole.candidates) == 2
+    assert whole.arch_steps > 0 and whole.weight_steps > whole.arch_steps and whole.cost_error < 1e-9
+    for c in whole.candidates:
+        spec = ArchSpec.from_dict(c.spec)
+        net = build_model(spec)
+        net.load_state_dict(load_checkpoint(c.weights)["model"], strict=True)
+    assert SupernetResult.read(Path(tmp_path / "whole" / "supernet.json")) == whole
+    assert run(_task(synth_dir, tmp_path / "whole", ckpt)) == whole  # done: returned as is
+
+    # the same search stopped by a requeue signal at step 3, then run again: the same result
+    calls = {"n": 0}
+
+    def pending() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 3
+
+    class Requeued(Exception):
+        pass
+
+    def fire() -> None:
+        if calls["n"] == 3:
+            calls["n"] += 100
+            raise Requeued
+
+    monkeypatch.setattr(signals, "pending", pending)
+    monkeypatch.setattr(signals, "fire", fire)
+    with pytest.raises(Requeued):
+        run(_task(synth_dir, tmp_path / "resumed", ckpt))
+    assert not (tmp_path / "resumed" / "supernet.json").exists() and (tmp_path / "resumed" / "last.pt").exists()
+    monkeypatch.undo()
+    resumed = run(_task(synth_dir, tmp_path / "resumed", ckpt))
+    assert "resuming at step" in (tmp_path / "resumed" / "train.log").read_text()
+    assert resumed.probabilities == whole.probabilities
+    assert [c.code for c in resumed.candidates] == [c.code for c in whole.candidates]
+    a = load_checkpoint(whole.candidates[-1].weights)["model"]
+    b = load_checkpoint(resumed.candidates[-1].weights)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_supernet_job_refuses_a_target_outside_the_space(synth_dir: Path, tmp_path: Path) -> None:
+    from pas_models.errors import PasError
+
+    base = PRESETS["r2plus1d_tiny"](4)
+    ckpt = tmp_path / "b.pt"
+    save_checkpoint({"model": build_model(base).state_dict(), "spec": base.to_json()}, ckpt)
+    with pytest.raises(PasError, match="outside this search space"):
+        run(_task(synth_dir, tmp_path / "o", ckpt, target=1.0))

@@ -178,7 +178,7 @@ class CostTable:
         for g in self.groups:
             n = torch.einsum("mfc,f,c->m", g.elements.to(pf), pf, pc)  # expected elements per module
             subs = "m" + letters[:len(g.deps)]
-            spec = ",".join([subs] + list(letters[:len(g.deps)])) + "->m"
+            spec = ",".join([subs, *letters[:len(g.deps)]]) + "->m"
             part = torch.einsum(spec, g.table.to(pf), *(probs[i] for i in g.deps))
             total = total + (n * part).sum()
         return total / 1e9

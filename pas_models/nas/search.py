@@ -149,7 +149,8 @@ def gates(space: SearchSpace, table: CostTable, arch: Arch, hs: list[torch.Tenso
             vec = None
             for pos in ws:
                 i = grp.deps[pos]
-                sizes = torch.stack([grp.channels[(r, *idx[:pos], k, *idx[pos + 1:])] for k in range(len(decisions[i]))])
+                sizes = torch.stack([grp.channels[(r, *idx[:pos], k, *idx[pos + 1:])]
+                                     for k in range(len(decisions[i]))])
                 keeps = (sizes[:, None] > torch.arange(c)[None, :]).to(hs[i])  # (choices, channels)
                 g = hs[i] @ keeps
                 vec = g if vec is None else vec * g

@@ -25,6 +25,7 @@ from pas_models.data.formats import DatasetConfig
 from pas_models.halving import RungInvalid, RungResult
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.measure import MeasureInvalid, MeasureResult, MeasureTask
+from pas_models.nas.result import SupernetResult, SupernetResultInvalid, SupernetTask
 from pas_models.spec import ArchSpec
 from pas_models.teacher_cache import CacheInvalid, CacheShardResult, CacheShardTask
 from pas_models.train.result import JobResult, ResultInvalid
@@ -59,6 +60,7 @@ from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 from pas_orchestrator.ledger.store import Ledger
 from pas_orchestrator.strategies.base import Strategy
 from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
+from pas_orchestrator.strategies.gradient import SUPERNET, GradientSearch, candidate_cycle
 from pas_orchestrator.strategies.halving import SuccessiveHalving
 from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task
 
@@ -79,15 +81,22 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
         del d["tucker"]["ranks"]
     if d["eval"]["latency_rounds"] == 3:
         del d["eval"]["latency_rounds"]
-    for key in ("halving", "budget"):
+    for key in ("halving", "budget", "gradient"):
         if d[key] is None:
             del d[key]
+    if d["strategy"] == "coordinate_descent":
+        del d["strategy"]
     return json.loads(json.dumps(d, default=str))
 
 
 def strategy_for(search: SearchDef, layout: RunLayout) -> Strategy:
     """The search strategy of a definition: the paper's coordinate descent, with successive halving inside
     each iteration when ``halving`` is set (a new strategy is chosen here, from a key of the definition)."""
+    if search.strategy == "gradient":
+        assert search.gradient is not None
+        h = search.candidate_halving()
+        return GradientSearch(search.gradient.targets_gflops, h.eta, h.rungs, promote_one=search.halving is None,
+                              layout=layout)
     cd = CoordinateDescent(iterations=search.iterations, target_gflops=search.stop.target_gflops,
                            selection=search.selection, ratio_tolerance=search.ratio_tolerance,
                            baselines=search.baselines, layout=layout)
@@ -136,6 +145,15 @@ def cache_task(snap: Snapshot, h: HypRec, search: SearchDef, data: DatasetConfig
                           search.seed)
 
 
+def supernet_task(snap: Snapshot, h: HypRec, search: SearchDef, data: DatasetConfig) -> SupernetTask:
+    """Target ``h.iteration``'s supernet job: B's spec and weights (iteration 0), the search's recipes."""
+    assert search.gradient is not None
+    base = snap.iteration(0)[0]
+    return SupernetTask(h.label, search.base_spec(), str(HypFiles.of(base.out_dir).model),
+                        search.gradient.targets_gflops[h.iteration - 1], data, h.out_dir, recipe=search.recipe,
+                        distill=search.distill, gradient=search.gradient, seed=search.seed)
+
+
 def _hyp(snap: Snapshot, hyp_id: int) -> HypRec:
     for h in snap.hypotheses:
         if h.id == hyp_id:
@@ -148,9 +166,11 @@ class Controller:
                  executor: Executor, data: DatasetConfig) -> None:
         self.search, self.profile, self.layout = search, profile, layout
         self.ledger, self.executor, self.data = ledger, executor, data
+        # the rungs hypotheses train to: halving, or the gradient strategy's candidates (its default two rungs)
+        self.halving = search.candidate_halving() if search.strategy == "gradient" else search.halving
         self.policy = Policy(strategy_for(search, layout), search.max_retries, executor.capacity,
                              measure=search.eval.latency_passes > 0,
-                             rungs=search.halving.rungs if search.halving is not None else None,
+                             rungs=self.halving.rungs if self.halving is not None else None,
                              budget_hours=search.budget.gpu_hours if search.budget is not None else None,
                              cache_shards=search.distill.cache.shards if search.distill.cache is not None else None)
         self._submit_failures = 0
@@ -233,18 +253,20 @@ class Controller:
                   if a.state in (AttemptState.SUBMITTED, AttemptState.RUNNING) and a.job_id is not None]
         by_job = self.executor.outcomes([JobRef(a.batch, a.job_id) for _, a in active if a.job_id]) if active else {}
         jobs: dict[int, JobOutcome] = {a.id: by_job[a.job_id] for _, a in active if a.job_id in by_job}
-        results: dict[int, JobResult | MeasureResult | CacheShardResult | RungResult | str] = {}
+        results: dict[int, JobResult | MeasureResult | CacheShardResult | SupernetResult | RungResult | str] = {}
         trainers: dict[int, str] = {}
-        rungs = self.search.halving.rungs if self.search.halving is not None else None
+        rungs = self.halving.rungs if self.halving is not None else None
         for h, a in active:
             files = HypFiles.of(h.out_dir)
             rung = a.rung is not None and rungs is not None and a.rung < rungs  # ends at a rung's evaluation
-            path = files.rung(a.rung) if rung and a.rung is not None else files.result
+            path = (files.rung(a.rung) if rung and a.rung is not None else files.supernet if h.kind == SUPERNET
+                    else files.result)
             if path.is_file():
                 try:
                     results[h.id] = (RungResult.read(path) if rung else MeasureResult.read(path) if h.kind == MEASURE
-                                     else CacheShardResult.read(path) if h.kind == CACHE else JobResult.read(path))
-                except (ResultInvalid, MeasureInvalid, RungInvalid, CacheInvalid) as exc:
+                                     else CacheShardResult.read(path) if h.kind == CACHE
+                                     else SupernetResult.read(path) if h.kind == SUPERNET else JobResult.read(path))
+                except (ResultInvalid, MeasureInvalid, RungInvalid, CacheInvalid, SupernetResultInvalid) as exc:
                     results[h.id] = str(exc)
                 continue
             outcome = jobs.get(a.id)
@@ -361,14 +383,16 @@ class Controller:
         return len(active) - len(alive)
 
     # ------------------------------------------------------------------ tasks
-    def _task(self, snap: Snapshot, h: HypRec) -> TrainTask | MeasureTask | CacheShardTask:
+    def _task(self, snap: Snapshot, h: HypRec) -> TrainTask | MeasureTask | CacheShardTask | SupernetTask:
         if h.kind == MEASURE:
             return measure_task(snap, h, self.search)
         if h.kind == CACHE:
             return cache_task(snap, h, self.search, self.data, self.layout)
+        if h.kind == SUPERNET:
+            return supernet_task(snap, h, self.search, self.data)
         task = replace(self._train_task(snap, h), measure_latency=False)  # measured alone (pas_models.measure)
-        if h.rung is not None and self.search.halving is not None:
-            task = replace(task, rung=self.search.halving.rung(h.rung))
+        if h.rung is not None and self.halving is not None:
+            task = replace(task, rung=self.halving.rung(h.rung))
         return task
 
     def _train_task(self, snap: Snapshot, h: HypRec) -> TrainTask:
@@ -385,6 +409,11 @@ class Controller:
         if h.kind == "baseline":
             return baseline_task(s, self.data, student, h.out_dir, hypothesis=h.label)
         base = snap.iteration(0)[0]
+        if s.strategy == "gradient":  # a candidate: starts from its weights cut from its target's supernet
+            supernet = next(x for x in snap.hypotheses if x.kind == SUPERNET and x.iteration == h.iteration)
+            weights = HypFiles.of(supernet.out_dir).candidate(h.path, candidate_cycle(h.op))
+            return hypothesis_task(s, self.data, student, student, h.out_dir, str(HypFiles.of(base.out_dir).model),
+                                   str(weights), hypothesis=h.label)
         parent_hyp = snap.winner(h.iteration - 1) if h.iteration > 1 else base
         if parent_hyp is None:
             raise LookupError(f"{h.label}: iteration {h.iteration - 1} has no winner in {self.ledger.path}")

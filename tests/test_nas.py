@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from pas_models.errors import SpecError
 from pas_models.flops import count_cost
 from pas_models.nas.cost import CostTable, additivity_error
-from pas_models.nas.result import GradientConfig, SupernetResult
-from pas_models.nas.search import SupernetTask, gates, run, sample, student_view
+from pas_models.nas.result import GradientConfig, SupernetResult, SupernetTask
+from pas_models.nas.search import gates, run, sample, student_view
 from pas_models.nas.space import SearchSpace
 from pas_models.nas.supernet import Supernet, derive_state, weight_plan
 from pas_models.nets import build_model

@@ -1,4 +1,4 @@
-"""What a supernet job is told and what it writes (torch-free: the controller reads it).
+"""What a supernet job is told and what it writes (torch-free: the controller builds and reads them).
 
 ``GradientConfig`` is the search definition's ``gradient:`` block; ``SupernetResult`` is
 ``supernet.json``, the job's last write, validated when read (one line naming the file and the key).
@@ -6,13 +6,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pas_models.data.formats import DatasetConfig
 from pas_models.errors import PasError
+from pas_models.spec import ArchSpec
 from pas_models.strict import from_data
+from pas_models.train.task import Distill, Recipe
 
 
 class SupernetResultInvalid(PasError):
@@ -47,6 +51,29 @@ class GradientConfig:
     holdout: float = 0.2
     warmup: float = 0.1
     candidate_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class SupernetTask:
+    """One supernet training: B (its spec and weights), the target, the data and the recipes."""
+
+    hypothesis: str
+    base: ArchSpec
+    base_checkpoint: str
+    target_gflops: float
+    data: DatasetConfig
+    out_dir: str
+    recipe: Recipe = field(default_factory=Recipe)
+    distill: Distill = field(default_factory=Distill)
+    gradient: GradientConfig = field(default_factory=GradientConfig)
+    seed: int = 0
+    attempt: int = 1
+
+    def config_hash(self) -> str:
+        d = asdict(self)
+        for key in ("out_dir", "attempt", "hypothesis"):
+            d.pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -51,11 +51,11 @@ from torch import nn
 
 from pas_models import __version__
 from pas_models.data.dataset import ClipDataset, ClipLoader, collate_clips
-from pas_models.data.formats import DatasetConfig, load_video_list
+from pas_models.data.formats import load_video_list
 from pas_models.errors import PasError
 from pas_models.layout import HypFiles
 from pas_models.nas.cost import CostTable, additivity_error
-from pas_models.nas.result import Candidate, GradientConfig, SupernetResult
+from pas_models.nas.result import Candidate, SupernetResult, SupernetTask
 from pas_models.nas.space import Arch, SearchSpace
 from pas_models.nas.supernet import Supernet
 from pas_models.nets import build_model
@@ -66,37 +66,12 @@ from pas_models.train.loss import distillation_loss
 from pas_models.train.run import exclusive_lock
 from pas_models.train.sampler import ResumableSampler
 from pas_models.train.schedule import base_lr
-from pas_models.train.task import Distill, Recipe
+from pas_models.train.task import Recipe
 from pas_models.train.teacher import load_weights
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0
 COST_CHECK_ARCHS = 6  # whole derived networks counted by fvcore against the table (the largest + random)
-
-
-@dataclass(frozen=True)
-class SupernetTask:
-    """One supernet training: B (its spec and weights), the target, the data and the recipes."""
-
-    hypothesis: str
-    base: ArchSpec
-    base_checkpoint: str
-    target_gflops: float
-    data: DatasetConfig
-    out_dir: str
-    recipe: Recipe = field(default_factory=Recipe)
-    distill: Distill = field(default_factory=Distill)
-    gradient: GradientConfig = field(default_factory=GradientConfig)
-    seed: int = 0
-    attempt: int = 1
-
-    def config_hash(self) -> str:
-        import hashlib
-
-        d = asdict(self)
-        for key in ("out_dir", "attempt", "hypothesis"):
-            d.pop(key)
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ---- sampling and gates -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pas_models.data.formats import DatasetConfig, dataset_config_from_dict, loa
 from pas_models.data.synth import MAX_CLASSES, SynthConfig
 from pas_models.errors import PasError
 from pas_models.halving import Rung
+from pas_models.nas.result import GradientConfig
 from pas_models.presets import PRESETS, preset
 from pas_models.reductions import DEFAULT_GAMMAS, OPERATORS, check_gamma
 from pas_models.spec import ArchSpec
@@ -29,6 +30,7 @@ from pas_orchestrator.config.yamlfile import load_mapping, one_of, require
 from pas_orchestrator.errors import ConfigError
 
 SELECTIONS = ("auto", "eq1", "eq3")
+STRATEGIES = ("coordinate_descent", "gradient")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -118,6 +120,8 @@ class _RawSearch:
     baselines: bool = False
     halving: HalvingSection | None = None
     budget: BudgetSection | None = None
+    strategy: str = "coordinate_descent"
+    gradient: GradientConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,17 @@ class SearchDef:
     baselines: bool
     halving: HalvingSection | None = None
     budget: BudgetSection | None = None
+    strategy: str = "coordinate_descent"  # or gradient (pas_orchestrator/strategies/gradient.py)
+    gradient: GradientConfig | None = None
     source: str = ""  # the file it was read from
+
+    def candidate_halving(self) -> HalvingSection:
+        """strategy gradient: how a target's candidates are trained: ``halving`` when set, else two rungs,
+        the first after ``gradient.candidate_fraction`` of the schedule (eta = 1 / fraction)."""
+        if self.halving is not None:
+            return self.halving
+        assert self.gradient is not None
+        return HalvingSection(eta=round(1 / self.gradient.candidate_fraction), rungs=2)
 
     def base_spec(self) -> ArchSpec:
         return preset(self.backbone, self.data.num_classes)
@@ -257,10 +271,42 @@ def _check(r: _RawSearch, where: str) -> None:
                 f"must be an integer >= 2, got {h.rungs} (no halving: leave the key out or set halving: null)")
         require(h.eval.clips >= 1, f"{w} halving.eval.clips", "must be >= 1")
         require(h.eval.crops in (1, 3), f"{w} halving.eval.crops", f"must be 1 or 3, got {h.eval.crops}")
+    one_of(r.strategy, STRATEGIES, f"{w} strategy")
+    if r.strategy == "gradient":
+        check_gradient(r, w)
+    else:
+        require(r.gradient is None, f"{w} gradient",
+                "is read only with strategy: gradient (set it, or remove gradient)")
     if r.synthetic is not None:
         require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
         require(r.synthetic.videos_per_class >= 1 and r.synthetic.val_per_class >= 1,
                 f"{w} synthetic", "videos_per_class and val_per_class must be >= 1")
+
+
+def check_gradient(r: _RawSearch, w: str) -> None:
+    """strategy: gradient (pas_models.nas): one supernet per target GFLOPs, then its candidates."""
+    g = r.gradient
+    require(g is not None, f"{w} gradient", "strategy gradient needs gradient: {targets_gflops: [...], ...}")
+    assert g is not None
+    require(len(g.targets_gflops) >= 1 and all(math.isfinite(t) and t > 0 for t in g.targets_gflops),
+            f"{w} gradient.targets_gflops", f"must be a list of GFLOPs per view > 0, got {list(g.targets_gflops)}")
+    require(len(set(g.targets_gflops)) == len(g.targets_gflops), f"{w} gradient.targets_gflops",
+            "a target is listed twice")
+    require(g.epochs >= 1, f"{w} gradient.epochs", f"must be >= 1, got {g.epochs}")
+    require(g.cycles >= 1, f"{w} gradient.cycles", f"must be >= 1 (1: no diversity mechanism), got {g.cycles}")
+    require(g.arch_lr > 0 and g.penalty >= 0, f"{w} gradient", "arch_lr must be > 0 and penalty >= 0")
+    require(0 < g.tau_min <= g.tau_max, f"{w} gradient.tau_min", "must be in (0, tau_max]")
+    require(0 < g.holdout < 1, f"{w} gradient.holdout", f"must be in (0, 1), got {g.holdout}")
+    require(0 <= g.warmup < 1, f"{w} gradient.warmup", f"must be in [0, 1), got {g.warmup}")
+    inv = 1 / g.candidate_fraction if 0 < g.candidate_fraction < 1 else 0
+    require(inv >= 2 and abs(inv - round(inv)) < 1e-6, f"{w} gradient.candidate_fraction",
+            f"must be 1/n for an integer n >= 2 (0.5, 0.25, ...), got {g.candidate_fraction}")
+    require(r.distill.cache is None, f"{w} distill.cache",
+            "strategy gradient distils from the live teacher (each supernet step cuts its own view): remove "
+            "distill.cache")
+    require(r.distill.feature_weight == 0, f"{w} distill.feature_weight",
+            "strategy gradient distils logits only: set feature_weight: 0")
+    require(not r.baselines, f"{w} baselines", "strategy gradient has no \"without PAS\" baselines: set false")
 
 
 def check_recipe(rc: Recipe, where: str) -> None:

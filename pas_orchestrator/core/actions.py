@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pas_models.halving import RungResult
 from pas_models.measure import MeasureResult
+from pas_models.nas.result import SupernetResult
 from pas_models.teacher_cache import CacheShardResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.outcomes import JobOutcome
@@ -59,11 +60,12 @@ class NoteScheduler:
 @dataclass(frozen=True)
 class IngestResult:
     """The hypothesis' result.json: attempt COMPLETED, hypothesis DONE with its figures (a training's
-    JobResult, a measurement job's MeasureResult, a teacher cache shard's CacheShardResult)."""
+    JobResult, a measurement job's MeasureResult, a teacher cache shard's CacheShardResult, a supernet's
+    SupernetResult)."""
 
     hypothesis_id: int
     attempt_id: int
-    result: JobResult | MeasureResult | CacheShardResult
+    result: JobResult | MeasureResult | CacheShardResult | SupernetResult
     outcome: JobOutcome | None = None
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from pas_models.halving import RungResult
 from pas_models.measure import MeasureResult
+from pas_models.nas.result import SupernetResult
 from pas_models.teacher_cache import CacheShardResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
@@ -93,7 +94,7 @@ class Observations:
     jobs: Mapping[int, JobOutcome] = field(default_factory=dict)  # attempt id -> its job's outcome
     # hyp id -> the result its active attempt was to write (result.json of a training or a measurement, or
     # rung-K.json of a rung before the last), or why it is invalid
-    results: Mapping[int, JobResult | MeasureResult | CacheShardResult | RungResult | str] = field(
+    results: Mapping[int, JobResult | MeasureResult | CacheShardResult | SupernetResult | RungResult | str] = field(
         default_factory=dict)
     trainers: Mapping[int, str] = field(default_factory=dict)  # hyp id -> the live trainer holding its lock
     found: Mapping[int, str | None] = field(default_factory=dict)  # orphan attempt id -> job id, None: not there
@@ -173,7 +174,7 @@ def _reconcile(a: AttemptRec, obs: Observations) -> list[Action]:
 def _follow(h: HypRec, a: AttemptRec, obs: Observations, policy: Policy) -> list[Action]:
     outcome = obs.jobs.get(a.id)
     result = obs.results.get(h.id)
-    if isinstance(result, (JobResult, MeasureResult, CacheShardResult)):  # a written result is the truth
+    if isinstance(result, (JobResult, MeasureResult, CacheShardResult, SupernetResult)):  # a result is the truth
         return [IngestResult(h.id, a.id, result, outcome)]
     if isinstance(result, RungResult):
         return [IngestRung(h.id, a.id, result, outcome)]

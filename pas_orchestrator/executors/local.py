@@ -28,13 +28,10 @@ from unittest import mock
 
 import submitit
 
-from pas_models.measure import MeasureJob, MeasureTask
-from pas_models.teacher_cache import CacheJob, CacheShardTask
-from pas_models.train.task import TrainTask
-from pas_orchestrator.config.cluster import ClusterProfile, measure_resources, single_gpu_resources
+from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
-from pas_orchestrator.executors.base import JobRef, job_error
+from pas_orchestrator.executors.base import JobRef, Task, job_error, job_for
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL when stopping a job
@@ -92,17 +89,8 @@ class LocalExecutor:
         self.stops_with_controller = True
         self._jobs: dict[str, submitit.local.local.LocalJob] = {}  # started by this process: reaped by polling
 
-    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask | CacheShardTask]) -> list[str]:
-        measuring = isinstance(tasks[0], MeasureTask)
-        if measuring:
-            job: Any = MeasureJob()
-            res = measure_resources(self.resources)
-        elif isinstance(tasks[0], CacheShardTask):  # B in inference over one shard of the videos
-            job, res = CacheJob(), single_gpu_resources(self.resources)
-        else:
-            from pas_models.train.job import TrainJob  # the training code (torch): only to submit
-
-            job, res = TrainJob(), self.resources
+    def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:
+        job, res = job_for(tasks[0], self.resources)
         ex = _GroupExecutor(folder=self.folder / batch, max_num_timeout=res.max_requeues)
         # setup lines run through a shell whose pid becomes the job id; the profile's env is passed directly
         ex.update_parameters(timeout_min=res.time_min, tasks_per_node=res.tasks_per_node,

@@ -12,19 +12,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
-from pas_models.measure import MeasureJob, MeasureTask
-from pas_models.teacher_cache import CacheJob, CacheShardTask
-from pas_models.train.task import TrainTask
-from pas_orchestrator.config.cluster import ClusterProfile, Resources, measure_resources, single_gpu_resources
+from pas_orchestrator.config.cluster import ClusterProfile, Resources
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import SubmissionError
-from pas_orchestrator.executors.base import JobRef, job_error
+from pas_orchestrator.executors.base import JobRef, Task, job_error, job_for
 from pas_orchestrator.executors.sacct import SACCT_FORMAT, JobStatus, array_index, parse_sacct, run_label
 from pas_orchestrator.shell import run_cmd
 
@@ -117,18 +113,10 @@ class SlurmExecutor:
         self._backoff = min_query_s
         self._min_query = min_query_s
 
-    def submit(self, batch: str, tasks: Sequence[TrainTask | MeasureTask | CacheShardTask]) -> list[str]:
+    def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:
         if len(tasks) > self.resources.max_array_size:
             raise SubmissionError(f"{len(tasks)} tasks exceed max_array_size {self.resources.max_array_size}")
-        if isinstance(tasks[0], MeasureTask):  # a latency measurement: alone on its node (--exclusive)
-            job: Any = MeasureJob()
-            res = measure_resources(self.resources)
-        elif isinstance(tasks[0], CacheShardTask):  # B in inference over one shard of the videos (one GPU each)
-            job, res = CacheJob(), single_gpu_resources(self.resources)
-        else:
-            from pas_models.train.job import TrainJob  # the training code (torch): only to submit
-
-            job, res = TrainJob(), self.resources
+        job, res = job_for(tasks[0], self.resources)  # a measurement: alone on its node (--exclusive)
         ex = submitit.SlurmExecutor(folder=self.folder / batch, python=self.profile.python,
                                     max_num_timeout=res.max_requeues)
         ex.update_parameters(**slurm_parameters(self.profile, res, batch, len(tasks)))

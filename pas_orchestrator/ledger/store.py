@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pas_models.measure import MeasureResult
+from pas_models.nas.result import SupernetResult
 from pas_models.teacher_cache import CacheShardResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
@@ -487,6 +488,12 @@ def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
         flagged = [f"{t.network} b{t.batch}" for t in r.timings if t.flagged]
         _event(s, now, "result", f"{hyp.iteration}-latency: {len(r.timings)} timings on {r.device}"
                                  + (f"; spread > 20% (not trusted): {', '.join(flagged)}" if flagged else ""), hyp.id)
+        return Applied(True)
+    if isinstance(r, SupernetResult):
+        _event(s, now, "result", f"{hyp.iteration}-supernet (target {r.target_gflops:g} GFLOPs): "
+                                 f"{len(r.distinct)} distinct of {len(r.candidates)} candidates: "
+                                 + "; ".join(f"cycle {c.cycle} {c.code} {c.gflops:.4g} GFLOPs" for c in r.candidates),
+                                 hyp.id)
         return Applied(True)
     if isinstance(r, CacheShardResult):
         _event(s, now, "result", f"{hyp.iteration}-{hyp.op}: {r.clips} clips of {r.videos} videos"

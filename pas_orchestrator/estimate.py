@@ -99,7 +99,7 @@ def estimate(x: Inputs) -> Estimate:
     # teacher cache shards: one GPU (one process) each, the whole time limit
     worst += x.cache_shards * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h
     lines.append(f"worst case: {jobs} jobs x (1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x "
-                 f"{x.time_limit_h:g} h x {per_job} {'GPU' if x.gpus_per_job else 'process'}(es)"
+                 f"{x.time_limit_h:g} h x {per_job} {'GPU(s)' if x.gpus_per_job else 'process(es)'}"
                  + (f" + {x.iterations} latency jobs x (1 + {x.max_retries}) x {min(x.time_limit_h, 0.5):g} h"
                     if x.measure else "")
                  + (f" + {x.cache_shards} teacher cache shards x (1 + {x.max_retries}) x (1 + {x.max_requeues}) x "
@@ -156,3 +156,72 @@ def estimate(x: Inputs) -> Estimate:
                         f"{expected_fraction(n, eta, rungs):.0%} of what it would without; the whole search "
                         f"{fraction:.0%} of the same search without halving ({base + full_iter:,.3g} {unit})")
     return Estimate(expected, worst, fraction, unit, tuple(lines))
+
+
+@dataclass(frozen=True)
+class GradientInputs:
+    """What ``estimate_gradient`` needs (strategy gradient): B, the targets, the supernet and candidate settings."""
+
+    base: Inputs  # B, the data, the recipe, throughput and limits (its iteration fields are not read)
+    targets: tuple[float, ...]
+    supernet_epochs: int
+    holdout: float
+    warmup: float
+    cycles: int
+    rungs: tuple[int, int, bool]  # the candidates' (eta, rungs, only the best goes on)
+
+
+def estimate_gradient(g: GradientInputs) -> Estimate:
+    """strategy gradient: B, then per target one supernet job and at most ``cycles`` candidates trained as rungs.
+
+        supernet j:  supernet_epochs x C (1 - holdout) x (1 + (1 - warmup / cycles)) x (3 g_j + g_B) / P
+                     (a weight step and, after the warm-up, an architecture step per batch; the sampled
+                     networks at the target's cost, where the penalty drives the distribution)
+        candidates:  epochs x C x (3 g_j + g_B) / P x (n x b_1 + finalists x (1 - b_1)) with n = cycles (the
+                     most distinct candidates), b_1 the first rung's share of the schedule (two rungs; halving's
+                     expected_fraction otherwise), + the finalists' full evaluation
+    """
+    x = g.base
+    unit = "GPU-h" if x.gpus_per_job else "CPU-h"
+    per_job = x.gpus_per_job if x.gpus_per_job else x.processes_per_job
+    eta, rungs, one = g.rungs
+    n = g.cycles
+    cand_jobs = 0
+    alive = n
+    for _ in range(rungs):
+        cand_jobs += alive
+        alive = 1 if one else promoted_count(alive, eta)
+    jobs = 1 + len(g.targets) * (1 + cand_jobs)
+    worst = jobs * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h * per_job
+    worst += len(g.targets) * (1 + x.max_retries) * min(x.time_limit_h, 0.5) if x.measure else 0.0
+    lines = [f"worst case: {jobs} jobs (B, and per target 1 supernet + {cand_jobs} candidate rung jobs) x "
+             f"(1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x {x.time_limit_h:g} h x {per_job} "
+             f"{'GPU(s)' if x.gpus_per_job else 'process(es)'} = {worst:,.0f} {unit}"]
+    if x.train_clips is None or x.val_videos is None or not x.throughput:
+        why = "the dataset lists could not be read" if x.train_clips is None or x.val_videos is None else \
+            "no throughput: set throughput_gflops in the cluster profile"
+        return Estimate(None, worst, None, unit, (f"expected: unknown ({why})", *lines))
+    c, p, gb = x.train_clips, x.throughput, x.base_gflops
+
+    def hours(gflop: float) -> float:
+        return gflop / p / 3600
+
+    base = hours(x.base_epochs * c * 3 * gb + x.val_videos * x.views * gb)
+    steps = 1 + (1 - g.warmup / g.cycles)
+    if rungs == 2 and one:
+        share = (n / eta + (1 - 1 / eta)) / n
+    else:
+        share = expected_fraction(n, eta, rungs)
+    finalists = 1 if one else promoted_count(n, eta)
+    supernets = sum(hours(g.supernet_epochs * c * (1 - g.holdout) * steps * (3 * t + gb)) for t in g.targets)
+    candidates = sum(hours(x.epochs * c * (3 * t + gb)) * n * share + hours(x.val_videos * x.views * t) * finalists
+                     for t in g.targets)
+    expected = base + supernets + candidates
+    lines.insert(0, f"expected: {expected:,.3g} {unit} = B {base:,.3g} ("
+                 + ("imported: evaluation only" if x.base_epochs == 0 else f"{x.base_epochs} epochs")
+                 + f") + {len(g.targets)} supernets {supernets:,.3g} ({g.supernet_epochs} epochs x {c:,} clips x "
+                   f"{1 - g.holdout:.2g} x {steps:.3g} steps per batch x (3 g_target + g_B)) + candidates "
+                   f"{candidates:,.3g} (up to {n} per target, {share:.0%} of training them all to the end); "
+                   f"/ {p:,.4g} GFLOP/s per " + ("GPU" if x.gpus_per_job else "process")
+                 + f" ({x.throughput_source})")
+    return Estimate(expected, worst, None, unit, tuple(lines))

@@ -25,6 +25,37 @@ def chosen_path(snap: Snapshot) -> list[HypRec]:
     return path
 
 
+def strategy_of(snap: Snapshot) -> str:
+    """The search's strategy (from the definition recorded in its ledger)."""
+    try:
+        return str(json.loads(snap.search.definition).get("strategy", "coordinate_descent"))
+    except (ValueError, AttributeError):
+        return "coordinate_descent"
+
+
+def network_name(snap: Snapshot, h: HypRec) -> str:
+    """B, NAME-PAS-i (a coordinate descent's winner of iteration i), NAME-target-j (the gradient strategy's
+    network of target j)."""
+    if not h.iteration:
+        return f"{snap.search.name} (B)"
+    return f"{snap.search.name}-" + ("target-" if strategy_of(snap) == "gradient" else "PAS-") + str(h.iteration)
+
+
+def architectures(snap: Snapshot) -> dict[str, str]:
+    """The gradient strategy's candidates: code -> what differs from B (from the supernets' results)."""
+    out = {}
+    for h in snap.hypotheses:
+        if h.kind == "supernet" and h.result:
+            for c in json.loads(h.result).get("candidates", []):
+                out[c["code"]] = c["description"]
+    return out
+
+
+def compute_text(snap: Snapshot) -> str:
+    used = snap.compute()
+    return " + ".join(f"{v:.3g} {k}" for k, v in sorted(used.items())) or "not recorded"
+
+
 def _views(h: HypRec) -> int:
     return int(json.loads(h.result)["views"]) if h.result else 1
 
@@ -79,16 +110,20 @@ def table_markdown(snap: Snapshot) -> str:
     rows = ["| model | reduction | top-1 % | top-5 % | GFLOPs x views | ms/view (batch 1) | speedup vs B "
             "| without PAS top-1 % |",
             "|---|---|---|---|---|---|---|---|"]
+    arch = architectures(snap)
     for h in chosen_path(snap):
-        name = f"{snap.search.name}" + (f"-PAS-{h.iteration}" if h.iteration else " (B)")
+        name = network_name(snap, h)
         b = baselines.get((h.iteration, h.path))
-        rows.append(f"| {name} | {h.path or '-'} | {h.top1:.2f} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
+        what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path or "-"
+        rows.append(f"| {name} | {what} | {h.top1:.2f} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
                     f"{_ms(snap, h, 1, measured)} | {_speedup(snap, h, measured)} | "
                     + (f"{b.top1:.2f} |" if b is not None and b.top1 is not None else "- |"))
     devices = sorted({m.device for m in measured.values()})
     flagged = sorted({f"{i}: {t.network} b{t.batch} ({t.spread:.0%})" for i, m in measured.items() for t in m.timings
                       if t.flagged})
-    lines = [f"# PAS search {snap.search.name}", "", *rows, "",
+    title = "gradient search (a supernet per target)" if strategy_of(snap) == "gradient" else "PAS search"
+    lines = [f"# {title} {snap.search.name}", "", *rows, "", f"Compute used by the whole search: {compute_text(snap)}.",
+             "",
              "Latency: median per view, eval mode, measured alone by one job per iteration that times the "
              "iteration's networks and B interleaved over several rounds "
              f"({'; '.join(devices) or 'none measured'}); a speedup compares two networks of the same job. "
@@ -131,8 +166,9 @@ def plot(snap: Snapshot, path: Path) -> None:
                         fontsize=7)
     best = chosen_path(snap)
     if best:
-        ax.plot([h.gflops for h in best], [h.top1 for h in best], "-", color="crimson", lw=1.5, label="PAS path",
-                zorder=2)
+        label = "the targets' networks" if strategy_of(snap) == "gradient" else "PAS path"
+        best = sorted(best, key=lambda h: h.gflops or 0.0)
+        ax.plot([h.gflops for h in best], [h.top1 for h in best], "-", color="crimson", lw=1.5, label=label, zorder=2)
     base = [h for h in snap.hypotheses if h.kind == "baseline" and h.top1 is not None]
     if base:
         base.sort(key=lambda h: h.iteration)
@@ -241,6 +277,59 @@ def plot_rungs(snap: Snapshot, path: Path) -> bool:
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def compare_markdown(snaps: list[Snapshot]) -> str:
+    """The chosen networks of several searches of the same base (a PAS search and a gradient search) in one
+    table, with the compute each search used; for each network, the other searches' network nearest in cost."""
+    rows = ["| search | strategy | network | architecture | GFLOPs/view | top-1 % | top-5 % "
+            "| nearest in cost elsewhere |",
+            "|---|---|---|---|---|---|---|---|"]
+    nets = {s.search.name: [h for h in chosen_path(s) if h.iteration] for s in snaps}
+    for s in snaps:
+        arch = architectures(s)
+        for h in nets[s.search.name]:
+            others = [(o, x) for o in snaps if o is not s for x in nets[o.search.name] if x.gflops and h.gflops]
+            near = min(others, key=lambda ox: abs(ox[1].gflops / h.gflops - 1), default=None)  # type: ignore[operator]
+            near_text = (f"{network_name(near[0], near[1])}: {near[1].gflops:.4g} GFLOPs, {near[1].top1:.2f}%"
+                         if near is not None else "-")
+            what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path
+            rows.append(f"| {s.search.name} | {strategy_of(s)} | {network_name(s, h)} | {what} | {h.gflops:.4g} | "
+                        f"{h.top1:.2f} | {h.top5:.2f} | {near_text} |")
+    spent = [f"- {s.search.name} ({strategy_of(s)}): {compute_text(s)}, B {s.iteration(0)[0].top1:.2f}% top-1 at "
+             f"{s.iteration(0)[0].gflops:.4g} GFLOPs" for s in snaps if s.iteration(0) and s.iteration(0)[0].top1]
+    return "\n".join([f"# {' vs '.join(s.search.name for s in snaps)}", "", *rows, "",
+                      "Compute each search used (every job: B, supernets, candidates or hypotheses, rungs, latency):",
+                      "", *spent]) + "\n"
+
+
+def plot_compare(snaps: list[Snapshot], path: Path) -> None:
+    """Accuracy vs GFLOPs of several searches: each one's chosen networks (a line) and every other network it
+    trained to the end (faint), with the compute it used in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for k, s in enumerate(snaps):
+        color = plt.get_cmap("tab10")(k)
+        done = [h for h in s.hypotheses if h.kind == "pas" and h.state == HypState.DONE and h.top1 is not None
+                and h.iteration]
+        ax.scatter([h.gflops for h in done], [h.top1 for h in done], color=color, alpha=0.25, s=18, zorder=2)
+        best = sorted((h for h in chosen_path(s) if h.iteration), key=lambda h: h.gflops or 0.0)
+        ax.plot([h.gflops for h in best], [h.top1 for h in best], "-o", color=color, ms=5, zorder=3,
+                label=f"{s.search.name} ({strategy_of(s)}; {compute_text(s)})")
+        for h in best:
+            ax.annotate(network_name(s, h).rsplit("-", 2)[-2] + "-" + network_name(s, h).rsplit("-", 1)[-1],
+                        (h.gflops, h.top1), textcoords="offset points", xytext=(4, 3), fontsize=6, color=color)
+    bases = [s.iteration(0)[0] for s in snaps if s.iteration(0) and s.iteration(0)[0].top1 is not None]
+    if bases:
+        ax.scatter([b.gflops for b in bases], [b.top1 for b in bases], marker="*", s=80, color="black", label="B",
+                   zorder=4)
+    ax.set_xscale("log")
+    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%)",
+            " vs ".join(s.search.name for s in snaps))
 
 
 def write_report(snap: Snapshot, out: Path) -> dict[str, Path]:

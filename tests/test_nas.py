@@ -296,3 +296,19 @@ def test_supernet_job_refuses_a_target_outside_the_space(synth_dir: Path, tmp_pa
     save_checkpoint({"model": build_model(base).state_dict(), "spec": base.to_json()}, ckpt)
     with pytest.raises(PasError, match="outside this search space"):
         run(_task(synth_dir, tmp_path / "o", ckpt, target=1.0))
+
+
+def test_the_candidate_is_the_most_likely_network_within_the_target(tables: dict[str, CostTable]) -> None:
+    from pas_models.nas.search import most_likely_within
+
+    table = tables["r2plus1d_tiny"]
+    space = table.space
+    gen = torch.Generator().manual_seed(2)
+    probs = [torch.softmax(torch.randn(len(d), generator=gen, dtype=torch.float64), 0) for d in space.decisions]
+    argmax = tuple(int(torch.argmax(p)) for p in probs)
+    assert most_likely_within(probs, table, table.gflops(argmax) * 1.01) == argmax  # fits: the argmax itself
+    target = table.gflops(space.largest) * 0.3
+    arch = most_likely_within(probs, table, target)
+    assert table.gflops(arch) <= target
+    smallest = tuple(len(d) - 1 for d in space.decisions)
+    assert most_likely_within(probs, table, table.gflops(smallest) / 2) == smallest  # below the space: the smallest

@@ -98,7 +98,7 @@ def test_dry_run_prints_the_hypothesis_array_and_the_worst_case(tmp_path: Path) 
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     # (1 + 5 x 5) jobs x 3 tries x 21 runs (20 time-limit requeues) x 24 h x 64 GPUs + 5 latency jobs x 3 x 0.5 h
-    assert ("worst case: 26 jobs x (1 + 2 retries) x (1 + 20 requeues) x 24 h x 64 GPU(es) + 5 latency jobs x "
+    assert ("worst case: 26 jobs x (1 + 2 retries) x (1 + 20 requeues) x 24 h x 64 GPU(s) + 5 latency jobs x "
             "(1 + 2) x 0.5 h = 2,515,976 GPU-h") in out.stdout, out.stdout
     assert "expected: unknown (the dataset lists could not be read)" in out.stdout  # no Kinetics here
     assert "#SBATCH --job-name=pas-r2plus1d18-k400-i1-b2" in out.stdout and "#SBATCH --qos=normal" in out.stdout

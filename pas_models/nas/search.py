@@ -25,8 +25,8 @@ decisions (frames, crop) have no place for such a gate: they get the score-funct
 The diversity mechanism (pas's reading of PV-NAS's learning-rate scheduler that "keeps the searched
 models diverse"): the weights' learning rate follows cosine annealing with warm restarts over
 ``cycles`` cycles, the Gumbel temperature anneals from tau_max to tau_min within each cycle and restarts
-with it, and the most likely architecture at each cycle's end is recorded as a candidate (its weights
-cut from the supernet then). Each restart re-explores from a higher learning rate and temperature;
+with it, and the most likely architecture within the target at each cycle's end is recorded as a candidate
+(``most_likely_within``; its weights cut from the supernet then). Each restart re-explores from a higher learning rate and temperature;
 ``cycles: 1`` is the search without it (one candidate).
 
 Resumable at the exact step (``last.pt``: supernet, architecture parameters, both optimizers, the
@@ -250,6 +250,19 @@ def _allreduce_grads(params: list[torch.Tensor], world: int) -> None:
 def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, out: Path) -> SupernetResult:
     cfg, recipe, files = task.gradient, task.recipe, HypFiles(out)
     torch.manual_seed(task.seed)
+    samples = load_video_list(task.data, "train").samples
+    w_ids, a_ids = split_holdout(len(samples), cfg.holdout, task.seed)
+    kw = dict(train=True, clips=recipe.clips_per_video, backend=task.data.backend, mean=task.data.mean,
+              std=task.data.std, hflip=task.data.hflip, seed=task.seed)
+    w_ds = ClipDataset([samples[i] for i in w_ids], task.base, None, **kw)
+    a_ds = ClipDataset([samples[i] for i in a_ids], task.base, None, **{**kw, "seed": task.seed + 1})
+    w_sampler = ResumableSampler(len(w_ds), env.world, env.rank, task.seed)
+    a_sampler = ResumableSampler(len(a_ds), env.world, env.rank, task.seed + 1)
+    w_spe, a_spe = w_sampler.per_rank // recipe.batch_per_gpu, a_sampler.per_rank // recipe.batch_per_gpu
+    if w_spe == 0 or a_spe == 0:
+        raise PasError(f"{task.hypothesis}: {len(w_ds)} training and {len(a_ds)} hold-out clips cannot each fill "
+                       f"one batch of {recipe.batch_per_gpu} x {env.world} processes (gradient.holdout "
+                       f"{cfg.holdout:g}); lower recipe.batch_per_gpu or change the hold-out")
     space = SearchSpace.of(task.base)
     t0 = time.monotonic()
     table = CostTable(space)
@@ -276,19 +289,6 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
                             nesterov=recipe.nesterov)
     a_opt = torch.optim.Adam(logits, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
 
-    samples = load_video_list(task.data, "train").samples
-    w_ids, a_ids = split_holdout(len(samples), cfg.holdout, task.seed)
-    kw = dict(train=True, clips=recipe.clips_per_video, backend=task.data.backend, mean=task.data.mean,
-              std=task.data.std, hflip=task.data.hflip, seed=task.seed)
-    w_ds = ClipDataset([samples[i] for i in w_ids], task.base, None, **kw)
-    a_ds = ClipDataset([samples[i] for i in a_ids], task.base, None, **{**kw, "seed": task.seed + 1})
-    w_sampler = ResumableSampler(len(w_ds), env.world, env.rank, task.seed)
-    a_sampler = ResumableSampler(len(a_ds), env.world, env.rank, task.seed + 1)
-    w_spe, a_spe = w_sampler.per_rank // recipe.batch_per_gpu, a_sampler.per_rank // recipe.batch_per_gpu
-    if w_spe == 0 or a_spe == 0:
-        raise PasError(f"{task.hypothesis}: {len(w_ds)} training and {len(a_ds)} hold-out clips cannot each fill "
-                       f"one batch of {recipe.batch_per_gpu} x {env.world} processes (gradient.holdout "
-                       f"{cfg.holdout:g}); lower recipe.batch_per_gpu or change the hold-out")
     total = cfg.epochs * w_spe
     warm = int(cfg.warmup * total / cfg.cycles)
 
@@ -418,10 +418,38 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
     return result
 
 
+def most_likely_within(probs: list[torch.Tensor], table: CostTable, target: float) -> Arch:
+    """The most likely architecture (each decision's most likely choice), made to fit the target when it does
+    not: greedily, the change of one decision that loses the least log-probability per GFLOP saved, until its
+    GFLOPs are at most the target (pas's rule: the marginals' argmax alone ignores the cost)."""
+    logp = [torch.log(p.clamp_min(1e-12)) for p in probs]
+    arch = [int(torch.argmax(p)) for p in probs]
+    cost = table.gflops(tuple(arch))
+    while cost > target:
+        best: tuple[float, int, int, float] | None = None
+        for i, lp in enumerate(logp):
+            for k in range(len(lp)):
+                if k == arch[i]:
+                    continue
+                trial = list(arch)
+                trial[i] = k
+                c = table.gflops(tuple(trial))
+                if c >= cost:
+                    continue
+                rate = float(lp[arch[i]] - lp[k]) / (cost - c)
+                if best is None or rate < best[0]:
+                    best = (rate, i, k, c)
+        if best is None:
+            break  # nothing cheaper: the smallest network
+        _, i, k, cost = best
+        arch[i] = k
+    return tuple(arch)
+
+
 def _candidate(task: SupernetTask, space: SearchSpace, table: CostTable, supernet: Supernet,
                logits: list[torch.Tensor], cycle: int, files: HypFiles, main: bool) -> dict[str, Any]:
     probs = [F.softmax(lg.detach(), dim=0).double().cpu() for lg in logits]
-    arch = tuple(int(torch.argmax(p)) for p in probs)
+    arch = most_likely_within(probs, table, task.target_gflops)
     child = space.derive(arch)
     path = files.candidate(space.code(arch), cycle)
     if main:

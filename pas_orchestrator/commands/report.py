@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pas_models.errors import PasError
 from pas_models.layout import RunLayout
-from pas_orchestrator.report import write_report
+from pas_orchestrator.report import compare_markdown, plot_compare, write_report
 from pas_orchestrator.runs import read_snapshot
 
 
@@ -15,12 +16,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="table and plot of a search", description=__doc__)
     p.add_argument("--search", help="search name (default: the latest under --runs)")
     p.add_argument("--runs", type=Path, default=Path("runs"))
+    p.add_argument("--compare", action="append", default=[], metavar="OTHER",
+                   help="another search of the same base (e.g. a PAS search next to a gradient one): its networks "
+                        "on the same table and figure (report/compare-OTHER.md, .png); repeatable")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     path, snap = read_snapshot(args.runs, args.search)
-    files = write_report(snap, RunLayout(path.parent).report)
+    out = RunLayout(path.parent).report
+    files = write_report(snap, out)
     print(files["table"].read_text())
+    if args.compare:
+        others = [read_snapshot(args.runs, name)[1] for name in args.compare]
+        bases = {s.iteration(0)[0].spec for s in [snap, *others] if s.iteration(0)}
+        if len(bases) > 1:
+            raise PasError(f"--compare: {', '.join(args.compare)} and {snap.search.name} do not share one base "
+                           "network (their B specs differ): nothing to compare")
+        stem = "compare-" + "-".join(args.compare)
+        files["compare"] = out / f"{stem}.md"
+        files["compare"].write_text(compare_markdown([snap, *others]))
+        files["compare_plot"] = out / f"{stem}.png"
+        plot_compare([snap, *others], files["compare_plot"])
+        print(files["compare"].read_text())
     print("wrote " + ", ".join(str(p) for p in files.values()))
     return 0

@@ -45,6 +45,8 @@ def dry_run(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> st
     one: the throughput its jobs measured); writes and submits nothing."""
     from pas_orchestrator.estimate import estimate
 
+    if search.strategy == "gradient":
+        return _dry_run_gradient(search, profile, layout)
     res = profile.resources_for(search.backbone)
     x = _estimate_inputs(search, profile, layout)
     est = estimate(x)
@@ -73,6 +75,41 @@ def dry_run(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> st
     script = sbatch_script(profile, search.backbone, layout.batch_folder(batch), batch, size)
     return "\n".join([*head, f"# the first hypothesis array ({batch}: iteration 1, one task per hypothesis; "
                               "B goes first as a plain job with the same resources):", script])
+
+
+def _dry_run_gradient(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> str:
+    """strategy gradient: the stages, the expected and worst-case compute, the supernet array's sbatch script."""
+    from pas_models.nas.space import SearchSpace
+    from pas_orchestrator.estimate import GradientInputs, estimate_gradient
+
+    g = search.gradient
+    assert g is not None
+    res = profile.resources_for(search.backbone)
+    space = SearchSpace.of(search.base_spec())
+    lo, hi = target_range(search)
+    h = search.candidate_halving()
+    est = estimate_gradient(GradientInputs(_estimate_inputs(search, profile, layout), g.targets_gflops, g.epochs,
+                                           g.holdout, g.warmup, g.cycles, (h.eta, h.rungs, search.halving is None)))
+    n = len(g.targets_gflops)
+    head = [f"# search {search.name}: {search.backbone}, strategy gradient: the base network "
+            + ("(imported: evaluated only)" if search.base.checkpoint else "(trained)")
+            + f", then {n} supernet job(s), one per target ({', '.join(f'{t:g}' for t in g.targets_gflops)} GFLOPs; "
+              f"the space: {len(space.decisions)} decisions, {space.count():,} networks, {lo:.4g} to {hi:.4g} "
+              f"GFLOPs), {g.epochs} epochs, {g.cycles} cycle(s) -> up to {g.cycles} candidate(s) per target, "
+              f"each trained {1 / h.eta:.0%} of the recipe first"
+            + (" and the best to the end" if search.halving is None else f" (halving eta {h.eta}, {h.rungs} rungs)"),
+            f"# each job: {res.nodes} node(s) x {res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per node, "
+            f"time limit {res.time_min} min",
+            *(f"# {line}" for line in est.lines)]
+    if profile.executor != "slurm":
+        return "\n".join([*head, f"# executor {profile.executor}: local processes, no sbatch script"])
+    from pas_orchestrator.executors.slurm import sbatch_script
+
+    size = min(n, res.max_array_size)
+    batch = f"pas-{search.name}-i{n}-b2"
+    script = sbatch_script(profile, search.backbone, layout.batch_folder(batch), batch, size)
+    return "\n".join([*head, f"# the supernet array ({batch}: one task per target; B goes first as a plain job "
+                              "with the same resources):", script])
 
 
 def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> Any:
@@ -151,6 +188,44 @@ def _measured_throughput(layout: RunLayout, g_base: float, distill: bool, per_jo
     return work / seconds, f"measured by {jobs} finished training(s) of this search"
 
 
+def target_range(search: SearchDef) -> tuple[float, float]:
+    """GFLOPs per view of the smallest and the largest network of the gradient strategy's search space."""
+    from pas_models.flops import count_cost
+    from pas_models.nas.space import SearchSpace
+
+    space = SearchSpace.of(search.base_spec())
+    smallest = space.derive(tuple(len(d) - 1 for d in space.decisions))
+    return count_cost(smallest).gflops, count_cost(space.base).gflops
+
+
+def check_targets(search: SearchDef) -> None:
+    """Every target of ``gradient.targets_gflops`` lies in the search space (else one line, before anything runs)."""
+    assert search.gradient is not None
+    lo, hi = target_range(search)
+    bad = [t for t in search.gradient.targets_gflops if not lo <= t <= hi]
+    if bad:
+        raise PasError(f"{search.source}: gradient.targets_gflops: {', '.join(f'{t:g}' for t in bad)} outside the "
+                       f"search space of {search.backbone} ({lo:.4g} to {hi:.4g} GFLOPs per view)")
+
+
+def check_holdout(search: SearchDef, data: Any, profile: ClusterProfile) -> None:
+    """The supernet's two splits of the training videos (weights / hold-out) each fill a batch on every process
+    (else one line now, not a job that fails its retries)."""
+    from pas_models.data.formats import load_video_list
+    from pas_models.nas.search import split_holdout
+
+    assert search.gradient is not None
+    n = len(load_video_list(data, "train").samples)
+    res = profile.resources_for(search.backbone)
+    world, batch, clips = res.nodes * res.tasks_per_node, search.recipe.batch_per_gpu, search.recipe.clips_per_video
+    w, a = split_holdout(n, search.gradient.holdout, search.seed)
+    for what, ids in (("training", w), ("hold-out", a)):
+        if len(ids) * clips // world < batch:
+            raise PasError(f"{search.source}: gradient.holdout: the supernet's {what} split has {len(ids)} of the {n} "
+                           f"training videos x {clips} clips, less than one batch of {batch} on each of {world} "
+                           "process(es); change gradient.holdout, recipe.batch_per_gpu or recipe.clips_per_video")
+
+
 class Interrupted(Exception):
     """SIGTERM (or SIGHUP) reached the controller: stop like Ctrl-C."""
 
@@ -177,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
         search = replace(search, name=args.name)
     profile = load_profile(args.cluster)
     layout = RunLayout.of(args.runs.resolve(), search.name)
+    if search.strategy == "gradient":
+        check_targets(search)
     if args.dry_run:
         print(dry_run(search, profile, layout))
         return 0
@@ -198,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
             log.info("search %s was %s: resuming it", search.name, rec.state.value.lower())
             ledger.apply(ResumeSearch())
         data = ensure_data(search)
+        if search.strategy == "gradient":
+            check_holdout(search, data, profile)
         executor = make_executor(profile, layout, search.backbone)
         controller = Controller(search, profile, layout, ledger, executor, data)
         log.info("search %s: controller pid %d on %s, ledger %s (watch it with: pas status --search %s)",

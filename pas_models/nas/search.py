@@ -26,8 +26,8 @@ The diversity mechanism (pas's reading of PV-NAS's learning-rate scheduler that 
 models diverse"): the weights' learning rate follows cosine annealing with warm restarts over
 ``cycles`` cycles, the Gumbel temperature anneals from tau_max to tau_min within each cycle and restarts
 with it, and the most likely architecture within the target at each cycle's end is recorded as a candidate
-(``most_likely_within``; its weights cut from the supernet then). Each restart re-explores from a higher learning rate and temperature;
-``cycles: 1`` is the search without it (one candidate).
+(``most_likely_within``; its weights cut from the supernet then). Each restart re-explores from a higher
+learning rate and temperature; ``cycles: 1`` is the search without it (one candidate).
 
 Resumable at the exact step (``last.pt``: supernet, architecture parameters, both optimizers, the
 baseline, candidates so far); the samples are drawn from generators seeded by (seed, step), so every

@@ -1,29 +1,18 @@
-"""The callable submitit runs for a supernet job: ``SupernetJob()(task)`` is ``search.run(task)``; requeued
-on a time limit or a preemption like a training (``pas_models.train.job``): it resumes from ``last.pt``."""
+"""The callable submitit runs for a supernet job: ``SupernetJob()(task)`` is ``search.run(task)``; requeued on
+a time limit or a preemption exactly as a training (``pas_models.train.job.TrainJob``): it resumes from
+``last.pt``."""
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-import submitit
-
-from pas_models.layout import HypFiles
 from pas_models.nas.result import SupernetResult, SupernetTask
-from pas_models.train.checkpoint import read_json, write_json
-
-log = logging.getLogger(__name__)
+from pas_models.train.job import TrainJob
 
 
-class SupernetJob(submitit.helpers.Checkpointable):
-    def __call__(self, task: SupernetTask) -> SupernetResult:
+class SupernetJob(TrainJob):
+    def __call__(self, task: Any) -> SupernetResult:
         from pas_models.nas.search import run  # torch: on the node only
 
+        assert isinstance(task, SupernetTask)
         return run(task)
-
-    def checkpoint(self, task: SupernetTask) -> submitit.helpers.DelayedSubmission:
-        log.warning("%s: time limit or preemption signal: requeueing; the search resumes from %s/last.pt",
-                    task.hypothesis, task.out_dir)
-        marker = HypFiles.of(task.out_dir).requeued
-        count = read_json(marker)["requeues"] + 1 if marker.exists() else 1
-        write_json({"requeues": count}, marker)
-        return submitit.helpers.DelayedSubmission(SupernetJob(), task)

@@ -47,7 +47,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pas_models import __version__
 from pas_models.data.dataset import ClipDataset, ClipLoader, collate_clips
@@ -63,11 +62,11 @@ from pas_models.spec import ArchSpec
 from pas_models.train import distributed, signals
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from pas_models.train.loss import distillation_loss
-from pas_models.train.run import exclusive_lock
+from pas_models.train.run import exclusive_lock, job_log
 from pas_models.train.sampler import ResumableSampler
 from pas_models.train.schedule import base_lr
 from pas_models.train.task import Recipe
-from pas_models.train.teacher import load_weights
+from pas_models.train.teacher import frozen_teacher, load_weights
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0
@@ -174,21 +173,6 @@ class SearchState:
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _teacher(task: SupernetTask, device: torch.device) -> nn.Module:
-    teacher = build_model(task.base)
-    teacher.load_state_dict(load_weights(task.base_checkpoint), strict=True)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    if task.distill.teacher_bn == "train":
-        teacher.train()
-        for m in teacher.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.track_running_stats = False
-    else:
-        teacher.eval()
-    return teacher.to(device)
-
-
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """(weight videos, hold-out videos): a seeded random ``fraction`` of the n training videos held out
     (at least one each)."""
@@ -209,20 +193,10 @@ def run(task: SupernetTask) -> SupernetResult:
         if files.supernet.exists():
             return SupernetResult.read(files.supernet)
         device = distributed.setup(env)
-        handler = logging.FileHandler(files.log) if env.is_main else None
-        pkg = logging.getLogger("pas_models")
-        previous = pkg.level
-        if handler:
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-            pkg.addHandler(handler)
-            pkg.setLevel(logging.INFO)
         try:
-            return _search(task, env, device, out)
+            with job_log(files, env.is_main):
+                return _search(task, env, device, out)
         finally:
-            if handler:
-                pkg.removeHandler(handler)
-                pkg.setLevel(previous)
-                handler.close()
             distributed.teardown()
     finally:
         if lock is not None:
@@ -281,7 +255,7 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
     model = build_model(task.base)
     model.load_state_dict(load_weights(task.base_checkpoint), strict=True)
     supernet = Supernet(task.base, model).to(device).train()
-    teacher = _teacher(task, device)
+    teacher = frozen_teacher(task.base, task.base_checkpoint, task.distill.teacher_bn, device)
     logits = [torch.zeros(len(d), device=device, requires_grad=True) for d in space.decisions]
     w_params = list(supernet.parameters())
     peak = base_lr(recipe, recipe.batch_per_gpu * env.world, True, 10.0)  # initialised from B: fine-tuning lr

@@ -28,10 +28,11 @@ class TrainJob(submitit.helpers.Checkpointable):
         return run(task)
 
     def checkpoint(self, task: TrainTask) -> submitit.helpers.DelayedSubmission:
-        """Requeue the same task; a small marker file tells the controller it happened."""
-        log.warning("%s: time limit or preemption signal: requeueing; training resumes from %s/last.pt",
+        """Requeue the same task (the same job class: a subclass requeues itself); a small marker file tells
+        the controller it happened."""
+        log.warning("%s: time limit or preemption signal: requeueing; it resumes from %s/last.pt",
                     task.hypothesis, task.out_dir)
         marker = HypFiles.of(task.out_dir).requeued
         count = read_json(marker)["requeues"] + 1 if marker.exists() else 1
         write_json({"requeues": count}, marker)
-        return submitit.helpers.DelayedSubmission(TrainJob(), task)
+        return submitit.helpers.DelayedSubmission(type(self)(), task)

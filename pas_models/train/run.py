@@ -24,6 +24,7 @@ import platform
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -93,23 +94,32 @@ def run(task: TrainTask) -> JobResult | RungResult:
             lock.close()
         return done
     device = distributed.setup(env)
+    try:
+        with job_log(files, env.is_main):
+            return _train_and_evaluate(task, env, device, out)
+    finally:
+        distributed.teardown()
+        if lock is not None:
+            lock.close()
+
+
+@contextmanager
+def job_log(files: HypFiles, main: bool) -> Iterator[None]:
+    """The job's own log (``train.log``, rank 0), at INFO whatever the caller configured."""
     pkg_log = logging.getLogger("pas_models")
-    handler = logging.FileHandler(files.log) if env.is_main else None
+    handler = logging.FileHandler(files.log) if main else None
     previous_level = pkg_log.level
-    if handler:  # the job's own log, at INFO whatever the caller configured
+    if handler:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         pkg_log.addHandler(handler)
         pkg_log.setLevel(logging.INFO)
     try:
-        return _train_and_evaluate(task, env, device, out)
+        yield
     finally:
         if handler:
             pkg_log.removeHandler(handler)
             pkg_log.setLevel(previous_level)
             handler.close()
-        distributed.teardown()
-        if lock is not None:
-            lock.close()
 
 
 def exclusive_lock(files: HypFiles) -> IO[bytes]:

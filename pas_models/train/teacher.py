@@ -9,6 +9,7 @@ from torch import nn
 
 from pas_models.errors import PasError
 from pas_models.nets import build_model
+from pas_models.spec import ArchSpec
 from pas_models.train.checkpoint import load_checkpoint
 from pas_models.train.task import TrainTask
 
@@ -27,18 +28,23 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def build_teacher(task: TrainTask, device: torch.device) -> nn.Module | None:
-    """The frozen base network (None when training the base). In "train" BN mode it normalises
-    with batch statistics (paper Table 7) but never updates its stored running statistics
-    (track_running_stats off); it has no gradients and no optimizer state."""
+    """The frozen base network (None when training the base); see ``frozen_teacher``."""
     if task.teacher is None:
         return None
     if task.teacher_checkpoint is None:
         raise PasError(f"{task.hypothesis}: a teacher spec needs teacher_checkpoint")
-    teacher = build_model(task.teacher)
-    teacher.load_state_dict(load_weights(task.teacher_checkpoint), strict=True)
+    return frozen_teacher(task.teacher, task.teacher_checkpoint, task.distill.teacher_bn, device)
+
+
+def frozen_teacher(spec: ArchSpec, checkpoint: str, teacher_bn: str, device: torch.device) -> nn.Module:
+    """B with its weights, frozen. In "train" BN mode it normalises with batch statistics (paper Table 7) but
+    never updates its stored running statistics (track_running_stats off); it has no gradients and no
+    optimizer state."""
+    teacher = build_model(spec)
+    teacher.load_state_dict(load_weights(checkpoint), strict=True)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    if task.distill.teacher_bn == "train":
+    if teacher_bn == "train":
         teacher.train()
         for m in teacher.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):

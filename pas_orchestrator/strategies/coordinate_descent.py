@@ -18,6 +18,18 @@ from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
 from pas_orchestrator.selection import Candidate, rank, select, should_stop
 
 
+def base_stage(snap: Snapshot) -> list[Action] | None:
+    """Iteration 0 of every strategy: plan B, wait for it, fail with it; None once B is DONE."""
+    if not snap.hypotheses:
+        return [PlanBase()]
+    base = snap.iteration(0)[0]
+    if base.state not in TERMINAL_HYP:
+        return []
+    if base.state != HypState.DONE:
+        return [EndSearch(SearchState.FAILED, f"the base network failed: {base.reason}")]
+    return None
+
+
 @dataclass(frozen=True)
 class CoordinateDescent:
     iterations: int
@@ -29,13 +41,9 @@ class CoordinateDescent:
     name: str = "coordinate-descent"
 
     def advance(self, snap: Snapshot) -> list[Action]:
-        if not snap.hypotheses:
-            return [PlanBase()]
+        if (waiting := base_stage(snap)) is not None:
+            return waiting
         base = snap.iteration(0)[0]
-        if base.state not in TERMINAL_HYP:
-            return []
-        if base.state != HypState.DONE:
-            return [EndSearch(SearchState.FAILED, f"the base network failed: {base.reason}")]
         last = snap.last_iteration
         if last == 0:
             return [PlanIteration(1, base.id)]

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pas_models.halving import promoted_count
 from pas_models.layout import RunLayout
 from pas_models.nas.result import SupernetResult
-from pas_orchestrator.core.actions import Action, AddHypotheses, EndSearch, MarkWinner, PlanBase, PromoteRung
+from pas_orchestrator.core.actions import Action, AddHypotheses, EndSearch, MarkWinner, PromoteRung
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
+from pas_orchestrator.strategies.coordinate_descent import base_stage
 
 SUPERNET = "supernet"  # the kind (and op) of a supernet job's ledger row
 
@@ -49,13 +50,8 @@ class GradientSearch:
     name: str = "gradient (a supernet per target)"
 
     def advance(self, snap: Snapshot) -> list[Action]:
-        if not snap.hypotheses:
-            return [PlanBase()]
-        base = snap.iteration(0)[0]
-        if base.state not in TERMINAL_HYP:
-            return []
-        if base.state != HypState.DONE:
-            return [EndSearch(SearchState.FAILED, f"the base network failed: {base.reason}")]
+        if (waiting := base_stage(snap)) is not None:
+            return waiting
         supernets = sorted((h for h in snap.hypotheses if h.kind == SUPERNET), key=lambda h: h.iteration)
         if not supernets:
             return [AddHypotheses(tuple(NewHypothesis(j, SUPERNET, SUPERNET, f"{t:g} GFLOPs",

@@ -25,8 +25,8 @@ decisions (frames, crop) have no place for such a gate: they get the score-funct
 The diversity mechanism (pas's reading of PV-NAS's learning-rate scheduler that "keeps the searched
 models diverse"): the weights' learning rate follows cosine annealing with warm restarts over
 ``cycles`` cycles, the Gumbel temperature anneals from tau_max to tau_min within each cycle and restarts
-with it, and the most likely architecture within the target at each cycle's end is recorded as a candidate
-(``most_likely_within``; its weights cut from the supernet then). Each restart re-explores from a higher
+with it, and the most likely architecture within [0.8, 1] x the target at each cycle's end is recorded as a
+candidate (``most_likely_within``; its weights cut from the supernet then). Each restart re-explores from a higher
 learning rate and temperature; ``cycles: 1`` is the search without it (one candidate).
 
 Resumable at the exact step (``last.pt``: supernet, architecture parameters, both optimizers, the
@@ -392,38 +392,35 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
     return result
 
 
-def most_likely_within(probs: list[torch.Tensor], table: CostTable, target: float) -> Arch:
-    """The most likely architecture (each decision's most likely choice), made to fit the target when it does
-    not: greedily, the change of one decision that loses the least log-probability per GFLOP saved, until its
-    GFLOPs are at most the target (pas's rule: the marginals' argmax alone ignores the cost)."""
+CANDIDATE_SAMPLES = 4096
+CANDIDATE_BAND = 0.8  # a candidate's GFLOPs are in [0.8, 1] x the target where the samples allow
+
+
+def most_likely_within(probs: list[torch.Tensor], table: CostTable, target: float, seed: int = 0) -> Arch:
+    """The candidate at the end of a cycle (pas's rule): among each decision's most likely choice and 4,096
+    architectures sampled from the distribution (seeded), the most likely one whose GFLOPs are in [0.8, 1] x
+    the target; if none is, the one closest to the target from below; if none is below, the smallest network.
+    (Each decision's most likely choice alone ignores the cost: on the demo it left the candidates at up to
+    twice their target.)"""
     logp = [torch.log(p.clamp_min(1e-12)) for p in probs]
-    arch = [int(torch.argmax(p)) for p in probs]
-    cost = table.gflops(tuple(arch))
-    while cost > target:
-        best: tuple[float, int, int, float] | None = None
-        for i, lp in enumerate(logp):
-            for k in range(len(lp)):
-                if k == arch[i]:
-                    continue
-                trial = list(arch)
-                trial[i] = k
-                c = table.gflops(tuple(trial))
-                if c >= cost:
-                    continue
-                rate = float(lp[arch[i]] - lp[k]) / (cost - c)
-                if best is None or rate < best[0]:
-                    best = (rate, i, k, c)
-        if best is None:
-            break  # nothing cheaper: the smallest network
-        _, i, k, cost = best
-        arch[i] = k
-    return tuple(arch)
+    gen = torch.Generator().manual_seed(seed)
+    drawn = torch.stack([torch.multinomial(p.float(), CANDIDATE_SAMPLES, replacement=True, generator=gen)
+                         for p in probs], dim=1).tolist()
+    archs = {tuple(int(torch.argmax(p)) for p in probs), *(tuple(a) for a in drawn)}
+    scored = [(float(sum(lp[k] for lp, k in zip(logp, a, strict=True))), table.gflops(a), a) for a in archs]
+    below = [x for x in scored if x[1] <= target]
+    band = [x for x in below if x[1] >= CANDIDATE_BAND * target]
+    if band:
+        return max(band, key=lambda x: (x[0], x[1], x[2]))[2]
+    if below:
+        return max(below, key=lambda x: (x[1], x[0], x[2]))[2]
+    return tuple(len(p) - 1 for p in probs)
 
 
 def _candidate(task: SupernetTask, space: SearchSpace, table: CostTable, supernet: Supernet,
                logits: list[torch.Tensor], cycle: int, files: HypFiles, main: bool) -> dict[str, Any]:
     probs = [F.softmax(lg.detach(), dim=0).double().cpu() for lg in logits]
-    arch = most_likely_within(probs, table, task.target_gflops)
+    arch = most_likely_within(probs, table, task.target_gflops, seed=task.seed * 1_000_003 + cycle)
     child = space.derive(arch)
     path = files.candidate(space.code(arch), cycle)
     if main:

@@ -118,3 +118,13 @@ def test_vbmf_ranks_read_from_weights_that_follow_the_steps(tmp_path) -> None:  
     assert after_c.returncode == 1 and "cannot follow the c step(s)" in after_c.stderr
     other = pas("flops", "--backbone", "slowfast_tiny", "--ops", "k", "--weights", str(tmp_path / "b.pt"))
     assert other.returncode == 1 and "are not weights of slowfast_tiny" in other.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    """`pas flops ... | head -1` where the reader has gone before pas writes: no traceback, exit 141."""
+    proc = subprocess.Popen([sys.executable, "-m", "pas_orchestrator", "flops", "--backbone", "r2plus1d_tiny",
+                             "--ops", "t,s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader leaves before pas has counted anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141 and err == "", err

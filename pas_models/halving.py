@@ -15,13 +15,13 @@ k and promotes the best ``promoted_count(n, eta)`` = ceil(n / eta) (at least one
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pas_models.errors import PasError
+from pas_models.strict import load_json
 
 
 class RungInvalid(PasError):
@@ -110,11 +110,4 @@ class RungResult:
 
     @classmethod
     def read(cls, path: str | Path) -> RungResult:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RungInvalid(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
-        except json.JSONDecodeError as exc:
-            raise RungInvalid(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(data, str(p))
+        return cls.from_dict(load_json(path, RungInvalid), str(Path(path)))

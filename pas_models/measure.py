@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.errors import PasError
+from pas_models.strict import load_json
 
 SPREAD_LIMIT = 0.2  # (max - min) of the round medians over the median: above this the figure is flagged
 
@@ -126,14 +127,7 @@ class MeasureResult:
 
     @classmethod
     def read(cls, path: str | Path) -> MeasureResult:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MeasureInvalid(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
-        except json.JSONDecodeError as exc:
-            raise MeasureInvalid(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(data, str(p))
+        return cls.from_dict(load_json(path, MeasureInvalid), str(Path(path)))
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -19,6 +19,19 @@ MAX_DEPTH = 64  # nesting levels of mappings/lists
 MAX_VALUES = 100_000  # values after every alias is expanded (a "billion laughs" file expands to 10^9)
 
 
+def load_json(path: str | Path, error: type[Exception]) -> Any:
+    """A result file's JSON; one line naming the file when it cannot be read or is not JSON (``error``)."""
+    import json
+
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
 def read_yaml(path: Path, what: str, error: type[Exception]) -> Any:
     """``yaml.safe_load`` of a config file, hardened: every failure raises ``error`` with one line that
     names the file. Refused: a missing file, more than 1 MiB, bytes that are not UTF-8, nesting deeper than

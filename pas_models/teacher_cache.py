@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from pas_models.errors import PasError
 from pas_models.spec import ArchSpec
+from pas_models.strict import load_json
 
 if TYPE_CHECKING:  # numpy (and the data package) where arrays are made: the controller's commands stay light
     import numpy as np
@@ -189,14 +190,7 @@ class CacheShardResult:
 
     @classmethod
     def read(cls, path: str | Path) -> CacheShardResult:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CacheInvalid(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
-        except json.JSONDecodeError as exc:
-            raise CacheInvalid(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(data, str(p))
+        return cls.from_dict(load_json(path, CacheInvalid), str(Path(path)))
 
 
 # ---------------------------------------------------------------------------------------------- reading

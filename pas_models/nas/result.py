@@ -15,7 +15,7 @@ from typing import Any
 from pas_models.data.formats import DatasetConfig
 from pas_models.errors import PasError
 from pas_models.spec import ArchSpec
-from pas_models.strict import from_data
+from pas_models.strict import from_data, load_json
 from pas_models.train.task import Distill, Recipe
 
 
@@ -132,11 +132,4 @@ class SupernetResult:
 
     @classmethod
     def read(cls, path: str | Path) -> SupernetResult:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SupernetResultInvalid(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
-        except json.JSONDecodeError as exc:
-            raise SupernetResultInvalid(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(data, str(p))
+        return cls.from_dict(load_json(path, SupernetResultInvalid), str(Path(path)))

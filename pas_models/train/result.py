@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.errors import PasError
+from pas_models.strict import load_json
 
 TEACHER_SOURCES = ("none", "live", "cache")
 
@@ -68,14 +69,7 @@ class JobResult:
 
     @classmethod
     def read(cls, path: str | Path) -> JobResult:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ResultInvalid(f"{p}: cannot read ({exc.__class__.__name__}: {exc})") from None
-        except json.JSONDecodeError as exc:
-            raise ResultInvalid(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(data, str(p))
+        return cls.from_dict(load_json(path, ResultInvalid), str(Path(path)))
 
 
 _OPTIONAL = ("teacher_source", "latency")

@@ -1,0 +1,36 @@
+"""Every result file type a job writes refuses a missing, non-UTF-8 or non-JSON file with one line naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pas_models.halving import RungInvalid, RungResult
+from pas_models.measure import MeasureInvalid, MeasureResult
+from pas_models.nas.result import SupernetResult, SupernetResultInvalid
+from pas_models.teacher_cache import CacheInvalid, CacheShardResult
+from pas_models.train.result import JobResult, ResultInvalid
+
+TYPES = [(JobResult, ResultInvalid), (RungResult, RungInvalid), (MeasureResult, MeasureInvalid),
+         (CacheShardResult, CacheInvalid), (SupernetResult, SupernetResultInvalid)]
+
+
+@pytest.mark.parametrize(("kind", "error"), TYPES, ids=[t[0].__name__ for t in TYPES])
+def test_unreadable_result_files_are_one_line_errors(tmp_path: Path, kind: type, error: type) -> None:
+    missing = tmp_path / "missing.json"
+    with pytest.raises(error, match=rf"^{missing}: cannot read \(FileNotFoundError"):
+        kind.read(missing)
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe{")
+    with pytest.raises(error, match=rf"^{binary}: cannot read \(UnicodeDecodeError"):
+        kind.read(binary)
+    cut = tmp_path / "cut.json"
+    cut.write_text('{"hypothesis": "1-t", ')
+    with pytest.raises(error, match=rf"^{cut}: not JSON \(Expecting property name .* at line 1\)"):
+        kind.read(cut)
+    other = tmp_path / "other.json"
+    other.write_text("[1, 2]")
+    with pytest.raises(error) as exc:
+        kind.read(other)
+    assert str(other) in str(exc.value) and "\n" not in str(exc.value)

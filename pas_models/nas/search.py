@@ -62,7 +62,7 @@ from pas_models.spec import ArchSpec
 from pas_models.train import distributed, signals
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from pas_models.train.loss import distillation_loss
-from pas_models.train.run import exclusive_lock, job_log
+from pas_models.train.run import run_once
 from pas_models.train.sampler import ResumableSampler
 from pas_models.train.schedule import base_lr
 from pas_models.train.task import Recipe
@@ -185,22 +185,8 @@ def run(task: SupernetTask) -> SupernetResult:
     out = Path(task.out_dir)
     files = HypFiles(out)
     out.mkdir(parents=True, exist_ok=True)
-    if files.supernet.exists():
-        return SupernetResult.read(files.supernet)
-    env = distributed.detect()
-    lock = exclusive_lock(files) if env.rank == 0 else None
-    try:
-        if files.supernet.exists():
-            return SupernetResult.read(files.supernet)
-        device = distributed.setup(env)
-        try:
-            with job_log(files, env.is_main):
-                return _search(task, env, device, out)
-        finally:
-            distributed.teardown()
-    finally:
-        if lock is not None:
-            lock.close()
+    return run_once(files, lambda: SupernetResult.read(files.supernet) if files.supernet.exists() else None,
+                    lambda env, device: _search(task, env, device, out))
 
 
 def _loader(ds: ClipDataset, sampler: ResumableSampler, recipe: Recipe, epoch: int, start: int, seed: int,

@@ -23,11 +23,11 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import torch
 from torch import nn
@@ -58,6 +58,7 @@ from pas_models.train.teacher import build_teacher, load_weights
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0
+R = TypeVar("R")
 
 
 class CheckpointMismatch(PasError):
@@ -85,20 +86,28 @@ def run(task: TrainTask) -> JobResult | RungResult:
     out = Path(task.out_dir)
     files = HypFiles(out)
     out.mkdir(parents=True, exist_ok=True)
-    if (done := _done(task, files)) is not None:
-        return done
+    return run_once(files, lambda: _done(task, files), lambda env, device: _train_and_evaluate(task, env, device, out))
+
+
+def run_once(files: HypFiles, done: Callable[[], R | None],
+             body: Callable[[distributed.DistEnv, torch.device], R]) -> R:
+    """A job's frame (a training, a supernet): what an earlier run of it wrote (``done()``), else, under the
+    folder's exclusive lock (rank 0; a duplicate job waits, then finds the result), ``body(env, device)`` with
+    the process group set up and the job's own log, torn down whatever happens."""
+    if (result := done()) is not None:
+        return result
     env = distributed.detect()
-    lock = exclusive_lock(files) if env.rank == 0 else None  # a duplicate job waits, then returns the result
-    if (done := _done(task, files)) is not None:
-        if lock is not None:
-            lock.close()
-        return done
-    device = distributed.setup(env)
+    lock = exclusive_lock(files) if env.rank == 0 else None
     try:
-        with job_log(files, env.is_main):
-            return _train_and_evaluate(task, env, device, out)
+        if (result := done()) is not None:
+            return result
+        device = distributed.setup(env)
+        try:
+            with job_log(files, env.is_main):
+                return body(env, device)
+        finally:
+            distributed.teardown()
     finally:
-        distributed.teardown()
         if lock is not None:
             lock.close()
 

@@ -24,7 +24,7 @@ STAMP := $(VENV)/.installed
 endif
 PAS := $(PY) -m pas_orchestrator
 
-.PHONY: install test test-slurm test-pyav lint bench bench-search bench-cache clean search status report doctor
+.PHONY: install test test-slurm test-pyav lint bench bench-search bench-cache bench-gradient clean search status report doctor
 
 install: $(STAMP)
 
@@ -75,6 +75,10 @@ bench-search: install
 
 bench-cache: install
 	$(PY) benchmarks/bench_teacher_cache.py
+
+# the gradient strategy against PAS on the same B (two backbones, two seeds, 1 vs 3 cycles; about 70 minutes)
+bench-gradient: install
+	$(PY) benchmarks/bench_gradient.py
 
 search: install
 	$(PAS) search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))

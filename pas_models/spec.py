@@ -174,6 +174,16 @@ class ArchSpec:
         """Frames the given pathway sees (ceil(T / sample_stride))."""
         return _frames_taken(self.view.frames, pathway.sample_stride)
 
+    def temporal_stride(self, pathway: PathwaySpec) -> int:
+        """Total temporal downsampling of a pathway (its stages' strides; every stem has temporal stride 1)."""
+        return math.prod(pathway.stage_temporal_strides)
+
+    def frames_below_temporal_stride(self) -> list[str]:
+        """The pathways that see fewer frames than their total temporal downsampling (their tail's activation
+        maps have one frame: halving the clip then saves less than half the cost), as "name: F < S"."""
+        return [f"{p.name} {self.pathway_frames(p)} frames < its temporal stride {self.temporal_stride(p)}"
+                for p in self.pathways if self.pathway_frames(p) < self.temporal_stride(p)]
+
     def crop(self, train: bool = False) -> int:
         return self.view.crop_train if train else self.view.crop_test
 

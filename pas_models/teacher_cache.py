@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # numpy (and the data package) where arrays are made: the con
 
     from pas_models.data.formats import DatasetConfig, Sample
 
-FORMAT = 1  # of the shard files
+FORMAT = 2  # of the shard files (2: teacher_dropout recorded; 1 made B's soft labels with its dropout on)
 SALT = 0x7EAC4E  # separates the cache's clip draws from every other use of the seed
 
 
@@ -108,6 +108,7 @@ class Manifest:
     seed: int
     teacher_bn: str
     shards: int
+    teacher_dropout: bool = False
     format: int = FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,9 +126,9 @@ class Manifest:
 
 
 def manifest_for(samples: Sequence[Sample], data: DatasetConfig, teacher: ArchSpec, teacher_checkpoint: str,
-                 config: CacheConfig, seed: int, teacher_bn: str) -> Manifest:
+                 config: CacheConfig, seed: int, teacher_bn: str, teacher_dropout: bool = False) -> Manifest:
     return Manifest(dataset_hash(samples, data), len(samples), file_sha256(teacher_checkpoint), teacher.to_json(),
-                    config.clips_per_video, config.top_k, seed, teacher_bn, config.shards)
+                    config.clips_per_video, config.top_k, seed, teacher_bn, config.shards, teacher_dropout)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class CacheShardTask:
     data: DatasetConfig
     config: CacheConfig = field(default_factory=CacheConfig)
     teacher_bn: str = "train"
+    teacher_dropout: bool = False
     batch: int = 16  # clips per forward pass (train BN mode: the statistics of this many clips)
     num_workers: int = 2
     seed: int = 0
@@ -338,7 +340,7 @@ def run_shard(task: CacheShardTask, device: str | None = None) -> CacheShardResu
     samples = load_video_list(task.data, "train").samples
     cfg, teacher_spec = task.config, task.teacher
     manifest = manifest_for(samples, task.data, teacher_spec, task.teacher_checkpoint, cfg, task.seed,
-                            task.teacher_bn)
+                            task.teacher_bn, task.teacher_dropout)
     videos = shard_videos(len(samples), task.shard, cfg.shards)
     pairs = [(v, k) for v in videos for k in range(cfg.clips_per_video)]
     order = np.random.default_rng([task.seed, SALT, 2, task.shard]).permutation(len(pairs))  # batches mix videos
@@ -373,7 +375,7 @@ def run_shard(task: CacheShardTask, device: str | None = None) -> CacheShardResu
                     "box": torch.tensor([b.top, b.left, b.height, b.width], dtype=torch.int32), "flip": flip,
                     "valid": True, "why": ""}
 
-    distill = Distill(teacher_bn=task.teacher_bn)
+    distill = Distill(teacher_bn=task.teacher_bn, teacher_dropout=task.teacher_dropout)
     teacher = build_teacher(TrainTask(hypothesis=task.label, student=teacher_spec, data=task.data,
                                       out_dir=task.out_dir, teacher=teacher_spec,
                                       teacher_checkpoint=task.teacher_checkpoint, distill=distill), dev)

@@ -142,7 +142,7 @@ def cache_task(snap: Snapshot, h: HypRec, search: SearchDef, data: DatasetConfig
     return CacheShardTask(h.label, h.out_dir, str(layout.teacher_cache), int(h.op.rsplit("-", 1)[1]),
                           search.base_spec(), str(HypFiles.of(base.out_dir).model), data, search.distill.cache,
                           search.distill.teacher_bn, search.recipe.batch_per_gpu, search.recipe.num_workers,
-                          search.seed)
+                          search.seed, teacher_dropout=search.distill.teacher_dropout)
 
 
 def supernet_task(snap: Snapshot, h: HypRec, search: SearchDef, data: DatasetConfig) -> SupernetTask:

@@ -6,6 +6,9 @@
   both against the base network B. A hypothesis that loses nothing (Acc(h) >= Acc(B)) ranks
   above every one that does; among those, more GFLOPs saved wins, then higher top-1.
 - ``auto``: Eq. 3 when the cost ratios agree within ``tolerance`` ((max - min) / max), else Eq. 1.
+- ``paper``: the paper's switch (Sec. 3.2): Eq. 1 once the temporal resolution of a reduced model is lower
+  than the network's total temporal downsampling factor (read per hypothesis: one of the iteration's
+  hypotheses has a pathway that sees fewer frames than its total temporal stride), else Eq. 3.
 - Ties: higher top-5, then lower GFLOPs, then the operator order of the search definition.
 """
 
@@ -21,6 +24,7 @@ class Candidate:
     top1: float  # percent
     top5: float
     gflops: float  # per view
+    below_stride: str = ""  # why this hypothesis' frames are below its temporal stride ("" when they are not)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ def _rule_and_key(candidates: Sequence[Candidate], selection: str, base_top1: fl
     rule = selection
     if selection == "auto":
         rule = "eq3" if ratios_agree(candidates, parent_gflops, tolerance) else "eq1"
+    elif selection == "paper":
+        rule = "eq1" if any(c.below_stride for c in candidates) else "eq3"
     order = {c.op: i for i, c in enumerate(candidates)}
 
     def key(c: Candidate) -> tuple:
@@ -77,8 +83,21 @@ def select(candidates: Sequence[Candidate], *, selection: str, base_top1: float,
         why = f"Eq. 3: highest top-1 {best.top1:.2f}%"
     else:
         lost = base_top1 - best.top1
-        why = (f"Eq. 1: {base_gflops - best.gflops:.4g} GFLOPs saved for "
-               + (f"{lost:.2f} top-1 points lost" if lost > 0 else "no top-1 lost"))
+        saved = base_gflops - best.gflops
+        if lost > 0:
+            why = f"Eq. 1: {saved:.4g} GFLOPs saved / {lost:.2f} top-1 points lost = {saved / lost:.4g} (highest)"
+        else:
+            n = sum(1 for c in candidates if c.top1 >= base_top1)
+            why = (f"Eq. 1, no-loss case: top-1 {best.top1:.2f}% >= B's {base_top1:.2f}% (the ratio is undefined; "
+                   f"a hypothesis that loses nothing ranks above every one that loses accuracy"
+                   + (f", and saves the most GFLOPs ({saved:.4g}) of the {n} that lose nothing" if n > 1 else "")
+                   + ")")
+    if selection == "paper":
+        trig = [f"{c.op}: {c.below_stride}" for c in candidates if c.below_stride]
+        why += (f" [paper's rule: {'; '.join(trig)}]" if trig else
+                " [paper's rule: every hypothesis' frames >= its temporal stride]")
+    elif selection == "auto":
+        why += f" [auto: cost ratios {'agree' if rule == 'eq3' else 'differ by more than'} {tolerance:g}]"
     ties = [c.op for c in candidates if c is not best and key(c)[:-3] == key(best)[:-3]]
     if ties:
         why += f"; tie with {', '.join(ties)} broken by top-5 / GFLOPs / operator order"

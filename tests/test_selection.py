@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pas_models.presets import preset
+from pas_models.reductions import apply_op
 from pas_orchestrator.selection import Candidate, ratios_agree, select, should_stop
 
 BASE = {"base_top1": 70.0, "base_gflops": 40.0}
@@ -24,7 +26,7 @@ def test_eq1_takes_the_most_gflops_saved_per_point_lost() -> None:
     cands = [C("s", 66.0, 20.0), C("c", 65.0, 10.0)]
     choice = select(cands, selection="eq1", parent_gflops=40.0, tolerance=0.1, **BASE)
     assert choice.winner.op == "c" and choice.rule == "eq1"
-    assert "30 GFLOPs saved for 5.00 top-1 points lost" in choice.why
+    assert "30 GFLOPs saved / 5.00 top-1 points lost = 6" in choice.why
     assert select(cands, selection="eq3", parent_gflops=40.0, tolerance=0.1, **BASE).winner.op == "s"
 
 
@@ -32,7 +34,9 @@ def test_eq1_guards_zero_and_negative_accuracy_drops() -> None:
     # no loss at all beats any finite ratio; among lossless ones the larger saving wins
     cands = [C("s", 69.0, 5.0), C("t", 70.0, 25.0), C("f", 71.0, 20.0)]
     choice = select(cands, selection="eq1", parent_gflops=40.0, tolerance=0.1, **BASE)
-    assert choice.winner.op == "f" and "no top-1 lost" in choice.why
+    assert choice.winner.op == "f" and "no-loss case" in choice.why and "of the 2 that lose nothing" in choice.why
+    one = select([C("s", 69.0, 5.0), C("t", 70.0, 25.0)], selection="eq1", parent_gflops=40.0, tolerance=0.1, **BASE)
+    assert one.winner.op == "t" and "no-loss case" in one.why and "that lose nothing" not in one.why
 
 
 def test_auto_uses_eq3_only_when_cost_ratios_agree() -> None:
@@ -69,3 +73,39 @@ def test_no_candidates_is_an_error() -> None:
 def test_stop_rule(done: int, gflops: float, target: float | None, stops: str | None) -> None:
     why = should_stop(done, 5, gflops, target)
     assert (why is None) if stops is None else (stops in why)
+
+
+def test_paper_rule_switches_to_eq1_when_a_hypothesis_sees_fewer_frames_than_the_temporal_stride() -> None:
+    # the same scores: Eq. 3 picks t (highest top-1), Eq. 1 picks c (30 saved / 4 lost beats t's 20 / 3)
+    scores = {"s": (66.0, 20.0), "t": (67.0, 20.0), "c": (66.0, 10.0)}
+    quiet = [C(op, a, g) for op, (a, g) in scores.items()]
+    choice = select(quiet, selection="paper", parent_gflops=40.0, tolerance=0.1, **BASE)
+    assert (choice.winner.op, choice.rule) == ("t", "eq3") and "frames >= its temporal stride" in choice.why
+    flagged = [Candidate(op, a, 90.0, g, "r2plus1d 4 frames < its temporal stride 8" if op == "t" else "")
+               for op, (a, g) in scores.items()]
+    choice = select(flagged, selection="paper", parent_gflops=40.0, tolerance=0.1, **BASE)
+    assert (choice.winner.op, choice.rule) == ("c", "eq1") and "t: r2plus1d 4 frames < its temporal stride 8" in choice.why
+
+
+@pytest.mark.parametrize(("path", "flagged"), [
+    # the paper's R(2+1)D-18 path (Sec. 4.3: c, f, then t): 16 frames, temporal stride 1*2*2*2 = 8
+    ((), set()),                    # iteration 1: children of B: t and f have 8 frames, not < 8
+    (("c",), set()),                # iteration 2: the same
+    (("c", "f"), {"t", "f"}),       # iteration 3: t and f children have 4 frames < 8 -> Eq. 1
+    (("c", "f", "t"), {"s", "t", "f", "c", "l"}),  # iteration 4: the parent itself has 4 frames
+])
+def test_paper_rule_on_the_papers_r2plus1d_path(path: tuple[str, ...], flagged: set[str]) -> None:
+    parent = preset("r2plus1d_18", 400)
+    for op in path:
+        parent = apply_op(parent, op)
+    assert parent.temporal_stride(parent.pathways[0]) == 8
+    below = {op for op in "stfcl" if apply_op(parent, op).frames_below_temporal_stride()}
+    assert below == flagged
+
+
+def test_slowfast_never_triggers_the_paper_rule() -> None:
+    # SlowFast-4x16 has no temporal downsampling in its stages: its pathways' frames are never below 1
+    spec = preset("slowfast_4x16_r50", 400)
+    for _ in range(4):
+        spec = apply_op(spec, "t")
+    assert [spec.temporal_stride(p) for p in spec.pathways] == [1, 1] and not spec.frames_below_temporal_stride()

@@ -63,3 +63,27 @@ def test_gradients_reach_the_student_only() -> None:
 def test_identical_logits_have_zero_kl() -> None:
     s = torch.randn(2, 6)
     assert distillation_loss(s, torch.tensor([0, 1]), s.clone(), 5.0, 500.0).kl.abs().item() < 1e-6
+
+
+@pytest.mark.parametrize("teacher_bn", ["train", "eval"])
+def test_teacher_dropout_is_off_unless_asked(tmp_path, teacher_bn: str) -> None:
+    """SlowFast's head has dropout 0.5: B in BN train mode must still give the same soft labels for the same
+    batch (batch statistics, no dropout) unless ``distill.teacher_dropout`` asks for it."""
+    from pas_models.nets import build_model
+    from pas_models.presets import preset
+    from pas_models.train.teacher import frozen_teacher
+
+    spec = preset("slowfast_tiny", 5)
+    assert spec.head_dropout == 0.5
+    torch.manual_seed(0)
+    path = tmp_path / "b.pt"
+    torch.save({"model": build_model(spec).state_dict()}, path)
+    x = torch.randn(4, *spec.input_shape(True))
+    calm = frozen_teacher(spec, str(path), teacher_bn, torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.equal(calm(x), calm(x))
+    noisy = frozen_teacher(spec, str(path), teacher_bn, torch.device("cpu"), dropout=True)
+    with torch.no_grad():
+        assert not torch.equal(noisy(x), noisy(x))
+    assert all(m.training == (teacher_bn == "train") for m in calm.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))

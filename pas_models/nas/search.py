@@ -241,7 +241,8 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
     model = build_model(task.base)
     model.load_state_dict(load_weights(task.base_checkpoint), strict=True)
     supernet = Supernet(task.base, model).to(device).train()
-    teacher = frozen_teacher(task.base, task.base_checkpoint, task.distill.teacher_bn, device)
+    teacher = frozen_teacher(task.base, task.base_checkpoint, task.distill.teacher_bn, device,
+                             task.distill.teacher_dropout)
     logits = [torch.zeros(len(d), device=device, requires_grad=True) for d in space.decisions]
     w_params = list(supernet.parameters())
     peak = base_lr(recipe, recipe.batch_per_gpu * env.world, True, 10.0)  # initialised from B: fine-tuning lr

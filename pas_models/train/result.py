@@ -45,6 +45,7 @@ class JobResult:
     recipe: dict[str, Any]
     teacher_source: str = "none"  # none (cross-entropy only) | live (the teacher network ran each step) | cache
     latency: tuple[dict[str, Any], ...] = field(default=())  # pas_models.latency.Latency.to_dict() per batch
+    distill: dict[str, Any] = field(default_factory=dict)  # the Distill settings it was taught with ({}: no teacher)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -72,11 +73,11 @@ class JobResult:
         return cls.from_dict(load_json(path, ResultInvalid), str(Path(path)))
 
 
-_OPTIONAL = ("teacher_source", "latency")
+_OPTIONAL = ("teacher_source", "latency", "distill")
 _INT = ("attempt", "views", "params", "epochs", "clips_seen", "videos_skipped", "eval_videos")
 _FLOAT = ("top1", "top5", "gflops_per_view", "train_seconds", "gpu_hours")
 _STR = ("hypothesis", "checkpoint")
-_DICT = ("spec", "versions", "recipe")
+_DICT = ("spec", "versions", "recipe", "distill")
 
 
 def _check(source: str, key: str, value: Any) -> Any:

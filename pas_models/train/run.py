@@ -242,7 +242,8 @@ def _teacher_cache(task: TrainTask, samples: Any) -> Any:
         raise PasError(f"{task.hypothesis}: distill.cache is set but the task names no cache folder and B's "
                        "weights (teacher_cache, teacher_checkpoint)")
     expected = teacher_cache.manifest_for(samples, task.data, task.teacher, task.teacher_checkpoint,
-                                          task.distill.cache, task.seed, task.distill.teacher_bn)
+                                          task.distill.cache, task.seed, task.distill.teacher_bn,
+                                          task.distill.teacher_dropout)
     cache = teacher_cache.load(task.teacher_cache, expected)
     log.info("%s: distilling from the teacher cache %s (%d recipes per video, %s logits): no teacher network",
              task.hypothesis, task.teacher_cache, cache.k, "all" if cache.indices is None else
@@ -554,7 +555,8 @@ def _finish(out: Path, task: TrainTask, model: nn.Module, state: TrainState, ski
         clips_seen=state.clips_seen, videos_skipped=skipped_files, eval_videos=ev.videos,
         checkpoint=str(files.model), spec=task.student.to_dict(), finetuned_from_parent=finetuned,
         versions={"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        recipe=json.loads(json.dumps(asdict(task.recipe))), teacher_source=teacher_source, latency=latency)
+        recipe=json.loads(json.dumps(asdict(task.recipe))), teacher_source=teacher_source, latency=latency,
+        distill=json.loads(json.dumps(asdict(task.distill))) if task.teacher is not None else {})
     result = JobResult.from_dict(json.loads(result.to_json()), "result")  # exactly what result.json holds
     if env.is_main:
         save_checkpoint({"model": model.state_dict(), "spec": task.student.to_json()}, files.model)

@@ -50,6 +50,7 @@ class Distill:
     temperature: float = 5.0
     alpha: float = 500.0
     teacher_bn: str = "train"  # train (paper Table 7) | eval
+    teacher_dropout: bool = False  # B's dropout active when it teaches (off: its soft labels are not random)
     kl_reduction: str = "mean"  # mean: over batch and classes (paper's effective weight) | batchmean: Eq. 5
     feature_weight: float = 0.0  # weight of the stage-output MSE (paper Table 6); 0 = logits only (the paper's PAS)
     cache: CacheConfig | None = None  # B's soft labels computed once per search (pas_models.teacher_cache)

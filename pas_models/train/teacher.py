@@ -33,13 +33,16 @@ def build_teacher(task: TrainTask, device: torch.device) -> nn.Module | None:
         return None
     if task.teacher_checkpoint is None:
         raise PasError(f"{task.hypothesis}: a teacher spec needs teacher_checkpoint")
-    return frozen_teacher(task.teacher, task.teacher_checkpoint, task.distill.teacher_bn, device)
+    return frozen_teacher(task.teacher, task.teacher_checkpoint, task.distill.teacher_bn, device,
+                          task.distill.teacher_dropout)
 
 
-def frozen_teacher(spec: ArchSpec, checkpoint: str, teacher_bn: str, device: torch.device) -> nn.Module:
+def frozen_teacher(spec: ArchSpec, checkpoint: str, teacher_bn: str, device: torch.device,
+                   dropout: bool = False) -> nn.Module:
     """B with its weights, frozen. In "train" BN mode it normalises with batch statistics (paper Table 7) but
     never updates its stored running statistics (track_running_stats off); it has no gradients and no
-    optimizer state."""
+    optimizer state. Its dropout layers are active only with ``dropout`` (``distill.teacher_dropout``):
+    ``train()`` alone would switch them on with the batch norms and make the soft labels random."""
     teacher = build_model(spec)
     teacher.load_state_dict(load_weights(checkpoint), strict=True)
     for p in teacher.parameters():
@@ -51,4 +54,7 @@ def frozen_teacher(spec: ArchSpec, checkpoint: str, teacher_bn: str, device: tor
                 m.track_running_stats = False
     else:
         teacher.eval()
+    for m in teacher.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.train(dropout)
     return teacher.to(device)

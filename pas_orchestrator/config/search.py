@@ -29,7 +29,7 @@ from pas_models.tucker import RANK_RULES, TuckerOptions
 from pas_orchestrator.config.yamlfile import load_mapping, one_of, require
 from pas_orchestrator.errors import ConfigError
 
-SELECTIONS = ("auto", "eq1", "eq3")
+SELECTIONS = ("auto", "paper", "eq1", "eq3")
 STRATEGIES = ("coordinate_descent", "gradient")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -127,8 +127,9 @@ class _RawSearch:
 @dataclass(frozen=True)
 class SearchDef:
     """A whole search. ``operators`` keeps the file's order (the order hypotheses are listed in).
-    ``selection``: eq3 (max top-1), eq1 (cost saved per accuracy lost), or auto: eq3 when the
-    hypotheses' cost ratios agree within ``ratio_tolerance`` (relative), else eq1."""
+    ``selection``: eq3 (max top-1), eq1 (cost saved per accuracy lost), auto: eq3 when the
+    hypotheses' cost ratios agree within ``ratio_tolerance`` (relative), else eq1; or paper: eq1 once a
+    hypothesis sees fewer frames than its network's temporal stride, else eq3 (pas_orchestrator.selection)."""
 
     name: str
     backbone: str

@@ -104,5 +104,7 @@ class TrainTask:
             d.pop(key)
         if d["distill"]["cache"] is None:  # a live teacher: the hash of a task made before caches existed
             d["distill"].pop("cache")
+        if not d["distill"]["teacher_dropout"]:  # the default: the hash of a task made before the setting existed
+            d["distill"].pop("teacher_dropout")
         d["eval"].pop("latency_rounds")  # none changes what is trained (and old checkpoints keep their hash)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -86,6 +86,8 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
             del d[key]
     if d["strategy"] == "coordinate_descent":
         del d["strategy"]
+    if not d["distill"]["teacher_dropout"]:
+        del d["distill"]["teacher_dropout"]
     return json.loads(json.dumps(d, default=str))
 
 

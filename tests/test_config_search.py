@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,21 @@ def test_unreadable_yaml(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match=r"jobs/nope\.yaml: search definition not found"):
         load_search("jobs/nope.yaml")
+
+
+def test_a_definition_at_defaults_records_what_older_pas_recorded(tmp_path: Path) -> None:
+    """The definition a ledger records (its hash is what a resume must match) leaves every key added since at
+    its default out: tests/golden/definition_defaults.json is what pas 935432b recorded for this definition,
+    so a search started then still resumes. A new key must be left out at its default (controller.definition_dict)."""
+    from pas_orchestrator.controller import definition_dict
+
+    raw = {"name": "golden", "backbone": "r2plus1d_tiny", "base": {"train": True, "recipe": {"epochs": 2}},
+           "data": {"format": "list", "root": str(tmp_path), "annotations": {"train": "train.txt", "val": "val.txt"},
+                    "num_classes": 8},
+           "recipe": {"epochs": 3}, "distill": {"alpha": 10}}
+    path = tmp_path / "golden.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    recorded = definition_dict(load_search(path))
+    recorded["data"]["root"] = "ROOT"
+    golden = json.loads((Path(__file__).parent / "golden" / "definition_defaults.json").read_text())
+    assert recorded == golden

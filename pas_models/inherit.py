@@ -1,6 +1,7 @@
 """A child network's start from its parent's trained weights (paper Sec. 3.4): copied when every weight
 shape matches (s, t, f), decomposed when the child only decomposes (further) some of its parent's
-convolutions (k), else a fresh initialisation (c, l)."""
+convolutions (k), centre taps when the child only has temporal kernels of 1 where its parent has 3 (the
+gradient strategy's kt choice, pas_models.nas), else a fresh initialisation (c, l)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,28 @@ from pas_models.tucker import decomposable_from, decomposed_state
 from pas_models.weights import load_parent_weights, weights_compatible
 
 
+def centre_taps_of(parent: ArchSpec, child: ArchSpec) -> bool:
+    """The child is its parent with some temporal kernels of 3 cut to 1 (the gradient strategy's kt choice) and
+    otherwise its widths and depths (its view may differ): its weights are the parent's with those kernels'
+    centre taps (and, in a (2+1)D convolution, whose inner width follows the kernel, the first channels)."""
+    if child.family != parent.family or child.stage_blocks != parent.stage_blocks or child.tucker or parent.tucker:
+        return False
+    cut = False
+    for a, b in zip(parent.pathways, child.pathways, strict=True):
+        if (a.stem_width, a.stem_mid_width, a.stage_widths, a.stage_out_widths) != \
+                (b.stem_width, b.stem_mid_width, b.stage_widths, b.stage_out_widths):
+            return False
+        for ka, kb in zip(a.stage_temporal_kernels, b.stage_temporal_kernels, strict=True):
+            if ka != kb and not (ka == 3 and kb == 1):
+                return False
+            cut |= ka != kb
+    return cut
+
+
 def can_init_from_parent(parent: ArchSpec, child: ArchSpec) -> bool:
-    """Equal weight shapes, or a child that only decomposes (further) some of its parent's convolutions."""
-    return weights_compatible(parent, child) or decomposable_from(parent, child)
+    """Equal weight shapes, a child that only decomposes (further) some of its parent's convolutions, or one
+    that only cuts temporal kernels to their centre tap."""
+    return weights_compatible(parent, child) or decomposable_from(parent, child) or centre_taps_of(parent, child)
 
 
 def init_from_parent(model: nn.Module, parent_state: Mapping[str, torch.Tensor], parent: ArchSpec,
@@ -26,5 +46,10 @@ def init_from_parent(model: nn.Module, parent_state: Mapping[str, torch.Tensor],
     if decomposable_from(parent, child):
         model.load_state_dict(decomposed_state(parent_state, parent, child), strict=True)
         return "decomposed"
+    if centre_taps_of(parent, child):
+        from pas_models.nas.supernet import derive_state
+
+        model.load_state_dict(derive_state(parent_state, parent, child), strict=True)
+        return "centre taps"
     load_parent_weights(model, parent_state, parent, child)
     return "copied"

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("pas_orchestrator.commands.status", "the state of a search"),
     "report": ("pas_orchestrator.commands.report", "table and plot of a search"),
     "cancel": ("pas_orchestrator.commands.cancel", "cancel a search and its jobs"),
+    "study": ("pas_orchestrator.commands.study", "the paper's other experiments on a finished search"),
     "export": ("pas_orchestrator.commands.export", "export the best model of a search"),
     "train": ("pas_orchestrator.commands.train", "train one hypothesis (or the base network) here"),
     "flops": ("pas_orchestrator.commands.flops", "GFLOPs per view of a backbone after a sequence of reduction "

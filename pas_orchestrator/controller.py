@@ -62,6 +62,8 @@ from pas_orchestrator.strategies.base import Strategy
 from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
 from pas_orchestrator.strategies.gradient import SUPERNET, GradientSearch, candidate_cycle
 from pas_orchestrator.strategies.halving import SuccessiveHalving
+from pas_orchestrator.studies import is_study
+from pas_orchestrator.studies.registry import study_of
 from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task
 
 log = logging.getLogger(__name__)
@@ -189,16 +191,23 @@ class Controller:
         while True:
             self.ledger.heartbeat()
             changed = self.step()
-            snap = self.ledger.snapshot()
+            snap = self.view()
             if snap.search.state != SearchState.RUNNING:
                 self._settle(poll)
                 return self.ledger.snapshot()
             if not changed:
                 time.sleep(poll)
 
+    def view(self) -> Snapshot:
+        """What ``decide`` sees (the whole ledger; a study sees its own part of it)."""
+        return self.ledger.snapshot()
+
+    def batch_name(self, iteration: int) -> str:
+        return f"pas-{self.search.name}-i{iteration}"
+
     def step(self) -> bool:
         """One round; True when the ledger changed (the next round follows at once)."""
-        snap = self.ledger.snapshot()
+        snap = self.view()
         if snap.search.state != SearchState.RUNNING:
             return False
         changed = False
@@ -330,8 +339,7 @@ class Controller:
             return False
         hyps = [_hyp(snap, i) for i in action.hypothesis_ids]
         tasks = [self._task(snap, h) for h in hyps]  # built first: a task that cannot be built submits nothing
-        attempts = self.ledger.apply(CreateAttempts(action.hypothesis_ids,
-                                                    f"pas-{self.search.name}-i{action.iteration}")).attempts
+        attempts = self.ledger.apply(CreateAttempts(action.hypothesis_ids, self.batch_name(action.iteration))).attempts
         tasks = [replace(t, attempt=a.number) for t, a in zip(tasks, attempts, strict=True)]
         batch = attempts[0].batch
         failpoints.hit("before-sbatch")
@@ -392,6 +400,9 @@ class Controller:
             return cache_task(snap, h, self.search, self.data, self.layout)
         if h.kind == SUPERNET:
             return supernet_task(snap, h, self.search, self.data)
+        if is_study(h.kind):
+            return replace(study_of(h, snap).task(snap, h, lambda src: self._train_task(snap, src)),
+                           measure_latency=False)
         task = replace(self._train_task(snap, h), measure_latency=False)  # measured alone (pas_models.measure)
         if h.rung is not None and self.halving is not None:
             task = replace(task, rung=self.halving.rung(h.rung))
@@ -411,11 +422,16 @@ class Controller:
         if h.kind == "baseline":
             return baseline_task(s, self.data, student, h.out_dir, hypothesis=h.label)
         base = snap.iteration(0)[0]
-        if s.strategy == "gradient":  # a candidate: starts from its weights cut from its target's supernet
+        if s.strategy == "gradient":  # a candidate (gradient.candidate_init)
+            assert s.gradient is not None
+            b_model = str(HypFiles.of(base.out_dir).model)
+            if s.gradient.candidate_init == "pas":  # B's weights where shapes allow, else random (train.run decides)
+                return hypothesis_task(s, self.data, student, s.base_spec(), h.out_dir, b_model, b_model,
+                                       hypothesis=h.label)
             supernet = next(x for x in snap.hypotheses if x.kind == SUPERNET and x.iteration == h.iteration)
             weights = HypFiles.of(supernet.out_dir).candidate(h.path, candidate_cycle(h.op))
-            return hypothesis_task(s, self.data, student, student, h.out_dir, str(HypFiles.of(base.out_dir).model),
-                                   str(weights), hypothesis=h.label)
+            return replace(hypothesis_task(s, self.data, student, student, h.out_dir, b_model, str(weights),
+                                           hypothesis=h.label), lr_divisor=s.gradient.lr_divisor)
         parent_hyp = snap.winner(h.iteration - 1) if h.iteration > 1 else base
         if parent_hyp is None:
             raise LookupError(f"{h.label}: iteration {h.iteration - 1} has no winner in {self.ledger.path}")

@@ -49,10 +49,13 @@ def _rung(h: HypRec, rungs: int | None) -> str:
     return f"{h.rung}/{rungs}"
 
 
-def render(snap: Snapshot) -> str:
+def render(snap: Snapshot, studies: bool = False) -> str:
+    """The search's rows (and a line per study run on it), or with ``studies`` the studies' rows."""
     rows = []
-    rungs = rungs_of(snap)
+    rungs = None if studies else rungs_of(snap)
     for h in snap.hypotheses:
+        if h.kind.startswith("study-") != studies:
+            continue
         last = h.attempts[-1] if h.attempts else None
         job = "-" if last is None or last.job_id is None else last.job_id
         scores = h.rung_scores
@@ -68,17 +71,40 @@ def render(snap: Snapshot) -> str:
                 h.reason if h.reason and not h.top1 and h.stopped_rung is None else ""]
         rows.append(row)
     s = snap.search
-    used = snap.compute()
+    used = snap.compute(studies)
     head = (f"search {s.name} on {s.cluster}: {s.state.value}" + (f" ({s.error})" if s.error else "")
             + f", started {time.strftime('%Y-%m-%d %H:%M', time.localtime(s.created_at))}, "
             + f"elapsed {_elapsed(s.created_at, s.ended_at)}, compute "
             + (" + ".join(f"{v:.3g} {k}" for k, v in sorted(used.items())) or "-"))
-    cols = ["iter", "op", "path", "state", "job", "scheduler", "tries", "elapsed"]
+    if studies:
+        head = f"studies of search {s.name}, compute " + (" + ".join(f"{v:.3g} {k}" for k, v in
+                                                                     sorted(used.items())) or "-")
+    cols = ["iter", "study" if studies else "op", "path", "state", "job", "scheduler", "tries", "elapsed"]
+    if studies:
+        for r, h in zip(rows, [h for h in snap.hypotheses if h.kind.startswith("study-")], strict=True):
+            r[1] = f"{h.kind.removeprefix('study-')} {h.op}"
     if rungs is not None:
         cols += ["rung", "rung top-1 %"]
     unit = "/".join(sorted(used)) or "GPU-h"
     table = format_table([*cols, unit, "top-1 %", "top-5 %", "GFLOPs/view", "note"], rows)
+    if not studies:
+        table += _studies_line(snap)
     return head + "\n" + table
+
+
+def _studies_line(snap: Snapshot) -> str:
+    """One line naming the studies run on the search, with their states (`pas status --study` shows them)."""
+    by: dict[tuple[str, int], list[HypRec]] = {}
+    for h in snap.hypotheses:
+        if h.kind.startswith("study-"):
+            by.setdefault((h.kind.removeprefix("study-"), h.iteration), []).append(h)
+    if not by:
+        return ""
+    parts = []
+    for (name, it), hs in by.items():
+        done = sum(1 for h in hs if h.state.value == "DONE")
+        parts.append(f"{name} at iteration {it} ({done} of {len(hs)} trainings done)")
+    return "\nstudies: " + "; ".join(parts) + " (pas status --study)"
 
 
 def _attempts(h: HypRec) -> list[dict]:
@@ -92,10 +118,13 @@ def _attempts(h: HypRec) -> list[dict]:
 def as_json(snap: Snapshot) -> dict:
     """The search; ``hypotheses``: the networks (B, the hypotheses, baselines); ``measurements``: the
     latency measurement jobs (one per iteration), with their timings once done; ``teacher_cache``: the
-    shards of B's soft labels (``distill.cache``), with what each stored once done."""
+    shards of B's soft labels (``distill.cache``), with what each stored once done; ``studies``: the trainings of
+    the studies run on the search (``pas study``), their compute in ``studies_compute_hours_by_unit`` (the search's
+    totals leave them out)."""
     s = snap.search
     rungs = rungs_of(snap)
     used = snap.compute()
+    studied = snap.compute(studies=True)
     return {"name": s.name, "cluster": s.cluster, "state": s.state.value, "error": s.error,
             "created_at": s.created_at, "ended_at": s.ended_at,
             "compute_hours_total": sum(used.values()), "compute_hours_by_unit": used,
@@ -105,7 +134,13 @@ def as_json(snap: Snapshot) -> dict:
                             "rung": h.rung, "rungs": rungs if h.rung is not None else None,
                             "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
                             "attempts": _attempts(h)}
-                           for h in snap.hypotheses if h.kind not in (MEASURE, CACHE)],
+                           for h in snap.hypotheses
+                           if h.kind not in (MEASURE, CACHE) and not h.kind.startswith("study-")],
+            "studies": [{"study": h.kind.removeprefix("study-"), "iteration": h.iteration, "op": h.op, "kind": h.kind,
+                         "path": h.path, "state": h.state.value, "reason": h.reason, "top1": h.top1, "top5": h.top5,
+                         "gflops": h.gflops, "out_dir": h.out_dir, "attempts": _attempts(h)}
+                        for h in snap.hypotheses if h.kind.startswith("study-")],
+            "studies_compute_hours_by_unit": studied,
             "measurements": [{"iteration": h.iteration, "state": h.state.value, "reason": h.reason,
                               "out_dir": h.out_dir, "attempts": _attempts(h),
                               "timings": json.loads(h.result)["timings"] if h.result else None}

@@ -116,3 +116,39 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert info["path"] == winner["path"] and info["top1"] == winner["top1"]
     scripted = torch.jit.load(str(best / "model.ts"))
     assert scripted(torch.zeros(info["input_shape"])).shape == (1, 4)
+
+    # studies on the finished search (paper Tables 7 and 4), recorded in its ledger, run by the same controller
+    dry = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "3 training(s)" in dry.stdout and "1-s.bn-eval" in dry.stdout and "# expected: " in dry.stdout
+    bn = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--poll", "0.3")
+    assert bn.returncode == 0, bn.stderr[-3000:]
+    rows = {r[1].strip(): [c.strip() for c in r[1:-1]] for r in (line.split("|") for line in bn.stdout.splitlines())
+            if len(r) > 5 and r[1].strip() in ("s", "f", "c")}
+    assert set(rows) == {"s", "f", "c"}
+    for op, r in rows.items():  # BN train: the search's own figure; BN eval: the study's training
+        assert float(r[3]) == by[(1, op, "pas")]["top1"] and 0 <= float(r[4]) <= 100
+    ab = pas(tmp_path, "study", "ablation", "--search", "cli", "--iteration", "1", "--poll", "0.3")
+    assert ab.returncode == 0, ab.stderr[-3000:]
+    assert "(paper Table 4)" in ab.stdout
+    assert (tmp_path / "runs/cli/report/study-ablation-1.csv").read_text().splitlines()[0] == \
+        "reduction,path,GFLOPs/view,KD + fine-tuning,\"fine-tuning, no KD\",\"KD, no fine-tuning\""
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
+    studied = {h["op"]: h for h in status["studies"]}
+    assert not any(h["kind"].startswith("study-") for h in status["hypotheses"])
+    assert sum(status["studies_compute_hours_by_unit"].values()) > 0
+    assert set(studied) == {"s.bn-eval", "f.bn-eval", "c.bn-eval", "s.ft-nokd", "s.kd-scratch", "f.ft-nokd",
+                            "f.kd-scratch"}
+    assert all(h["state"] == "DONE" and len(h["attempts"]) == 1 for h in studied.values())
+    nokd = json.loads((Path(studied["s.ft-nokd"]["out_dir"]) / "result.json").read_text())
+    assert nokd["teacher_source"] == "none" and nokd["finetuned_from_parent"]
+    scratch = json.loads((Path(studied["s.kd-scratch"]["out_dir"]) / "result.json").read_text())
+    assert scratch["teacher_source"] == "live" and not scratch["finetuned_from_parent"]
+    assert json.loads((Path(studied["c.bn-eval"]["out_dir"]) / "result.json").read_text())["distill"][
+        "teacher_bn"] == "eval"
+    again = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--poll", "0.3")  # done: nothing trains again
+    assert again.returncode == 0 and again.stdout.count("|") > 0
+    assert json.loads(pas(tmp_path, "status", "--json").stdout)["studies"] == status["studies"]
+    text = pas(tmp_path, "status").stdout
+    assert "studies: teacher-bn at iteration 1 (3 of 3 trainings done); ablation at iteration 1 (4 of 4" in text
+    assert "teacher-bn s.bn-eval" in pas(tmp_path, "status", "--study").stdout

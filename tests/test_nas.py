@@ -314,3 +314,30 @@ def test_the_candidate_is_the_most_likely_network_within_the_target(tables: dict
     assert most_likely_within(probs, table, target) == arch  # seeded
     smallest = tuple(len(d) - 1 for d in space.decisions)
     assert most_likely_within(probs, table, table.gflops(smallest) / 2) == smallest  # below the space: the smallest
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_a_candidate_that_only_cuts_temporal_kernels_starts_from_b_centre_taps(name: str) -> None:
+    """candidate_init pas: B's weights where shapes allow; kt 1 takes the centre tap (= the supernet's slice of
+    B); a width or depth cut is not a slice of B's shapes and starts from random weights."""
+    from pas_models.inherit import can_init_from_parent, centre_taps_of, init_from_parent
+
+    base, model = _trained_like(name)
+    space = SearchSpace.of(base)
+    kts = [i for i, d in enumerate(space.decisions) if d.kind == "kt"]
+    arch = list(space.largest)
+    for i in kts[:2]:
+        arch[i] = 1
+    arch[space.index("crop")] = 1  # a view choice changes no weight
+    child = space.derive(tuple(arch))
+    assert centre_taps_of(base, child) and can_init_from_parent(base, child)
+    net = build_model(child)
+    assert init_from_parent(net, model.state_dict(), base, child) == "centre taps"
+    expected = derive_state(model.state_dict(), base, child)
+    assert all(torch.equal(v, expected[k]) for k, v in net.state_dict().items())
+    narrow = list(space.largest)
+    narrow[next(i for i, d in enumerate(space.decisions) if d.kind == "width")] = 1
+    narrow[kts[0]] = 1
+    assert not centre_taps_of(base, space.derive(tuple(narrow)))
+    assert not can_init_from_parent(base, space.derive(tuple(narrow)))
+    assert not centre_taps_of(base, base)  # equal shapes: copied, not this

@@ -110,3 +110,33 @@ def test_slowfast_never_triggers_the_paper_rule() -> None:
     for _ in range(4):
         spec = apply_op(spec, "t")
     assert [spec.temporal_stride(p) for p in spec.pathways] == [1, 1] and not spec.frames_below_temporal_stride()
+
+
+def test_the_strategy_reads_each_hypothesis_spec_for_the_paper_rule() -> None:
+    """CoordinateDescent with selection paper: iteration 3 of the paper's R(2+1)D path chooses by Eq. 1, named."""
+    from pas_models.layout import RunLayout
+    from pas_orchestrator.core.actions import MarkWinner
+    from pas_orchestrator.ledger.records import HypRec, SearchRec, Snapshot
+    from pas_orchestrator.ledger.states import HypState, SearchState
+    from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
+
+    specs = {(): preset("r2plus1d_18", 400)}
+    for path in (("c",), ("c", "f"), *(("c", "f", op) for op in "stfcl")):
+        specs[path] = apply_op(specs[path[:-1]], path[-1])
+    flops = {"s": 7.0, "t": 9.0, "f": 9.0, "c": 5.0, "l": 11.0}
+    top1 = {"s": 60.0, "t": 63.0, "f": 62.0, "c": 62.5, "l": 57.0}  # Eq. 3 would take t
+
+    def row(hid: int, it: int, path: tuple[str, ...], top: float, gflops: float, winner: bool = False) -> HypRec:
+        return HypRec(hid, it, path[-1] if path else "base", "pas", ",".join(path), HypState.DONE, None, gflops, 1,
+                      specs[path].to_json(), f"/r/{hid}", top, 90.0, "{}", winner, 0.0, None)
+
+    rows = [row(1, 0, (), 70.0, 40.8), row(2, 1, ("c",), 68.0, 20.4, True), row(3, 2, ("c", "f"), 67.0, 10.2, True),
+            *(row(10 + i, 3, ("c", "f", op), top1[op], flops[op]) for i, op in enumerate("stfcl"))]
+    snap = Snapshot(SearchRec("s", "{}", "h", "local", SearchState.RUNNING, None, 0.0, None), tuple(rows))
+    cd = CoordinateDescent(5, None, "paper", 0.1, False, RunLayout.of("/r", "s"))
+    (mark,) = cd.advance(snap)
+    assert isinstance(mark, MarkWinner)
+    winner = next(h for h in rows if h.id == mark.hypothesis_id)
+    # Eq. 1 against B (70.0, 40.8): s 33.8 / 10 = 3.38, t 31.8 / 7 = 4.54, f 31.8 / 8, c 35.8 / 7.5 = 4.77
+    assert winner.op == "c" and mark.why.startswith("Eq. 1: 35.8 GFLOPs saved / 7.50 top-1 points lost")
+    assert "[paper's rule: t: main 4 frames < its temporal stride 8; f: main 4 frames" in mark.why

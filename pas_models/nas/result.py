@@ -39,6 +39,12 @@ class GradientConfig:
         uniformly).
     candidate_fraction: each candidate trains this fraction of the recipe's schedule (a prefix: the best
         one continues to the end); the halving rungs when ``halving:`` is set.
+    lr_divisor: the supernet's weights train at the recipe's lr / lr_divisor (initialised from B; with
+        ``candidate_init: supernet`` the candidates too).
+    candidate_init: how a candidate starts its training: ``pas`` (PAS's own rule on the derived network: B's
+        weights at lr / finetune.lr_divisor where its shapes allow, kt 1 taking the centre tap, else random
+        weights at the recipe's lr; the supernet only chooses the architecture) or ``supernet`` (its weights
+        cut from the supernet at the end of its cycle, at lr / lr_divisor).
     """
 
     targets_gflops: tuple[float, ...] = ()
@@ -51,6 +57,8 @@ class GradientConfig:
     holdout: float = 0.2
     warmup: float = 0.1
     candidate_fraction: float = 0.25
+    lr_divisor: float = 10.0
+    candidate_init: str = "pas"
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,7 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
                              task.distill.teacher_dropout)
     logits = [torch.zeros(len(d), device=device, requires_grad=True) for d in space.decisions]
     w_params = list(supernet.parameters())
-    peak = base_lr(recipe, recipe.batch_per_gpu * env.world, True, 10.0)  # initialised from B: fine-tuning lr
+    peak = base_lr(recipe, recipe.batch_per_gpu * env.world, True, cfg.lr_divisor)
     w_opt = torch.optim.SGD(w_params, lr=peak, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
                             nesterov=recipe.nesterov)
     a_opt = torch.optim.Adam(logits, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)

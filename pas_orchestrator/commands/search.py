@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,21 +225,15 @@ def check_holdout(search: SearchDef, data: Any, profile: ClusterProfile) -> None
                            "process(es); change gradient.holdout, recipe.batch_per_gpu or recipe.clips_per_video")
 
 
-class Interrupted(Exception):
-    """SIGTERM (or SIGHUP) reached the controller: stop like Ctrl-C."""
-
-
-def _on_signal(signum: int, _frame: object) -> None:
-    raise Interrupted(signal.Signals(signum).name)
-
-
 def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.config.cluster import load_profile
     from pas_orchestrator.config.search import NAME_RE, ensure_data, load_search
     from pas_orchestrator.controller import Controller, definition_dict, definition_hash
     from pas_orchestrator.core.actions import ResumeSearch
     from pas_orchestrator.executors import make_executor
+    from pas_orchestrator.foreground import run_foreground
     from pas_orchestrator.ledger import SearchState
+    from pas_orchestrator.ledger.records import Snapshot
     from pas_orchestrator.ledger.store import Ledger
     from pas_orchestrator.runs import definition_changes
     from pas_orchestrator.views import render
@@ -258,11 +251,10 @@ def run(args: argparse.Namespace) -> int:
         print(dry_run(search, profile, layout))
         return 0
     ledger = Ledger(layout.ledger)
-    ledger.acquire_lease()
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
-    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
-    controller = None
-    try:
+    controller: Controller | None = None
+
+    def body() -> Snapshot:
+        nonlocal controller
         definition = definition_dict(search)
         rec = ledger.init_search(search.name, definition, definition_hash(search), profile.name)
         if rec.definition_hash != definition_hash(search):
@@ -281,21 +273,15 @@ def run(args: argparse.Namespace) -> int:
         controller = Controller(search, profile, layout, ledger, executor, data)
         log.info("search %s: controller pid %d on %s, ledger %s (watch it with: pas status --search %s)",
                  search.name, os.getpid(), profile.name, ledger.path, search.name)
-        snap = controller.run(args.poll)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(s, signal.SIG_IGN)
-        stopped = controller.interrupt(f"controller interrupted ({why})") if controller is not None else 0
-        print(f"pas search: {search.name} interrupted ({why})"
-              + (f"; {stopped} local job(s) stopped, they resume from their checkpoints" if stopped else "")
-              + f"; run the same command to resume (`pas status --search {search.name}` shows where it is)")
+        return controller.run(args.poll)
+
+    snap = run_foreground(
+        ledger, body, lambda why: controller.interrupt(why) if controller is not None else 0,
+        lambda why, stopped: f"pas search: {search.name} interrupted ({why})"
+        + (f"; {stopped} local job(s) stopped, they resume from their checkpoints" if stopped else "")
+        + f"; run the same command to resume (`pas status --search {search.name}` shows where it is)")
+    if snap is None:
         return 130
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        ledger.release_lease()
-        ledger.close()
     print(render(snap))
     if snap.search.state != SearchState.DONE:
         print(f"pas search: {snap.search.name} {snap.search.state.value.lower()}: {snap.search.error}")

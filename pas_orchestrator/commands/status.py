@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search", help="search name (default: the only one, or the latest under --runs)")
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--json", action="store_true", help="machine-readable output (indented at a terminal)")
+    p.add_argument("--study", action="store_true", help="the studies run on the search (`pas study`) instead")
     p.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS", help="refresh until Ctrl-C")
     p.set_defaults(func=run)
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             if args.watch:
                 print("\033[2J\033[H", end="")
-            print(render(snap))
+            print(render(snap, studies=args.study))
             if holder:
                 print(f"controller: pid {holder[1]} on {holder[0]}, heartbeat {time.time() - holder[2]:.0f} s ago")
             else:

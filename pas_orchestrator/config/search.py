@@ -299,6 +299,9 @@ def check_gradient(r: _RawSearch, w: str) -> None:
     require(0 < g.tau_min <= g.tau_max, f"{w} gradient.tau_min", "must be in (0, tau_max]")
     require(0 < g.holdout < 1, f"{w} gradient.holdout", f"must be in (0, 1), got {g.holdout}")
     require(0 <= g.warmup < 1, f"{w} gradient.warmup", f"must be in [0, 1), got {g.warmup}")
+    require(g.lr_divisor >= 1, f"{w} gradient.lr_divisor", f"must be >= 1 (1: the recipe's lr), got {g.lr_divisor}")
+    require(g.candidate_init in ("pas", "supernet"), f"{w} gradient.candidate_init",
+            f"must be pas or supernet, got {g.candidate_init!r}")
     inv = 1 / g.candidate_fraction if 0 < g.candidate_fraction < 1 else 0
     require(inv >= 2 and abs(inv - round(inv)) < 1e-6, f"{w} gradient.candidate_fraction",
             f"must be 1/n for an integer n >= 2 (0.5, 0.25, ...), got {g.candidate_fraction}")

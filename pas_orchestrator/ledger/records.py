@@ -139,10 +139,13 @@ class Snapshot:
     def winner(self, i: int) -> HypRec | None:
         return next((h for h in self.iteration(i) if h.winner), None)
 
-    def compute(self) -> dict[str, float]:
-        """The compute every attempt used so far, per unit (``{"GPU-h": 12.5}``; CPU-h for CPU jobs)."""
+    def compute(self, studies: bool = False) -> dict[str, float]:
+        """The compute every attempt of the search used so far, per unit (``{"GPU-h": 12.5}``; CPU-h for CPU
+        jobs); with ``studies``, that of the studies run on it (rows of kind ``study-*``) instead."""
         out: dict[str, float] = {}
         for h in self.hypotheses:
+            if h.kind.startswith("study-") != studies:
+                continue
             for a in h.attempts:
                 if a.compute_hours is not None and a.compute_unit:
                     out[a.compute_unit] = out.get(a.compute_unit, 0.0) + a.compute_hours

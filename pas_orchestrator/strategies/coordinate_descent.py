@@ -31,10 +31,10 @@ def base_stage(snap: Snapshot) -> list[Action] | None:
     return None
 
 
-def candidate(h: HypRec, top1: float, top5: float) -> Candidate:
+def candidate(h: HypRec, top1: float, top5: float, paper: bool = False) -> Candidate:
     """What the selection rules see of a hypothesis (its scores, cost, and for ``selection: paper`` whether
     its frames are below its network's temporal stride, from the spec the ledger holds)."""
-    below = "; ".join(ArchSpec.from_json(h.spec).frames_below_temporal_stride()) if h.spec else ""
+    below = "; ".join(ArchSpec.from_json(h.spec).frames_below_temporal_stride()) if paper and h.spec else ""
     return Candidate(h.op, top1, top5, h.gflops or 0.0, below)
 
 
@@ -78,7 +78,7 @@ class CoordinateDescent:
         winner is chosen by (Eq. 3 / Eq. 1 against B, ties by top-5, GFLOPs, operator order), and that rule."""
         base, parent = snap.iteration(0)[0], self._parent(snap, i)
         by_op = {h.op: h for h, _, _ in scored}
-        ordered, rule = rank([candidate(h, t1, t5) for h, t1, t5 in scored],
+        ordered, rule = rank([candidate(h, t1, t5, self.selection == "paper") for h, t1, t5 in scored],
                              selection=self.selection, base_top1=base.top1 or 0.0, base_gflops=base.gflops or 0.0,
                              parent_gflops=(parent.gflops if parent is not None else None) or 1.0,
                              tolerance=self.ratio_tolerance)
@@ -99,7 +99,7 @@ class CoordinateDescent:
         if parent is None or parent.gflops is None:  # a ledger edited by hand: refuse to guess
             return [EndSearch(SearchState.FAILED, f"iteration {last}: the ledger has no winner of iteration "
                                                   f"{last - 1} with a cost to compare against")]
-        choice = select([candidate(h, h.top1 or 0.0, h.top5 or 0.0) for h in done],
+        choice = select([candidate(h, h.top1 or 0.0, h.top5 or 0.0, self.selection == "paper") for h in done],
                         selection=self.selection, base_top1=base.top1 or 0.0, base_gflops=base.gflops or 0.0,
                         parent_gflops=parent.gflops, tolerance=self.ratio_tolerance)
         winner = next(h for h in done if h.op == choice.winner.op)

@@ -1,0 +1,156 @@
+"""``pas study``: the paper's other experiments on a finished search, as arrays run by the same controller.
+
+Each study plans its trainings once into the search's ledger (their own kind: ``pas status --study``
+shows them), runs them like a search's hypotheses (retries, requeue, compute accounting; killed, the same
+command resumes it) and writes its table in the paper's layout (Markdown and CSV) under the search's
+``report/`` (``pas report`` writes it again with the search's):
+
+  ablation     Table 4: s, t, f children of one iteration with KD + fine-tuning (the search's), fine-tuning
+               without KD, KD without fine-tuning
+  teacher-bn   Table 7: every operator of one iteration with the teacher's batch norms in train vs eval mode
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pas_models.errors import PasError
+from pas_models.layout import RunLayout
+
+if TYPE_CHECKING:
+    from pas_orchestrator.config.cluster import ClusterProfile
+    from pas_orchestrator.config.search import SearchDef
+    from pas_orchestrator.ledger.records import Snapshot
+    from pas_orchestrator.studies import Study
+
+log = logging.getLogger(__name__)
+
+HELP = {"ablation": "Table 4: what distillation and fine-tuning each contribute (s, t, f of one iteration)",
+        "teacher-bn": "Table 7: every operator of one iteration with the teacher's BN in train vs eval mode"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="the paper's other experiments on a finished search", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    studies = p.add_subparsers(dest="study", metavar="STUDY", required=True)
+    for name, text in HELP.items():
+        s = studies.add_parser(name, help=text, description=text)
+        s.add_argument("--search", required=True, help="the finished search (runs/NAME)")
+        s.add_argument("--iteration", type=int,
+                       help="the iteration studied (default: ablation the last one, teacher-bn 1)")
+        s.add_argument("--runs", type=Path, default=Path("runs"), help="folder of all searches (default runs/)")
+        s.add_argument("--cluster", help="profile name or path (default: the one the search ran on)")
+        s.add_argument("--poll", type=float, help="seconds between polls (default: the profile's poll_seconds)")
+        s.add_argument("--dry-run", action="store_true", help="print the trainings it would run and their expected "
+                                                              "compute; submit nothing")
+        s.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pas_orchestrator.config.cluster import load_profile
+    from pas_orchestrator.config.search import ensure_data, search_from_dict
+    from pas_orchestrator.executors import make_executor
+    from pas_orchestrator.foreground import run_foreground
+    from pas_orchestrator.ledger import SearchState
+    from pas_orchestrator.ledger.store import Ledger
+    from pas_orchestrator.runs import find_ledger
+    from pas_orchestrator.studies import StudyStrategy
+    from pas_orchestrator.studies.registry import make_study
+    from pas_orchestrator.studies.report import write_study
+    from pas_orchestrator.studies.shell import StudyController
+
+    path = find_ledger(args.runs.resolve(), args.search)
+    layout = RunLayout(path.parent)
+    reader = Ledger(path, readonly=True)
+    try:
+        snap = reader.snapshot()
+    finally:
+        reader.close()
+    rec = snap.search
+    if rec.state != SearchState.DONE:
+        raise PasError(f"search {rec.name} is {rec.state.value.lower()}: a study needs a finished search (resume it "
+                       "with `pas search` first)")
+    search = search_from_dict(json.loads(rec.definition), f"{path} (the search's recorded definition)")
+    if search.strategy != "coordinate_descent":
+        raise PasError(f"search {rec.name} ran strategy {search.strategy}: the studies are about PAS's iterations")
+    iteration = args.iteration if args.iteration is not None else (
+        max(1, snap.last_iteration) if args.study == "ablation" else 1)
+    study = make_study(args.study, iteration, search.distill.teacher_bn)
+    profile = load_profile(args.cluster or rec.cluster)
+    mine = [h for h in snap.hypotheses if study.owns(h)]
+    planned = mine or [StudyStrategy(study, layout).advance(snap)[0]]
+    if args.dry_run:
+        print(dry_run_text(study, snap, planned, search, profile))
+        return 0
+    ledger = Ledger(path)
+    controller: StudyController | None = None
+
+    def body() -> Snapshot:
+        nonlocal controller
+        data = ensure_data(search)
+        executor = make_executor(profile, layout, search.backbone)
+        controller = StudyController(search, profile, layout, ledger, executor, data, study)
+        log.info("study %s of search %s: controller pid %d on %s (watch it with: pas status --search %s --study)",
+                 study.slug, rec.name, os.getpid(), profile.name, rec.name)
+        return controller.run(args.poll)
+
+    done = run_foreground(
+        ledger, body, lambda why: controller.interrupt(why) if controller is not None else 0,
+        lambda why, stopped: f"pas study: {study.slug} of {rec.name} interrupted ({why})"
+        + (f"; {stopped} local job(s) stopped, they resume from their checkpoints" if stopped else "")
+        + "; run the same command to resume")
+    if done is None:
+        return 130
+    files = write_study(study, done, layout.report)
+    print(files["table"].read_text())
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    ended = controller.ended if controller is not None else None
+    if ended is None or ended.state != SearchState.DONE:
+        print(f"pas study: {study.slug}: {ended.reason if ended else 'did not end'}")
+        return 1
+    return 0
+
+
+def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: SearchDef, profile: ClusterProfile) -> str:
+    """The trainings the study runs and what they are expected to cost (each as long as the search's recipe
+    at the throughput the search's own trainings measured)."""
+    from pas_orchestrator.core.actions import AddHypotheses
+
+    rows = list(planned[0].hypotheses) if planned and isinstance(planned[0], AddHypotheses) else planned
+    hours, unit, how = _per_training(snap)
+    lines = [f"# study {study.slug} of search {snap.search.name}: {len(rows)} training(s), one array "
+             f"(each {search.recipe.epochs} epochs of the search's recipe, the rest as below)"]
+    for h in rows:
+        lines.append(f"#   {h.iteration}-{h.op}  path {h.path or '-'}  {h.gflops or 0:.4g} GFLOPs/view")
+    if hours is not None:
+        lines.append(f"# expected: {len(rows) * hours:.3g} {unit} ({len(rows)} x {hours:.3g}: {how})")
+    else:
+        lines.append(f"# expected: not known ({how})")
+    res = profile.resources_for(search.backbone)
+    lines.append(f"# each job: {res.nodes} node(s) x {res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per "
+                 f"node, time limit {res.time_min} min; executor {profile.executor}")
+    return "\n".join(lines)
+
+
+def _per_training(snap: Snapshot) -> tuple[float | None, str, str]:
+    """Compute of one of the search's whole trainings of iterations >= 1 (the median over them, all attempts of
+    each), its unit and where the figure comes from."""
+    import statistics
+
+    per: dict[str, list[float]] = {}
+    for h in snap.hypotheses:
+        if h.kind != "pas" or h.iteration < 1 or h.state.value != "DONE" or h.stopped_rung is not None:
+            continue
+        spent = [(a.compute_hours, a.compute_unit) for a in h.attempts
+                 if a.compute_hours is not None and a.compute_unit]
+        if spent and len({u for _, u in spent}) == 1:
+            per.setdefault(spent[0][1] or "", []).append(sum(c for c, _ in spent))
+    if not per:
+        return None, "", "the search's trainings recorded no compute"
+    unit, values = max(per.items(), key=lambda kv: len(kv[1]))
+    return statistics.median(values), unit, f"the median of the search's {len(values)} whole trainings"

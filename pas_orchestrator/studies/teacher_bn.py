@@ -1,0 +1,84 @@
+"""``pas study teacher-bn``: the paper's Table 7. Every operator of one iteration trained with the teacher's
+batch norms in train mode (batch statistics, as the student's: the paper's choice, after Heo et al.) and in
+eval mode (B's running statistics), the rest of the search's training unchanged.
+
+The search's own row is one of the two columns when it is a whole training with a live teacher (not stopped
+at a halving rung, not distilled from the teacher cache): the study trains only the other mode then; else
+it trains both (``OP.bn-train``, ``OP.bn-eval``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+from pas_models.layout import RunLayout
+from pas_models.train.task import TrainTask
+from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
+from pas_orchestrator.ledger.states import HypState
+from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, fmt, source_row, trained_to_the_end
+
+MODES = ("train", "eval")
+
+
+def _live(h: HypRec) -> bool:
+    return bool(h.result) and json.loads(h.result or "{}").get("teacher_source", "live") == "live"
+
+
+@dataclass(frozen=True)
+class TeacherBN:
+    iteration: int
+    searched_mode: str  # the search's distill.teacher_bn
+    name: str = "teacher-bn"
+    kind: str = "study-teacher-bn"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.name}-{self.iteration}"
+
+    def owns(self, h: HypRec) -> bool:
+        return h.kind == self.kind and h.iteration == self.iteration
+
+    def _reused(self, h: HypRec) -> bool:
+        return trained_to_the_end(h) and _live(h)
+
+    def plan(self, snap: Snapshot, layout: RunLayout) -> list[NewHypothesis]:
+        rows = [h for h in snap.iteration(self.iteration) if h.spec and h.state in (HypState.DONE, HypState.STOPPED)]
+        if not rows:
+            raise StudyError(f"study {self.slug}: the search has no trained hypothesis at iteration {self.iteration} "
+                             f"(its iterations: 1 to {max(snap.last_iteration, 0)}); choose another --iteration")
+        out = []
+        for h in rows:
+            modes = [m for m in MODES if not (m == self.searched_mode and self._reused(h))]
+            for m in modes:
+                op = f"{h.op}.bn-{m}"
+                out.append(NewHypothesis(self.iteration, op, self.kind, h.path,
+                                         str(layout.hyp_dir(self.iteration, op, self.kind)), gflops=h.gflops,
+                                         params=h.params, spec=h.spec))
+        return out
+
+    def task(self, snap: Snapshot, h: HypRec, search_task: SearchTask) -> TrainTask:
+        mode = h.op.rsplit(".bn-", 1)[1]
+        t = search_task(source_row(snap, h))
+        return replace(t, hypothesis=h.label, out_dir=h.out_dir, teacher_cache=None,
+                       distill=replace(t.distill, teacher_bn=mode, cache=None))
+
+    def table(self, snap: Snapshot) -> StudyTable:
+        mine = {h.op: h for h in snap.hypotheses if self.owns(h)}
+        rows = []
+        for src in snap.iteration(self.iteration):
+            if not any(op.split(".", 1)[0] == src.op for op in mine):
+                continue
+            cells = []
+            for m in MODES:
+                h = mine.get(f"{src.op}.bn-{m}")
+                if h is None and m == self.searched_mode and self._reused(src):
+                    h = src
+                cells.append(fmt(h.top1) if h is not None and h.state == HypState.DONE else
+                             "-" if h is None else h.state.value.lower())
+            rows.append((src.op, src.path, f"{src.gflops or 0:.4g}", *cells))
+        return StudyTable(
+            f"Teacher BN mode, iteration {self.iteration} (paper Table 7): top-1 %",
+            ("reduction", "path", "GFLOPs/view", "teacher BN train", "teacher BN eval"), tuple(rows),
+            (f"The search distilled with the teacher in BN {self.searched_mode} mode; its own figure is reused where "
+             "it is a whole training with a live teacher. The teacher's dropout is off in both modes.",))

@@ -1,0 +1,158 @@
+"""Studies (paper Tables 4 and 7): what each plans from a finished search, the trainings it runs, when it ends,
+what `decide` submits for it, and its table. Pure (snapshots in, actions and tasks out): milliseconds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from test_decide import LAYOUT
+
+from pas_models.data.formats import DatasetConfig
+from pas_models.presets import preset
+from pas_models.reductions import apply_op
+from pas_models.train.task import Distill, TrainTask
+from pas_orchestrator.core.actions import AddHypotheses, EndSearch, SubmitBatch
+from pas_orchestrator.core.decide import Capacity, Observations, Policy, decide
+from pas_orchestrator.ledger.records import HypRec, SearchRec, Snapshot
+from pas_orchestrator.ledger.states import HypState, SearchState
+from pas_orchestrator.studies import StudyError, StudyStrategy
+from pas_orchestrator.studies.ablation import Ablation
+from pas_orchestrator.studies.registry import make_study, studies_in
+from pas_orchestrator.studies.teacher_bn import TeacherBN
+
+B = preset("r2plus1d_tiny", 8)
+DONE, STOPPED, PLANNED = HypState.DONE, HypState.STOPPED, HypState.PLANNED
+
+
+def row(hid: int, iteration: int, op: str, state: HypState = DONE, kind: str = "pas", top1: float | None = 50.0,
+        path: str | None = None, winner: bool = False, finetuned: bool = True, source: str = "live",
+        stopped: int | None = None) -> HypRec:
+    spec = B
+    ops = (path or op).split(",") if op != "base" else []
+    for o in ops:
+        spec = apply_op(spec, o.split(".")[0])
+    result = json.dumps({"finetuned_from_parent": finetuned, "teacher_source": source}) if state == DONE else None
+    return HypRec(hid, iteration, op, kind, ",".join(o.split(".")[0] for o in ops), state, None, 1e-3, 100,
+                  spec.to_json(), f"/runs/s/hyp/{iteration}-{op}", top1 if state == DONE else None,
+                  90.0 if state == DONE else None, result, winner, 0.0, None, stopped_rung=stopped)
+
+
+def snap(*rows: HypRec, teacher_bn: str = "train") -> Snapshot:
+    definition = json.dumps({"distill": {"teacher_bn": teacher_bn}})
+    return Snapshot(SearchRec("s", definition, "h", "local", SearchState.DONE, None, 0.0, 1.0), rows)
+
+
+SEARCH = (row(1, 0, "base", top1=60.0, finetuned=False, source="none"),
+          row(2, 1, "s", top1=55.0), row(3, 1, "t", top1=57.0, winner=True),
+          row(4, 1, "f", STOPPED, stopped=1), row(5, 1, "c", top1=52.0, finetuned=False),
+          row(6, 1, "l", top1=51.0, finetuned=False),
+          row(7, 2, "s", top1=54.0, path="t,s"), row(8, 2, "f", top1=53.0, path="t,f", winner=True),
+          row(9, 2, "c", top1=50.0, path="t,c", finetuned=False))
+
+
+def ops(actions: list) -> list[str]:
+    (add,) = actions
+    assert isinstance(add, AddHypotheses)
+    return [h.op for h in add.hypotheses]
+
+
+def test_teacher_bn_trains_the_other_mode_and_both_where_the_search_has_no_whole_live_figure() -> None:
+    study = TeacherBN(1, "train")
+    # s, t: whole live trainings in BN train mode (reused); f: stopped at a rung (both modes trained)
+    assert ops(StudyStrategy(study, LAYOUT).advance(snap(*SEARCH))) == [
+        "s.bn-eval", "t.bn-eval", "f.bn-train", "f.bn-eval", "c.bn-eval", "l.bn-eval"]
+    cached = tuple(replace(h, result=json.dumps({"teacher_source": "cache"})) if h.iteration == 1 and h.op == "s"
+                   else h for h in SEARCH)
+    assert ops(StudyStrategy(study, LAYOUT).advance(snap(*cached)))[:2] == ["s.bn-train", "s.bn-eval"]
+    with pytest.raises(StudyError, match="no trained hypothesis at iteration 5"):
+        StudyStrategy(TeacherBN(5, "train"), LAYOUT).advance(snap(*SEARCH))
+
+
+def test_ablation_covers_s_t_f_with_the_variants_the_search_did_not_train() -> None:
+    # iteration 1: s and t fine-tuned whole (KD + FT reused); f stopped at a rung: KD + FT trained too; c, l left out
+    assert ops(StudyStrategy(Ablation(1), LAYOUT).advance(snap(*SEARCH))) == [
+        "s.ft-nokd", "s.kd-scratch", "t.ft-nokd", "t.kd-scratch", "f.kd-ft", "f.ft-nokd", "f.kd-scratch"]
+    assert ops(StudyStrategy(Ablation(2), LAYOUT).advance(snap(*SEARCH))) == [
+        "s.ft-nokd", "s.kd-scratch", "f.ft-nokd", "f.kd-scratch"]
+    with pytest.raises(StudyError, match="no iteration 4"):
+        StudyStrategy(Ablation(4), LAYOUT).advance(snap(*SEARCH))
+    only_c = tuple(h for h in SEARCH if h.op in ("base", "c", "l"))
+    with pytest.raises(StudyError, match="none of s, t, f was trained"):
+        StudyStrategy(Ablation(1), LAYOUT).advance(snap(*only_c))
+
+
+def _search_task(h: HypRec) -> TrainTask:
+    """What the controller builds for a search row (here: KD from B, fine-tuned from the parent)."""
+    from pas_models.spec import ArchSpec
+
+    return TrainTask(hypothesis=f"{h.iteration}-{h.op}", student=ArchSpec.from_json(h.spec or ""),
+                     data=DatasetConfig(format="list", root="/d", annotations={"train": "t", "val": "v"},
+                                       num_classes=8), out_dir=h.out_dir, teacher=B,
+                     teacher_checkpoint="/b.pt", parent=B, parent_checkpoint="/p.pt",
+                     distill=Distill(alpha=10.0, teacher_bn="train"), lr_divisor=10.0)
+
+
+def test_each_variant_changes_the_search_training_in_one_respect_only() -> None:
+    s = snap(*SEARCH)
+    study_rows = {h.op: h for h in planned_rows(Ablation(1), s)}
+    src = _search_task(SEARCH[2])
+    nokd = Ablation(1).task(s, study_rows["t.ft-nokd"], _search_task)
+    assert nokd.teacher is None and nokd.distill.alpha == 0 and nokd.parent_checkpoint == "/p.pt"
+    assert nokd.out_dir == "/runs/s/hyp/1-t.ft-nokd" and nokd.hypothesis == "1-t.ft-nokd"
+    scratch = Ablation(1).task(s, study_rows["t.kd-scratch"], _search_task)
+    assert scratch.parent is None and scratch.parent_checkpoint is None and scratch.distill == src.distill
+    assert replace(scratch, parent=src.parent, parent_checkpoint=src.parent_checkpoint, hypothesis=src.hypothesis,
+                   out_dir=src.out_dir) == src
+    bn_rows = {h.op: h for h in planned_rows(TeacherBN(1, "train"), s)}
+    ev = TeacherBN(1, "train").task(s, bn_rows["t.bn-eval"], _search_task)
+    assert ev.distill == replace(src.distill, teacher_bn="eval") and ev.parent_checkpoint == "/p.pt"
+
+
+def planned_rows(study: object, s: Snapshot) -> list[HypRec]:
+    """The study's planned rows as ledger rows (ids from 100)."""
+    (add,) = StudyStrategy(study, LAYOUT).advance(s)  # type: ignore[arg-type]
+    return [HypRec(100 + i, n.iteration, n.op, n.kind, n.path, n.state, None, n.gflops, n.params, n.spec, n.out_dir,
+                   None, None, None, False, 0.0, None) for i, n in enumerate(add.hypotheses)]
+
+
+def test_decide_submits_only_the_study_rows_and_the_study_ends_when_they_have() -> None:
+    study = TeacherBN(2, "train")
+    planned = planned_rows(study, snap(*SEARCH))
+    leftover = row(50, 3, "s", PLANNED, path="t,f,s")  # a row of the search that never ran: not the study's
+    view = Snapshot(replace(snap().search, state=SearchState.RUNNING), (*SEARCH, *planned))
+    pol = Policy(StudyStrategy(study, LAYOUT), 1, Capacity(8))
+    (batch,) = decide(view, Observations(), pol)
+    assert isinstance(batch, SubmitBatch) and set(batch.hypothesis_ids) == {h.id for h in planned}
+    assert leftover.id not in batch.hypothesis_ids
+    ended = [replace(h, state=DONE, top1=40.0 + i) for i, h in enumerate(planned)]
+    (end,) = decide(replace(view, hypotheses=(*SEARCH, *ended)), Observations(), pol)
+    assert isinstance(end, EndSearch) and end.state == SearchState.DONE and "3 of 3 trainings done" in end.reason
+    failed = [replace(h, state=HypState.FAILED, reason="OOM") for h in planned]
+    (end,) = decide(replace(view, hypotheses=(*SEARCH, *failed)), Observations(), pol)
+    assert end.state == SearchState.FAILED and "(OOM)" in end.reason
+
+
+def test_tables_put_the_search_figures_beside_the_study_ones() -> None:
+    s = snap(*SEARCH)
+    planned = planned_rows(TeacherBN(1, "train"), s)
+    tops = {"s.bn-eval": 53.0, "t.bn-eval": 55.5, "f.bn-train": 56.0, "f.bn-eval": 54.0, "c.bn-eval": 49.0}
+    ended = tuple(replace(h, state=DONE, top1=tops[h.op]) if h.op in tops else h for h in planned)
+    full = Snapshot(s.search, (*SEARCH, *ended))
+    t = TeacherBN(1, "train").table(full)
+    by_op = {r[0]: r for r in t.rows}
+    assert by_op["s"][3:] == ("55.00", "53.00") and by_op["f"][3:] == ("56.00", "54.00")
+    assert by_op["l"][3:] == ("51.00", "planned")
+    assert "| reduction | path | GFLOPs/view | teacher BN train | teacher BN eval |" in t.markdown()
+    assert t.csv().splitlines()[0] == "reduction,path,GFLOPs/view,teacher BN train,teacher BN eval"
+    assert [st.slug for st in studies_in(full)] == ["teacher-bn-1"]
+    a = Ablation(1).table(Snapshot(s.search, (*SEARCH, *(replace(h, state=DONE, top1=30.0) for h in
+                                                           planned_rows(Ablation(1), s)))))
+    assert [r[0] for r in a.rows] == ["s", "t", "f"]
+    assert a.rows[0][3:] == ("55.00", "30.00", "30.00") and a.rows[2][3:] == ("30.00", "30.00", "30.00")
+
+
+def test_unknown_study_is_one_line() -> None:
+    with pytest.raises(StudyError, match=r"no study 'distil' \(studies: ablation, teacher-bn\)"):
+        make_study("distil", 1, "train")

@@ -88,8 +88,9 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
             del d[key]
     if d["strategy"] == "coordinate_descent":
         del d["strategy"]
-    if not d["distill"]["teacher_dropout"]:
-        del d["distill"]["teacher_dropout"]
+    for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
+        if d["distill"][key] == default:
+            del d["distill"][key]
     return json.loads(json.dumps(d, default=str))
 
 

@@ -146,6 +146,16 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert scratch["teacher_source"] == "live" and not scratch["finetuned_from_parent"]
     assert json.loads((Path(studied["c.bn-eval"]["out_dir"]) / "result.json").read_text())["distill"][
         "teacher_bn"] == "eval"
+    fd = pas(tmp_path, "study", "distill", "--search", "cli", "--op", "c", "--feature-weight", "0.5", "--poll", "0.3")
+    assert fd.returncode == 0, fd.stderr[-3000:]
+    (fd_row,) = [r.split("|")[1:-1] for r in fd.stdout.splitlines() if r.startswith("| c |")]
+    assert float(fd_row[3]) == by[(1, "c", "pas")]["top1"] and all(0 <= float(x) <= 100 for x in fd_row[4:6])
+    margin = json.loads((tmp_path / "runs/cli/hyp/1-c.margin@0.5/result.json").read_text())["distill"]
+    assert (margin["feature_loss"], margin["feature_weight"]) == ("margin", 0.5)
+    refused = pas(tmp_path, "study", "baselines", "--search", "cli")
+    assert refused.returncode == 1 and "trained every winner without PAS already" in refused.stderr
+    status = json.loads(pas(tmp_path, "status", "--json").stdout)
+    studied = {h["op"]: h for h in status["studies"]}
     again = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--poll", "0.3")  # done: nothing trains again
     assert again.returncode == 0 and again.stdout.count("|") > 0
     assert json.loads(pas(tmp_path, "status", "--json").stdout)["studies"] == status["studies"]

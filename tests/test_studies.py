@@ -154,5 +154,42 @@ def test_tables_put_the_search_figures_beside_the_study_ones() -> None:
 
 
 def test_unknown_study_is_one_line() -> None:
-    with pytest.raises(StudyError, match=r"no study 'distil' \(studies: ablation, teacher-bn\)"):
-        make_study("distil", 1, "train")
+    with pytest.raises(StudyError, match=r"no study 'distil' \(studies: ablation, baselines, distill, teacher-bn\)"):
+        make_study("distil", 1, {})
+
+
+def test_distill_trains_the_feature_losses_beside_the_search_logits_only_figure() -> None:
+    s = snap(*SEARCH)
+    study = make_study("distill", 1, {"distill": {"feature_weight": 0.0}}, "l", 0.5)
+    assert ops(StudyStrategy(study, LAYOUT).advance(s)) == ["l.mse@0.5", "l.margin@0.5"]
+    rows = planned_rows(study, s)
+    margin = study.task(s, rows[1], _search_task)
+    assert margin.distill == replace(_search_task(SEARCH[5]).distill, feature_weight=0.5, feature_loss="margin")
+    assert study_of_row(rows[1], s) == study  # the instance is read back from the row (its op and weight)
+    with pytest.raises(StudyError, match="trained no hypothesis k at iteration 1"):
+        StudyStrategy(make_study("distill", 1, {}, "k"), LAYOUT).advance(s)
+    searched_with_features = make_study("distill", 1, {"distill": {"feature_weight": 2.0}}, "l", 0.5)
+    assert ops(StudyStrategy(searched_with_features, LAYOUT).advance(s))[0] == "l.logits"  # trained, not reused
+    ended = Snapshot(s.search, (*SEARCH, *(replace(h, state=DONE, top1=t) for h, t in zip(rows, (49.0, 52.5), strict=True))))
+    assert study.table(ended).rows == (("l", "l", "0.001", "51.00", "49.00", "52.50"),)
+
+
+def test_baselines_train_the_winners_the_search_did_not_train_without_pas() -> None:
+    s = snap(*SEARCH)
+    assert ops(StudyStrategy(make_study("baselines", 0, {}), LAYOUT).advance(s)) == ["t.scratch", "f.scratch"]
+    had = replace(row(20, 1, "t", top1=44.0), kind="baseline")
+    s2 = snap(*SEARCH, had)
+    study = make_study("baselines", 0, {})
+    assert ops(StudyStrategy(study, LAYOUT).advance(s2)) == ["f.scratch"]
+    kinds = []
+    study.task(s2, planned_rows(study, s2)[0], lambda h: kinds.append(h.kind) or _search_task(h))
+    assert kinds == ["baseline"]  # the search's own without-PAS training of that winner
+    done = Snapshot(s2.search, (*SEARCH, had, *(replace(h, state=DONE, top1=50.0) for h in planned_rows(study, s2))))
+    assert study.table(done).rows == (("1", "t", "0.001", "57.00", "44.00", "+13.00"),
+                                      ("2", "t,f", "0.001", "53.00", "50.00", "+3.00"))
+
+
+def study_of_row(h: HypRec, s: Snapshot) -> object:
+    from pas_orchestrator.studies.registry import study_of
+
+    return study_of(h, s)

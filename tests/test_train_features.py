@@ -15,7 +15,16 @@ from pas_models.nets import build_model
 from pas_models.presets import preset
 from pas_models.reductions import apply_op
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint
-from pas_models.train.features import FeatureStudent, StageTap, feature_mse, stage_modules, stage_widths
+from pas_models.train.features import (
+    FeatureStudent,
+    StageTap,
+    bn_margins,
+    feature_mse,
+    final_bn,
+    margin_relu_loss,
+    stage_modules,
+    stage_widths,
+)
 from pas_models.train.run import run
 from pas_models.train.task import Distill, EvalConfig, Recipe, TrainTask
 
@@ -64,6 +73,53 @@ def test_identical_student_and_teacher_have_zero_feature_loss() -> None:
     _, feat = fs(x, _forward_features(teacher, x))
     assert feat.item() == pytest.approx(0.0, abs=1e-12)
     assert stage_widths(student) == stage_widths(teacher)
+
+
+def test_margin_relu_loss_by_hand() -> None:
+    """Heo et al.: target = max(teacher, margin); squared error except where student <= target <= 0; mean."""
+    teacher = torch.tensor([-2.0, -0.5, 1.0, -3.0]).view(1, 1, 4, 1, 1)
+    student = torch.tensor([-1.0, -2.0, 0.0, -2.5]).view(1, 1, 4, 1, 1)
+    margin = torch.tensor([-1.5])
+    # targets: max(-2, -1.5) = -1.5, -0.5, 1.0, -1.5
+    # kept: s -1 > t -1.5 (0.25); s -2 <= t -0.5 <= 0: left out; t 1 > 0: (0 - 1)^2 = 1; s -2.5 <= t -1.5: left out
+    assert margin_relu_loss(student, teacher, margin).item() == pytest.approx((0.25 + 1.0) / 4)
+
+
+def test_margins_are_the_expected_negative_response_of_the_last_batch_norm() -> None:
+    spec = preset("r2plus1d_tiny", 4)
+    model = build_model(spec)
+    bn = final_bn(list(stage_modules(model)[0].children())[-1])
+    assert bn is list(stage_modules(model)[0].children())[-1].conv2[1]
+    bn.weight.data[:3] = torch.tensor([1.0, 2.0, 0.5])
+    bn.bias.data[:3] = torch.tensor([0.0, -1.0, 10.0])
+    m = bn_margins(model)[0][:3]
+    # E[x | x < 0], x ~ N(beta, gamma^2): beta - gamma phi(beta/gamma) / Phi(-beta/gamma)
+    # N(0, 1): -sqrt(2/pi); N(-1, 4): -1 - 2 phi(0.5) / Phi(0.5); N(10, 0.25): P(x < 0) ~ 0 -> -3 gamma
+    phi, cdf = torch.distributions.Normal(0.0, 1.0).log_prob(torch.tensor(0.5)).exp(), 0.691462461
+    assert m.tolist() == pytest.approx([-(2 / torch.pi) ** 0.5, -1 - 2 * phi.item() / cdf, -1.5], rel=1e-5)
+
+
+@pytest.mark.parametrize("family", ["r2plus1d_tiny", "slowfast_tiny"])
+def test_the_margin_loss_taps_the_features_before_the_last_relu(family: str) -> None:
+    spec = preset(family, 4)
+    torch.manual_seed(0)
+    teacher = build_model(spec).eval()
+    student = build_model(apply_op(spec, "c"))
+    fs = FeatureStudent(student, teacher, loss="margin")
+    tap, post_tap = StageTap(teacher, pre_relu=True), StageTap(teacher)
+    x = torch.randn(2, *spec.input_shape(train=True))
+    teacher(x)
+    pre, post = tap.take(), post_tap.take()
+    tap.close()
+    post_tap.close()
+    # the stage output is the ReLU of what the pre-ReLU tap kept (a copy the in-place ReLU did not overwrite)
+    assert all(torch.equal(torch.relu(a), b) for a, b in zip(pre, post, strict=True))
+    if family == "r2plus1d_tiny":  # (SlowFast's last batch norms start at zero: its blocks start as identities)
+        assert all((a < 0).any() for a in pre)
+    _, feat = fs(torch.randn(2, *apply_op(spec, "c").input_shape(train=True)), pre)
+    assert torch.isfinite(feat) and feat > 0
+    feat.backward()
+    assert all(p.grad is not None for p in fs.adapters.parameters())
 
 
 def test_feature_mse_pools_to_the_common_size() -> None:

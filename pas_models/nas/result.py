@@ -81,8 +81,9 @@ class SupernetTask:
         d = asdict(self)
         for key in ("out_dir", "attempt", "hypothesis"):
             d.pop(key)
-        if not d["distill"]["teacher_dropout"]:  # the default: the hash of a task made before the setting existed
-            d["distill"].pop("teacher_dropout")
+        for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
+            if d["distill"][key] == default:  # the default: the hash of a task made before the setting existed
+                d["distill"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -211,9 +211,9 @@ class TeacherSignal:
 class LiveTeacher(TeacherSignal):
     source = "live"
 
-    def __init__(self, network: nn.Module, features: bool, fmt: torch.memory_format) -> None:
+    def __init__(self, network: nn.Module, features: bool, fmt: torch.memory_format, pre_relu: bool = False) -> None:
         self.network = network.to(memory_format=fmt)
-        self.tap = StageTap(network) if features else None
+        self.tap = StageTap(network, pre_relu) if features else None
 
     def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
         with torch.no_grad():
@@ -297,13 +297,13 @@ def _setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out:
     trained: nn.Module = model
     features = network is not None and task.distill.feature_weight > 0
     if features:
-        trained = FeatureStudent(model, network)
+        trained = FeatureStudent(model, network, task.distill.feature_loss)
     trained.to(device, memory_format=precision.memory_format)
     teacher: TeacherSignal = TeacherSignal()
     if cache is not None:
         teacher = CachedTeacher()
     elif network is not None:
-        teacher = LiveTeacher(network, features, precision.memory_format)
+        teacher = LiveTeacher(network, features, precision.memory_format, task.distill.feature_loss == "margin")
     scaler = torch.amp.GradScaler("cuda", enabled=precision.amp_dtype == torch.float16)
     peak = base_lr(recipe, recipe.batch_per_gpu * env.world, finetune, task.lr_divisor)
     optimizer = torch.optim.SGD(trained.parameters(), lr=peak, momentum=recipe.momentum,

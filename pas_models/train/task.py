@@ -52,7 +52,8 @@ class Distill:
     teacher_bn: str = "train"  # train (paper Table 7) | eval
     teacher_dropout: bool = False  # B's dropout active when it teaches (off: its soft labels are not random)
     kl_reduction: str = "mean"  # mean: over batch and classes (paper's effective weight) | batchmean: Eq. 5
-    feature_weight: float = 0.0  # weight of the stage-output MSE (paper Table 6); 0 = logits only (the paper's PAS)
+    feature_weight: float = 0.0  # weight of the stage-output loss (paper Table 6); 0 = logits only (the paper's PAS)
+    feature_loss: str = "mse"  # mse (after the ReLU) | margin (Heo et al.'s margin ReLU, before it): train.features
     cache: CacheConfig | None = None  # B's soft labels computed once per search (pas_models.teacher_cache)
 
 
@@ -104,7 +105,8 @@ class TrainTask:
             d.pop(key)
         if d["distill"]["cache"] is None:  # a live teacher: the hash of a task made before caches existed
             d["distill"].pop("cache")
-        if not d["distill"]["teacher_dropout"]:  # the default: the hash of a task made before the setting existed
-            d["distill"].pop("teacher_dropout")
+        for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
+            if d["distill"][key] == default:  # the default: the hash of a task made before the setting existed
+                d["distill"].pop(key)
         d["eval"].pop("latency_rounds")  # none changes what is trained (and old checkpoints keep their hash)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -8,6 +8,8 @@ command resumes it) and writes its table in the paper's layout (Markdown and CSV
   ablation     Table 4: s, t, f children of one iteration with KD + fine-tuning (the search's), fine-tuning
                without KD, KD without fine-tuning
   teacher-bn   Table 7: every operator of one iteration with the teacher's batch norms in train vs eval mode
+  distill      Table 6: one hypothesis with logits-only KD, + a stage-output MSE, + Heo et al.'s margin ReLU
+  baselines    Tables 2 and 8: every winner trained without PAS (scratch, cross-entropy, B's recipe)
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HELP = {"ablation": "Table 4: what distillation and fine-tuning each contribute (s, t, f of one iteration)",
-        "teacher-bn": "Table 7: every operator of one iteration with the teacher's BN in train vs eval mode"}
+        "teacher-bn": "Table 7: every operator of one iteration with the teacher's BN in train vs eval mode",
+        "distill": "Table 6: logits-only KD vs + MSE vs + margin-ReLU feature distillation (one hypothesis)",
+        "baselines": "Tables 2 and 8: every winner without PAS (random weights, cross-entropy, B's recipe)"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +45,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for name, text in HELP.items():
         s = studies.add_parser(name, help=text, description=text)
         s.add_argument("--search", required=True, help="the finished search (runs/NAME)")
-        s.add_argument("--iteration", type=int,
-                       help="the iteration studied (default: ablation the last one, teacher-bn 1)")
+        if name != "baselines":
+            s.add_argument("--iteration", type=int,
+                           help="the iteration studied (default: ablation the last one, the others 1)")
+        if name == "distill":
+            s.add_argument("--op", default="l", help="the hypothesis of that iteration (default l, as the paper)")
+            s.add_argument("--feature-weight", type=float, default=1.0,
+                           help="weight of the feature loss beside the logits' KD (default 1)")
         s.add_argument("--runs", type=Path, default=Path("runs"), help="folder of all searches (default runs/)")
         s.add_argument("--cluster", help="profile name or path (default: the one the search ran on)")
         s.add_argument("--poll", type=float, help="seconds between polls (default: the profile's poll_seconds)")
@@ -78,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
     search = search_from_dict(json.loads(rec.definition), f"{path} (the search's recorded definition)")
     if search.strategy != "coordinate_descent":
         raise PasError(f"search {rec.name} ran strategy {search.strategy}: the studies are about PAS's iterations")
-    iteration = args.iteration if args.iteration is not None else (
-        max(1, snap.last_iteration) if args.study == "ablation" else 1)
-    study = make_study(args.study, iteration, search.distill.teacher_bn)
+    given = getattr(args, "iteration", None)
+    iteration = given if given is not None else (max(1, snap.last_iteration) if args.study == "ablation" else 1)
+    weight = getattr(args, "feature_weight", None)
+    if weight is not None and weight <= 0:
+        raise PasError(f"--feature-weight {weight:g}: must be > 0")
+    study = make_study(args.study, iteration, json.loads(rec.definition), getattr(args, "op", None), weight)
     profile = load_profile(args.cluster or rec.cluster)
     mine = [h for h in snap.hypotheses if study.owns(h)]
     planned = mine or [StudyStrategy(study, layout).advance(snap)[0]]

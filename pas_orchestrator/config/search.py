@@ -335,6 +335,7 @@ def check_distill(d: Distill, where: str) -> None:
     one_of(d.teacher_bn, TEACHER_BN_MODES, f"{where}.teacher_bn")
     one_of(d.kl_reduction, KL_REDUCTIONS, f"{where}.kl_reduction")
     require(d.feature_weight >= 0, f"{where}.feature_weight", "must be >= 0 (0: logits only)")
+    one_of(d.feature_loss, ("mse", "margin"), f"{where}.feature_loss")
     if d.cache is not None:
         c = d.cache
         require(c.clips_per_video >= 1, f"{where}.cache.clips_per_video",

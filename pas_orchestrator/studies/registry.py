@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pas_orchestrator.ledger.records import HypRec, Snapshot
 from pas_orchestrator.studies import STUDY_PREFIX, Study, StudyError, is_study
 from pas_orchestrator.studies.ablation import Ablation
+from pas_orchestrator.studies.baselines import Baselines
+from pas_orchestrator.studies.distill import FeatureDistill
 from pas_orchestrator.studies.teacher_bn import TeacherBN
 
-NAMES = ("ablation", "teacher-bn")
+NAMES = ("ablation", "baselines", "distill", "teacher-bn")
 
 
-def make_study(name: str, iteration: int, teacher_bn: str) -> Study:
-    """``teacher_bn``: the search's distill.teacher_bn."""
+def make_study(name: str, iteration: int, definition: dict[str, Any], op: str | None = None,
+               weight: float | None = None) -> Study:
+    """``definition``: the search's recorded definition (its distill settings); ``op`` and ``weight``: the
+    distill study's hypothesis and feature-loss weight."""
+    distill = definition.get("distill", {})
     if name == "ablation":
         return Ablation(iteration)
     if name == "teacher-bn":
-        return TeacherBN(iteration, teacher_bn)
+        return TeacherBN(iteration, str(distill.get("teacher_bn", "train")))
+    if name == "distill":
+        return FeatureDistill(iteration, op or "l", 1.0 if weight is None else weight,
+                              float(distill.get("feature_weight", 0.0)))
+    if name == "baselines":
+        return Baselines()
     raise StudyError(f"no study {name!r} (studies: {', '.join(NAMES)})")
-
-
-def searched_teacher_bn(snap: Snapshot) -> str:
-    return str(json.loads(snap.search.definition).get("distill", {}).get("teacher_bn", "train"))
 
 
 def study_of(h: HypRec, snap: Snapshot) -> Study:
     """The study instance a row of kind study-NAME belongs to."""
-    return make_study(h.kind.removeprefix(STUDY_PREFIX), h.iteration, searched_teacher_bn(snap))
+    name = h.kind.removeprefix(STUDY_PREFIX)
+    op, _, variant = h.op.partition(".")
+    weight = float(variant.split("@", 1)[1]) if "@" in variant else None
+    return make_study(name, h.iteration, json.loads(snap.search.definition), op, weight)
 
 
 def studies_in(snap: Snapshot) -> list[Study]:

@@ -170,7 +170,8 @@ def test_distill_trains_the_feature_losses_beside_the_search_logits_only_figure(
         StudyStrategy(make_study("distill", 1, {}, "k"), LAYOUT).advance(s)
     searched_with_features = make_study("distill", 1, {"distill": {"feature_weight": 2.0}}, "l", 0.5)
     assert ops(StudyStrategy(searched_with_features, LAYOUT).advance(s))[0] == "l.logits"  # trained, not reused
-    ended = Snapshot(s.search, (*SEARCH, *(replace(h, state=DONE, top1=t) for h, t in zip(rows, (49.0, 52.5), strict=True))))
+    trained = (replace(h, state=DONE, top1=t) for h, t in zip(rows, (49.0, 52.5), strict=True))
+    ended = Snapshot(s.search, (*SEARCH, *trained))
     assert study.table(ended).rows == (("l", "l", "0.001", "51.00", "49.00", "52.50"),)
 
 

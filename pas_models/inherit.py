@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from pas_models.errors import WeightsIncompatible
 from pas_models.spec import ArchSpec
 from pas_models.tucker import decomposable_from, decomposed_state
 from pas_models.weights import load_parent_weights, weights_compatible
@@ -33,10 +34,17 @@ def centre_taps_of(parent: ArchSpec, child: ArchSpec) -> bool:
     return cut
 
 
+def new_classifier(parent: ArchSpec, child: ArchSpec) -> bool:
+    """The child is its parent for another number of classes (a transfer): every weight but the classifier's."""
+    return parent.num_classes != child.num_classes and weights_compatible(parent.replace(num_classes=child.num_classes),
+                                                                          child)
+
+
 def can_init_from_parent(parent: ArchSpec, child: ArchSpec) -> bool:
-    """Equal weight shapes, a child that only decomposes (further) some of its parent's convolutions, or one
-    that only cuts temporal kernels to their centre tap."""
-    return weights_compatible(parent, child) or decomposable_from(parent, child) or centre_taps_of(parent, child)
+    """Equal weight shapes, a child that only decomposes (further) some of its parent's convolutions, one
+    that only cuts temporal kernels to their centre tap, or the parent with a classifier for other classes."""
+    return (weights_compatible(parent, child) or decomposable_from(parent, child) or centre_taps_of(parent, child)
+            or new_classifier(parent, child))
 
 
 def init_from_parent(model: nn.Module, parent_state: Mapping[str, torch.Tensor], parent: ArchSpec,
@@ -46,6 +54,14 @@ def init_from_parent(model: nn.Module, parent_state: Mapping[str, torch.Tensor],
     if decomposable_from(parent, child):
         model.load_state_dict(decomposed_state(parent_state, parent, child), strict=True)
         return "decomposed"
+    if new_classifier(parent, child):
+        fresh = {k for k, v in model.state_dict().items() if k.startswith("fc.")}
+        missing, unexpected = model.load_state_dict({k: v for k, v in parent_state.items() if k not in fresh},
+                                                    strict=False)
+        if set(missing) != fresh or unexpected:
+            raise WeightsIncompatible(f"cannot initialise {child.label} from {parent.label}: keys {missing} missing, "
+                                      f"{unexpected} unexpected beside the classifier")
+        return "copied, classifier re-initialised"
     if centre_taps_of(parent, child):
         from pas_models.nas.supernet import derive_state
 

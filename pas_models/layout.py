@@ -163,6 +163,10 @@ class RunLayout:
     def teacher_cache(self) -> Path:
         return self.root / "teacher_cache"
 
+    def study_file(self, slug: str, what: str) -> Path:
+        """A study's own files (``studies/transfer-ucf101.definition.json``, ``...frames.json``)."""
+        return self.root / "studies" / f"{slug}.{what}.json"
+
     def hyp_dir(self, iteration: int, op: str, kind: str) -> Path:
         return self.root / "hyp" / hypothesis_label(iteration, op, kind)
 

@@ -402,12 +402,15 @@ class Controller:
         if h.kind == SUPERNET:
             return supernet_task(snap, h, self.search, self.data)
         if is_study(h.kind):
-            return replace(study_of(h, snap).task(snap, h, lambda src: self._train_task(snap, src)),
-                           measure_latency=False)
+            return replace(self.study_task(snap, h), measure_latency=False)
         task = replace(self._train_task(snap, h), measure_latency=False)  # measured alone (pas_models.measure)
         if h.rung is not None and self.halving is not None:
             task = replace(task, rung=self.halving.rung(h.rung))
         return task
+
+    def study_task(self, snap: Snapshot, h: HypRec) -> TrainTask:
+        """A study's training (the study shell runs them; its study knows what it needs)."""
+        return study_of(h, snap).task(snap, h, lambda src: self._train_task(snap, src))
 
     def _train_task(self, snap: Snapshot, h: HypRec) -> TrainTask:
         s = self.search

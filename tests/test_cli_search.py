@@ -162,3 +162,26 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     text = pas(tmp_path, "status").stdout
     assert "studies: teacher-bn at iteration 1 (3 of 3 trainings done); ablation at iteration 1 (4 of 4" in text
     assert "teacher-bn s.bn-eval" in pas(tmp_path, "status", "--study").stdout
+
+    # transfer (Table 5): the shipped definitions validate by a dry run; a tiny one runs for real
+    env = {**os.environ, "PAS_DATA": str(tmp_path / "datasets")}
+    root = Path(__file__).resolve().parents[1]
+    for job in ("transfer_ucf101.yaml", "transfer_hmdb51.yaml"):
+        dry = subprocess.run([sys.executable, "-m", "pas_orchestrator", "study", "transfer", "--search", "cli", "--job",
+                              str(root / "jobs" / job), "--dry-run"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert dry.returncode == 0, dry.stderr
+        assert "6 training(s)" in dry.stdout and "0-base." in dry.stdout and "short-video check runs" in dry.stdout
+    made = pas(tmp_path, "data", "synth", "--out", "target", "--classes", "3", "--videos-per-class", "2",
+               "--val-per-class", "1", "--frames", "16")
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "transfer.yaml").write_text(yaml.safe_dump({
+        "transfer": "tiny3", "splits": [1], "recipe": {**TINY_RECIPE, "epochs": 1}, "eval": {"clips": 1},
+        "data": {"format": "list", "root": str(tmp_path / "target"), "num_classes": 3,
+                 "annotations": {"train": "train.txt", "val": "val.txt"}}}))
+    tr = pas(tmp_path, "study", "transfer", "--search", "cli", "--job", "transfer.yaml", "--poll", "0.3")
+    assert tr.returncode == 0, tr.stderr[-3000:]
+    table = [r.split("|")[1:-1] for r in tr.stdout.splitlines() if r.startswith("| cli")]
+    assert [r[0].strip() for r in table] == ["cli (B)", "cli-PAS-1"] and all(0 <= float(r[3]) <= 100 for r in table)
+    moved = json.loads((tmp_path / "runs/cli/hyp/0-base.tiny3.s1/result.json").read_text())
+    assert moved["spec"]["num_classes"] == 3 and moved["finetuned_from_parent"] and moved["teacher_source"] == "none"

@@ -23,7 +23,7 @@ from pas_orchestrator.studies.registry import make_study, studies_in
 from pas_orchestrator.studies.teacher_bn import TeacherBN
 
 B = preset("r2plus1d_tiny", 8)
-DONE, STOPPED, PLANNED = HypState.DONE, HypState.STOPPED, HypState.PLANNED
+DONE, STOPPED, PLANNED, NA = HypState.DONE, HypState.STOPPED, HypState.PLANNED, HypState.NOT_APPLICABLE
 
 
 def row(hid: int, iteration: int, op: str, state: HypState = DONE, kind: str = "pas", top1: float | None = 50.0,
@@ -113,7 +113,7 @@ def test_each_variant_changes_the_search_training_in_one_respect_only() -> None:
 def planned_rows(study: object, s: Snapshot) -> list[HypRec]:
     """The study's planned rows as ledger rows (ids from 100)."""
     (add,) = StudyStrategy(study, LAYOUT).advance(s)  # type: ignore[arg-type]
-    return [HypRec(100 + i, n.iteration, n.op, n.kind, n.path, n.state, None, n.gflops, n.params, n.spec, n.out_dir,
+    return [HypRec(100 + i, n.iteration, n.op, n.kind, n.path, n.state, n.reason, n.gflops, n.params, n.spec, n.out_dir,
                    None, None, None, False, 0.0, None) for i, n in enumerate(add.hypotheses)]
 
 
@@ -154,7 +154,7 @@ def test_tables_put_the_search_figures_beside_the_study_ones() -> None:
 
 
 def test_unknown_study_is_one_line() -> None:
-    with pytest.raises(StudyError, match=r"no study 'distil' \(studies: ablation, baselines, distill, teacher-bn\)"):
+    with pytest.raises(StudyError, match=r"no study 'distil' \(studies: ablation, baselines, distill, teacher-bn,"):
         make_study("distil", 1, {})
 
 
@@ -194,3 +194,60 @@ def study_of_row(h: HypRec, s: Snapshot) -> object:
     from pas_orchestrator.studies.registry import study_of
 
     return study_of(h, s)
+
+
+def _transfer_def(tmp_path: object, splits: tuple[int, ...] = (1, 2, 3), short: float = 0.0) -> object:
+    from pas_models.train.task import EvalConfig, Recipe
+    from pas_orchestrator.config.transfer import TransferDef
+
+    data = DatasetConfig(format="ucf101", root="/data/ucf", annotations={"dir": "lists"}, num_classes=5, split=1)
+    return TransferDef("ucf", data, splits, Recipe(epochs=3), 10.0, EvalConfig(clips=2), short, "t.yaml")
+
+
+def test_transfer_plans_b_and_every_winner_per_split_and_refuses_clips_longer_than_the_videos() -> None:
+    from pas_models.data.sampling import clip_span
+    from pas_orchestrator.studies.transfer import Transfer
+
+    s = snap(*SEARCH)
+    span_b, span_t = clip_span(B), clip_span(apply_op(B, "t"))  # 15 and 7 source frames (8 x 2, 4 x 2)
+    counts = {1: (20, 20, 20), 2: (20, 10, 20), 3: (6, 20, 20)}  # split 2: one video shorter than B's clip
+    study = Transfer("ucf", _transfer_def(None), counts, seed=3)
+    planned = StudyStrategy(study, LAYOUT).advance(s)[0].hypotheses
+    assert [(h.iteration, h.op, h.state) for h in planned] == [
+        (0, "base.ucf.s1", PLANNED), (0, "base.ucf.s2", NA), (0, "base.ucf.s3", NA),
+        (1, "t.ucf.s1", PLANNED), (1, "t.ucf.s2", PLANNED), (1, "t.ucf.s3", NA),
+        (2, "f.ucf.s1", PLANNED), (2, "f.ucf.s2", PLANNED), (2, "f.ucf.s3", PLANNED)]
+    assert span_b == 15 and span_t == 7
+    assert planned[1].reason == ("1 of the 3 videos of split 2 have fewer frames than its clip spans (15 source "
+                                 "frames; short_videos 0): not padded")
+    lenient = Transfer("ucf", _transfer_def(None, short=0.4), counts)
+    assert all(h.state == PLANNED for h in StudyStrategy(lenient, LAYOUT).advance(s)[0].hypotheses[:2])
+    rows = planned_rows(study, s)
+    task = study.task(s, rows[3], _search_task)
+    assert task.student.num_classes == 5 and task.parent.num_classes == 8 and task.parent_checkpoint == \
+        "/runs/s/hyp/1-t/model.pt"
+    assert task.data.split == 1 and task.data.root == "/data/ucf" and task.lr_divisor == 10.0
+    assert task.teacher is None and task.distill.alpha == 0 and task.seed == 3 and task.eval.clips == 2
+    ended = [replace(h, state=DONE, top1=60.0 + i, result=json.dumps({"views": 2})) if h.state == PLANNED else h
+             for i, h in enumerate(rows)]
+    table = study.table(Snapshot(s.search, (*SEARCH, *ended)))
+    assert [r[0] for r in table.rows] == ["s (B)", "s-PAS-1", "s-PAS-2"]
+    assert table.rows[0][3].startswith("n/a: 1 of the 3 videos of split 2")
+    assert table.rows[2][3:] == ("67.00", "66.00", "67.00", "68.00", "0.001 x 2")
+    assert table.columns[3:7] == ("mean over 3 split(s)", "split 1", "split 2", "split 3")
+
+
+def test_a_new_classifier_keeps_every_other_weight() -> None:
+    import torch
+
+    from pas_models.inherit import can_init_from_parent, init_from_parent
+    from pas_models.nets import build_model
+
+    child = B.replace(num_classes=5)
+    parent = build_model(B)
+    assert can_init_from_parent(B, child)
+    model = build_model(child)
+    assert init_from_parent(model, parent.state_dict(), B, child) == "copied, classifier re-initialised"
+    ref = parent.state_dict()
+    for k, v in model.state_dict().items():
+        assert (k.startswith("fc.")) == (v.shape != ref[k].shape or not torch.equal(v, ref[k]))

@@ -96,3 +96,29 @@ def scan(paths: Iterable[str], backend: str = "decord", workers: int | None = No
             if progress:
                 progress(1)
     return out
+
+
+def _count_job(args: tuple[str, str]) -> int | None:
+    path, backend = args
+    try:
+        reader = open_video(path, backend)
+    except VideoUnreadable:
+        return None
+    try:
+        return int(reader.num_frames)
+    finally:
+        reader.close()
+
+
+def frame_counts(paths: Iterable[str], backend: str = "decord", workers: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> list[int | None]:
+    """The frame count of each video (its reader's, from the container: nothing is decoded); None for one that
+    does not open. ``workers`` processes, in order."""
+    jobs = [(p, backend) for p in paths]
+    out: list[int | None] = []
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        for n in pool.map(_count_job, jobs, chunksize=16):
+            out.append(n)
+            if progress:
+                progress(1)
+    return out

@@ -10,6 +10,7 @@ command resumes it) and writes its table in the paper's layout (Markdown and CSV
   teacher-bn   Table 7: every operator of one iteration with the teacher's batch norms in train vs eval mode
   distill      Table 6: one hypothesis with logits-only KD, + a stage-output MSE, + Heo et al.'s margin ReLU
   baselines    Tables 2 and 8: every winner trained without PAS (scratch, cross-entropy, B's recipe)
+  transfer     Table 5: B and every winner fine-tuned on another dataset's splits (--job jobs/transfer_*.yaml)
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 HELP = {"ablation": "Table 4: what distillation and fine-tuning each contribute (s, t, f of one iteration)",
         "teacher-bn": "Table 7: every operator of one iteration with the teacher's BN in train vs eval mode",
         "distill": "Table 6: logits-only KD vs + MSE vs + margin-ReLU feature distillation (one hypothesis)",
-        "baselines": "Tables 2 and 8: every winner without PAS (random weights, cross-entropy, B's recipe)"}
+        "baselines": "Tables 2 and 8: every winner without PAS (random weights, cross-entropy, B's recipe)",
+        "transfer": "Table 5: B and every winner fine-tuned on another dataset's splits"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for name, text in HELP.items():
         s = studies.add_parser(name, help=text, description=text)
         s.add_argument("--search", required=True, help="the finished search (runs/NAME)")
-        if name != "baselines":
+        if name == "transfer":
+            s.add_argument("--job", required=True, type=Path,
+                           help="the transfer definition (jobs/transfer_ucf101.yaml: dataset, splits, recipe)")
+        if name not in ("baselines", "transfer"):
             s.add_argument("--iteration", type=int,
                            help="the iteration studied (default: ablation the last one, the others 1)")
         if name == "distill":
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if weight is not None and weight <= 0:
         raise PasError(f"--feature-weight {weight:g}: must be > 0")
     study = make_study(args.study, iteration, json.loads(rec.definition), getattr(args, "op", None), weight)
+    if args.study == "transfer":
+        study = _transfer(args.job, layout, search, args.dry_run)
     profile = load_profile(args.cluster or rec.cluster)
     mine = [h for h in snap.hypotheses if study.owns(h)]
     planned = mine or [StudyStrategy(study, layout).advance(snap)[0]]
@@ -128,6 +135,54 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transfer(job: Path, layout: RunLayout, search: SearchDef, dry_run: bool) -> Study:
+    """The transfer study of ``job``: its definition (recorded on first run, a resume must match it) and the frame
+    counts of its splits' videos (read once, kept beside the definition, read again for a video that changed)."""
+    from dataclasses import replace
+
+    from pas_models.data.formats import load_video_list
+    from pas_models.data.tools import frame_counts
+    from pas_orchestrator.config.transfer import load_transfer
+    from pas_orchestrator.runs import definition_changes
+    from pas_orchestrator.studies.transfer import Transfer
+
+    t = load_transfer(job)
+    study = Transfer(t.name, t, {}, seed=search.seed)
+    recorded = json.loads(json.dumps(t.recorded(), default=str))
+    path = layout.study_file(study.slug, "definition")
+    if path.is_file():
+        changes = definition_changes(json.loads(path.read_text()), recorded)
+        if changes:
+            raise PasError(f"study {study.slug}: {job} differs from the definition it was started with "
+                           f"({'; '.join(changes[:5])}); revert it, or give the study another name (transfer:)")
+    elif not dry_run:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    if not Path(t.data.root).is_dir():
+        if dry_run:
+            print(f"# {t.data.root} is not there: the short-video check runs with the study")
+            return study
+        raise PasError(f"{job}: data.root: folder {t.data.root} does not exist")
+    cache_path = layout.study_file(study.slug, "frames")
+    cache: dict[str, list[int]] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    counts: dict[int, tuple[int, ...]] = {}
+    for k in t.splits:
+        paths = [s.path for subset in ("train", "val") for s in load_video_list(t.split(k), subset).samples]
+        stats = {p: os.stat(p) if os.path.exists(p) else None for p in paths}
+        todo = [p for p in paths if stats[p] is not None and cache.get(p, [None])[:2] != [stats[p].st_size,
+                                                                                      stats[p].st_mtime_ns]]
+        if todo:
+            log.info("study %s: reading the frame counts of %d videos of split %d", study.slug, len(todo), k)
+            for p, n in zip(todo, frame_counts(todo, t.data.backend), strict=True):
+                if n is not None:
+                    cache[p] = [stats[p].st_size, stats[p].st_mtime_ns, n]  # type: ignore[union-attr]
+        counts[k] = tuple(cache[p][2] for p in paths if p in cache)
+    if not dry_run:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.write_text(json.dumps(cache) + "\n")
+    return replace(study, counts=counts)
+
+
 def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: SearchDef, profile: ClusterProfile) -> str:
     """The trainings the study runs and what they are expected to cost (each as long as the search's recipe
     at the throughput the search's own trainings measured)."""
@@ -135,10 +190,14 @@ def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: Searc
 
     rows = list(planned[0].hypotheses) if planned and isinstance(planned[0], AddHypotheses) else planned
     hours, unit, how = _per_training(snap)
+    na = [h for h in rows if h.state.value == "NOT_APPLICABLE"]
+    rows = [h for h in rows if h not in na]
     lines = [f"# study {study.slug} of search {snap.search.name}: {len(rows)} training(s), one array "
-             f"(each {search.recipe.epochs} epochs of the search's recipe, the rest as below)"]
+             "(each as long as one of the search's own trainings, the rest as below)"]
     for h in rows:
         lines.append(f"#   {h.iteration}-{h.op}  path {h.path or '-'}  {h.gflops or 0:.4g} GFLOPs/view")
+    for h in na:
+        lines.append(f"#   {h.iteration}-{h.op}  not applicable: {h.reason}")
     if hours is not None:
         lines.append(f"# expected: {len(rows) * hours:.3g} {unit} ({len(rows)} x {hours:.3g}: {how})")
     else:

@@ -11,8 +11,9 @@ from pas_orchestrator.studies.ablation import Ablation
 from pas_orchestrator.studies.baselines import Baselines
 from pas_orchestrator.studies.distill import FeatureDistill
 from pas_orchestrator.studies.teacher_bn import TeacherBN
+from pas_orchestrator.studies.transfer import Transfer
 
-NAMES = ("ablation", "baselines", "distill", "teacher-bn")
+NAMES = ("ablation", "baselines", "distill", "teacher-bn", "transfer")
 
 
 def make_study(name: str, iteration: int, definition: dict[str, Any], op: str | None = None,
@@ -29,12 +30,16 @@ def make_study(name: str, iteration: int, definition: dict[str, Any], op: str | 
                               float(distill.get("feature_weight", 0.0)))
     if name == "baselines":
         return Baselines()
+    if name == "transfer":  # its table only: running it needs its definition (pas study transfer --job)
+        return Transfer(op or "?")
     raise StudyError(f"no study {name!r} (studies: {', '.join(NAMES)})")
 
 
 def study_of(h: HypRec, snap: Snapshot) -> Study:
     """The study instance a row of kind study-NAME belongs to."""
     name = h.kind.removeprefix(STUDY_PREFIX)
+    if name == "transfer":
+        return Transfer(h.op.split(".")[1])
     op, _, variant = h.op.partition(".")
     weight = float(variant.split("@", 1)[1]) if "@" in variant else None
     return make_study(name, h.iteration, json.loads(snap.search.definition), op, weight)

@@ -16,6 +16,7 @@ from typing import Any
 from pas_models.data.formats import DatasetConfig
 from pas_models.errors import PasError
 from pas_models.layout import RunLayout
+from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.config.search import SearchDef
 from pas_orchestrator.controller import Controller
@@ -23,10 +24,11 @@ from pas_orchestrator.core.actions import AbandonAttempt, Action, EndSearch, Log
 from pas_orchestrator.core.decide import Policy
 from pas_orchestrator.errors import SubmissionError
 from pas_orchestrator.executors.base import Executor
-from pas_orchestrator.ledger.records import Snapshot
+from pas_orchestrator.ledger.records import HypRec, Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, SearchState
 from pas_orchestrator.ledger.store import Ledger
 from pas_orchestrator.studies import Study, StudyStrategy
+from pas_orchestrator.studies.registry import study_of
 
 
 class StudyController(Controller):
@@ -43,6 +45,10 @@ class StudyController(Controller):
         state = SearchState.RUNNING if self.ended is None else self.ended.state
         return replace(snap, search=replace(snap.search, state=state),
                        hypotheses=tuple(h for h in snap.hypotheses if h.state in TERMINAL_HYP or self.study.owns(h)))
+
+    def study_task(self, snap: Snapshot, h: HypRec) -> TrainTask:
+        study = self.study if self.study.owns(h) else study_of(h, snap)
+        return study.task(snap, h, lambda src: self._train_task(snap, src))
 
     def batch_name(self, iteration: int) -> str:
         return f"pas-{self.search.name}-{self.study.slug}"

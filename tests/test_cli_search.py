@@ -156,6 +156,9 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "trained every winner without PAS already" in refused.stderr
     status = json.loads(pas(tmp_path, "status", "--json").stdout)
     studied = {h["op"]: h for h in status["studies"]}
+    (tmp_path / "runs/cli/report/study-teacher-bn-1.csv").unlink()
+    assert "study-teacher-bn-1.csv" in pas(tmp_path, "report").stdout  # pas report writes every study's table
+    assert (tmp_path / "runs/cli/report/study-teacher-bn-1.csv").is_file()
     again = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--poll", "0.3")  # done: nothing trains again
     assert again.returncode == 0 and again.stdout.count("|") > 0
     assert json.loads(pas(tmp_path, "status", "--json").stdout)["studies"] == status["studies"]

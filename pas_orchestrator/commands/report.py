@@ -1,5 +1,6 @@
 """``pas report``: the paper-style table (runs/NAME/report/table.md) and the accuracy-vs-GFLOPs plot
-(runs/NAME/report/pareto.png) of a search; the table is printed too."""
+(runs/NAME/report/pareto.png) of a search; the table is printed too. Each study run on the search
+(`pas study`) gets its table again (report/study-SLUG.md and .csv)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def run(args: argparse.Namespace) -> int:
     out = RunLayout(path.parent).report
     files = write_report(snap, out)
     print(files["table"].read_text())
+    from pas_orchestrator.studies.registry import studies_in
+    from pas_orchestrator.studies.report import write_study
+
+    for study in studies_in(snap):
+        for what, path in write_study(study, snap, out).items():
+            files[f"{study.slug}-{what}"] = path
     if args.compare:
         others = [read_snapshot(args.runs, name)[1] for name in args.compare]
         bases = {s.iteration(0)[0].spec for s in [snap, *others] if s.iteration(0)}

@@ -190,6 +190,11 @@ def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: Searc
 
     rows = list(planned[0].hypotheses) if planned and isinstance(planned[0], AddHypotheses) else planned
     hours, unit, how = _per_training(snap)
+    scale, why = _transfer_scale(study, search)
+    if hours is not None and scale is not None:
+        hours, how = hours * scale, f"{how}, x {scale:.3g}: {why}"
+    elif scale is None and why:
+        hours, how = None, why
     na = [h for h in rows if h.state.value == "NOT_APPLICABLE"]
     rows = [h for h in rows if h not in na]
     lines = [f"# study {study.slug} of search {snap.search.name}: {len(rows)} training(s), one array "
@@ -206,6 +211,26 @@ def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: Searc
     lines.append(f"# each job: {res.nodes} node(s) x {res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per "
                  f"node, time limit {res.time_min} min; executor {profile.executor}")
     return "\n".join(lines)
+
+
+def _transfer_scale(study: Study, search: SearchDef) -> tuple[float | None, str]:
+    """A transfer's trainings against the search's: (training clips x epochs of the target split) / (the
+    search's), or None and why not; (1, "") for the other studies (the search's own trainings, changed)."""
+    from pas_models.data.formats import load_video_list
+    from pas_orchestrator.studies.transfer import Transfer
+
+    if not isinstance(study, Transfer) or study.definition is None:
+        return 1.0, ""
+    t = study.definition
+    try:
+        target = len(load_video_list(t.split(t.splits[0]), "train").samples)
+        own = len(load_video_list(search.data, "train").samples)
+    except (PasError, OSError) as exc:
+        return None, f"not estimated: the datasets' lists cannot be read ({str(exc)[:120]})"
+    scale = (target * t.recipe.clips_per_video * t.recipe.epochs) / max(
+        1, own * search.recipe.clips_per_video * search.recipe.epochs)
+    return scale, (f"{target} training videos x {t.recipe.clips_per_video} clips x {t.recipe.epochs} epochs against "
+                   f"the search's {own} x {search.recipe.clips_per_video} x {search.recipe.epochs}")
 
 
 def _per_training(snap: Snapshot) -> tuple[float | None, str, str]:

@@ -78,6 +78,16 @@ def test_a_gradient_search_killed_and_resumed_then_compared_with_pas(tmp_path: P
     assert "search grad on local: DONE" in text and "supernet" in text
 
     assert pas(tmp_path, "search", "--job", "pas1.yaml", "--poll", "0.3").returncode == 0
+    # the "without PAS" study on that PAS search (baselines: false): its winner from scratch, beside its PAS figure
+    study = pas(tmp_path, "study", "baselines", "--search", "pas1", "--poll", "0.3")
+    assert study.returncode == 0, study.stderr[-3000:]
+    (row,) = [r.split("|")[1:-1] for r in study.stdout.splitlines() if r.startswith("| 1 |")]
+    winner = next(h for h in json.loads(pas(tmp_path, "status", "--search", "pas1", "--json").stdout)["hypotheses"]
+                  if h["winner"])
+    assert float(row[3]) == winner["top1"] and 0 <= float(row[4]) <= 100
+    assert f"{winner['top1'] - float(row[4]):+.2f}" == row[5].strip()
+    strategy_gradient = pas(tmp_path, "study", "ablation", "--search", "grad")
+    assert strategy_gradient.returncode == 1 and "the studies are about PAS's iterations" in strategy_gradient.stderr
     report = pas(tmp_path, "report", "--search", "grad", "--compare", "pas1")
     assert report.returncode == 0, report.stderr
     compare = (tmp_path / "runs/grad/report/compare-pas1.md").read_text()

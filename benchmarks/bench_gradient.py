@@ -65,6 +65,10 @@ def gradient_targets(status: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for sn in sorted((h for h in status["hypotheses"] if h["kind"] == "supernet"), key=lambda h: h["iteration"]):
         j = sn["iteration"]
+        if sn["state"] != "DONE":  # the supernet failed for good: no candidate, no network for this target
+            out.append({"target_gflops": None, "candidates": [], "distinct": 0, "winner": None,
+                        "supernet_state": sn["state"], "supernet_reason": sn["reason"]})
+            continue
         result = json.loads((Path(sn["out_dir"]) / "supernet.json").read_text())
         rows = {h["op"]: h for h in status["hypotheses"] if h["iteration"] == j and h["kind"] == "pas"}
         cands = [{"cycle": c["cycle"], "code": c["code"], "description": c["description"], "gflops": c["gflops"],
@@ -168,6 +172,9 @@ def print_tables(e: dict[str, Any]) -> None:
         for t in g["targets"]:
             cands = "; ".join(f"{c['cycle']}: `{c['code']}` {c['gflops']:.4g} {_pct(c['rung1_top1'])}"
                               for c in t["candidates"])
+            if t["target_gflops"] is None:
+                print(f"| {g['variant']} | - | supernet {t['supernet_state']}: {t['supernet_reason']} | 0 | - |")
+                continue
             print(f"| {g['variant']} | {t['target_gflops']:g} | {cands} | {t['distinct']} | "
                   f"{_pct(t['winner']['top1']) if t['winner'] else '-'} |")
 

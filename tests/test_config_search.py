@@ -61,7 +61,8 @@ def test_a_good_definition_loads_with_defaults_and_generates_its_data(tmp_path: 
         ensure_data(other, progress=False)
 
 
-@pytest.mark.parametrize("job", sorted((Path(__file__).parents[1] / "jobs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("job", sorted(p for p in (Path(__file__).parents[1] / "jobs").glob("*.yaml")
+                                        if not p.name.startswith("transfer_")), ids=lambda p: p.name)
 def test_shipped_search_definitions_load(job: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("PAS_DATA", "PAS_WEIGHTS"):
         monkeypatch.setenv(var, str(tmp_path))
@@ -193,3 +194,32 @@ def test_a_definition_at_defaults_records_what_older_pas_recorded(tmp_path: Path
     recorded["data"]["root"] = "ROOT"
     golden = json.loads((Path(__file__).parent / "golden" / "definition_defaults.json").read_text())
     assert recorded == golden
+
+
+@pytest.mark.parametrize("job", sorted((Path(__file__).parents[1] / "jobs").glob("transfer_*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_transfer_definitions_load(job: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pas_orchestrator.config.transfer import load_transfer
+
+    monkeypatch.setenv("PAS_DATA", str(tmp_path))
+    t = load_transfer(job)
+    assert t.splits == (1, 2, 3) and t.lr_divisor == 10 and t.data.format in ("ucf101", "hmdb51")
+    assert t.data.num_classes == {"ucf101": 101, "hmdb51": 51}[t.data.format]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"splits": [1, 4]}, "splits: ucf101 has splits 1, 2, 3; got [1, 4]"),
+    ({"lr_divisor": 0.5}, "lr_divisor: must be >= 1, got 0.5"),
+    ({"short_videos": 1.0}, "short_videos: must be in [0, 1), got 1.0"),
+    ({"transfer": "a b"}, "transfer: the study's name: 1-24 letters"),
+    ({"epochs": 3}, "unknown key(s) epochs"),
+])
+def test_malformed_transfer_definition_names_file_and_key(tmp_path: Path, change: dict, message: str) -> None:
+    from pas_orchestrator.config.transfer import load_transfer
+
+    raw = {"transfer": "u", "data": {"format": "ucf101", "root": str(tmp_path), "annotations": {"dir": "l"},
+                                     "num_classes": 101}, "recipe": {"epochs": 1}, **change}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_transfer(tmp_path / "t.yaml")
+    assert message in str(err.value) and "t.yaml" in str(err.value)

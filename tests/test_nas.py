@@ -239,7 +239,8 @@ def _task(synth_dir: Path, out: Path, base_ckpt: Path, **kw: object) -> Supernet
                         recipe=Recipe(epochs=2, batch_per_gpu=2, lr=0.1, reference_batch=2, num_workers=0,
                                       clips_per_video=1),
                         distill=Distill(alpha=1.0),
-                        gradient=GradientConfig(epochs=2, cycles=2, warmup=0.25, arch_lr=0.05), **kw)
+                        gradient=kw.pop("gradient", GradientConfig(epochs=2, cycles=2, warmup=0.25, arch_lr=0.05)),
+                        **kw)
 
 
 def test_supernet_job_candidates_and_exact_resume(synth_dir: Path, tmp_path: Path,
@@ -341,3 +342,41 @@ def test_a_candidate_that_only_cuts_temporal_kernels_starts_from_b_centre_taps(n
     assert not centre_taps_of(base, space.derive(tuple(narrow)))
     assert not can_init_from_parent(base, space.derive(tuple(narrow)))
     assert not centre_taps_of(base, base)  # equal shapes: copied, not this
+
+
+def test_supernet_weight_steps_are_clipped_and_a_non_finite_one_updates_nothing(synth_dir: Path, tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    """gradient.grad_clip bounds every weight step's gradient norm (the norm before clipping is logged); a step
+    whose gradients are not finite changes no weight, and the job goes on."""
+    import json
+
+    import pas_models.nas.search as search_mod
+
+    base = PRESETS["r2plus1d_tiny"](4)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "b.pt"
+    save_checkpoint({"model": build_model(base).state_dict(), "spec": base.to_json()}, ckpt)
+    clipped = torch.nn.utils.clip_grad_norm_
+    seen: list[float] = []
+
+    def clip(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+        seen.append(max_norm)
+        if len(seen) == 2:  # the second weight step: its gradients are not finite
+            for p in params:
+                if p.grad is not None:
+                    p.grad.fill_(float("nan"))
+        return clipped(params, max_norm)
+
+    monkeypatch.setattr(search_mod.torch.nn.utils, "clip_grad_norm_", clip)
+    task = _task(synth_dir, tmp_path / "s", ckpt, gradient=GradientConfig(epochs=2, cycles=1, warmup=0.5,
+                                                                         arch_lr=0.05, grad_clip=0.5))
+    result = run(task)
+    assert set(seen) == {0.5} and len(seen) == result.weight_steps
+    rows = [json.loads(line) for line in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert not torch.isfinite(torch.tensor(rows[1]["grad_norm_w"])) and all(
+        torch.isfinite(torch.tensor(r["grad_norm_w"])) for i, r in enumerate(rows) if i != 1)
+    assert "1 weight step(s) and 0 architecture step(s) were not finite" in (tmp_path / "s" / "train.log").read_text()
+    for c in result.candidates:  # every weight stayed finite
+        assert all(torch.isfinite(v).all() for v in load_checkpoint(c.weights)["model"].values()
+                   if v.dtype.is_floating_point)

@@ -41,6 +41,7 @@ class GradientConfig:
         one continues to the end); the halving rungs when ``halving:`` is set.
     lr_divisor: the supernet's weights train at the recipe's lr / lr_divisor (initialised from B; with
         ``candidate_init: supernet`` the candidates too).
+    grad_clip: the weights' gradients are clipped to this norm at each step (DARTS's 5; 0: not clipped).
     candidate_init: how a candidate starts its training: ``pas`` (PAS's own rule on the derived network: B's
         weights at lr / finetune.lr_divisor where its shapes allow, kt 1 taking the centre tap, else random
         weights at the recipe's lr; the supernet only chooses the architecture) or ``supernet`` (its weights
@@ -58,6 +59,7 @@ class GradientConfig:
     warmup: float = 0.1
     candidate_fraction: float = 0.25
     lr_divisor: float = 10.0
+    grad_clip: float = 5.0
     candidate_init: str = "pas"
 
 

@@ -171,6 +171,8 @@ class SearchState:
     clips_seen: int = 0
     train_seconds: float = 0.0
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    skipped_w: int = 0  # steps whose loss was not finite (nothing updated)
+    skipped_a: int = 0
 
 
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -205,6 +207,14 @@ def _allreduce_grads(params: list[torch.Tensor], world: int) -> None:
         if p.grad is not None:
             torch.distributed.all_reduce(p.grad)
             p.grad /= world
+
+
+def _finite_everywhere(value: float, world: int, device: torch.device) -> bool:
+    """Whether ``value`` is finite on every rank (one decision for all of them)."""
+    ok = torch.tensor([1.0 if math.isfinite(value) else 0.0], device=device)
+    if world > 1:
+        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+    return bool(ok.item())
 
 
 def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, out: Path) -> SupernetResult:
@@ -307,10 +317,19 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
                 loss_w = kd(x, y, child, None)
                 loss_w.backward()
                 _allreduce_grads(w_params, env.world)
-                w_opt.step()
-                state.clips_seen += len(y) * env.world
                 row: dict[str, Any] = {"step": s, "cycle": cycle + 1, "lr": lr, "tau": tau, "loss_w": loss_w.item(),
                                        "gflops_w": table.gflops(arch_w)}
+                # DARTS's guard on the weights' steps (a sampled narrow network's gradients can spike); the norm is
+                # of the all-reduced gradients, so every rank takes the same decision
+                norm = float(torch.nn.utils.clip_grad_norm_(w_params, cfg.grad_clip or math.inf))
+                row["grad_norm_w"] = norm
+                if math.isfinite(norm):
+                    w_opt.step()
+                else:  # nothing learnt from it; counted and logged
+                    state.skipped_w += 1
+                    log.warning("%s: step %d: non-finite gradients on %s, weights not updated", task.hypothesis, s,
+                                space.describe(arch_w))
+                state.clips_seen += len(y) * env.world
                 # 2. architecture
                 if s >= warm:
                     a = state.arch_steps
@@ -321,6 +340,13 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
                     child = space.derive(arch_a)
                     x, y = batch["student"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
                     loss_a = kd(x, y, child, gates(space, table, arch_a, hs))
+                    if not _finite_everywhere(loss_a.item(), env.world, device):
+                        state.skipped_a += 1
+                        state.arch_steps += 1  # its batch is spent: the loaders stay where a resume puts them
+                        log.warning("%s: step %d: non-finite loss on %s, architecture not updated", task.hypothesis,
+                                    s, space.describe(arch_a))
+                        loss_a = None
+                if s >= warm and loss_a is not None:
                     probs = [F.softmax(lg, dim=0) for lg in logits]
                     expected = table.expected_gflops([p.double() for p in probs])
                     pen = cfg.penalty * torch.log(expected / task.target_gflops) ** 2
@@ -364,6 +390,9 @@ def _search(task: SupernetTask, env: distributed.DistEnv, device: torch.device, 
     finally:
         if metrics is not None:
             metrics.close()
+    if state.skipped_w or state.skipped_a:
+        log.warning("%s: %d weight step(s) and %d architecture step(s) were not finite and updated nothing",
+                    task.hypothesis, state.skipped_w, state.skipped_a)
     probs = [F.softmax(lg.detach(), dim=0).double().cpu() for lg in logits]
     result = SupernetResult(
         hypothesis=task.hypothesis, attempt=task.attempt, target_gflops=task.target_gflops,

@@ -300,6 +300,7 @@ def check_gradient(r: _RawSearch, w: str) -> None:
     require(0 < g.holdout < 1, f"{w} gradient.holdout", f"must be in (0, 1), got {g.holdout}")
     require(0 <= g.warmup < 1, f"{w} gradient.warmup", f"must be in [0, 1), got {g.warmup}")
     require(g.lr_divisor >= 1, f"{w} gradient.lr_divisor", f"must be >= 1 (1: the recipe's lr), got {g.lr_divisor}")
+    require(g.grad_clip >= 0, f"{w} gradient.grad_clip", f"must be >= 0 (0: not clipped), got {g.grad_clip}")
     require(g.candidate_init in ("pas", "supernet"), f"{w} gradient.candidate_init",
             f"must be pas or supernet, got {g.candidate_init!r}")
     inv = 1 / g.candidate_fraction if 0 < g.candidate_fraction < 1 else 0

@@ -121,6 +121,12 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     dry = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "3 training(s)" in dry.stdout and "1-s.bn-eval" in dry.stdout and "# expected: " in dry.stdout
+    slurm = subprocess.run([sys.executable, "-m", "pas_orchestrator", "study", "teacher-bn", "--search", "cli",
+                            "--dry-run", "--cluster", str(Path(__file__).resolve().parents[1] / "cluster_profiles"
+                                                          / "marconi100.yaml")], cwd=tmp_path, capture_output=True,
+                           text=True, env={**os.environ, "PAS_ACCOUNT": "acct"}, timeout=120)
+    assert slurm.returncode == 0, slurm.stderr
+    assert "#SBATCH --array=0-2" in slurm.stdout and "#SBATCH --job-name=pas-cli-teacher-bn-1-b1" in slurm.stdout
     bn = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--poll", "0.3")
     assert bn.returncode == 0, bn.stderr[-3000:]
     rows = {r[1].strip(): [c.strip() for c in r[1:-1]] for r in (line.split("|") for line in bn.stdout.splitlines())

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     mine = [h for h in snap.hypotheses if study.owns(h)]
     planned = mine or [StudyStrategy(study, layout).advance(snap)[0]]
     if args.dry_run:
-        print(dry_run_text(study, snap, planned, search, profile))
+        print(dry_run_text(study, snap, planned, search, profile, layout))
         return 0
     ledger = Ledger(path)
     controller: StudyController | None = None
@@ -183,7 +183,8 @@ def _transfer(job: Path, layout: RunLayout, search: SearchDef, dry_run: bool) ->
     return replace(study, counts=counts)
 
 
-def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: SearchDef, profile: ClusterProfile) -> str:
+def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: SearchDef, profile: ClusterProfile,
+                 layout: RunLayout) -> str:
     """The trainings the study runs and what they are expected to cost (each as long as the search's recipe
     at the throughput the search's own trainings measured)."""
     from pas_orchestrator.core.actions import AddHypotheses
@@ -191,7 +192,7 @@ def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: Searc
     rows = list(planned[0].hypotheses) if planned and isinstance(planned[0], AddHypotheses) else planned
     hours, unit, how = _per_training(snap)
     scale, why = _transfer_scale(study, search)
-    if hours is not None and scale is not None:
+    if hours is not None and scale is not None and why:
         hours, how = hours * scale, f"{how}, x {scale:.3g}: {why}"
     elif scale is None and why:
         hours, how = None, why
@@ -210,6 +211,14 @@ def dry_run_text(study: Study, snap: Snapshot, planned: list[Any], search: Searc
     res = profile.resources_for(search.backbone)
     lines.append(f"# each job: {res.nodes} node(s) x {res.tasks_per_node} task(s), {res.gpus_per_node} GPU(s) per "
                  f"node, time limit {res.time_min} min; executor {profile.executor}")
+    if profile.executor != "slurm" or not rows:
+        return "\n".join(lines)
+    from pas_orchestrator.executors.slurm import sbatch_script
+
+    size = min(len(rows), res.max_array_size)
+    batch = f"pas-{snap.search.name}-{study.slug}-b1"
+    lines.append(f"# the study's array ({batch}: one task per training, {size} in the first array):")
+    lines.append(sbatch_script(profile, search.backbone, layout.batch_folder(batch), batch, size))
     return "\n".join(lines)
 
 

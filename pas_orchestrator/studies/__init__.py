@@ -99,6 +99,47 @@ def fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def cell(h: HypRec | None) -> str:
+    """A table cell: its top-1, or its state while it has none ("-": not planned)."""
+    if h is None:
+        return "-"
+    return fmt(h.top1) if h.state == HypState.DONE else h.state.value.lower()
+
+
+def derived_row(src: HypRec, op: str, kind: str, layout: RunLayout) -> NewHypothesis:
+    """A study row that trains the network of the search's row ``src`` (its iteration, path, cost, spec)."""
+    return NewHypothesis(src.iteration, op, kind, src.path, str(layout.hyp_dir(src.iteration, op, kind)),
+                         gflops=src.gflops, params=src.params, spec=src.spec)
+
+
+Variants = tuple[str, ...]
+OpOf = Callable[[HypRec, str], str]
+Reused = Callable[[HypRec, str], bool]
+
+
+def plan_variants(sources: list[HypRec], variants: Variants, op_of: OpOf, reused: Reused, kind: str,
+                  layout: RunLayout) -> list[NewHypothesis]:
+    """Each source row's variants, but those the search already trained (``reused``)."""
+    return [derived_row(src, op_of(src, v), kind, layout) for src in sources for v in variants
+            if not reused(src, v)]
+
+
+def variant_rows(snap: Snapshot, iteration: int, owns: Callable[[HypRec], bool], variants: Variants,
+                 op_of: OpOf, reused: Reused, include: Callable[[HypRec], bool] = lambda _: True
+                 ) -> tuple[tuple[str, ...], ...]:
+    """Table rows (reduction, path, GFLOPs, one cell per variant) of the iteration's rows that have study rows;
+    a variant the search trained itself shows the search's figure."""
+    mine = {h.op: h for h in snap.hypotheses if owns(h)}
+    rows = []
+    for src in snap.iteration(iteration):
+        if not include(src) or not any(op.split(".", 1)[0] == src.op for op in mine):
+            continue
+        cells = [cell(src if mine.get(op_of(src, v)) is None and reused(src, v) else mine.get(op_of(src, v)))
+                 for v in variants]
+        rows.append((src.op, src.path, f"{src.gflops or 0:.4g}", *cells))
+    return tuple(rows)
+
+
 def source_row(snap: Snapshot, h: HypRec) -> HypRec:
     """The search's row a study row derives from (same iteration, its operator, kind pas)."""
     op = h.op.split(".", 1)[0]

@@ -19,7 +19,15 @@ from pas_models.layout import RunLayout
 from pas_models.train.task import TrainTask
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import HypState
-from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, fmt, source_row, trained_to_the_end
+from pas_orchestrator.studies import (
+    SearchTask,
+    StudyError,
+    StudyTable,
+    plan_variants,
+    source_row,
+    trained_to_the_end,
+    variant_rows,
+)
 
 OPERATORS = ("s", "t", "f")
 VARIANTS = ("kd-ft", "ft-nokd", "kd-scratch")
@@ -28,6 +36,15 @@ HEADINGS = {"kd-ft": "KD + fine-tuning", "ft-nokd": "fine-tuning, no KD", "kd-sc
 
 def _finetuned(h: HypRec) -> bool:
     return bool(json.loads(h.result or "{}").get("finetuned_from_parent"))
+
+
+def _op(src: HypRec, variant: str) -> str:
+    return f"{src.op}.{variant}"
+
+
+def _searched(src: HypRec, variant: str) -> bool:
+    """The search's own row is this variant's figure (KD + fine-tuning, trained to the end)."""
+    return variant == "kd-ft" and trained_to_the_end(src) and _finetuned(src)
 
 
 @dataclass(frozen=True)
@@ -54,15 +71,7 @@ class Ablation:
         if not rows:
             raise StudyError(f"study {self.slug}: none of {', '.join(OPERATORS)} was trained at iteration "
                              f"{self.iteration} (only their children take the parent's weights)")
-        out = []
-        for h in rows:
-            variants = [v for v in VARIANTS if not (v == "kd-ft" and trained_to_the_end(h) and _finetuned(h))]
-            for v in variants:
-                op = f"{h.op}.{v}"
-                out.append(NewHypothesis(self.iteration, op, self.kind, h.path,
-                                         str(layout.hyp_dir(self.iteration, op, self.kind)), gflops=h.gflops,
-                                         params=h.params, spec=h.spec))
-        return out
+        return plan_variants(rows, VARIANTS, _op, _searched, self.kind, layout)
 
     def task(self, snap: Snapshot, h: HypRec, search_task: SearchTask) -> TrainTask:
         variant = h.op.split(".", 1)[1]
@@ -79,22 +88,11 @@ class Ablation:
         return t
 
     def table(self, snap: Snapshot) -> StudyTable:
-        mine = {h.op: h for h in snap.hypotheses if self.owns(h)}
-        rows = []
-        for src in snap.iteration(self.iteration):
-            if src.op not in OPERATORS or not any(op.split(".", 1)[0] == src.op for op in mine):
-                continue
-            cells = []
-            for v in VARIANTS:
-                h = mine.get(f"{src.op}.{v}")
-                if h is None and v == "kd-ft" and trained_to_the_end(src) and _finetuned(src):
-                    h = src
-                cells.append(fmt(h.top1) if h is not None and h.state == HypState.DONE else
-                             "-" if h is None else h.state.value.lower())
-            rows.append((src.op, src.path, f"{src.gflops or 0:.4g}", *cells))
+        rows = variant_rows(snap, self.iteration, self.owns, VARIANTS, _op, _searched,
+                            include=lambda src: src.op in OPERATORS)
         return StudyTable(
             f"KD and fine-tuning, iteration {self.iteration} (paper Table 4): top-1 %",
-            ("reduction", "path", "GFLOPs/view", *(HEADINGS[v] for v in VARIANTS)), tuple(rows),
+            ("reduction", "path", "GFLOPs/view", *(HEADINGS[v] for v in VARIANTS)), rows,
             ("KD + fine-tuning is the search's own training where it is a whole one. Fine-tuning starts from the "
              f"winner of iteration {self.iteration - 1} at lr / lr_divisor; without it, from random weights at the "
              "recipe's lr.",))

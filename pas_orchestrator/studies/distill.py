@@ -14,7 +14,15 @@ from pas_models.layout import RunLayout
 from pas_models.train.task import TrainTask
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import HypState
-from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, fmt, source_row, trained_to_the_end
+from pas_orchestrator.studies import (
+    SearchTask,
+    StudyError,
+    StudyTable,
+    plan_variants,
+    source_row,
+    trained_to_the_end,
+    variant_rows,
+)
 
 HEADINGS = {"logits": "logits only", "mse": "+ MSE", "margin": "+ margin ReLU"}
 
@@ -49,10 +57,13 @@ class FeatureDistill:
             raise StudyError(f"study {self.slug}: the search trained no hypothesis {self.op} at iteration "
                              f"{self.iteration} (trained there: {', '.join(trained) or 'none'}); choose --op or "
                              "--iteration")
-        variants = [v for v in HEADINGS if not (v == "logits" and self._reused(src))]
-        return [NewHypothesis(self.iteration, self.variant_op(v), self.kind, src.path,
-                              str(layout.hyp_dir(self.iteration, self.variant_op(v), self.kind)), gflops=src.gflops,
-                              params=src.params, spec=src.spec) for v in variants]
+        return plan_variants([src], tuple(HEADINGS), self._op, self._searched, self.kind, layout)
+
+    def _op(self, _src: HypRec, variant: str) -> str:
+        return self.variant_op(variant)
+
+    def _searched(self, src: HypRec, variant: str) -> bool:
+        return variant == "logits" and self._reused(src)
 
     def task(self, snap: Snapshot, h: HypRec, search_task: SearchTask) -> TrainTask:
         variant = h.op.split(".", 1)[1].split("@", 1)[0]
@@ -63,16 +74,8 @@ class FeatureDistill:
                                        feature_loss="margin" if variant == "margin" else "mse"))
 
     def table(self, snap: Snapshot) -> StudyTable:
-        mine = {h.op: h for h in snap.hypotheses if self.owns(h)}
-        src = next((h for h in snap.iteration(self.iteration) if h.op == self.op), None)
-        cells = []
-        for v in HEADINGS:
-            h = mine.get(self.variant_op(v))
-            if h is None and v == "logits" and src is not None and self._reused(src):
-                h = src
-            cells.append(fmt(h.top1) if h is not None and h.state == HypState.DONE else
-                         "-" if h is None else h.state.value.lower())
-        rows = ((self.op, src.path if src else "-", f"{(src.gflops or 0) if src else 0:.4g}", *cells),)
+        rows = variant_rows(snap, self.iteration, self.owns, tuple(HEADINGS), self._op, self._searched,
+                            include=lambda src: src.op == self.op)
         return StudyTable(
             f"Feature distillation, {self.op} at iteration {self.iteration} (paper Table 6): top-1 %",
             ("reduction", "path", "GFLOPs/view", *HEADINGS.values()), rows,

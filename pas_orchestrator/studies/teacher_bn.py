@@ -16,7 +16,15 @@ from pas_models.layout import RunLayout
 from pas_models.train.task import TrainTask
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import HypState
-from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, fmt, source_row, trained_to_the_end
+from pas_orchestrator.studies import (
+    SearchTask,
+    StudyError,
+    StudyTable,
+    plan_variants,
+    source_row,
+    trained_to_the_end,
+    variant_rows,
+)
 
 MODES = ("train", "eval")
 
@@ -47,15 +55,15 @@ class TeacherBN:
         if not rows:
             raise StudyError(f"study {self.slug}: the search has no trained hypothesis at iteration {self.iteration} "
                              f"(its iterations: 1 to {max(snap.last_iteration, 0)}); choose another --iteration")
-        out = []
-        for h in rows:
-            modes = [m for m in MODES if not (m == self.searched_mode and self._reused(h))]
-            for m in modes:
-                op = f"{h.op}.bn-{m}"
-                out.append(NewHypothesis(self.iteration, op, self.kind, h.path,
-                                         str(layout.hyp_dir(self.iteration, op, self.kind)), gflops=h.gflops,
-                                         params=h.params, spec=h.spec))
-        return out
+        return plan_variants(rows, MODES, self._op, self._searched, self.kind, layout)
+
+    @staticmethod
+    def _op(src: HypRec, mode: str) -> str:
+        return f"{src.op}.bn-{mode}"
+
+    def _searched(self, src: HypRec, mode: str) -> bool:
+        """The search's own row is this mode's figure."""
+        return mode == self.searched_mode and self._reused(src)
 
     def task(self, snap: Snapshot, h: HypRec, search_task: SearchTask) -> TrainTask:
         mode = h.op.rsplit(".bn-", 1)[1]
@@ -64,21 +72,9 @@ class TeacherBN:
                        distill=replace(t.distill, teacher_bn=mode, cache=None))
 
     def table(self, snap: Snapshot) -> StudyTable:
-        mine = {h.op: h for h in snap.hypotheses if self.owns(h)}
-        rows = []
-        for src in snap.iteration(self.iteration):
-            if not any(op.split(".", 1)[0] == src.op for op in mine):
-                continue
-            cells = []
-            for m in MODES:
-                h = mine.get(f"{src.op}.bn-{m}")
-                if h is None and m == self.searched_mode and self._reused(src):
-                    h = src
-                cells.append(fmt(h.top1) if h is not None and h.state == HypState.DONE else
-                             "-" if h is None else h.state.value.lower())
-            rows.append((src.op, src.path, f"{src.gflops or 0:.4g}", *cells))
+        rows = variant_rows(snap, self.iteration, self.owns, MODES, self._op, self._searched)
         return StudyTable(
             f"Teacher BN mode, iteration {self.iteration} (paper Table 7): top-1 %",
-            ("reduction", "path", "GFLOPs/view", "teacher BN train", "teacher BN eval"), tuple(rows),
+            ("reduction", "path", "GFLOPs/view", "teacher BN train", "teacher BN eval"), rows,
             (f"The search distilled with the teacher in BN {self.searched_mode} mode; its own figure is reused where "
              "it is a whole training with a live teacher. The teacher's dropout is off in both modes.",))

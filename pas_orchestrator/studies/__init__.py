@@ -95,6 +95,21 @@ class Study(Protocol):
         ...
 
 
+class PerIteration:
+    """A study of one iteration: its slug is NAME-ITERATION and it owns its kind's rows of that iteration."""
+
+    name: str
+    kind: str
+    iteration: int
+
+    @property
+    def slug(self) -> str:
+        return f"{self.name}-{self.iteration}"
+
+    def owns(self, h: HypRec) -> bool:
+        return h.kind == self.kind and h.iteration == self.iteration
+
+
 def fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 

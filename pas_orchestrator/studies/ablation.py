@@ -20,6 +20,7 @@ from pas_models.train.task import TrainTask
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import HypState
 from pas_orchestrator.studies import (
+    PerIteration,
     SearchTask,
     StudyError,
     StudyTable,
@@ -48,17 +49,10 @@ def _searched(src: HypRec, variant: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Ablation:
+class Ablation(PerIteration):
     iteration: int
     name: str = "ablation"
     kind: str = "study-ablation"
-
-    @property
-    def slug(self) -> str:
-        return f"{self.name}-{self.iteration}"
-
-    def owns(self, h: HypRec) -> bool:
-        return h.kind == self.kind and h.iteration == self.iteration
 
     def plan(self, snap: Snapshot, layout: RunLayout) -> list[NewHypothesis]:
         if self.iteration < 1 or not snap.iteration(self.iteration):

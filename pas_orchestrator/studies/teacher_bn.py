@@ -17,6 +17,7 @@ from pas_models.train.task import TrainTask
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import HypState
 from pas_orchestrator.studies import (
+    PerIteration,
     SearchTask,
     StudyError,
     StudyTable,
@@ -34,18 +35,11 @@ def _live(h: HypRec) -> bool:
 
 
 @dataclass(frozen=True)
-class TeacherBN:
+class TeacherBN(PerIteration):
     iteration: int
     searched_mode: str  # the search's distill.teacher_bn
     name: str = "teacher-bn"
     kind: str = "study-teacher-bn"
-
-    @property
-    def slug(self) -> str:
-        return f"{self.name}-{self.iteration}"
-
-    def owns(self, h: HypRec) -> bool:
-        return h.kind == self.kind and h.iteration == self.iteration
 
     def _reused(self, h: HypRec) -> bool:
         return trained_to_the_end(h) and _live(h)

@@ -144,11 +144,11 @@ class CacheShardTask:
     data: DatasetConfig
     config: CacheConfig = field(default_factory=CacheConfig)
     teacher_bn: str = "train"
-    teacher_dropout: bool = False
     batch: int = 16  # clips per forward pass (train BN mode: the statistics of this many clips)
     num_workers: int = 2
     seed: int = 0
     attempt: int = 1
+    teacher_dropout: bool = False
 
     @property
     def result_path(self) -> Path:

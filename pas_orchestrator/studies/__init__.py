@@ -189,7 +189,3 @@ class StudyStrategy:
                                                                  HypState.DONE else "") for h in rows)
         return [EndSearch(SearchState.DONE if done else SearchState.FAILED,
                           f"study {self.study.slug}: {len(done)} of {len(rows)} trainings done ({ended})")]
-
-
-def study_rows(snap: Snapshot) -> list[HypRec]:
-    return [h for h in snap.hypotheses if is_study(h.kind)]

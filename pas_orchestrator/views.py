@@ -7,6 +7,7 @@ import time
 
 from pas_orchestrator.core.decide import CACHE, MEASURE
 from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
+from pas_orchestrator.ledger.records import STUDY_PREFIX, is_study
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT
 from pas_orchestrator.table import format_table
 
@@ -54,7 +55,7 @@ def render(snap: Snapshot, studies: bool = False) -> str:
     rows = []
     rungs = None if studies else rungs_of(snap)
     for h in snap.hypotheses:
-        if h.kind.startswith("study-") != studies:
+        if is_study(h.kind) != studies:
             continue
         last = h.attempts[-1] if h.attempts else None
         job = "-" if last is None or last.job_id is None else last.job_id
@@ -81,7 +82,7 @@ def render(snap: Snapshot, studies: bool = False) -> str:
                                                                      sorted(used.items())) or "-")
     cols = ["iter", "study" if studies else "op", "path", "state", "job", "scheduler", "tries", "elapsed"]
     if studies:
-        for r, h in zip(rows, [h for h in snap.hypotheses if h.kind.startswith("study-")], strict=True):
+        for r, h in zip(rows, [h for h in snap.hypotheses if is_study(h.kind)], strict=True):
             r[1] = f"{h.kind.removeprefix('study-')} {h.op}"
     if rungs is not None:
         cols += ["rung", "rung top-1 %"]
@@ -96,8 +97,8 @@ def _studies_line(snap: Snapshot) -> str:
     """One line naming the studies run on the search, with their states (`pas status --study` shows them)."""
     by: dict[tuple[str, int], list[HypRec]] = {}
     for h in snap.hypotheses:
-        if h.kind.startswith("study-"):
-            by.setdefault((h.kind.removeprefix("study-"), h.iteration), []).append(h)
+        if is_study(h.kind):
+            by.setdefault((h.kind.removeprefix(STUDY_PREFIX), h.iteration), []).append(h)
     if not by:
         return ""
     parts = []
@@ -135,11 +136,11 @@ def as_json(snap: Snapshot) -> dict:
                             "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
                             "attempts": _attempts(h)}
                            for h in snap.hypotheses
-                           if h.kind not in (MEASURE, CACHE) and not h.kind.startswith("study-")],
-            "studies": [{"study": h.kind.removeprefix("study-"), "iteration": h.iteration, "op": h.op, "kind": h.kind,
-                         "path": h.path, "state": h.state.value, "reason": h.reason, "top1": h.top1, "top5": h.top5,
-                         "gflops": h.gflops, "out_dir": h.out_dir, "attempts": _attempts(h)}
-                        for h in snap.hypotheses if h.kind.startswith("study-")],
+                           if h.kind not in (MEASURE, CACHE) and not is_study(h.kind)],
+            "studies": [{"study": h.kind.removeprefix(STUDY_PREFIX), "iteration": h.iteration, "op": h.op,
+                         "kind": h.kind, "path": h.path, "state": h.state.value, "reason": h.reason, "top1": h.top1,
+                         "top5": h.top5, "gflops": h.gflops, "out_dir": h.out_dir, "attempts": _attempts(h)}
+                        for h in snap.hypotheses if is_study(h.kind)],
             "studies_compute_hours_by_unit": studied,
             "measurements": [{"iteration": h.iteration, "state": h.state.value, "reason": h.reason,
                               "out_dir": h.out_dir, "attempts": _attempts(h),

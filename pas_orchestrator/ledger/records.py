@@ -7,6 +7,12 @@ from dataclasses import dataclass
 
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
+STUDY_PREFIX = "study-"  # the ledger kind of a study's rows: study-NAME (pas_orchestrator.studies)
+
+
+def is_study(kind: str) -> bool:
+    return kind.startswith(STUDY_PREFIX)
+
 
 @dataclass(frozen=True)
 class NewHypothesis:
@@ -144,7 +150,7 @@ class Snapshot:
         jobs); with ``studies``, that of the studies run on it (rows of kind ``study-*``) instead."""
         out: dict[str, float] = {}
         for h in self.hypotheses:
-            if h.kind.startswith("study-") != studies:
+            if is_study(h.kind) != studies:
                 continue
             for a in h.attempts:
                 if a.compute_hours is not None and a.compute_unit:

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Protocol
 from pas_models.errors import PasError
 from pas_models.layout import RunLayout
 from pas_orchestrator.core.actions import Action, AddHypotheses, EndSearch
+from pas_orchestrator.ledger.records import STUDY_PREFIX as STUDY_PREFIX  # the ledger defines the kind
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
+from pas_orchestrator.ledger.records import is_study as is_study
 from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
 
 if TYPE_CHECKING:
     from pas_models.train.task import TrainTask
-
-STUDY_PREFIX = "study-"  # the ledger kind of a study's rows: study-NAME
 
 # builds the search's own training task for one of its rows (the controller's, so a study trains exactly
 # what the search trained, changed in the one respect the study is about)
@@ -38,10 +38,6 @@ SearchTask = Callable[[HypRec], "TrainTask"]
 
 class StudyError(PasError):
     """A study that cannot be run on this search (one line: what is missing and what to do)."""
-
-
-def is_study(kind: str) -> bool:
-    return kind.startswith(STUDY_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,34 @@ def test_cancel_stops_the_jobs_of_a_controller_started_with_ampersand(tmp_path: 
             pass
 
 
+def test_cancel_reports_a_controller_that_stopped_by_itself_and_never_signals_a_stale_lease(tmp_path: Path) -> None:
+    """The controller may see the recorded cancellation and stop (releasing its lease) before `pas cancel`
+    signals it (seen once in CI: the message lost "its controller stopped"); a lease left by a killed
+    controller long ago names a pid that may now be another process: it is not signalled."""
+    import socket
+
+    from pas_orchestrator.commands.cancel import _stop_controller
+    from pas_orchestrator.ledger.store import LEASE_STALE_SECONDS, Ledger
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        assert ledger.lease_holder() is None  # released on its way out
+        assert _stop_controller(ledger, (socket.gethostname(), gone.pid, time.time())) == "; its controller stopped"
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            said = _stop_controller(ledger, (socket.gethostname(), other.pid, time.time() - LEASE_STALE_SECONDS - 5))
+            time.sleep(0.3)
+            assert other.poll() is None, "a process holding a stale lease's pid was signalled"
+            assert f"its controller (pid {other.pid}, no heartbeat for" in said
+        finally:
+            other.kill()
+            other.wait()
+    finally:
+        ledger.close()
+
+
 @pytest.mark.slow
 def test_a_trainer_that_outlives_its_killed_wrapper_is_waited_for(tmp_path: Path) -> None:
     """SIGKILL the job's wrapper process only: its trainer goes on holding the hypothesis' lock; the

@@ -25,20 +25,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _stop_controller(ledger, wait_s: float = 60.0) -> str:  # type: ignore[no-untyped-def]
-    """Stop the controller that holds the lease, after the cancellation is recorded: on this host by
-    SIGTERM (it sees a cancelled search and stops), on another host it stops at its next poll by itself.
-    Returns what happened, for the user."""
-    holder = ledger.lease_holder()
+def _stop_controller(ledger, holder: tuple[str, int, float] | None, wait_s: float = 60.0) -> str:  # type: ignore[no-untyped-def]
+    """Stop the controller that held the lease when the cancellation was recorded (``holder``, read just
+    before): on this host by SIGTERM (it also stops by itself at its next poll, as it sees the cancelled
+    search), on another host it stops at its next poll. Returns what happened, for the user."""
+    from pas_orchestrator.ledger.store import LEASE_STALE_SECONDS
+
     if holder is None:
         return ""
-    host, pid, _ = holder
+    host, pid, heartbeat = holder
     if host != socket.gethostname():
         return f"; its controller (pid {pid} on {host}) stops at its next poll"
+    quiet = time.time() - heartbeat
+    if quiet > LEASE_STALE_SECONDS:  # a lease left by a killed controller: its pid may belong to another process
+        return f"; its controller (pid {pid}, no heartbeat for {quiet:.0f} s) stops at its next poll if it still runs"
     try:
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return ""
+    except ProcessLookupError:  # gone already: stopped by itself on seeing the cancellation (lease released)
+        return "; its controller stopped" if ledger.lease_holder() is None else ""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:  # a controller stopped by SIGTERM releases its lease on the way out
         if ledger.lease_holder() is None:
@@ -66,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         rec = ledger.search()
         profile = load_profile(args.cluster or rec.cluster)
         backbone = json.loads(rec.definition)["backbone"]
+        # the controller, read before the cancellation: once it is recorded, a running controller may see it,
+        # stop and release its lease before we look again
+        holder = ledger.lease_holder()
         # recorded first (one transaction): a controller still running sees it and submits nothing more
         active = ledger.apply(CancelSearch("cancelled by pas cancel")).attempts
-        controller = _stop_controller(ledger)
+        controller = _stop_controller(ledger, holder)
         jobs = [JobRef(a.batch, a.job_id) for a in active if a.job_id]
         alive = make_executor(profile, RunLayout(path.parent), backbone).cancel(jobs)
         if alive:

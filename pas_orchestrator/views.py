@@ -83,7 +83,7 @@ def render(snap: Snapshot, studies: bool = False) -> str:
     cols = ["iter", "study" if studies else "op", "path", "state", "job", "scheduler", "tries", "elapsed"]
     if studies:
         for r, h in zip(rows, [h for h in snap.hypotheses if is_study(h.kind)], strict=True):
-            r[1] = f"{h.kind.removeprefix('study-')} {h.op}"
+            r[1] = f"{h.kind.removeprefix(STUDY_PREFIX)} {h.op}"
     if rungs is not None:
         cols += ["rung", "rung top-1 %"]
     unit = "/".join(sorted(used)) or "GPU-h"

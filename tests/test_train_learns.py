@@ -5,8 +5,8 @@ verdict does not depend on the machine:
   far above chance (measured on seeds 0-4: 93.75-100%);
 - the mechanism behind the paper's Table 2: its `f` child (half the GFLOPs), distilled from it and
   fine-tuned from its weights for 4 epochs, keeps much of what it learned, where the same child trained
-  from scratch with cross-entropy only and the same recipe stays near chance (measured, seeds 2-4: 56-94%
-  against 6-12.5%).
+  from scratch with cross-entropy only and the same recipe stays near chance (measured, seeds 0-4: 56-94%
+  against 6-25%).
 
 Why not held-out videos: a held-out top-1 of this tiny network after 10 epochs on the whole set is a coin
 flip between machines and seeds (measured on one machine, seeds 0-3: 17, 30, 48, 38%; 12.5% for one seed

@@ -49,3 +49,30 @@ def wait_for(what: str, check: Any, timeout: float = 300, every: float = 0.5) ->
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(every)
+
+
+def epochs_lasting(seconds: float, job: dict, root: Path) -> int:
+    """Epochs of ``job``'s base training that take about ``seconds`` here: its synthetic set generated where the
+    search will find it, 20 epochs of the same network and recipe timed (train_seconds: no start-up, no eval)."""
+    import dataclasses
+    import json
+
+    from pas_models.data.formats import load_dataset_config
+    from pas_models.data.synth import SynthConfig, generate
+    from pas_models.presets import preset
+    from pas_models.train.run import run
+    from pas_models.train.task import EvalConfig, Recipe, TrainTask
+
+    s = job["synthetic"]
+    cfg = SynthConfig(classes=s["classes"], videos_per_class=s["videos_per_class"], val_per_class=s["val_per_class"],
+                      frames=s["frames"])
+    data_dir = root / s["root"]
+    data_dir.mkdir(parents=True)
+    (data_dir / "synth.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    generate(data_dir, cfg)
+    probe = 20
+    data = load_dataset_config(data_dir / "dataset.yaml")
+    result = run(TrainTask("probe", preset(job["backbone"], s["classes"]), data, str(root / "probe"),
+                           recipe=Recipe(**{**job["base"]["recipe"], "epochs": probe}),
+                           eval=EvalConfig(clips=1), measure_latency=False))
+    return max(probe, round(seconds * probe / result.train_seconds))

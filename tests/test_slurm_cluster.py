@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurmkit import profile, sacct
+from slurmkit import epochs_lasting, profile, sacct
 from tinyjob import pas, tiny_job
 
 pytestmark = pytest.mark.slurm
@@ -90,44 +90,20 @@ def test_two_node_ddp_hypothesis_matches_one_process(synth_dir: Path, tmp_path: 
     assert results[1]["eval_videos"] == results[2]["eval_videos"] == 4
 
 
-def _epochs_lasting(seconds: float, job: dict, root: Path) -> int:
-    """Epochs of ``job``'s base training that take about ``seconds`` here: its synthetic set generated where the
-    search will find it, 20 epochs of the same network and recipe timed (train_seconds: no start-up, no eval)."""
-    import dataclasses
-
-    from pas_models.data.formats import load_dataset_config
-    from pas_models.data.synth import SynthConfig, generate
-    from pas_models.presets import preset
-    from pas_models.train.run import run
-    from pas_models.train.task import EvalConfig, Recipe, TrainTask
-
-    s = job["synthetic"]
-    cfg = SynthConfig(classes=s["classes"], videos_per_class=s["videos_per_class"], val_per_class=s["val_per_class"],
-                      frames=s["frames"])
-    data_dir = root / s["root"]
-    data_dir.mkdir(parents=True)
-    (data_dir / "synth.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    generate(data_dir, cfg)
-    probe = 20
-    data = load_dataset_config(data_dir / "dataset.yaml")
-    result = run(TrainTask("probe", preset(job["backbone"], s["classes"]), data, str(root / "probe"),
-                           recipe=Recipe(**{**job["base"]["recipe"], "epochs": probe}),
-                           eval=EvalConfig(clips=1), measure_latency=False))
-    return max(probe, round(seconds * probe / result.train_seconds))
-
-
 def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     """A 1-minute time limit, a longer training: SLURM signals USR2, the job checkpoints, requeues itself
     (same job id) and resumes from last.pt with the epoch counter continuing, until it finishes."""
-    # SLURM signals a job at most 55 s after it starts (the limit less signal_delay_s; its periodic check
-    # often comes earlier: 32-48 s seen): a training of ~100 s measured here is requeued at least once on
-    # any machine, and not three times (a fixed 800 epochs: 2 requeues on one machine, 3 on another, 200 s)
+    # slurmctld checks time limits every 30 s and sends the warning signal at the first check that finds less
+    # than signal_delay_s + 30 s left: with a 1-minute limit and 20 s, 10-40 s after the start (after the
+    # job's start-up, which installs the handler; 5 s gave 25-55 s: 32-48 s seen). A training of ~55 s measured
+    # here is requeued at least once on any machine (a fixed 800 epochs: 2 requeues on one machine, 3 on
+    # another, 200 s)
     job = {**JOB, "name": "slurm-timeout", "iterations": 1, "operators": {"f": 2},
            "base": {"train": True, "recipe": {**JOB["recipe"], "checkpoint_minutes": 0.1}}}
-    epochs = _epochs_lasting(100, job, tmp_path)
+    epochs = epochs_lasting(55, job, tmp_path)
     job["base"]["recipe"]["epochs"] = epochs
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
-    cluster = profile(tmp_path, time_min=1, signal_delay_s=5)
+    cluster = profile(tmp_path, time_min=1, signal_delay_s=20)
     run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1", timeout=1500)
     assert run.returncode == 0, run.stderr[-3000:]
     status = json.loads(pas(tmp_path, "status", "--json").stdout)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurmkit import controller, profile, sacct, wait_for
+from slurmkit import controller, epochs_lasting, profile, sacct, wait_for
 from tinyjob import TINY_RECIPE, failing_job, pas, tiny_job
 
 from pas_orchestrator.errors import LedgerError
@@ -126,9 +126,12 @@ def test_failing_job_is_retried_then_failed_with_its_reason(tmp_path: Path) -> N
 
 
 def test_node_down_under_a_running_job_is_detected_and_the_job_reruns_on_the_other_node(tmp_path: Path) -> None:
-    # 300 epochs (about 30 s here): at 60 the job once finished before the node could be taken down under it
+    # a training timed here to last ~15 s (a fixed 300 epochs took 30 s on one machine; 60 once finished before
+    # the node could be taken down under it); what is left of it after the requeue reruns on the other node
     job = tiny_job("slurm-down", iterations=1, operators={"f": 2},
-                   base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 300, "checkpoint_minutes": 0.01}})
+                   base={"train": True, "recipe": {**TINY_RECIPE, "checkpoint_minutes": 0.01}})
+    epochs = epochs_lasting(15, job, tmp_path)
+    job["base"]["recipe"]["epochs"] = epochs
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     wait_for("both nodes idle", lambda: _idle_nodes() == {"node1", "node2"}, timeout=60)
     proc = controller(tmp_path)
@@ -136,7 +139,7 @@ def test_node_down_under_a_running_job_is_detected_and_the_job_reruns_on_the_oth
     try:
         base_dir = tmp_path / "runs" / "slurm-down" / "hyp" / "0-base"
         rows = wait_for("the base job running a few epochs", lambda: (
-            (base_dir / "train.log").is_file() and "epoch 3/300 done" in (base_dir / "train.log").read_text()
+            (base_dir / "train.log").is_file() and f"epoch 3/{epochs} done" in (base_dir / "train.log").read_text()
             and [r for r in sacct("--name", "pas-slurm-down-i0-b1", "-S", "now-1hours") if r[2] == "RUNNING"]))
         (jid, _, _, _, down) = rows[0]
         subprocess.run(["scontrol", "update", f"nodename={down}", "state=down", "reason=pas-test"], check=True,
@@ -162,7 +165,7 @@ def test_node_down_under_a_running_job_is_detected_and_the_job_reruns_on_the_oth
     resumed = [int(line.split("resuming at epoch ")[1].split()[0]) for line in log.splitlines()
                if "resuming at epoch" in line]
     assert resumed and resumed[0] >= 3, log  # from its checkpoint, on the other node
-    assert json.loads((base_dir / "result.json").read_text())["epochs"] == 300
+    assert json.loads((base_dir / "result.json").read_text())["epochs"] == epochs
 
 
 def _look(cwd: Path, name: str) -> tuple[dict, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pas_models.nets.init import kaiming_normal_fan_out, normal
 from pas_models.spec import ArchSpec, PathwaySpec
 
 BLOCK_SPATIAL_KERNEL = 3
@@ -134,12 +135,12 @@ def init_weights(model: nn.Module) -> None:
     """torchvision's initialisation: Kaiming (fan out) convs, unit BN, N(0, 0.01) classifier."""
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            kaiming_normal_fan_out(m.weight)
             if m.bias is not None:
                 nn.init.constant_(m.bias, 0)
         elif isinstance(m, nn.BatchNorm3d):
             nn.init.constant_(m.weight, 1)
             nn.init.constant_(m.bias, 0)
         elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
+            normal(m.weight, 0.01)
             nn.init.constant_(m.bias, 0)

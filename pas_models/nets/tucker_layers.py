@@ -13,6 +13,7 @@ import re
 from torch import nn
 
 from pas_models.errors import SpecError
+from pas_models.nets.init import kaiming_normal_fan_out
 from pas_models.spec import ArchSpec
 
 # residual-block convolutions of each family: module path -> (stage index from 1, block index)
@@ -37,7 +38,7 @@ class TuckerConv3d(nn.Sequential):
         self.last = nn.Conv3d(rank_out, conv.out_channels, 1, bias=conv.bias is not None,
                               device=conv.weight.device)
         for m in (self.first, self.core, self.last):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            kaiming_normal_fan_out(m.weight)
         if self.last.bias is not None:
             nn.init.zeros_(self.last.bias)
 

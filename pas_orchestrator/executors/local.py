@@ -16,8 +16,11 @@ import json
 import logging
 import os
 import pickle
+import secrets
+import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -36,6 +39,7 @@ from pas_orchestrator.executors.base import JobRef, Task, job_error, job_for
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL when stopping a job
 INTERRUPTIONS = ("KeyboardInterrupt", "TrainingInterrupted")  # a job's last error line that is not a failure
+PRELOAD_ENV = "PAS_LOCAL_PRELOAD"  # 0: every local job is a fresh interpreter (no fork server)
 
 
 def process_start(pid: int) -> str | None:
@@ -68,6 +72,15 @@ class _GroupExecutor(submitit.LocalExecutor):
     cores measured 1,000x slower forward passes, OpenMP threads spinning for a sibling that is not
     scheduled) and its console output in a file."""
 
+    preload: str | None = None  # the fork server's address (pas_models/train/forkserver.py), when there is one
+
+    @property
+    def _submitit_command_str(self) -> str:
+        if self.preload is None:
+            return super()._submitit_command_str
+        return " ".join([self.python, "-u -m pas_models.train.forkserver run", shlex.quote(self.preload),
+                         shlex.quote(str(self.folder))])
+
     def _submit_command(self, command: str) -> submitit.local.local.LocalJob:
         log_path = self.folder / "local-console.log"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -88,10 +101,29 @@ class LocalExecutor:
                                  drain_for_exclusive=True)
         self.stops_with_controller = True
         self._jobs: dict[str, submitit.local.local.LocalJob] = {}  # started by this process: reaped by polling
+        self._server: subprocess.Popen[bytes] | None = None
+        self._address = ""
+
+    def _preload(self) -> str | None:
+        """The fork server's address, started (again) when it is not running; None where jobs start as plain
+        submitit processes: the profile has setup lines, or PAS_LOCAL_PRELOAD=0."""
+        if self.profile.setup or os.environ.get(PRELOAD_ENV, "1").strip() in ("0", "no", "false", "off"):
+            return None
+        if self._server is None or self._server.poll() is not None:
+            self._address = f"pas-forkserver-{os.getpid()}-{secrets.token_hex(6)}"
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with (self.folder / "forkserver.log").open("ab") as log_file:
+                self._server = subprocess.Popen(
+                    [sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", self._address,
+                     str(os.getpid())],
+                    env={**os.environ, **self.profile.env}, process_group=0, stdin=subprocess.DEVNULL,
+                    stdout=log_file, stderr=log_file)
+        return self._address
 
     def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:
         job, res = job_for(tasks[0], self.resources)
         ex = _GroupExecutor(folder=self.folder / batch, max_num_timeout=res.max_requeues)
+        ex.preload = self._preload()
         # setup lines run through a shell whose pid becomes the job id; the profile's env is passed directly
         ex.update_parameters(timeout_min=res.time_min, tasks_per_node=res.tasks_per_node,
                              signal_delay_s=res.signal_delay_s, setup=list(self.profile.setup),

@@ -17,8 +17,11 @@ import pytest
 import yaml
 from tinyjob import pas, tiny_job
 
+# a shard job lasts long enough (~3.5 s) to be killed while it runs (with 32, one started from the fork server,
+# which spares it the imports, once ended before the test could kill it)
+CLIPS = 128
 JOB = tiny_job("cached", iterations=1, operators={"t": 2, "s": 1.4},
-               distill={"alpha": 10, "teacher_bn": "train", "cache": {"clips_per_video": 32, "shards": 3}})
+               distill={"alpha": 10, "teacher_bn": "train", "cache": {"clips_per_video": CLIPS, "shards": 3}})
 
 
 def _status(cwd: Path) -> dict | None:
@@ -66,7 +69,7 @@ def test_a_cache_stage_killed_and_resumed_computes_no_shard_twice(tmp_path: Path
     now = (cache / "shard-001-of-003.npz").stat()
     assert (now.st_ino, now.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
     assert [a["state"] for a in by_shard[0]["attempts"]][-1] == "COMPLETED" and len(by_shard[0]["attempts"]) == 2
-    assert sum(r["result"]["clips"] for r in by_shard.values()) == 12 * 32  # every video, K recipes each
+    assert sum(r["result"]["clips"] for r in by_shard.values()) == 12 * CLIPS  # every video, K recipes each
     # the cache stage ran between B and iteration 1
     base = st["hypotheses"][0]
     first = min(a["submitted_at"] for h in st["hypotheses"] if h["iteration"] == 1 for a in h["attempts"])

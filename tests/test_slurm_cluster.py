@@ -19,6 +19,7 @@ JOB = tiny_job("slurm-demo", iterations=1, eval={"clips": 1})  # latency measure
 
 
 def test_demo_search_runs_through_arrays_split_by_max_array_size(tmp_path: Path) -> None:
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))  # not an earlier run's jobs
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
     cluster = profile(tmp_path, max_array_size=3)  # as the test cluster's MaxArraySize: 5 hypotheses -> 3 + 2
     run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1")
@@ -27,7 +28,7 @@ def test_demo_search_runs_through_arrays_split_by_max_array_size(tmp_path: Path)
     assert status["state"] == "DONE"
     trained = [h for h in status["hypotheses"] if h["state"] == "DONE"]
     batches = {a["job_name"].rsplit("_", 1)[0] for h in trained for a in h["attempts"]}
-    rows = [r for b in sorted(batches) for r in sacct("--name", b, "-S", "now-1days")]
+    rows = [r for b in sorted(batches) for r in sacct("--name", b, "-S", since)]
     assert all(r[2] == "COMPLETED" for r in rows), rows
     by_iteration: dict[str, list[list[str]]] = {}
     for r in rows:

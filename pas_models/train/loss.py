@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pas_models.train.task import KL_REDUCTIONS
+
 
 @dataclass(frozen=True)
 class LossParts:
@@ -31,9 +33,6 @@ class LossParts:
     total: torch.Tensor
     ce: torch.Tensor
     kl: torch.Tensor
-
-
-KL_REDUCTIONS = ("mean", "batchmean")
 
 
 def distillation_loss(student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None,

@@ -13,6 +13,7 @@ from pas_models.teacher_cache import CacheConfig
 
 SCHEDULES = ("step", "cosine")
 TEACHER_BN_MODES = ("train", "eval")
+KL_REDUCTIONS = ("mean", "batchmean")  # Distill.kl_reduction (train/loss.py)
 AMP_MODES = ("none", "bf16", "fp16")
 
 

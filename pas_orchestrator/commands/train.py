@@ -19,12 +19,9 @@ from pathlib import Path
 from pas_models.errors import PasError
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.spec import ArchSpec
-from pas_models.train.launch import run_local
-from pas_models.train.teacher import load_weights
 from pas_orchestrator.chain import ops_arg
 from pas_orchestrator.config.search import SearchDef, ensure_data, load_search
 from pas_orchestrator.table import format_table
-from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task, spec_chain
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +92,8 @@ def _trained_weights(search: SearchDef, args: argparse.Namespace) -> Callable[[i
             raise PasError(f"operator k (tucker.ranks: vbmf) reads the trained weights of {spec.label}: {path} does "
                            f"not exist; train it first with `pas train --job {search.source} --ops "
                            f"{','.join(args.ops[:i])}`")
+        from pas_models.train.teacher import load_weights
+
         return load_weights(path)
     return weights_of
 
@@ -104,10 +103,13 @@ def run(args: argparse.Namespace) -> int:
         raise PasError(f"--nproc must be >= 1, got {args.nproc}")
     if args.scratch and not args.ops:
         raise PasError("--scratch needs --ops (the base network is always trained from scratch)")
-    search = load_search(args.job)
+    if args.epochs is not None and args.epochs < 1:
+        raise PasError(f"--epochs must be >= 1, got {args.epochs}")
+    search = load_search(args.job)  # torch-free: usage errors and a bad definition answer at once
+    from pas_models.train.launch import run_local
+    from pas_orchestrator.tasks import base_task, baseline_task, hypothesis_task, spec_chain
+
     if args.epochs is not None:
-        if args.epochs < 1:
-            raise PasError(f"--epochs must be >= 1, got {args.epochs}")
         search = replace(search, recipe=replace(search.recipe, epochs=args.epochs),
                          base=replace(search.base, recipe=replace(search.base_recipe, epochs=args.epochs)))
     data = ensure_data(search)

@@ -83,8 +83,8 @@ def run(address: str, folder: str) -> None:
         data = s.recv(_MAX_MESSAGE)
     except OSError:
         data = b""
-    if not data:  # the server is gone: the job is no child of ours, follow it by its pid
-        while _alive(pid):
+    if not data:  # the server is gone: the job (no child of ours; init reaps it) is followed by its pid
+        while os.path.exists(f"/proc/{pid}"):
             time.sleep(0.5)
         sys.exit(1)
     code = int(json.loads(data)["exit"])
@@ -93,16 +93,6 @@ def run(address: str, folder: str) -> None:
         os.kill(os.getpid(), -code)
         time.sleep(5)
     sys.exit(code)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def serve(address: str, parent: int) -> None:

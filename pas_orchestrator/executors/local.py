@@ -7,7 +7,9 @@ terminal) and its identity (boot id and start time) in ``<batch>/<id>_identity.j
 that restarts finds its jobs again from the files submitit writes (``<id>_submitted.pkl`` per job,
 ``<id>_0_result.pkl`` when it ends) and follows them by pid *and* start time: a pid reused by an
 unrelated process is not the job. ``cancel`` stops the job's whole process group (SIGINT and SIGTERM,
-then SIGKILL after a grace period) and checks that nothing of it is left.
+then SIGKILL after a grace period) and checks that nothing of it is left. The training process itself is
+forked from a server that imported torch once (``pas_models/train/forkserver.py``; submitit's task process
+is its proxy), unless the profile has setup lines or ``PAS_LOCAL_PRELOAD=0``.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from typing import NoReturn
 
 IDLE_SECONDS = 60.0
 PRELOAD = ("torch", "torch._dynamo", "pas_models.train.job", "submitit.core.submission")
@@ -37,7 +38,7 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, sign
 _MAX_MESSAGE = 1 << 20
 
 
-def _plain(folder: str) -> None:
+def _plain(folder: str) -> NoReturn:
     """What the job would have been without a server: submitit's own command, in this process."""
     os.execv(sys.executable, [sys.executable, "-u", "-m", "submitit.core._submit", folder])
 
@@ -57,7 +58,6 @@ def run(address: str, folder: str) -> None:
     s = _connect(address)
     if s is None:
         _plain(folder)
-    assert s is not None
     lifeline_r, _held = os.pipe()  # the write end stays open in this process until it ends
     request = {"folder": folder, "cwd": os.getcwd(), "env": dict(os.environ), "pgid": os.getpgrp()}
     try:

@@ -10,6 +10,10 @@ SYSTEM_SITE ?=
 # also runs on CPU). Set TORCH_PKGS= to never install torch.
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` and `make test-slurm`: the cores plus the two SLURM test groups, which
+# mostly wait for the scheduler (at most 8); TEST_WORKERS=1 runs every test in this one process, in order
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + 2 > 8 ? 8 : n + 2 )))
+XDIST = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 # `make search`: the demo search on this machine; `make search CLUSTER=marconi100 JOB=jobs/r2plus1d18_k400.yaml`
 CLUSTER ?= local
 JOB ?= jobs/demo.yaml
@@ -45,15 +49,15 @@ doctor: install
 # every test; the `slurm` ones against a throw-away SLURM cluster started and stopped here when running
 # as root with apt (as in CI); otherwise they are skipped with the reason (tests/slurm/run-tests.sh)
 test: install
-	bash tests/slurm/run-tests.sh $(PY) $(PYTEST_ARGS)
+	bash tests/slurm/run-tests.sh $(PY) $(XDIST) $(PYTEST_ARGS)
 
 # only the tests marked `slurm` (root): PAS_SLURM_TESTS=yes fails instead of skipping
 test-slurm: install
-	PAS_SLURM_TESTS=yes bash tests/slurm/run-tests.sh $(PY) -m slurm $(PYTEST_ARGS)
+	PAS_SLURM_TESTS=yes bash tests/slurm/run-tests.sh $(PY) -m slurm $(XDIST) $(PYTEST_ARGS)
 
 # the data tests with decord made unimportable and PyAV forced for every dataset: the Power9 path
 test-pyav: install
-	PAS_VIDEO_BACKEND=pyav PYTHONPATH=$(CURDIR)/tests/no_decord PAS_SLURM_TESTS=no bash tests/slurm/run-tests.sh $(PY) \
+	PAS_VIDEO_BACKEND=pyav PYTHONPATH=$(CURDIR)/tests/no_decord PAS_SLURM_TESTS=no bash tests/slurm/run-tests.sh $(PY) $(XDIST) \
 	  tests/test_data_backends.py tests/test_data_exact.py tests/test_data_views.py tests/test_data_sampling.py \
 	  tests/test_data_formats.py tests/test_cli_data.py tests/test_cli_prepare.py tests/test_train_run.py $(PYTEST_ARGS)
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-
-import torch
+from typing import TYPE_CHECKING
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.reductions import apply_sequence
 from pas_models.spec import ArchSpec
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.search import SearchDef
+
+if TYPE_CHECKING:  # the controller plans without torch until a network is built
+    import torch
 
 
 def base_task(search: SearchDef, data: DatasetConfig, out_dir: str, attempt: int = 1) -> TrainTask:

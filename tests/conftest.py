@@ -18,11 +18,25 @@ needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not 
 PYAV_ONLY = os.environ.get(FORCE_ENV) == "pyav"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:  # a pytest-xdist worker: its share of the cores, here and in the processes it starts (torch's
+        # default, a thread per core in every worker, made the in-process trainings 2-3 times slower)
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     generate(out, SynthConfig(classes=4, videos_per_class=3, val_per_class=1, frames=32, seed=7))
     return out
+
+
+from slurmkit import PARTITIONS as SLURM_GROUPS  # noqa: E402  (xdist group -> the test cluster's partition)
 
 
 def _slurm_up() -> str | None:
@@ -37,13 +51,28 @@ def _slurm_up() -> str | None:
         return "no SLURM client here (make test-slurm installs and starts the test cluster, as root)"
     if subprocess.run(["scontrol", "ping"], capture_output=True, timeout=20).returncode != 0:
         return "the SLURM test cluster is not running (make test-slurm starts it: tests/slurm/cluster.sh start)"
+    partitions = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=20).stdout.split()
+    if missing := sorted(set(SLURM_GROUPS.values()) - set(partitions)):
+        return (f"the SLURM test cluster running has no partition {', '.join(missing)} (an older cluster.sh started "
+                "it): tests/slurm/cluster.sh stop; tests/slurm/cluster.sh start --max-array-size 3")
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The SLURM tests first, then the slow ones: what takes longest starts first on the pytest-xdist workers
+    (`make test`). A SLURM test goes one after the other with the others of its group on one worker (--dist
+    loadgroup), on its group's two nodes: group "slurm" (partition debug) unless it is marked
+    ``xdist_group("slurm-b")`` (partition debug2)."""
     slurm = [item for item in items if "slurm" in item.keywords]
+    slow = [item for item in items if "slow" in item.keywords and "slurm" not in item.keywords]
+    first = {id(item) for item in slurm + slow}
+    items[:] = slurm + slow + [item for item in items if id(item) not in first]
     if not slurm:
         return
+    for item in slurm:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("slurm"))
     why = _slurm_up()
     if why:
         for item in slurm:

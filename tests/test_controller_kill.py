@@ -19,9 +19,11 @@ import yaml
 from tinyjob import TINY_RECIPE, tiny_job
 
 # 2 epochs x 3 steps: rungs end after 1, 2 and 6 steps (eta 3, 3 rungs)
-JOB = tiny_job("kill", iterations=1, eval={"clips": 2}, recipe={**TINY_RECIPE, "epochs": 2},
+JOB = tiny_job("kill", iterations=1, recipe={**TINY_RECIPE, "epochs": 2},
                halving={"eta": 3, "rungs": 3}, operators={"s": 1.4, "t": 2, "f": 2, "c": 1.4},
-               synthetic={"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 2, "frames": 16})
+               synthetic={"root": "data/synth", "classes": 4, "videos_per_class": 3, "val_per_class": 2, "frames": 16},
+               # latency measured (once, under kills), briefly
+               eval={"clips": 2, "latency_batches": [1], "latency_rounds": 1, "latency_passes": 2})
 RUNG_ENDS = {1: 1, 2: 2, 3: 6}
 
 

@@ -1,6 +1,7 @@
 """The local executor's fork server (pas_models/train/forkserver.py), with real processes: a job is forked from
 the server (not a fresh interpreter), gets its proxy's environment, folder and process group, dies with its
-proxy, and runs as a plain submitit process when no server answers; the server leaves with its controller."""
+proxy, and runs as a plain submitit process when no server answers; a search's controllers share its server,
+which leaves after its last lease."""
 
 from __future__ import annotations
 
@@ -39,8 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     address = f"pas-test-forkserver-{os.getpid()}"
     log = tmp_path_factory.mktemp("forkserver") / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", address,
-                                 str(os.getpid())],
+        proc = subprocess.Popen([sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", address, "600"],
                                 process_group=0, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
     _wait("the server's imports", lambda: "ready" in log.read_text(), timeout=120)
     yield address, proc
@@ -96,14 +96,53 @@ def test_without_a_server_the_job_runs_as_a_plain_submitit_process(tmp_path: Pat
     assert job.result() == int(job.job_id)  # a child of submitit's local controller, as without pas
 
 
-def test_the_server_leaves_when_its_controller_is_gone(tmp_path: Path) -> None:
+def test_the_server_stays_while_a_lease_is_held_and_leaves_after_the_last(tmp_path: Path) -> None:
+    address = f"pas-test-lease-{os.getpid()}"
     log = tmp_path / "server.log"
-    started = subprocess.run([sys.executable, "-c", (
-        "import os, subprocess, sys\n"
-        f"p = subprocess.Popen([sys.executable, '-u', '-m', 'pas_models.train.forkserver', 'serve', "
-        f"'pas-test-orphan-{os.getpid()}', str(os.getpid())], stdout=open({str(log)!r}, 'wb'), "
-        "stderr=subprocess.STDOUT, process_group=0)\nprint(p.pid)\n")], capture_output=True, text=True, check=True,
-                             timeout=60)
-    pid = int(started.stdout)
-    _wait("the orphaned server to leave", lambda: "leaving" in log.read_text(), timeout=120)
-    _wait("its process to end", lambda: _stat(pid) is None, timeout=10)
+    with log.open("wb") as out:  # 1 s of grace after the last lease
+        server = subprocess.Popen([sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", address, "1"],
+                                  process_group=0, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    # a controller's lease, held by a process that is SIGKILLed (the kernel closes its end)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom pas_models.train import forkserver\n"
+        f"held = forkserver.lease({address!r}, wait=30)\nprint(held is not None, flush=True)\ntime.sleep(600)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        _wait("the server's imports", lambda: "ready" in log.read_text(), timeout=120)
+        time.sleep(3)  # three times its grace: held, it stays
+        assert server.poll() is None and "leaving" not in log.read_text()
+        holder.kill()
+        holder.wait(timeout=10)
+        _wait("the server to leave after its last lease", lambda: server.poll() is not None, timeout=30)
+        assert "leaving" in log.read_text()
+    finally:
+        holder.kill()
+        server.kill()
+        server.wait(timeout=10)
+
+
+def test_a_search_has_one_server_its_controllers_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pas_models.train import forkserver
+    from pas_orchestrator.config.cluster import load_profile
+    from pas_orchestrator.executors.local import LocalExecutor
+
+    monkeypatch.delenv("PAS_LOCAL_PRELOAD", raising=False)
+    profile = load_profile("local")
+    first = LocalExecutor(tmp_path / "search" / "submitit", profile, "r2plus1d_tiny")
+    again = LocalExecutor(tmp_path / "search" / "submitit", profile, "r2plus1d_tiny")  # a controller started again
+    address = first._preload()
+    try:
+        assert first._server is not None and first._lease is not None
+        assert again._preload() == address and again._server is None and again._lease is not None  # found, leased
+        assert first._preload() == address and forkserver.holds(first._lease)  # the same lease, still held
+        # another search, or the same one with another environment for its jobs: another server
+        assert forkserver.address_for(str(tmp_path / "other" / "submitit"), dict(profile.env)) != address
+        assert forkserver.address_for(str(tmp_path / "search" / "submitit"), {**profile.env,
+                                                                              "OMP_NUM_THREADS": "2"}) != address
+    finally:
+        for ex in (first, again):
+            if ex._lease is not None:
+                ex._lease.close()
+        first._server.kill()
+        first._server.wait(timeout=10)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurmkit import epochs_lasting, profile, sacct
-from tinyjob import pas, tiny_job
+from slurmkit import B, profile, sacct
+from tinyjob import paced, pas, tiny_job
 
 pytestmark = pytest.mark.slurm
-JOB = tiny_job("slurm-demo", iterations=1, eval={"clips": 1})  # latency measured
+# latency measured, briefly (one round at batch 1)
+JOB = tiny_job("slurm-demo", iterations=1, eval={"clips": 1, "latency_batches": [1], "latency_rounds": 1})
 
 
 
@@ -91,22 +92,25 @@ def test_two_node_ddp_hypothesis_matches_one_process(synth_dir: Path, tmp_path: 
     assert results[1]["eval_videos"] == results[2]["eval_videos"] == 4
 
 
+@pytest.mark.xdist_group("slurm-b")
 def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     """A 1-minute time limit, a longer training: SLURM signals USR2, the job checkpoints, requeues itself
     (same job id) and resumes from last.pt with the epoch counter continuing, until it finishes."""
     # slurmctld checks time limits every 30 s and signals at the first check that finds less than
     # signal_delay_s + 30 s left: with a 1-minute limit and 5 s, 25-55 s after the start (32-48 s seen); SLURM
-    # starts the requeued run ~16 s later and signals it 43 s after its start. A training of ~62 s measured
-    # here is requeued once on any machine (55 s < 62 s < 25 + 43 s). Tried: 20 s (10-40 s after the start)
-    # requeued every 30 s, twice or three times (98 s in all); a fixed 800 epochs: 2 requeues on one
-    # machine, 3 on another (200 s); 100 s timed with the first epoch: 1 or 2 requeues, 108-138 s
+    # starts the requeued run ~16 s later and signals it 43 s after its start. A training of ~62 s is requeued
+    # once on any machine (55 s < 62 s < 25 + 43 s): 20 epochs of 3 steps paced to 1 s each (its wall time
+    # whatever else runs here, for ~2 CPU-s of training). Tried: 20 s (10-40 s after the start) requeued every
+    # 30 s, twice or three times (98 s in all); a fixed 800 epochs: 2 requeues on one machine, 3 on another
+    # (200 s); epochs timed here before the search: too few when the machine was busier during the timing
+    epochs = 20
     job = {**JOB, "name": "slurm-timeout", "iterations": 1, "operators": {"f": 2}, "eval": {"clips": 1,
-           "latency_passes": 0}, "base": {"train": True, "recipe": {**JOB["recipe"], "checkpoint_minutes": 0.1}}}
-    epochs = epochs_lasting(62, job, tmp_path)
-    job["base"]["recipe"]["epochs"] = epochs
+           "latency_passes": 0}, "base": {"train": True, "recipe": {**JOB["recipe"], "checkpoint_minutes": 0.1,
+                                                                   "epochs": epochs}}}
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
-    cluster = profile(tmp_path, time_min=1, signal_delay_s=5)
-    run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1", timeout=1500)
+    cluster = profile(tmp_path, time_min=1, signal_delay_s=5, partition=B)
+    run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1", timeout=1500,
+              env=paced(1.0))
     assert run.returncode == 0, run.stderr[-3000:]
     status = json.loads(pas(tmp_path, "status", "--json").stdout)
     base = status["hypotheses"][0]
@@ -116,6 +120,7 @@ def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     assert requeues >= 1
     assert base["attempts"][0]["requeues"] == requeues  # pas saw each one (sacct -D: a REQUEUED run each)
     log = (out / "train.log").read_text()
+    assert "every step lasts at least 1 s" in log
     resumed = [int(line.split("resuming at epoch ")[1].split()[0]) for line in log.splitlines()
                if "resuming at epoch" in line]
     assert len(resumed) == requeues and resumed == sorted(resumed) and resumed[0] > 0  # the epoch counter continues

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurmkit import controller, epochs_lasting, profile, sacct, wait_for
-from tinyjob import TINY_RECIPE, failing_job, pas, tiny_job
+from slurmkit import B, controller, profile, sacct, wait_for
+from tinyjob import TINY_RECIPE, failing_job, paced, pas, tiny_job
 
 from pas_orchestrator.errors import LedgerError
 from pas_orchestrator.ledger import Ledger
@@ -30,7 +30,8 @@ def _status(cwd: Path) -> dict:
 
 
 def _idle_nodes() -> set[str]:
-    out = subprocess.run(["sinfo", "-h", "-N", "-t", "idle", "-o", "%N"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(["sinfo", "-h", "-N", "-p", "debug", "-t", "idle", "-o", "%N"], capture_output=True, text=True,
+                         timeout=30)
     return set(out.stdout.split())
 
 
@@ -38,14 +39,16 @@ def _since() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
 
 
+@pytest.mark.xdist_group("slurm-b")
 def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: Path) -> None:
     """>= 10 SIGKILLs: at random instants, and by the controller itself right after sbatch returned
     (before the job ids reach the ledger) or right before sbatch (attempts committed, nothing sent)."""
     since = _since()
     job = tiny_job("slurm-kill", iterations=2, max_retries=3, operators={"t": 2, "f": 2, "c": 1.4},
-                   eval={"clips": 1})  # latency measured: its jobs are submitted under kills too
+                   # latency measured (its jobs are submitted under kills too), briefly
+                   eval={"clips": 1, "latency_batches": [1], "latency_rounds": 1, "latency_passes": 2})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
-    cluster = profile(tmp_path, max_array_size=3)
+    cluster = profile(tmp_path, max_array_size=3, partition=B)
     # a failpoint run goes on until its next submission and dies there (whatever the machine's speed);
     # the others are killed after 1-4 s, wherever they are. The failpoints come first: a controller that
     # starts fast gets far in a few seconds, and the search must not end before the plan does
@@ -126,15 +129,15 @@ def test_failing_job_is_retried_then_failed_with_its_reason(tmp_path: Path) -> N
 
 
 def test_node_down_under_a_running_job_is_detected_and_the_job_reruns_on_the_other_node(tmp_path: Path) -> None:
-    # a training timed here to last ~15 s (a fixed 300 epochs took 30 s on one machine; 60 once finished before
-    # the node could be taken down under it); what is left of it after the requeue reruns on the other node
+    # a training of ~15 s whatever else runs here: 20 epochs of 3 steps paced to 0.25 s each (a fixed 300
+    # unpaced epochs took 30 s on one machine; 60 once finished before the node could be taken down under it);
+    # what is left of it after the requeue reruns on the other node
+    epochs = 20
     job = tiny_job("slurm-down", iterations=1, operators={"f": 2},
-                   base={"train": True, "recipe": {**TINY_RECIPE, "checkpoint_minutes": 0.01}})
-    epochs = epochs_lasting(15, job, tmp_path)
-    job["base"]["recipe"]["epochs"] = epochs
+                   base={"train": True, "recipe": {**TINY_RECIPE, "checkpoint_minutes": 0.01, "epochs": epochs}})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
-    wait_for("both nodes idle", lambda: _idle_nodes() == {"node1", "node2"}, timeout=60)
-    proc = controller(tmp_path)
+    wait_for("both nodes idle", lambda: _idle_nodes() == {"node1", "node2"}, timeout=60)  # partition debug's
+    proc = controller(tmp_path, env_extra=paced(0.25))
     down = None
     try:
         base_dir = tmp_path / "runs" / "slurm-down" / "hyp" / "0-base"
@@ -203,11 +206,12 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
     """Four hypotheses using all the CPUs of a node each, on two nodes: two run, two wait (PENDING,
     Resources); one running hypothesis is scancel'ed (CANCELLED: interrupted, not failed), run again and
     finished; `pas status` shows it all."""
+    # 10 epochs of 3 steps paced to 0.3 s: each hypothesis trains ~9 s whatever else runs here
     job = tiny_job("slurm-states", iterations=1, operators={"s": 1.4, "t": 2, "f": 2, "c": 1.4},
-                   recipe={**TINY_RECIPE, "epochs": 30})
+                   recipe={**TINY_RECIPE, "epochs": 10})
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     cluster = profile(tmp_path, max_array_size=3, cpus_per_task=os.cpu_count() or 2)
-    proc = controller(tmp_path, cluster)
+    proc = controller(tmp_path, cluster, env_extra=paced(0.3))
     seen: set[str] = set()
     cells: set[str] = set()
     cancelled = None
@@ -231,9 +235,9 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
             running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["state"] == "RUNNING" and h["attempts"]
                        and h["attempts"][-1]["state"] in ("SUBMITTED", "RUNNING")
                        and h["attempts"][-1]["scheduler_state"] == "RUNNING"]
-            # early in its 30 epochs (3 steps each): what is left outlasts KillWait (1 s), when the job, which
+            # early in its 30 steps (0.3 s each): what is left outlasts KillWait (1 s), when the job, which
             # ignores SIGTERM like every submitit job, is killed
-            running = [h for h in running if _steps_done(h["out_dir"]) < 30]
+            running = [h for h in running if _steps_done(h["out_dir"]) < 10]
             if cancelled is None and running:
                 job_id = running[0]["attempts"][-1]["job_id"]
                 subprocess.run(["scancel", job_id], check=True, timeout=30)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurmkit import controller, profile
+from slurmkit import B, controller, profile
 from tinyjob import pas, tiny_job
 
 from pas_orchestrator.ledger import Ledger
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm-b")]  # on partition debug2
 
 SHIM = """#!/bin/sh
 # sbatch that fails once (a controller that cannot be reached), then is the real one
@@ -39,7 +39,7 @@ def test_a_transient_sbatch_error_is_retried_with_backoff(tmp_path: Path, monkey
     (shim / "sbatch").chmod((shim / "sbatch").stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(tiny_job("sbatch-retry", iterations=1, operators={"t": 2})))
-    proc = controller(tmp_path, profile(tmp_path))
+    proc = controller(tmp_path, profile(tmp_path, partition=B))
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err.decode()[-3000:]
     assert (tmp_path / "failed-once").exists()

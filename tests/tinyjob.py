@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,17 @@ def failing_job(root: Path, name: str) -> dict[str, Any]:
     return job
 
 
-def pas(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def pas(cwd: Path, *args: str, timeout: float = 900,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`pas ARGS` in ``cwd``; ``env``: variables added to this process' environment."""
     return subprocess.run([sys.executable, "-m", "pas_orchestrator", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **env} if env else None)
+
+
+def paced(seconds: float) -> dict[str, str]:
+    """The environment that makes every training step of the jobs started under it last ``seconds`` at least
+    (``PAS_TEST_STEP_SECONDS``): a training of a known wall time whatever else runs on the machine, for almost
+    no CPU (what a test of a time limit or of a node going down needs)."""
+    from pas_models.train.run import STEP_SECONDS_ENV
+
+    return {STEP_SECONDS_ENV: str(seconds)}

@@ -2,27 +2,35 @@
 
 A local job is submitit's ``python -u -m submitit.core._submit FOLDER``: a fresh interpreter that imports
 torch (1.5 s of CPU here) and torch._dynamo (1.7 s, on the first optimizer), for trainings that may last a
-few seconds (successive halving's first rung, the demo). The local executor starts one server per
-controller (``serve``), which imports all that once and forks a job for each request; the job's command is
-``run`` (no torch), a proxy that takes the job's place for submitit's local controller:
+few seconds (successive halving's first rung, the demo). The local executor uses one server per search
+(``serve``), which imports all that once and forks a job for each request; the job's command is ``run``
+(no torch), a proxy that takes the job's place for submitit's local controller:
 
 - the forked job gets the proxy's environment, working folder, standard output and error, and joins the
   proxy's process group (the job's group: ``pas cancel`` and Ctrl-C reach it as before);
 - signals the proxy receives (submitit's USR2 before the time limit, SIGINT, SIGTERM) are passed on;
-- the proxy exits with the job's exit status (144: submitit's requeue; -N: killed by signal N);
+- the proxy exits with the job's exit status (144: submitit's requeue; -N: killed by N);
 - the job dies with its proxy (a pipe the proxy holds: on SIGKILL of the proxy, the job kills itself).
 
+The server's address is a function of the search's job folder, the interpreter, its ``sys.path``, the
+profile's environment and the code of ``pas_models`` (``address_for``): a controller started again (after
+a kill, or ``pas study`` after ``pas search``) finds the server its predecessor started, and code edited in
+between gets a server of its own. Each controller holds a lease on it (a connection, closed by the kernel
+even on SIGKILL); the server leaves ``grace`` seconds after its last lease and job ended, or after
+``IDLE_SECONDS`` without jobs (the executor starts another one when needed).
+
 Nothing depends on the server: when it cannot be reached (never started, ended, refused), ``run`` execs
-the plain submitit command. The server leaves when its controller is gone and no job of it runs, or after
-``IDLE_SECONDS`` without jobs (the executor starts another one when needed). It is used only where the
-profile has no ``setup`` lines (a setup may change what Python imports) and ``PAS_LOCAL_PRELOAD`` is not 0.
+the plain submitit command. It is used only where the profile has no ``setup`` lines (a setup may change
+what Python imports) and ``PAS_LOCAL_PRELOAD`` is not 0.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -32,6 +40,7 @@ import traceback
 from typing import NoReturn
 
 IDLE_SECONDS = 60.0
+GRACE_SECONDS = 10.0  # after the last lease and job: a controller started again meanwhile finds the server
 PRELOAD = ("torch", "torch._dynamo", "pas_models.train.job", "submitit.core.submission")
 OPTIONAL = ("av", "decord")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
@@ -51,6 +60,50 @@ def _connect(address: str) -> socket.socket | None:
         s.close()
         return None
     return s
+
+
+def address_for(folder: str, env: dict[str, str]) -> str:
+    """The server address of a search's job folder: also a function of what decides the code a forked job
+    runs (the interpreter, ``sys.path``, ``env`` and the environment's PAS_/PYTHON variables, and the size
+    and modification time of every file of ``pas_models``)."""
+    import pas_models
+
+    root = os.path.dirname(pas_models.__file__)
+    code = []
+    for top, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(top, name))
+                code.append((os.path.relpath(os.path.join(top, name), root), st.st_size, st.st_mtime_ns))
+    seen = {k: v for k, v in os.environ.items() if k.startswith(("PAS_", "PYTHON"))}
+    key = json.dumps([os.path.realpath(folder), sys.executable, sys.path, sorted({**seen, **env}.items()), code])
+    return "pas-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def lease(address: str, wait: float = 0.0) -> socket.socket | None:
+    """A lease on the server at ``address`` (None when none listens there, after ``wait`` seconds of
+    trying): the server stays while the returned connection is open."""
+    deadline = time.monotonic() + wait
+    while (s := _connect(address)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if s is None:
+        return None
+    try:
+        s.send(json.dumps({"lease": os.getpid()}).encode())
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+def holds(lease_socket: socket.socket) -> bool:
+    """Whether the server of a lease is still there (it closes its end when it leaves)."""
+    try:
+        readable, _, _ = select.select([lease_socket], [], [], 0)
+        return not readable or lease_socket.recv(1, socket.MSG_PEEK) != b""
+    except OSError:
+        return False
 
 
 def run(address: str, folder: str) -> None:
@@ -95,17 +148,18 @@ def run(address: str, folder: str) -> None:
     sys.exit(code)
 
 
-def serve(address: str, parent: int) -> None:
-    """Import what a training job imports, then fork a job per request until the controller (pid ``parent``,
-    which started this process) is gone."""
+def serve(address: str, grace: float = GRACE_SECONDS) -> None:
+    """Import what a training job imports, then fork a job per request while a controller holds a lease (and
+    ``grace`` seconds after the last one and the last job)."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind("\0" + address)  # first: a job submitted while the imports run waits in the backlog
+    try:
+        listener.bind("\0" + address)  # first: a job or a lease that comes while the imports run waits
+    except OSError:  # another server has this address: it serves this search
+        print(f"pas fork server {os.getpid()}: {address} has a server already", flush=True)
+        return
     listener.listen(64)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in PRELOAD + OPTIONAL:
-        if os.getppid() != parent:  # a controller killed at once (clients waiting run the plain command)
-            print(f"pas fork server {os.getpid()}: leaving (its controller is gone)", flush=True)
-            return
         try:
             importlib.import_module(name)
         except ImportError:
@@ -113,32 +167,64 @@ def serve(address: str, parent: int) -> None:
                 raise
     print(f"pas fork server {os.getpid()}: ready ({address})", flush=True)
     jobs: dict[int, socket.socket] = {}
+    leases: list[socket.socket] = []
     listener.settimeout(0.2)
-    idle_since = time.monotonic()
+    idle_since = last_held = time.monotonic()
     while True:
         _reap(jobs)
+        leases = _held(leases)
+        now = time.monotonic()
         if jobs:
-            idle_since = time.monotonic()
+            idle_since = now
+        if jobs or leases:
+            last_held = now
         try:
             conn, _ = listener.accept()
         except TimeoutError:
-            if not jobs and (os.getppid() != parent or time.monotonic() - idle_since > IDLE_SECONDS):
-                listener.close()  # a client connecting now is refused and runs the plain command
+            if not jobs and (now - last_held > grace or now - idle_since > IDLE_SECONDS):
+                listener.close()  # a client connecting now is refused (a job runs the plain command)
+                for held in leases:
+                    held.close()
                 print(f"pas fork server {os.getpid()}: leaving", flush=True)
                 return
             continue
         conn.settimeout(None)
         try:
-            pid = _fork(conn, listener, jobs)
+            pid = _fork(conn, listener, [*jobs.values(), *leases])
+        except ConnectionError as exc:
+            print(f"pas fork server {os.getpid()}: {exc}", flush=True)
+            conn.close()
+            continue
         except Exception:  # a bad request: that client gets no pid and runs the plain command
             traceback.print_exc()
             conn.close()
             continue
-        jobs[pid] = conn
+        if pid is None:
+            leases.append(conn)
+        else:
+            jobs[pid] = conn
+
+
+def _held(leases: list[socket.socket]) -> list[socket.socket]:
+    """The leases still open (a controller that ended, even by SIGKILL, closed its end)."""
+    if not leases:
+        return leases
+    readable, _, _ = select.select(leases, [], [], 0)
+    gone = []
+    for conn in readable:
+        try:
+            if conn.recv(_MAX_MESSAGE) == b"":
+                gone.append(conn)
+        except OSError:
+            gone.append(conn)
+    for conn in gone:
+        conn.close()
+    return [c for c in leases if c not in gone]
 
 
 def _reap(jobs: dict[int, socket.socket]) -> None:
-    while jobs:
+    """Collect every job that ended (a zombie would keep its process group alive for `pas cancel`)."""
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
@@ -154,17 +240,28 @@ def _reap(jobs: dict[int, socket.socket]) -> None:
             conn.close()
 
 
-def _fork(conn: socket.socket, listener: socket.socket, jobs: dict[int, socket.socket]) -> int:
+def _fork(conn: socket.socket, listener: socket.socket, others: list[socket.socket]) -> int | None:
+    """Fork the job a request asks for (its pid), or None for a lease (kept open by the caller)."""
     msg, fds, _, _ = socket.recv_fds(conn, _MAX_MESSAGE, 3)
     request = json.loads(msg)
+    if "lease" in request:
+        for fd in fds:
+            os.close(fd)
+        return None
     if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
         raise ValueError(f"expected 3 file descriptors, got {len(fds)}")
+    if not holds(conn):  # its proxy is gone already (cancelled while this server imported): nothing to run
+        for fd in fds:
+            os.close(fd)
+        raise ConnectionError(f"the proxy of {request.get('folder')} left before its job was forked")
     pid = os.fork()
     if pid == 0:  # the job
         code = 1
         try:
             listener.close()
-            for other in jobs.values():
+            for other in others:
                 other.close()
             conn.close()
             code = _job(request, *fds)
@@ -172,7 +269,10 @@ def _fork(conn: socket.socket, listener: socket.socket, jobs: dict[int, socket.s
             os._exit(code)
     for fd in fds:
         os.close(fd)
-    conn.send(json.dumps({"pid": pid}).encode())
+    try:
+        conn.send(json.dumps({"pid": pid}).encode())
+    except OSError:  # its proxy left meanwhile: the job ends by its lifeline, and is reaped as a job
+        pass
     return pid
 
 
@@ -239,12 +339,12 @@ def _flush() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) == 3 and argv[0] == "serve":
-        serve(argv[1], int(argv[2]))
+    if len(argv) in (2, 3) and argv[0] == "serve":
+        serve(argv[1], float(argv[2]) if len(argv) == 3 else GRACE_SECONDS)
     elif len(argv) == 3 and argv[0] == "run":
         run(argv[1], argv[2])
     else:
-        sys.exit("usage: python -m pas_models.train.forkserver serve ADDRESS PARENT_PID | run ADDRESS FOLDER")
+        sys.exit("usage: python -m pas_models.train.forkserver serve ADDRESS [GRACE_SECONDS] | run ADDRESS FOLDER")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ from pas_models.train.teacher import build_teacher, load_weights
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0
+# tests only: every optimizer step lasts at least this many seconds (the job sleeps what is left of it), so
+# a test of a scheduler's time limit or of a node going down gets a training of a known wall time, whatever
+# else runs on the machine, for almost no CPU. Unset in normal use; a training that reads it says so in its log
+STEP_SECONDS_ENV = "PAS_TEST_STEP_SECONDS"
 R = TypeVar("R")
 
 
@@ -362,6 +366,20 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     return _finish(out, task, tr.model, state, len(skipped_files), ev, env, device, tr.finetuned, tr.teacher.source)
 
 
+def step_seconds() -> float:
+    """$PAS_TEST_STEP_SECONDS (0 when unset): the least wall time of one optimizer step."""
+    raw = os.environ.get(STEP_SECONDS_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise PasError(f"${STEP_SECONDS_ENV}={raw!r}: expected seconds >= 0 (tests only; unset it)")
+    return value
+
+
 def _train(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int, int]) -> TrainState:
     """Train from ``state`` to ``until`` = (epoch, step) of the full schedule (the learning-rate schedule is
     always the full run's: stopping early and resuming later is exactly the uninterrupted run). Checkpoints
@@ -384,6 +402,9 @@ def _epochs(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int,
     task, env, recipe = tr.task, tr.env, tr.task.recipe
     fmt = tr.precision.memory_format
     last_ckpt = last_progress = time.monotonic()
+    pace = step_seconds()
+    if pace and env.is_main:
+        log.warning("%s: every step lasts at least %g s ($%s, for tests)", task.hypothesis, pace, STEP_SECONDS_ENV)
     for epoch in range(state.epoch, min(until[0] + (until[1] > 0), recipe.epochs)):
         start_step = state.step if epoch == state.epoch else 0
         end_step = until[1] if epoch == until[0] and until[1] > 0 else tr.steps_per_epoch
@@ -403,7 +424,10 @@ def _epochs(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int,
             if step >= end_step:
                 break
             lr = lr_at(recipe, tr.peak_lr, epoch + step / tr.steps_per_epoch)
+            t_step = time.monotonic()
             loss, parts, feat = _step(tr, batch, lr, fmt)
+            if pace:
+                time.sleep(max(0.0, pace - (time.monotonic() - t_step)))
             loss_sum, n_steps = loss_sum + loss, n_steps + 1
             state.skipped.update(batch["skipped"])
             state.clips_seen += len(batch["label"]) * env.world

@@ -18,9 +18,9 @@ import json
 import logging
 import os
 import pickle
-import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +33,7 @@ from unittest import mock
 
 import submitit
 
+from pas_models.train import forkserver
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
@@ -103,23 +104,31 @@ class LocalExecutor:
                                  drain_for_exclusive=True)
         self.stops_with_controller = True
         self._jobs: dict[str, submitit.local.local.LocalJob] = {}  # started by this process: reaped by polling
-        self._server: subprocess.Popen[bytes] | None = None
+        self._server: subprocess.Popen[bytes] | None = None  # the server this controller started, if any
+        self._lease: socket.socket | None = None
         self._address = ""
 
     def _preload(self) -> str | None:
-        """The fork server's address, started (again) when it is not running; None where jobs start as plain
-        submitit processes: the profile has setup lines, or PAS_LOCAL_PRELOAD=0."""
+        """The fork server's address: the search's server, found (a controller before this one started it) or
+        started, and leased; None where jobs start as plain submitit processes: the profile has setup lines,
+        or PAS_LOCAL_PRELOAD=0."""
         if self.profile.setup or os.environ.get(PRELOAD_ENV, "1").strip() in ("0", "no", "false", "off"):
             return None
-        if self._server is None or self._server.poll() is not None:
-            self._address = f"pas-forkserver-{os.getpid()}-{secrets.token_hex(6)}"
+        if self._lease is not None and forkserver.holds(self._lease):
+            return self._address
+        if self._lease is not None:
+            self._lease.close()
+        self._address = forkserver.address_for(str(self.folder), dict(self.profile.env))
+        self._lease = forkserver.lease(self._address)
+        if self._lease is None and (self._server is None or self._server.poll() is not None):
             self.folder.mkdir(parents=True, exist_ok=True)
             with (self.folder / "forkserver.log").open("ab") as log_file:
                 self._server = subprocess.Popen(
-                    [sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", self._address,
-                     str(os.getpid())],
+                    [sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", self._address],
                     env={**os.environ, **self.profile.env}, process_group=0, stdin=subprocess.DEVNULL,
                     stdout=log_file, stderr=log_file)
+            # it listens before it imports: the lease (and the first jobs) wait for it there
+            self._lease = forkserver.lease(self._address, wait=5.0)
         return self._address
 
     def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throw-away Slurm cluster on this machine for the tests marked `slurm` (Debian/Ubuntu packages,
-# root, no systemd, no cgroups): munge, MariaDB + slurmdbd (so sacct works), slurmctld and two slurmd
-# emulating nodes node1 and node2 on 127.0.0.1.
+# root, no systemd, no cgroups): munge, MariaDB + slurmdbd (so sacct works), slurmctld and four slurmd
+# emulating nodes node1-node4 on 127.0.0.1: partition debug (the default) is node1 and node2, partition
+# debug2 is node3 and node4 (two groups of tests run at once, each on its own two nodes).
 #
 #   tests/slurm/cluster.sh start [--max-array-size N]   install what is missing, start, wait until idle
 #   tests/slurm/cluster.sh stop [--purge]               stop what start started (pid files only);
@@ -15,7 +16,7 @@
 set -euo pipefail
 LAB=${PAS_SLURM_LAB:-/tmp/pas-slurm}
 DB_PORT=${PAS_SLURM_DB_PORT:-3307}
-NODES=(node1 node2)
+NODES=(node1 node2 node3 node4)
 HOSTS_MARK="# pas-slurm test cluster"
 
 die() {
@@ -93,8 +94,9 @@ AccountingStorageHost=localhost
 AccountingStoragePort=6819
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
-NodeName=node[1-2] NodeHostname=localhost NodeAddr=127.0.0.1 Port=[17001-17002] CPUs=$ncpu RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+NodeName=node[1-4] NodeHostname=localhost NodeAddr=127.0.0.1 Port=[17001-17004] CPUs=$ncpu RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=node[1-2] Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug2 Nodes=node[3-4] MaxTime=INFINITE State=UP
 CONF
   install -d /etc/slurm
   install -m 0644 "$LAB/etc/slurm.conf" /etc/slurm/slurm.conf
@@ -162,9 +164,9 @@ start() {
   /usr/sbin/slurmctld
   wait_for 30 slurmctld scontrol ping
   for n in "${NODES[@]}"; do mkdir -p "$LAB/state/d_$n"; /usr/sbin/slurmd -N "$n"; done
-  wait_for 60 "both nodes idle" bash -c '[ "$(sinfo -h -N -t idle -o %N | sort -u | wc -l)" = 2 ]'
+  wait_for 60 "every node idle" bash -c "[ \"\$(sinfo -h -N -t idle -o %N | sort -u | wc -l)\" = ${#NODES[@]} ]"
   wait_for 30 "cluster registered in slurmdbd" bash -c 'sacctmgr -n -P show cluster format=cluster | grep -qx pastest'
-  echo "slurm test cluster up: nodes ${NODES[*]}, partition debug, MaxArraySize=$max_array, state in $LAB"
+  echo "slurm test cluster up: nodes ${NODES[*]}, partitions debug (node1, node2) and debug2 (node3, node4), MaxArraySize=$max_array, state in $LAB"
 }
 
 stop_pidfile() { # stop_pidfile <name> <pidfile>

@@ -63,11 +63,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The SLURM tests first, then the slow ones: what takes longest starts first on the pytest-xdist workers
     (`make test`). A SLURM test goes one after the other with the others of its group on one worker (--dist
     loadgroup), on its group's two nodes: group "slurm" (partition debug) unless it is marked
-    ``xdist_group("slurm-b")`` (partition debug2)."""
+    ``xdist_group("slurm-b")`` (partition debug2). The tests of a module with a module-scoped fixture go to
+    one worker too (the fixture is made once)."""
     slurm = [item for item in items if "slurm" in item.keywords]
     slow = [item for item in items if "slow" in item.keywords and "slurm" not in item.keywords]
     first = {id(item) for item in slurm + slow}
     items[:] = slurm + slow + [item for item in items if id(item) not in first]
+    for item in items:  # a module's fixture is made once: its tests go to one worker
+        info = getattr(item, "_fixtureinfo", None)
+        if info is not None and "slurm" not in item.keywords and any(
+                d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
     if not slurm:
         return
     for item in slurm:

@@ -15,20 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tinyjob import pas, tiny_job
+from tinyjob import look, pas, tiny_job
 
 # a shard job lasts long enough (~3.5 s) to be killed while it runs (with 32, one started from the fork server,
 # which spares it the imports, once ended before the test could kill it)
 CLIPS = 128
 JOB = tiny_job("cached", iterations=1, operators={"t": 2, "s": 1.4},
                distill={"alpha": 10, "teacher_bn": "train", "cache": {"clips_per_video": CLIPS, "shards": 3}})
-
-
-def _status(cwd: Path) -> dict | None:
-    if not (cwd / "runs/cached/ledger.sqlite").is_file():
-        return None
-    out = pas(cwd, "status", "--json")
-    return json.loads(out.stdout) if out.returncode == 0 else None
 
 
 @pytest.mark.slow
@@ -40,7 +33,7 @@ def test_a_cache_stage_killed_and_resumed_computes_no_shard_twice(tmp_path: Path
         deadline = time.monotonic() + 300
         while True:  # the first two shard jobs submitted (2 local jobs at once)
             assert time.monotonic() < deadline and ctl.poll() is None
-            st = _status(tmp_path)
+            st = look(tmp_path)
             shards = {s["shard"]: s for s in st["teacher_cache"]} if st else {}
             if all(k in shards and shards[k]["attempts"] and shards[k]["attempts"][-1]["job_id"] for k in (0, 1)):
                 break

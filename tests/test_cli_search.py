@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tinyjob import TINY_RECIPE, pas, tiny_job
+from tinyjob import TINY_RECIPE, look, pas, tiny_job
 
 JOB = tiny_job("cli", iterations=1, operators={"s": 1.4, "f": 2, "c": 1.4}, baselines=True, eval={"clips": 1},
                base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 4, "clips_per_video": 10}},
@@ -40,13 +40,10 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
         deadline = time.monotonic() + 300
         while True:  # wait for a running job
             assert time.monotonic() < deadline and controller.poll() is None
-            if (tmp_path / "runs/cli/ledger.sqlite").exists():
-                st = pas(tmp_path, "status", "--json")
-                if st.returncode == 0:
-                    jobs = [a for h in json.loads(st.stdout)["hypotheses"] for a in h["attempts"] if a["job_id"]]
-                    if jobs:
-                        break
-            time.sleep(0.5)
+            st = look(tmp_path)
+            if st and [a for h in st["hypotheses"] for a in h["attempts"] if a["job_id"]]:
+                break
+            time.sleep(0.3)
         second = pas(tmp_path, "search", "--job", "job.yaml")
         assert second.returncode == 1 and f"another controller runs this search (pid {controller.pid}" in second.stderr
         cancel = pas(tmp_path, "cancel")

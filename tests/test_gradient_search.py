@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tinyjob import TINY_RECIPE, pas, tiny_job
+from tinyjob import TINY_RECIPE, look, pas, tiny_job
 
 from pas_models.flops import count_cost
 from pas_models.inherit import can_init_from_parent
@@ -44,12 +44,10 @@ def test_a_gradient_search_killed_and_resumed_then_compared_with_pas(tmp_path: P
         deadline = time.monotonic() + 400
         while True:  # SIGKILL the controller once a supernet job runs
             assert time.monotonic() < deadline and controller.poll() is None
-            if (tmp_path / "runs/grad/ledger.sqlite").exists():
-                st = pas(tmp_path, "status", "--json")
-                if st.returncode == 0 and any(h["kind"] == "supernet" and h["state"] == "RUNNING"
-                                              for h in json.loads(st.stdout)["hypotheses"]):
-                    break
-            time.sleep(0.5)
+            st = look(tmp_path)
+            if st and any(h["kind"] == "supernet" and h["state"] == "RUNNING" for h in st["hypotheses"]):
+                break
+            time.sleep(0.3)
         os.kill(controller.pid, signal.SIGKILL)
         controller.wait(timeout=30)
     finally:

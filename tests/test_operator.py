@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tinyjob import TINY_RECIPE, pas, tiny_job
+from tinyjob import TINY_RECIPE, look, pas, tiny_job
 
 from pas_orchestrator.executors.local import group_alive, process_start
 
@@ -53,15 +53,12 @@ def _running_job(cwd: Path, timeout: float = 300) -> dict:
     """The first attempt with a job id whose trainer has started (it holds the hypothesis' lock)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (cwd / "runs").is_dir() and list((cwd / "runs").glob("*/ledger.sqlite")):
-            out = pas(cwd, "status", "--json")
-            if out.returncode == 0:
-                for h in json.loads(out.stdout)["hypotheses"]:
-                    for a in h["attempts"]:
-                        if a["job_id"] and a["state"] in ("SUBMITTED", "RUNNING") \
-                                and (Path(h["out_dir"]) / ".lock").is_file() \
-                                and (Path(h["out_dir"]) / ".lock").read_text().startswith("pid "):
-                            return {**a, "out_dir": h["out_dir"]}
+        for h in (look(cwd) or {"hypotheses": []})["hypotheses"]:
+            for a in h["attempts"]:
+                if a["job_id"] and a["state"] in ("SUBMITTED", "RUNNING") \
+                        and (Path(h["out_dir"]) / ".lock").is_file() \
+                        and (Path(h["out_dir"]) / ".lock").read_text().startswith("pid "):
+                    return {**a, "out_dir": h["out_dir"]}
         time.sleep(0.3)
     raise AssertionError("no job started training")
 

@@ -47,6 +47,29 @@ def pas(cwd: Path, *args: str, timeout: float = 900,
                           timeout=timeout, env={**os.environ, **env} if env else None)
 
 
+def look(cwd: Path) -> dict | None:
+    """What `pas status --json` prints in ``cwd`` (its function on the search's ledger, read-only, in this
+    process: a wait loop polling it costs milliseconds, not a process that imports pas), None while there is
+    no ledger or no search in it yet. The one search under ``cwd/runs``."""
+    from pas_orchestrator.errors import LedgerError
+    from pas_orchestrator.ledger import Ledger
+    from pas_orchestrator.views import as_json
+
+    ledgers = sorted((cwd / "runs").glob("*/ledger.sqlite"))
+    if not ledgers:
+        return None
+    try:
+        ledger = Ledger(ledgers[0], readonly=True)
+        try:
+            return as_json(ledger.snapshot())
+        finally:
+            ledger.close()
+    except LedgerError as exc:
+        if "no search yet" in str(exc):
+            return None
+        raise
+
+
 def paced(seconds: float) -> dict[str, str]:
     """The environment that makes every training step of the jobs started under it last ``seconds`` at least
     (``PAS_TEST_STEP_SECONDS``): a training of a known wall time whatever else runs on the machine, for almost

@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers of `make test` and `make test-slurm`: the cores plus the two SLURM test groups, which
 # mostly wait for the scheduler (at most 8); TEST_WORKERS=1 runs every test in this one process, in order
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + 2 > 8 ? 8 : n + 2 )))
-XDIST = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+XDIST = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 # `make search`: the demo search on this machine; `make search CLUSTER=marconi100 JOB=jobs/r2plus1d18_k400.yaml`
 CLUSTER ?= local
 JOB ?= jobs/demo.yaml

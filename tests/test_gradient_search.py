@@ -44,8 +44,11 @@ def test_a_gradient_search_killed_and_resumed_then_compared_with_pas(tmp_path: P
         deadline = time.monotonic() + 400
         while True:  # SIGKILL the controller once a supernet job runs
             assert time.monotonic() < deadline and controller.poll() is None
-            st = look(tmp_path)
-            if st and any(h["kind"] == "supernet" and h["state"] == "RUNNING" for h in st["hypotheses"]):
+            # both supernets submitted (one array: a kill between its attempts and sbatch is the SLURM kill
+            # test's), one of them training
+            supernets = [h for h in (look(tmp_path) or {"hypotheses": []})["hypotheses"] if h["kind"] == "supernet"]
+            if len(supernets) == 2 and all(h["attempts"] and h["attempts"][-1]["job_id"] for h in supernets) \
+                    and any(h["state"] == "RUNNING" for h in supernets):
                 break
             time.sleep(0.3)
         os.kill(controller.pid, signal.SIGKILL)

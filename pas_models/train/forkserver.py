@@ -9,7 +9,7 @@ few seconds (successive halving's first rung, the demo). The local executor uses
 - the forked job gets the proxy's environment, working folder, standard output and error, and joins the
   proxy's process group (the job's group: ``pas cancel`` and Ctrl-C reach it as before);
 - signals the proxy receives (submitit's USR2 before the time limit, SIGINT, SIGTERM) are passed on;
-- the proxy exits with the job's exit status (144: submitit's requeue; -N: killed by N);
+- the proxy exits with the job's exit status (144: submitit's requeue; -N: killed by signal N);
 - the job dies with its proxy (a pipe the proxy holds: on SIGKILL of the proxy, the job kills itself).
 
 The server's address is a function of the search's job folder, the interpreter, its ``sys.path``, the

@@ -319,13 +319,18 @@ class Controller:
 
     def _plan(self, action: PlanIteration, snap: Snapshot) -> bool:
         """Every operator applied to the parent (B or the last winner), costs counted, recorded."""
-        from pas_models.train.teacher import load_weights
         from pas_orchestrator.planning import plan_iteration
 
         parent = _hyp(snap, action.parent_id)
         weights = HypFiles.of(parent.out_dir).model
+
+        def parent_weights() -> Any:  # torch: only for an operator that reads them (k with vbmf ranks)
+            from pas_models.train.teacher import load_weights
+
+            return load_weights(weights)
+
         planned = plan_iteration(ArchSpec.from_json(parent.spec or ""), tuple(parent.ops), self.search.operators,
-                                 self.search.tucker, parent_weights=lambda: load_weights(weights))
+                                 self.search.tucker, parent_weights=parent_weights)
         i = action.iteration
         first_rung = 1 if self.search.halving is not None else None  # halving: every hypothesis starts at rung 1
         new = tuple(NewHypothesis(i, p.op, "pas", ",".join(p.path), str(self.layout.hyp_dir(i, p.op, "pas")),

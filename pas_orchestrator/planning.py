@@ -1,20 +1,23 @@
 """Planning an iteration: every configured operator applied to the current winner (paper Sec. 3.2).
 
-Pure apart from counting FLOPs (a small deterministic forward pass on the CPU, cached per spec).
+Pure apart from counting FLOPs (a small deterministic forward pass on the CPU, cached per spec, on disk too:
+a controller planning children counted before imports no torch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from pas_models.errors import NotApplicable
 from pas_models.flops import count_cost
 from pas_models.reductions import apply_op, reads_weights
 from pas_models.spec import ArchSpec
-from pas_models.tucker import TuckerOptions
+from pas_models.tucker_options import TuckerOptions
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,13 @@ PYAV_ONLY = os.environ.get(FORCE_ENV) == "pyav"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the run's own FLOPs cache (pas_models.flops), fresh for each run
+        # and shared by its workers and every process they start (never the user's: each count is made at
+        # least once per run, by this code)
+        import tempfile
+
+        config._pas_cache = tempfile.mkdtemp(prefix="pas-test-cache-")  # type: ignore[attr-defined]
+        os.environ["PAS_CACHE_DIR"] = config._pas_cache  # type: ignore[attr-defined]
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:  # a pytest-xdist worker: its share of the cores, here and in the processes it starts (torch's
         # default, a thread per core in every worker, made the in-process trainings 2-3 times slower)
@@ -27,6 +34,14 @@ def pytest_configure(config: pytest.Config) -> None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, "_pas_cache", None)
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

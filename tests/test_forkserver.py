@@ -43,6 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         proc = subprocess.Popen([sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", address, "600"],
                                 process_group=0, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
     _wait("the server's imports", lambda: "ready" in log.read_text(), timeout=120)
+    proc.log = log  # type: ignore[attr-defined]
     yield address, proc
     proc.terminate()
     proc.wait(timeout=30)
@@ -68,6 +69,56 @@ def test_a_job_is_forked_from_the_server_with_its_proxys_environment_folder_and_
     assert parent.result() == proc.pid  # forked by the server: no interpreter started, no torch imported
     assert env.result() == "from-the-controller" and cwd.result() == str(tmp_path)
     assert group.result() == int(group.job_id)  # the job's own group: pas cancel and Ctrl-C reach it
+
+
+OTHER_USER = """
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+if sys.argv[1] == "connect":  # a lease request, as pas sends it: refused, the server closes the connection
+    s.connect("\\0" + sys.argv[2])
+    s.settimeout(20)
+    try:
+        s.send(json.dumps({"lease": 1}).encode())
+        print("closed" if s.recv(100) == b"" else "answered", flush=True)
+    except (BrokenPipeError, ConnectionResetError):
+        print("closed", flush=True)
+    except TimeoutError:
+        print("held", flush=True)
+else:  # squats the address of a server not started yet
+    s.bind("\\0" + sys.argv[2])
+    s.listen(8)
+    print("listening", flush=True)
+    time.sleep(60)
+"""
+
+
+def _as_another_user(*args: str, **kw) -> subprocess.Popen:
+    python = "/usr/bin/python3"  # the system's: the venv's interpreter may sit where that user cannot read
+    if os.getuid() != 0 or not os.access(python, os.X_OK):
+        pytest.skip("needs root and /usr/bin/python3 to run a process as another user (nobody)")
+    return subprocess.Popen([python, "-c", OTHER_USER, *args], user="nobody", group="nogroup", text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/", **kw)
+
+
+def test_another_users_process_is_refused_and_never_served(server, tmp_path: Path) -> None:
+    from pas_models.train import forkserver
+
+    address, proc = server
+    other = _as_another_user("connect", address)
+    out, err = other.communicate(timeout=60)
+    assert out.strip() == "closed", (out, err)
+    _wait("the refusal in the server's log", lambda: "refused a connection from user 65534" in proc.log.read_text())
+    squat = f"pas-test-squatted-{os.getpid()}"
+    squatter = _as_another_user("squat", squat)
+    try:
+        assert squatter.stdout.readline().strip() == "listening"
+        assert forkserver.lease(squat) is None  # its server is another user's: not leased ...
+        ex = _executor(tmp_path / "jobs", squat)  # ... and a job runs as a plain submitit process
+        job = ex.submit(os.getpid)
+        assert job.result() != os.getpid() and job.result() > 0
+    finally:
+        squatter.kill()
+        squatter.wait()
 
 
 def test_a_job_dies_with_its_proxy(server, tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -41,7 +42,7 @@ from typing import NoReturn
 
 IDLE_SECONDS = 60.0
 GRACE_SECONDS = 10.0  # after the last lease and job: a controller started again meanwhile finds the server
-PRELOAD = ("torch", "torch._dynamo", "pas_models.train.job", "submitit.core.submission")
+PRELOAD = ("torch", "torch._dynamo", "pas_models.train.run", "pas_models.train.job", "submitit.core.submission")
 OPTIONAL = ("av", "decord")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 _MAX_MESSAGE = 1 << 20
@@ -52,10 +53,21 @@ def _plain(folder: str) -> NoReturn:
     os.execv(sys.executable, [sys.executable, "-u", "-m", "submitit.core._submit", folder])
 
 
+def _peer_uid(s: socket.socket) -> int:
+    """The user id of the process at the other end (the kernel's word: SO_PEERCRED)."""
+    _pid, uid, _gid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid
+
+
 def _connect(address: str) -> socket.socket | None:
+    """A connection to the server at ``address``, None when none listens there or it is another user's (an
+    abstract socket name is open to every user of the machine: a job is never sent to another user's
+    server, whose forked jobs would run as that user with this job's environment)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         s.connect("\0" + address)
+        if _peer_uid(s) != os.getuid():
+            raise PermissionError
     except OSError:
         s.close()
         return None
@@ -77,7 +89,8 @@ def address_for(folder: str, env: dict[str, str]) -> str:
                 st = os.stat(os.path.join(top, name))
                 code.append((os.path.relpath(os.path.join(top, name), root), st.st_size, st.st_mtime_ns))
     seen = {k: v for k, v in os.environ.items() if k.startswith(("PAS_", "PYTHON"))}
-    key = json.dumps([os.path.realpath(folder), sys.executable, sys.path, sorted({**seen, **env}.items()), code])
+    key = json.dumps([os.getuid(), os.path.realpath(folder), sys.executable, sys.path, sorted({**seen, **env}.items()),
+                      code])
     return "pas-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -190,6 +203,8 @@ def serve(address: str, grace: float = GRACE_SECONDS) -> None:
             continue
         conn.settimeout(None)
         try:
+            if _peer_uid(conn) != os.getuid():  # another user: it would run its code as this one
+                raise ConnectionError(f"refused a connection from user {_peer_uid(conn)}")
             pid = _fork(conn, listener, [*jobs.values(), *leases])
         except ConnectionError as exc:
             print(f"pas fork server {os.getpid()}: {exc}", flush=True)

@@ -11,20 +11,25 @@ training are repeated, never lost.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import submitit
 
 from pas_models.layout import HypFiles
-from pas_models.train.checkpoint import read_json, write_json
-from pas_models.train.result import JobResult
-from pas_models.train.run import run
-from pas_models.train.task import TrainTask
+
+if TYPE_CHECKING:
+    from pas_models.train.result import JobResult
+    from pas_models.train.task import TrainTask
 
 log = logging.getLogger(__name__)
 
 
 class TrainJob(submitit.helpers.Checkpointable):
+    """Imports no torch until it runs: the controller imports it to pickle a submission."""
+
     def __call__(self, task: TrainTask) -> JobResult:
+        from pas_models.train.run import run  # the training code (torch): on the compute node
+
         return run(task)
 
     def checkpoint(self, task: TrainTask) -> submitit.helpers.DelayedSubmission:
@@ -32,6 +37,8 @@ class TrainJob(submitit.helpers.Checkpointable):
         the controller it happened."""
         log.warning("%s: time limit or preemption signal: requeueing; it resumes from %s/last.pt",
                     task.hypothesis, task.out_dir)
+        from pas_models.train.checkpoint import read_json, write_json
+
         marker = HypFiles.of(task.out_dir).requeued
         count = read_json(marker)["requeues"] + 1 if marker.exists() else 1
         write_json({"requeues": count}, marker)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,34 @@ def test_loading_a_search_definition_does_not_import_torch(tmp_path: Path) -> No
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["arch", "NO-TORCH"]
+
+
+PLAN_AND_PICKLE = """
+import pickle, sys
+from pas_models.presets import preset
+from pas_models.train.task import TrainTask
+from pas_orchestrator.config.cluster import Resources
+from pas_orchestrator.executors.base import job_for
+from pas_orchestrator.planning import plan_iteration
+planned = plan_iteration(preset("r2plus1d_tiny", 4), (), {"s": 2.0, "t": 2.0, "c": 2.0})
+task = TrainTask("1-s", planned[0].spec, None, "out")
+job, _ = job_for(task, Resources())
+pickle.dumps((job, task))
+print(sorted(p.gflops for p in planned), 'TORCH' if 'torch' in sys.modules else 'NO-TORCH')
+"""
+
+
+def test_a_controller_plans_counted_children_and_pickles_their_jobs_without_torch(tmp_path: Path) -> None:
+    """Counts come from the FLOPs cache (pas_models.flops) once made: a restarted controller, or another search
+    from the same base, plans an iteration and pickles its submissions without importing torch (1.5-3 s)."""
+    env = {**os.environ, "PAS_CACHE_DIR": str(tmp_path)}
+    env.pop("PAS_FLOPS_CACHE", None)
+    runs = [subprocess.run([sys.executable, "-c", PLAN_AND_PICKLE], capture_output=True, text=True, timeout=120,
+                           env=env) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    (cold, first), (warm, second) = (r.stdout.rsplit(" ", 1) for r in runs)
+    assert second.strip() == "NO-TORCH" and first.strip() == "TORCH"  # the first counted (a forward pass)
+    assert warm == cold
 
 
 def test_every_command_is_listed_and_registered_with_the_same_help() -> None:

@@ -65,9 +65,11 @@ def test_a_job_is_forked_from_the_server_with_its_proxys_environment_folder_and_
     parent = ex.submit(os.getppid)
     env = ex.submit(os.environ.get, "PAS_FORKSERVER_PROBE")
     cwd = ex.submit(os.getcwd)
+    path0 = ex.submit(eval, "__import__('sys').path[0]")  # evaluated in the job (sys.path itself would be pickled)
     group = ex.submit(os.getpgid, 0)
     assert parent.result() == proc.pid  # forked by the server: no interpreter started, no torch imported
     assert env.result() == "from-the-controller" and cwd.result() == str(tmp_path)
+    assert path0.result() == str(tmp_path)  # as `python -m` started there (not the server's folder)
     assert group.result() == int(group.job_id)  # the job's own group: pas cancel and Ctrl-C reach it
 
 
@@ -173,26 +175,29 @@ def test_the_server_stays_while_a_lease_is_held_and_leaves_after_the_last(tmp_pa
         server.wait(timeout=10)
 
 
-def test_a_search_has_one_server_its_controllers_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_users_searches_and_controllers_share_one_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pas_models.train import forkserver
     from pas_orchestrator.config.cluster import load_profile
     from pas_orchestrator.executors.local import LocalExecutor
 
     monkeypatch.delenv("PAS_LOCAL_PRELOAD", raising=False)
+    monkeypatch.setenv("PAS_FORKSERVER_TEST", str(tmp_path))  # a server of this test's own (PAS_ variables count)
     profile = load_profile("local")
     first = LocalExecutor(tmp_path / "search" / "submitit", profile, "r2plus1d_tiny")
     again = LocalExecutor(tmp_path / "search" / "submitit", profile, "r2plus1d_tiny")  # a controller started again
+    other = LocalExecutor(tmp_path / "other" / "submitit", profile, "r2plus1d_tiny")  # another search
     address = first._preload()
     try:
         assert first._server is not None and first._lease is not None
         assert again._preload() == address and again._server is None and again._lease is not None  # found, leased
+        assert other._preload() == address and other._server is None and other._lease is not None
         assert first._preload() == address and forkserver.holds(first._lease)  # the same lease, still held
-        # another search, or the same one with another environment for its jobs: another server
-        assert forkserver.address_for(str(tmp_path / "other" / "submitit"), dict(profile.env)) != address
-        assert forkserver.address_for(str(tmp_path / "search" / "submitit"), {**profile.env,
-                                                                              "OMP_NUM_THREADS": "2"}) != address
+        # another environment for its jobs, or another variable read at import: another server
+        assert forkserver.address_for({**profile.env, "OMP_NUM_THREADS": "2"}) != address
+        monkeypatch.setenv("PAS_FORKSERVER_TEST", "another")
+        assert forkserver.address_for(dict(profile.env)) != address
     finally:
-        for ex in (first, again):
+        for ex in (first, again, other):
             if ex._lease is not None:
                 ex._lease.close()
         first._server.kill()

@@ -2,7 +2,7 @@
 
 A local job is submitit's ``python -u -m submitit.core._submit FOLDER``: a fresh interpreter that imports
 torch (1.5 s of CPU here) and torch._dynamo (1.7 s, on the first optimizer), for trainings that may last a
-few seconds (successive halving's first rung, the demo). The local executor uses one server per search
+few seconds (successive halving's first rung, the demo). The local executor uses one server per user
 (``serve``), which imports all that once and forks a job for each request; the job's command is ``run``
 (no torch), a proxy that takes the job's place for submitit's local controller:
 
@@ -12,10 +12,10 @@ few seconds (successive halving's first rung, the demo). The local executor uses
 - the proxy exits with the job's exit status (144: submitit's requeue; -N: killed by signal N);
 - the job dies with its proxy (a pipe the proxy holds: on SIGKILL of the proxy, the job kills itself).
 
-The server's address is a function of the search's job folder, the interpreter, its ``sys.path``, the
-profile's environment and the code of ``pas_models`` (``address_for``): a controller started again (after
-a kill, or ``pas study`` after ``pas search``) finds the server its predecessor started, and code edited in
-between gets a server of its own. Each controller holds a lease on it (a connection, closed by the kernel
+The server's address is a function of the user, the interpreter, its ``sys.path``, the profile's
+environment and the code of ``pas_models`` (``address_for``), not of the search: a controller started again
+(after a kill, or ``pas study`` after ``pas search``), or another search of the same user, finds the server
+already there, and code edited in between gets a server of its own. Each controller holds a lease on it (a connection, closed by the kernel
 even on SIGKILL); the server leaves ``grace`` seconds after its last lease and job ended, or after
 ``IDLE_SECONDS`` without jobs (the executor starts another one when needed).
 
@@ -74,13 +74,15 @@ def _connect(address: str) -> socket.socket | None:
     return s
 
 
-def address_for(folder: str, env: dict[str, str]) -> str:
-    """The server address of a search's job folder: also a function of what decides the code a forked job
-    runs (the interpreter, ``sys.path``, ``env`` and the environment's PAS_/PYTHON variables, and the size
-    and modification time of every file of ``pas_models``)."""
+def address_for(env: dict[str, str]) -> str:
+    """The server address: a function of the user and of what decides the code a forked job runs (the
+    interpreter, ``sys.path`` after its first entry, ``env`` and the environment's PAS_/PYTHON variables, and
+    the place, size and modification time of every file of ``pas_models``); not of the search, so that the
+    searches and studies a user runs at once share one server. ``sys.path[0]`` is the job's own folder, as
+    in the plain ``python -m`` command (``_job``)."""
     import pas_models
 
-    root = os.path.dirname(pas_models.__file__)
+    root = os.path.realpath(os.path.dirname(pas_models.__file__))
     code = []
     for top, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -89,8 +91,7 @@ def address_for(folder: str, env: dict[str, str]) -> str:
                 st = os.stat(os.path.join(top, name))
                 code.append((os.path.relpath(os.path.join(top, name), root), st.st_size, st.st_mtime_ns))
     seen = {k: v for k, v in os.environ.items() if k.startswith(("PAS_", "PYTHON"))}
-    key = json.dumps([os.getuid(), os.path.realpath(folder), sys.executable, sys.path, sorted({**seen, **env}.items()),
-                      code])
+    key = json.dumps([os.getuid(), sys.executable, sys.path[1:], sorted({**seen, **env}.items()), root, code])
     return "pas-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -306,6 +307,7 @@ def _job(request: dict, out: int, err: int, lifeline: int) -> int:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(request["cwd"])
+    sys.path[0] = request["cwd"]  # as `python -m submitit.core._submit` started there (the server's is its own)
     os.environ.clear()
     os.environ.update(request["env"])
     threads = os.environ.get("OMP_NUM_THREADS", "")

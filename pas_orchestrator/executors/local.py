@@ -109,8 +109,8 @@ class LocalExecutor:
         self._address = ""
 
     def _preload(self) -> str | None:
-        """The fork server's address: the search's server, found (a controller before this one started it) or
-        started, and leased; None where jobs start as plain submitit processes: the profile has setup lines,
+        """The fork server's address: the user's server, found (a controller before this one, or another
+        search's, started it) or started, and leased; None where jobs start as plain submitit processes: the profile has setup lines,
         or PAS_LOCAL_PRELOAD=0."""
         if self.profile.setup or os.environ.get(PRELOAD_ENV, "1").strip() in ("0", "no", "false", "off"):
             return None
@@ -118,7 +118,7 @@ class LocalExecutor:
             return self._address
         if self._lease is not None:
             self._lease.close()
-        self._address = forkserver.address_for(str(self.folder), dict(self.profile.env))
+        self._address = forkserver.address_for(dict(self.profile.env))
         self._lease = forkserver.lease(self._address)
         if self._lease is None and (self._server is None or self._server.poll() is not None):
             self.folder.mkdir(parents=True, exist_ok=True)

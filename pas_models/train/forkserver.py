@@ -15,9 +15,9 @@ few seconds (successive halving's first rung, the demo). The local executor uses
 The server's address is a function of the user, the interpreter, its ``sys.path``, the profile's
 environment and the code of ``pas_models`` (``address_for``), not of the search: a controller started again
 (after a kill, or ``pas study`` after ``pas search``), or another search of the same user, finds the server
-already there, and code edited in between gets a server of its own. Each controller holds a lease on it (a connection, closed by the kernel
-even on SIGKILL); the server leaves ``grace`` seconds after its last lease and job ended, or after
-``IDLE_SECONDS`` without jobs (the executor starts another one when needed).
+already there, and code edited in between gets a server of its own. Each controller holds a lease on it (a
+connection, closed by the kernel even on SIGKILL); the server leaves ``grace`` seconds after its last lease
+and job ended, or after ``IDLE_SECONDS`` without jobs (the executor starts another one when needed).
 
 Nothing depends on the server: when it cannot be reached (never started, ended, refused), ``run`` execs
 the plain submitit command. It is used only where the profile has no ``setup`` lines (a setup may change

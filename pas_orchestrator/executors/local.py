@@ -110,8 +110,8 @@ class LocalExecutor:
 
     def _preload(self) -> str | None:
         """The fork server's address: the user's server, found (a controller before this one, or another
-        search's, started it) or started, and leased; None where jobs start as plain submitit processes: the profile has setup lines,
-        or PAS_LOCAL_PRELOAD=0."""
+        search's, started it) or started, and leased; None where jobs start as plain submitit processes: the
+        profile has setup lines, or PAS_LOCAL_PRELOAD=0."""
         if self.profile.setup or os.environ.get(PRELOAD_ENV, "1").strip() in ("0", "no", "false", "off"):
             return None
         if self._lease is not None and forkserver.holds(self._lease):

@@ -8,12 +8,14 @@ SlowFast), one fused multiply-add = one flop, batch norm counted in train mode
 counts the convolutions alone (torchvision's metadata: 40.52 for R(2+1)D-18).
 Element-wise adds and pooling are not counted (fvcore's default).
 
-fvcore traces a real forward pass (meta tensors cannot be traced), with a batch
-of two so that train-mode batch norm works on 1x1x1 maps; figures are divided
-by two. Importing this module does not import torch (``CONVENTION`` is shown by
-the command line).
+fvcore traces a real forward pass (meta tensors cannot be traced) of one view,
+or of two where a 1x1x1 map meets train-mode batch norm (one view has one value
+per channel there) and the figures are divided by two: fvcore's counts are
+linear in the batch, so both give the same figures, and one view costs half.
+Importing this module does not import torch (``CONVENTION`` is shown by the
+command line).
 
-Counting is pure in the spec, and a count costs a forward pass (5-7 s of CPU for
+Counting is pure in the spec, and a count costs a forward pass (2.8-3.8 s of CPU for
 the full-size networks, 0.2-0.4 s for the tiny ones in a fresh process, plus
 torch's import), so counts are cached: in the process, and on disk
 (``cache_folder()``: ``$PAS_CACHE_DIR/flops``, else ``$XDG_CACHE_HOME/pas/flops``,
@@ -39,6 +41,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from pas_models.spec import ArchSpec
 
@@ -152,20 +155,29 @@ def _count(spec: ArchSpec) -> Cost:
 
     from pas_models.nets import build_model
 
-    batch = 2
     with torch.random.fork_rng(devices=[]), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fvcore's import and tracer warn about TorchScript deprecation
-        from fvcore.nn import FlopCountAnalysis  # heavy import, only where counting happens
-
         model = build_model(spec).train()
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        analysis = FlopCountAnalysis(model, (torch.zeros(batch, *spec.input_shape(train=False)),))
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-        fvcore_log = logging.getLogger("fvcore")
-        previous, fvcore_log.level = fvcore_log.level, logging.ERROR
-        try:
-            total = analysis.total()
-            by_op = analysis.by_operator()
-        finally:
-            fvcore_log.setLevel(previous)
-    return Cost(gflops=total / batch / 1e9, conv_gflops=by_op.get("conv", 0) / batch / 1e9, params=params)
+        try:  # one clip: half the forward pass of two, the same figures (fvcore's counts are linear in the batch)
+            total, conv = _traced(model, spec, 1)
+        except ValueError as exc:  # train-mode batch norm on a 1x1x1 map: one clip has one value per channel
+            if "more than 1 value per channel" not in str(exc):
+                raise
+            total, conv = _traced(model, spec, 2)
+    return Cost(gflops=total / 1e9, conv_gflops=conv / 1e9, params=params)
+
+
+def _traced(model: Any, spec: ArchSpec, batch: int) -> tuple[float, float]:
+    """fvcore's total and convolution flops of one view, traced with ``batch`` views."""
+    import torch
+    from fvcore.nn import FlopCountAnalysis  # heavy import, only where counting happens
+
+    analysis = FlopCountAnalysis(model, (torch.zeros(batch, *spec.input_shape(train=False)),))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    fvcore_log = logging.getLogger("fvcore")
+    previous, fvcore_log.level = fvcore_log.level, logging.ERROR
+    try:
+        return analysis.total() / batch, analysis.by_operator().get("conv", 0) / batch
+    finally:
+        fvcore_log.setLevel(previous)

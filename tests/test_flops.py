@@ -147,3 +147,26 @@ def test_the_key_changes_with_the_versions_counted_by(tmp_path: Path, monkeypatc
         assert len(list((tmp_path / "flops").glob("*.json"))) == 2  # another fvcore: counted again, kept apart
     finally:
         flops.code_key.cache_clear()
+
+
+def test_one_view_is_traced_and_two_where_batch_norm_needs_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One view costs half the forward pass of two and gives the same figures; a network whose train-mode batch
+    norm meets a 1x1x1 map (one value per channel for one view) is traced with two."""
+    from dataclasses import replace
+
+    from pas_models.nets import build_model
+
+    monkeypatch.setenv(flops.CACHE_SWITCH_ENV, "0")
+    real, traced = flops._traced, []
+    monkeypatch.setattr(flops, "_traced", lambda model, spec, batch: traced.append(batch) or real(model, spec, batch))
+    base = preset("r2plus1d_tiny", 4)
+    small = replace(base, view=replace(base.view, crop_train=8, crop_test=8, frames=2))  # 1x1x1 maps inside
+    for spec, batches in ((apply_op(base, "c"), [1]), (preset("slowfast_tiny", 4), [1]), (small, [1, 2])):
+        traced.clear()
+        count_cost.cache_clear()
+        cost = count_cost(spec)
+        assert traced == batches, spec.label
+        with torch.no_grad():
+            total, conv = real(build_model(spec).train(), spec, 2)
+        assert (cost.gflops, cost.conv_gflops) == (total / 1e9, conv / 1e9), spec.label
+    count_cost.cache_clear()

@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import platform
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,7 +125,8 @@ def _read(path: Path, text: str) -> Cost | None:
 
 
 def _write(path: Path, text: str, cost: Cost) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    # host and pid: the ranks of a multi-node job may write the same count into one shared folder at once
+    tmp = path.with_name(f".{path.stem}.{platform.node()}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps({**cost.to_dict(), "spec": text}))

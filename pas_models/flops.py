@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pas_models import source_files
 from pas_models.spec import ArchSpec
 
 CONVENTION = ("GFLOPs per view at the test view; fvcore total, 1 multiply-add = 1 flop, "
@@ -94,9 +95,8 @@ def code_key() -> str:
     the versions of torch and fvcore (read from their metadata: no import)."""
     h = hashlib.sha256(f"format {_FORMAT}\0torch {_version('torch')}\0fvcore {_version('fvcore')}\0".encode())
     root = Path(__file__).resolve().parent
-    for path in sorted(root.rglob("*.py")):
-        if "__pycache__" not in path.parts:
-            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in source_files():
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 

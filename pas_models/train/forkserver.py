@@ -83,13 +83,8 @@ def address_for(env: dict[str, str]) -> str:
     import pas_models
 
     root = os.path.realpath(os.path.dirname(pas_models.__file__))
-    code = []
-    for top, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(top, name))
-                code.append((os.path.relpath(os.path.join(top, name), root), st.st_size, st.st_mtime_ns))
+    code = [(os.path.relpath(path, root), (st := path.stat()).st_size, st.st_mtime_ns)
+            for path in pas_models.source_files()]
     seen = {k: v for k, v in os.environ.items() if k.startswith(("PAS_", "PYTHON"))}
     key = json.dumps([os.getuid(), sys.executable, sys.path[1:], sorted({**seen, **env}.items()), root, code])
     return "pas-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]

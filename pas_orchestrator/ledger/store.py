@@ -86,6 +86,8 @@ def _create(path: Path) -> None:
         Base.metadata.create_all(engine)
         with engine.begin() as conn:
             conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        with engine.connect() as conn:  # WAL from birth (it is kept in the file): switching a shared file to WAL
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")  # needs it alone, and SQLite does not wait for that
         engine.dispose()
         try:
             os.link(tmp, path)  # exclusive: fails if another process created it first, which is fine
@@ -98,7 +100,8 @@ def _create(path: Path) -> None:
         raise LedgerError(f"{path}: cannot create the ledger ({exc.__class__.__name__}: {exc})") from exc
     finally:
         engine.dispose()
-        tmp.unlink(missing_ok=True)
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -176,7 +179,10 @@ class Ledger:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout = 10000")
             if not readonly:
-                cur.execute("PRAGMA journal_mode = WAL")
+                # a ledger is created in WAL mode; one written by an older pas is switched once (a busy
+                # switch is not retried by SQLite: controllers racing to open it would fail)
+                if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    cur.execute("PRAGMA journal_mode = WAL")
                 cur.execute("PRAGMA synchronous = NORMAL")
             cur.close()
 

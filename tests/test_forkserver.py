@@ -67,6 +67,12 @@ def test_a_job_is_forked_from_the_server_with_its_proxys_environment_folder_and_
     cwd = ex.submit(os.getcwd)
     path0 = ex.submit(eval, "__import__('sys').path[0]")  # evaluated in the job (sys.path itself would be pickled)
     group = ex.submit(os.getpgid, 0)
+    # what a training imports is there already, and the server's objects are out of the job's collections
+    # (frozen: a collection in the job does not copy the pages it shares with the server)
+    preloaded = ex.submit(eval, "[m in __import__('sys').modules for m in ('torch._dynamo', "
+                                "'torch.utils.tensorboard')]")
+    frozen = ex.submit(eval, "__import__('gc').get_freeze_count()")
+    assert preloaded.result() == [True, True] and frozen.result() > 100_000
     assert parent.result() == proc.pid  # forked by the server: no interpreter started, no torch imported
     assert env.result() == "from-the-controller" and cwd.result() == str(tmp_path)
     assert path0.result() == str(tmp_path)  # as `python -m` started there (not the server's folder)

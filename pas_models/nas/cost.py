@@ -154,14 +154,21 @@ class CostTable:
     # ---- one network -------------------------------------------------------------------------
     def gflops(self, arch: Arch) -> float:
         """GFLOPs per view of ``arch``'s network (fvcore's convention, exact)."""
-        arch = self.space.check(arch)
-        f = arch[self.view_index[0]] if self.view_index[0] >= 0 else 0
-        c = arch[self.view_index[1]] if self.view_index[1] >= 0 else 0
-        total = 0.0
+        return self.gflops_of([arch])[0]
+
+    def gflops_of(self, archs: Sequence[Arch]) -> list[float]:
+        """``gflops`` of each of ``archs``, in one pass over the table (a candidate scores 4,096 networks)."""
+        if not archs:
+            return []
+        a = torch.tensor([self.space.check(arch) for arch in archs], dtype=torch.long)  # (N, decisions)
+        zero = torch.zeros(len(archs), dtype=torch.long)
+        f = a[:, self.view_index[0]] if self.view_index[0] >= 0 else zero
+        c = a[:, self.view_index[1]] if self.view_index[1] >= 0 else zero
+        total = torch.zeros(len(archs), dtype=torch.float64)
         for g in self.groups:
-            idx = tuple(arch[i] for i in g.deps)
-            total += float((g.table[(slice(None), *idx)] * g.elements[:, f, c]).sum())
-        return total / 1e9
+            per_module = g.table[(slice(None), *(a[:, i] for i in g.deps))] if g.deps else g.table[:, None]
+            total += (per_module * g.elements[:, f, c]).sum(0)
+        return (total / 1e9).tolist()
 
     # ---- a distribution ----------------------------------------------------------------------
     def expected_gflops(self, probs: Sequence[torch.Tensor]) -> torch.Tensor:

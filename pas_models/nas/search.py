@@ -422,8 +422,10 @@ def most_likely_within(probs: list[torch.Tensor], table: CostTable, target: floa
     gen = torch.Generator().manual_seed(seed)
     drawn = torch.stack([torch.multinomial(p.float(), CANDIDATE_SAMPLES, replacement=True, generator=gen)
                          for p in probs], dim=1).tolist()
-    archs = {tuple(int(torch.argmax(p)) for p in probs), *(tuple(a) for a in drawn)}
-    scored = [(float(sum(lp[k] for lp, k in zip(logp, a, strict=True))), table.gflops(a), a) for a in archs]
+    archs = sorted({tuple(int(torch.argmax(p)) for p in probs), *(tuple(a) for a in drawn)})
+    chosen = torch.tensor(archs, dtype=torch.long)
+    loglik = sum((lp[chosen[:, i]] for i, lp in enumerate(logp)), torch.zeros(len(archs), dtype=logp[0].dtype))
+    scored = list(zip(loglik.tolist(), table.gflops_of(archs), archs, strict=True))
     below = [x for x in scored if x[1] <= target]
     band = [x for x in below if x[1] >= CANDIDATE_BAND * target]
     if band:

@@ -33,6 +33,7 @@ from torch.func import functional_call
 from pas_models.errors import SpecError
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
+from pas_models.weights import weight_shapes
 
 Selector = slice | torch.Tensor
 
@@ -54,12 +55,6 @@ class Slice:
         return t
 
 
-def _shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
-        model = build_model(spec)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
 def concat_parts(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
     """Entries whose input channels are a concatenation, and the parts' sizes (SlowFast only)."""
     if spec.family != "slowfast" or spec.fusion is None:
@@ -79,7 +74,7 @@ def concat_parts(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
 
 def weight_plan(base: ArchSpec, child: ArchSpec) -> dict[str, Slice]:
     """For every state-dict entry of ``child``'s network, how it is cut from ``base``'s (see module doc)."""
-    b_shapes, c_shapes = _shapes(base), _shapes(child)
+    b_shapes, c_shapes = dict(weight_shapes(base)), dict(weight_shapes(child))  # cached: the base's built once
     b_parts, c_parts = concat_parts(base), concat_parts(child)
     plan: dict[str, Slice] = {}
     for key, shape in c_shapes.items():

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tinyjob import TINY_RECIPE, look, pas, tiny_job
+from tinyjob import TINY_RECIPE, look, paced, pas, tiny_job
 
+# B trains 12 steps; the first controller's jobs are paced to 1 s a step (no CPU): B still runs when `pas cancel`
+# comes, whatever else runs here (it was 120 unpaced steps, 15-20 CPU-s, for the same purpose)
 JOB = tiny_job("cli", iterations=1, operators={"s": 1.4, "f": 2, "c": 1.4}, baselines=True, eval={"clips": 1},
-               base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 4, "clips_per_video": 10}},
+               base={"train": True, "recipe": {**TINY_RECIPE, "epochs": 2, "clips_per_video": 2}},
                recipe={**TINY_RECIPE, "epochs": 2})
 
 
@@ -35,7 +37,7 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
     controller = subprocess.Popen([sys.executable, "-m", "pas_orchestrator", "search", "--job", "job.yaml",
                                    "--poll", "0.3"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+                                  stderr=subprocess.DEVNULL, env={**os.environ, **paced(1.0)})
     try:
         deadline = time.monotonic() + 300
         while True:  # wait for a running job

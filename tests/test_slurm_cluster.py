@@ -15,14 +15,16 @@ from tinyjob import paced, pas, tiny_job
 
 pytestmark = pytest.mark.slurm
 # latency measured, briefly (one round at batch 1)
-JOB = tiny_job("slurm-demo", iterations=1, eval={"clips": 1, "latency_batches": [1], "latency_rounds": 1})
+# four operators: one array of MaxArraySize (3) and one of the rest (1)
+JOB = tiny_job("slurm-demo", iterations=1, operators={"s": 1.4, "t": 2, "f": 2, "c": 1.4},
+               eval={"clips": 1, "latency_batches": [1], "latency_rounds": 1})
 
 
 
 def test_demo_search_runs_through_arrays_split_by_max_array_size(tmp_path: Path) -> None:
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))  # not an earlier run's jobs
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
-    cluster = profile(tmp_path, max_array_size=3)  # as the test cluster's MaxArraySize: 5 hypotheses -> 3 + 2
+    cluster = profile(tmp_path, max_array_size=3)  # as the test cluster's MaxArraySize: 4 hypotheses -> 3 + 1
     run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1")
     assert run.returncode == 0, run.stderr[-3000:]
     status = json.loads(pas(tmp_path, "status", "--json").stdout)

@@ -8,13 +8,18 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import submitit
 
 from pas_models.data.formats import load_dataset_config
 from pas_models.presets import preset
 from pas_models.train.checkpoint import read_json
 from pas_models.train.job import TrainJob
+from pas_models.train.run import STEP_SECONDS_ENV
 from pas_models.train.task import EvalConfig, Recipe, TrainTask
+
+
+EPOCHS = 8
 
 
 def _children(pid: int) -> list[int]:
@@ -22,9 +27,12 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def test_usr2_requeues_and_the_job_resumes_from_its_checkpoint(synth_dir: Path, tmp_path: Path) -> None:
-    # 30 epochs (a few seconds): with 6 the whole training once ended before the signal arrived
-    recipe = Recipe(epochs=30, batch_per_gpu=4, lr=0.05, reference_batch=4, warmup_epochs=0.5, schedule="cosine",
+def test_usr2_requeues_and_the_job_resumes_from_its_checkpoint(synth_dir: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # 8 epochs of 3 steps paced to 0.3 s each: 7 s of training whatever else runs here, the signal comes after
+    # the first epoch's checkpoint (unpaced, 30 epochs took 10 CPU-s; 6 once ended before the signal arrived)
+    monkeypatch.setenv(STEP_SECONDS_ENV, "0.3")  # the job's environment is this process' (submitit's local executor)
+    recipe = Recipe(epochs=EPOCHS, batch_per_gpu=4, lr=0.05, reference_batch=4, warmup_epochs=0.5, schedule="cosine",
                     clips_per_video=1, num_workers=0)
     task = TrainTask("base", preset("r2plus1d_tiny", 4), load_dataset_config(synth_dir / "dataset.yaml"),
                      str(tmp_path / "out"), recipe=recipe, eval=EvalConfig(clips=1))
@@ -40,7 +48,7 @@ def test_usr2_requeues_and_the_job_resumes_from_its_checkpoint(synth_dir: Path, 
     (worker,) = _children(job._process.pid)  # the task process under submitit's local controller
     os.kill(worker, signal.SIGUSR2)
     result = job.result()
-    assert result.epochs == 30
+    assert result.epochs == EPOCHS
     assert read_json(tmp_path / "out" / "requeued.json") == {"requeues": 1}
     log = (tmp_path / "out" / "train.log").read_text()
     assert log.count("resuming at epoch") == 1
@@ -49,5 +57,6 @@ def test_usr2_requeues_and_the_job_resumes_from_its_checkpoint(synth_dir: Path, 
     # and no epoch finished twice (the signal may land between the checkpoint and its log line)
     resumed = int(log.split("resuming at epoch ")[1].split()[0])
     assert resumed >= 1
-    assert all(log.count(f"epoch {e}/30 done") <= 1 for e in range(1, 31))
-    assert all(log.count(f"epoch {e}/30 done") == 1 for e in range(resumed + 1, 31))
+    assert all(log.count(f"epoch {e}/{EPOCHS} done") <= 1 for e in range(1, EPOCHS + 1))
+    assert all(log.count(f"epoch {e}/{EPOCHS} done") == 1 for e in range(resumed + 1, EPOCHS + 1))
+    assert "every step lasts at least 0.3 s" in log

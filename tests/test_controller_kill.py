@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tinyjob import TINY_RECIPE, tiny_job
+from tinyjob import TINY_RECIPE, look, tiny_job
 
 # 2 epochs x 3 steps: rungs end after 1, 2 and 6 steps (eta 3, 3 rungs)
 JOB = tiny_job("kill", iterations=1, recipe={**TINY_RECIPE, "epochs": 2},
@@ -33,9 +33,10 @@ def _search(cwd: Path) -> subprocess.Popen[bytes]:
 
 
 def _status(cwd: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "pas_orchestrator", "status", "--json"], cwd=cwd, capture_output=True,
-                         text=True, check=True, timeout=60)
-    return json.loads(out.stdout)
+    """`pas status --json` (its function, in this process: tests/tinyjob.look)."""
+    st = look(cwd)
+    assert st is not None
+    return st
 
 
 def _winners(status: dict) -> list[str]:

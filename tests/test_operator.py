@@ -31,9 +31,10 @@ def _job(tmp: Path, name: str, base_epochs: int = 1, **overrides: object) -> Pat
 
 
 def _status(cwd: Path) -> dict:
-    out = pas(cwd, "status", "--json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    """`pas status --json` (its function, in this process: tests/tinyjob.look)."""
+    st = look(cwd)
+    assert st is not None
+    return st
 
 
 def _foreground() -> None:

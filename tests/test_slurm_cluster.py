@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from slurmkit import B, profile, sacct
-from tinyjob import paced, pas, tiny_job
+from tinyjob import look, paced, pas, tiny_job
 
 pytestmark = pytest.mark.slurm
 # latency measured, briefly (one round at batch 1)
@@ -27,8 +27,8 @@ def test_demo_search_runs_through_arrays_split_by_max_array_size(tmp_path: Path)
     cluster = profile(tmp_path, max_array_size=3)  # as the test cluster's MaxArraySize: 4 hypotheses -> 3 + 1
     run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1")
     assert run.returncode == 0, run.stderr[-3000:]
-    status = json.loads(pas(tmp_path, "status", "--json").stdout)
-    assert status["state"] == "DONE"
+    status = look(tmp_path)
+    assert status is not None and status["state"] == "DONE"
     trained = [h for h in status["hypotheses"] if h["state"] == "DONE"]
     batches = {a["job_name"].rsplit("_", 1)[0] for h in trained for a in h["attempts"]}
     rows = [r for b in sorted(batches) for r in sacct("--name", b, "-S", since)]
@@ -116,7 +116,8 @@ def test_time_limit_requeues_and_training_resumes(tmp_path: Path) -> None:
     run = pas(tmp_path, "search", "--job", "job.yaml", "--cluster", cluster, "--poll", "1", timeout=1500,
               env=paced(1.0))
     assert run.returncode == 0, run.stderr[-3000:]
-    status = json.loads(pas(tmp_path, "status", "--json").stdout)
+    status = look(tmp_path)
+    assert status is not None
     base = status["hypotheses"][0]
     assert status["state"] == "DONE" and [a["state"] for a in base["attempts"]] == ["COMPLETED"]
     out = Path(base["out_dir"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from slurmkit import B, controller, profile, sacct, wait_for
-from tinyjob import TINY_RECIPE, failing_job, paced, pas, tiny_job
+from tinyjob import TINY_RECIPE, failing_job, look, paced, pas, tiny_job
 
 from pas_orchestrator.errors import LedgerError
 from pas_orchestrator.ledger import Ledger
@@ -24,9 +24,10 @@ pytestmark = pytest.mark.slurm
 
 
 def _status(cwd: Path) -> dict:
-    out = pas(cwd, "status", "--json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    """`pas status --json` (its function, in this process: tests/tinyjob.look)."""
+    st = look(cwd)
+    assert st is not None
+    return st
 
 
 def _idle_nodes() -> set[str]:
@@ -258,7 +259,7 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
         assert proc.returncode == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
     finally:
         proc.kill()
-    final = _status(tmp_path)  # the CLI itself
+    final = json.loads(pas(tmp_path, "status", "--json").stdout)  # the CLI itself
     text = pas(tmp_path, "status").stdout
     seen |= {a["scheduler_state"] for h in final["hypotheses"] for a in h["attempts"]}
     assert {"PENDING", "RUNNING", "COMPLETED", "CANCELLED"} <= seen, seen

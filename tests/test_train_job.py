@@ -18,7 +18,6 @@ from pas_models.train.job import TrainJob
 from pas_models.train.run import STEP_SECONDS_ENV
 from pas_models.train.task import EvalConfig, Recipe, TrainTask
 
-
 EPOCHS = 8
 
 

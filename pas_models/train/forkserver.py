@@ -274,7 +274,8 @@ def _fork(conn: socket.socket, listener: socket.socket, others: list[socket.sock
         for fd in fds:
             os.close(fd)
         raise ConnectionError(f"the proxy of {request.get('folder')} left before its job was forked")
-    gc.freeze()  # what the server made since (a few requests' objects): not scanned by the job either
+    gc.collect()  # the few objects made since the last freeze (a refused request's traceback cycle: freed)
+    gc.freeze()  # and the rest frozen: not scanned by the job either
     pid = os.fork()
     if pid == 0:  # the job
         code = 1

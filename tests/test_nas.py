@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -187,6 +188,27 @@ def test_expected_cost_on_a_small_space_by_enumeration() -> None:
         if w > 0:
             mean += w * table.gflops(arch)
     assert float(table.expected_gflops(probs)) == pytest.approx(mean, rel=1e-12)
+
+
+def test_each_joint_choice_is_what_its_own_network_has() -> None:
+    """The table reads several groups' joint choices from one derived network: each entry equals the one
+    read from the network that makes only that choice (the rest of the space at its largest)."""
+    from pas_models.nas.cost import _module_shapes, _shape_flops
+
+    space = SearchSpace.of(PRESETS["r2plus1d_tiny"](6).replace(stage_blocks=(1, 1, 1, 2)))
+    table = CostTable(space)
+    checked = 0
+    for g in table.groups:
+        for combo in itertools.product(*(range(len(space.decisions[i])) for i in g.deps)):
+            arch = list(space.largest)
+            for i, k in zip(g.deps, combo, strict=True):
+                arch[i] = k
+            shapes = _module_shapes(space.derive(tuple(arch)))
+            for r, m in enumerate(g.modules):
+                want = (_shape_flops(*shapes[m]), shapes[m][1][0]) if m in shapes else (0.0, 0)
+                assert (float(g.table[(r, *combo)]), int(g.channels[(r, *combo)])) == want, (m, combo)
+                checked += 1
+    assert checked > 500
 
 
 @pytest.mark.parametrize("name", TINY)

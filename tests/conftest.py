@@ -19,6 +19,8 @@ PYAV_ONLY = os.environ.get(FORCE_ENV) == "pyav"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ and config.getoption("dist", "no") == "loadgroup":
+        _check_grouping()
     if "PYTEST_XDIST_WORKER" not in os.environ:  # the run's own FLOPs cache (pas_models.flops), fresh for each run
         # and shared by its workers and every process they start (never the user's: each count is made at
         # least once per run, by this code)
@@ -98,3 +100,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if why:
         for item in slurm:
             item.add_marker(pytest.mark.skip(reason=why))
+
+
+def _check_grouping() -> None:
+    """pytest 9.2 with pytest-xdist up to 3.8: `--dist loadgroup` groups nothing, silently (pytest-xdist#1386:
+    the group suffix xdist writes into a test's node id no longer takes); `pytest_collection_finish` below
+    catches it in a worker whatever the versions."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    if Version(pytest.__version__) >= Version("9.2") and Version(version("pytest-xdist")) <= Version("3.8.0"):
+        raise pytest.UsageError(f"pytest {pytest.__version__} keeps pytest-xdist {version('pytest-xdist')} from "
+                                "grouping tests (pytest-xdist#1386): pip install 'pytest>=8,<9.2' (make install "
+                                "does, see setup.cfg)")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist wrote each item's group into its node id (a worker's collection)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A pytest-xdist worker of `--dist loadgroup` whose grouped tests carry no group: the scheduler would
+    spread them over the workers (each module fixture made again on each, the SLURM tests of one partition
+    at the same time). pytest 9.2 with pytest-xdist 3.8 does that silently (pytest-xdist#1386)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ or not session.config.getoption("loadgroup", False):
+        return
+    lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist does not group tests with this pytest {pytest.__version__} ({lost[0]} "
+                                "has no @group): pip install 'pytest>=8,<9.2' (make install does), see setup.cfg")

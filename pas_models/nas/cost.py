@@ -34,6 +34,7 @@ from torch import nn
 from pas_models.nas.space import Arch, SearchSpace
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
+from pas_models.weights import weight_shapes
 
 BN_FLOPS = 5  # fvcore: batch norm in training mode, per element
 VIEW = ("frames", "crop")
@@ -41,17 +42,16 @@ VIEW = ("frames", "crop")
 
 @functools.lru_cache(maxsize=4096)
 def _module_shapes(spec: ArchSpec) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """(kind, weight shape) of every conv / batch norm / linear module of ``spec``'s network."""
-    with torch.device("meta"):
-        model = build_model(spec)
+    """(kind, weight shape) of every conv / batch norm / linear module of ``spec``'s network, read from its
+    state-dict shapes (``weights.weight_shapes``: one meta-device build per spec, shared with the supernet's
+    weight plans): a 5-d weight is a convolution's, a 2-d one the classifier's, a running mean a batch norm's."""
     out = {}
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Conv3d):
-            out[name] = ("conv", tuple(m.weight.shape))
-        elif isinstance(m, nn.BatchNorm3d):
-            out[name] = ("bn", (m.num_features,))
-        elif isinstance(m, nn.Linear):
-            out[name] = ("linear", tuple(m.weight.shape))
+    for key, shape in weight_shapes(spec):
+        module, _, entry = key.rpartition(".")
+        if entry == "weight" and len(shape) in (5, 2):
+            out[module] = ("conv" if len(shape) == 5 else "linear", shape)
+        elif entry == "running_mean":
+            out[module] = ("bn", shape)
     return out
 
 

@@ -9,7 +9,7 @@ Three parts (``--parts step,build,search``), one at a time, nothing else running
   with a ``c,f,t`` student (batch 2); a GPU when one is present (bf16, channels_last, the Kinetics recipe's
   batch 24). Beside it the ratio the FLOPs predict, (3 g_student + g_B) / (3 g_student), and that ratio per
   iteration of the paper's R(2+1)D-18 path (Table 1's GFLOPs per view).
-- ``build``: the cache stage's job (pas_models.teacher_cache.run_shard, one shard, this machine) over the
+- ``build``: the cache stage's job (pas_models.teacher_cache.shard.run_shard, one shard, this machine) over the
   demo's synthetic set with K = 8, 16, 32: seconds per clip, bytes per video, and K400 extrapolated
   (240,000 videos, 400 classes: bytes per clip measured here scaled to 400 fp16 logits).
 - ``search``: jobs/demo.yaml live with seed 0 (it trains B), live with seed 1 and cached with seed 0 (both
@@ -121,7 +121,8 @@ def bench_build(work: Path) -> list[dict[str, Any]]:
     from pas_models.data.synth import SynthConfig, generate
     from pas_models.nets import build_model
     from pas_models.presets import preset
-    from pas_models.teacher_cache import CacheConfig, CacheShardTask, run_shard
+    from pas_models.teacher_cache.config import CacheConfig, CacheShardTask
+    from pas_models.teacher_cache.shard import run_shard
     from pas_models.train.checkpoint import save_checkpoint
 
     data_root = work / "data" / "synth"  # the demo's (SynthConfig defaults), shared with the searches

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
-from pas_orchestrator.core.decide import MEASURE
+from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 
 
@@ -45,7 +45,7 @@ def architectures(snap: Snapshot) -> dict[str, str]:
     """The gradient strategy's candidates: code -> what differs from B (from the supernets' results)."""
     out = {}
     for h in snap.hypotheses:
-        if h.kind == "supernet" and h.result:
+        if h.kind == SUPERNET.name and h.result:
             for c in json.loads(h.result).get("candidates", []):
                 out[c["code"]] = c["description"]
     return out
@@ -64,7 +64,7 @@ def measurements(snap: Snapshot) -> dict[int, MeasureResult]:
     """Each iteration's latency measurement (pas_models.measure: its networks and B timed alone, interleaved)."""
     out = {}
     for h in snap.hypotheses:
-        if h.kind == MEASURE and h.state == HypState.DONE and h.result:
+        if h.kind == MEASUREMENT.name and h.state == HypState.DONE and h.result:
             out[h.iteration] = MeasureResult.from_dict(json.loads(h.result), f"{snap.search.name} {h.label}")
     return out
 

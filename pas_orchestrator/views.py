@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from pas_orchestrator.core.decide import CACHE, MEASURE
+from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT
 from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.records import STUDY_PREFIX, is_study
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT
@@ -136,7 +136,7 @@ def as_json(snap: Snapshot) -> dict:
                             "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
                             "attempts": _attempts(h)}
                            for h in snap.hypotheses
-                           if h.kind not in (MEASURE, CACHE) and not is_study(h.kind)],
+                           if h.kind not in (MEASUREMENT.name, CACHE_SHARD.name) and not is_study(h.kind)],
             "studies": [{"study": h.kind.removeprefix(STUDY_PREFIX), "iteration": h.iteration, "op": h.op,
                          "kind": h.kind, "path": h.path, "state": h.state.value, "reason": h.reason, "top1": h.top1,
                          "top5": h.top5, "gflops": h.gflops, "out_dir": h.out_dir, "attempts": _attempts(h)}
@@ -145,8 +145,8 @@ def as_json(snap: Snapshot) -> dict:
             "measurements": [{"iteration": h.iteration, "state": h.state.value, "reason": h.reason,
                               "out_dir": h.out_dir, "attempts": _attempts(h),
                               "timings": json.loads(h.result)["timings"] if h.result else None}
-                             for h in snap.hypotheses if h.kind == MEASURE],
+                             for h in snap.hypotheses if h.kind == MEASUREMENT.name],
             "teacher_cache": [{"shard": int(h.op.rsplit("-", 1)[1]), "state": h.state.value, "reason": h.reason,
                                "out_dir": h.out_dir, "attempts": _attempts(h),
                                "result": json.loads(h.result) if h.result else None}
-                              for h in snap.hypotheses if h.kind == CACHE]}
+                              for h in snap.hypotheses if h.kind == CACHE_SHARD.name]}

@@ -118,3 +118,47 @@ def test_every_command_is_listed_and_registered_with_the_same_help() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {c.dest: c.help for c in sub._choices_actions}
     assert helps == {name: text for name, (_, text) in COMMANDS.items()}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package modules a file imports when it runs: at any depth (a function-level import is still an
+    edge), leaving out ``if TYPE_CHECKING:`` blocks."""
+    out: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                out.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                out.update(f"{child.module}.{a.name}" if f"{child.module}.{a.name}" in modules else child.module
+                           for a in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text(), str(path)))
+    return out & modules
+
+
+def test_no_import_cycles() -> None:
+    """No two modules of the packages import each other, directly or around a loop, not even through an import
+    inside a function (a cycle "broken" that way still ties the two modules together)."""
+    files = {_module_name(p): p for pkg in ("pas_models", "pas_orchestrator") for p in (ROOT / pkg).rglob("*.py")}
+    graph = {m: _runtime_imports(p, set(files)) - {m} for m, p in files.items()}
+    cycles = []
+    for start in graph:  # a module that reaches itself again
+        seen, todo = set(), list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m == start:
+                cycles.append(start)
+                break
+            if m not in seen:
+                seen.add(m)
+                todo.extend(graph[m])
+    assert not cycles, f"modules on an import cycle: {', '.join(sorted(cycles))}"

@@ -181,8 +181,9 @@ def test_missing_file() -> None:
 def test_a_definition_at_defaults_records_what_older_pas_recorded(tmp_path: Path) -> None:
     """The definition a ledger records (its hash is what a resume must match) leaves every key added since at
     its default out: tests/golden/definition_defaults.json is what pas 935432b recorded for this definition,
-    so a search started then still resumes. A new key must be left out at its default (controller.definition_dict)."""
-    from pas_orchestrator.controller import definition_dict
+    so a search started then still resumes. A new key must be left out at its default
+    (config.recorded.definition_dict)."""
+    from pas_orchestrator.config.recorded import definition_dict
 
     raw = {"name": "golden", "backbone": "r2plus1d_tiny", "base": {"train": True, "recipe": {"epochs": 2}},
            "data": {"format": "list", "root": str(tmp_path), "annotations": {"train": "train.txt", "val": "val.txt"},

@@ -12,7 +12,7 @@ from pas_models.halving import RungResult
 from pas_models.layout import RunLayout
 from pas_models.measure import MeasureResult, Timing
 from pas_models.nas.result import Candidate, SupernetResult
-from pas_models.teacher_cache import CacheShardResult
+from pas_models.teacher_cache.config import CacheShardResult
 from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,

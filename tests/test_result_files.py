@@ -9,7 +9,7 @@ import pytest
 from pas_models.halving import RungInvalid, RungResult
 from pas_models.measure import MeasureInvalid, MeasureResult
 from pas_models.nas.result import SupernetResult, SupernetResultInvalid
-from pas_models.teacher_cache import CacheInvalid, CacheShardResult
+from pas_models.teacher_cache.config import CacheInvalid, CacheShardResult
 from pas_models.train.result import JobResult, ResultInvalid
 
 TYPES = [(JobResult, ResultInvalid), (RungResult, RungInvalid), (MeasureResult, MeasureInvalid),

@@ -19,15 +19,9 @@ from pas_models.data.transforms import Box
 from pas_models.nets import build_model
 from pas_models.presets import preset
 from pas_models.reductions import apply_op
-from pas_models.teacher_cache import (
-    CacheConfig,
-    CacheInvalid,
-    CacheShardResult,
-    CacheShardTask,
-    load,
-    manifest_for,
-    run_shard,
-)
+from pas_models.teacher_cache.clips import load, manifest_for
+from pas_models.teacher_cache.config import CacheConfig, CacheInvalid, CacheShardResult, CacheShardTask
+from pas_models.teacher_cache.shard import run_shard
 from pas_models.train.checkpoint import save_checkpoint
 from pas_models.train.loss import distillation_loss
 from pas_models.train.run import CachedTeacher, LiveTeacher

@@ -44,6 +44,7 @@ from pas_models.latency import measure
 from pas_models.layout import HypFiles
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
+from pas_models.teacher_cache import clips as teacher_cache
 from pas_models.train import distributed, signals
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from pas_models.train.evaluate import evaluate
@@ -239,8 +240,6 @@ class CachedTeacher(TeacherSignal):
 
 def _teacher_cache(task: TrainTask, samples: Any) -> Any:
     """The search's teacher cache for this task, checked against its B and training list."""
-    from pas_models import teacher_cache
-
     assert task.teacher is not None and task.distill.cache is not None
     if task.teacher_cache is None or task.teacher_checkpoint is None:
         raise PasError(f"{task.hypothesis}: distill.cache is set but the task names no cache folder and B's "

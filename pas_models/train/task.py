@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pas_models.data.formats import DatasetConfig
 from pas_models.halving import Rung
 from pas_models.spec import ArchSpec
-from pas_models.teacher_cache import CacheConfig
+from pas_models.teacher_cache.config import CacheConfig
 
 SCHEDULES = ("step", "cosine")
 TEACHER_BN_MODES = ("train", "eval")

@@ -160,6 +160,7 @@ def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayo
 
 def _measured_throughput(layout: RunLayout, g_base: float, distill: bool, per_job: int) -> tuple[float, str] | None:
     """GFLOP/s per GPU (per process) that this search's finished trainings reached, from their results."""
+    from pas_orchestrator.kinds import TRAINING, kind_of
     from pas_orchestrator.ledger.store import Ledger
 
     if not layout.ledger.is_file():
@@ -173,12 +174,12 @@ def _measured_throughput(layout: RunLayout, g_base: float, distill: bool, per_jo
     work = seconds = 0.0
     jobs = 0
     for h in snap.hypotheses:
-        if h.kind in ("latency", "teacher_cache") or not h.result or h.gflops is None:
+        if not kind_of(h.kind).network or not h.result or h.gflops is None:
             continue
         r = json.loads(h.result)
         if not r.get("epochs") or not r.get("train_seconds"):
             continue
-        teacher = g_base if distill and h.kind == "pas" and h.iteration > 0 else 0.0
+        teacher = g_base if distill and h.kind == TRAINING.name and h.iteration > 0 else 0.0
         work += r["clips_seen"] * (3 * h.gflops + teacher)
         seconds += r["train_seconds"] * per_job
         jobs += 1
@@ -227,8 +228,9 @@ def check_holdout(search: SearchDef, data: Any, profile: ClusterProfile) -> None
 
 def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.config.cluster import load_profile
+    from pas_orchestrator.config.recorded import definition_dict, definition_hash
     from pas_orchestrator.config.search import NAME_RE, ensure_data, load_search
-    from pas_orchestrator.controller import Controller, definition_dict, definition_hash
+    from pas_orchestrator.controller import Controller
     from pas_orchestrator.core.actions import ResumeSearch
     from pas_orchestrator.executors import make_executor
     from pas_orchestrator.foreground import run_foreground

@@ -9,15 +9,15 @@ which records what they produced through ledger actions again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pas_models.halving import RungResult
-from pas_models.measure import MeasureResult
-from pas_models.nas.result import SupernetResult
-from pas_models.teacher_cache import CacheShardResult
-from pas_models.train.result import JobResult
 from pas_orchestrator.core.outcomes import JobOutcome
 from pas_orchestrator.ledger.records import NewHypothesis
 from pas_orchestrator.ledger.states import AttemptState, SearchState
+
+if TYPE_CHECKING:
+    from pas_orchestrator.kinds import Result
 
 # ---------------------------------------------------------------- ledger actions
 
@@ -59,13 +59,12 @@ class NoteScheduler:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """The hypothesis' result.json: attempt COMPLETED, hypothesis DONE with its figures (a training's
-    JobResult, a measurement job's MeasureResult, a teacher cache shard's CacheShardResult, a supernet's
-    SupernetResult)."""
+    """The result file of the hypothesis' kind (pas_orchestrator.kinds): attempt COMPLETED, hypothesis DONE (with
+    its figures when it trained a network)."""
 
     hypothesis_id: int
     attempt_id: int
-    result: JobResult | MeasureResult | CacheShardResult | SupernetResult
+    result: Result
     outcome: JobOutcome | None = None
 
 

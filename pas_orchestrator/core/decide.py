@@ -33,10 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pas_models.halving import RungResult
-from pas_models.measure import MeasureResult
-from pas_models.nas.result import SupernetResult
-from pas_models.teacher_cache import CacheShardResult
-from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
     Action,
@@ -53,12 +49,11 @@ from pas_orchestrator.core.actions import (
     SubmitBatch,
 )
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
+from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, Result, kind_of
 from pas_orchestrator.ledger.records import AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, TERMINAL_HYP, AttemptState, HypState, SearchState
 from pas_orchestrator.strategies.base import Strategy
 
-MEASURE = "latency"  # the kind (and op) of a measurement job's ledger row
-CACHE = "teacher_cache"  # the kind of a teacher cache shard's row (iteration 0, op cache-K)
 # actions after which the strategy and the submission wait for the next call (they would decide on stale rows)
 _ENDINGS = (RecordJobIds, AbandonAttempt, IngestResult, IngestRung, FailAttempt, InterruptAttempt)
 
@@ -92,10 +87,9 @@ class Observations:
     """What the shell saw outside the ledger for this call (each mapping may leave things out: unknown)."""
 
     jobs: Mapping[int, JobOutcome] = field(default_factory=dict)  # attempt id -> its job's outcome
-    # hyp id -> the result its active attempt was to write (result.json of a training or a measurement, or
-    # rung-K.json of a rung before the last), or why it is invalid
-    results: Mapping[int, JobResult | MeasureResult | CacheShardResult | SupernetResult | RungResult | str] = field(
-        default_factory=dict)
+    # hyp id -> the result its active attempt was to write (its kind's result file, or rung-K.json of a rung
+    # before the last), or why it is invalid
+    results: Mapping[int, Result | RungResult | str] = field(default_factory=dict)
     trainers: Mapping[int, str] = field(default_factory=dict)  # hyp id -> the live trainer holding its lock
     found: Mapping[int, str | None] = field(default_factory=dict)  # orphan attempt id -> job id, None: not there
     finishing: int = 0  # jobs still exiting whose attempts have already ended (their result came in)
@@ -121,7 +115,7 @@ def decide(snap: Snapshot, obs: Observations, policy: Policy) -> list[Action]:
             if cache:
                 return actions + cache
     measure = _plan_measurements(snap, policy)
-    if measure or any(h.kind == MEASURE and h.state not in TERMINAL_HYP for h in snap.hypotheses):
+    if measure or any(h.kind == MEASUREMENT.name and h.state not in TERMINAL_HYP for h in snap.hypotheses):
         # the search ends once its measurements have: the strategy says so again then (it is pure)
         advance = [a for a in advance if not (isinstance(a, EndSearch) and a.state == SearchState.DONE)]
     if measure or advance:
@@ -133,7 +127,7 @@ def _plan_measurements(snap: Snapshot, policy: Policy) -> list[Action]:
     """A measurement job for each iteration whose trainings have all ended with one trained at least."""
     if not policy.measure:
         return []
-    measured = {h.iteration for h in snap.hypotheses if h.kind == MEASURE}
+    measured = {h.iteration for h in snap.hypotheses if h.kind == MEASUREMENT.name}
     out: list[Action] = []
     for i in range(1, snap.last_iteration + 1):
         hyps = snap.iteration(i)
@@ -149,7 +143,7 @@ def _cache_stage(snap: Snapshot, shards: int) -> list[Action] | None:
     base = snap.iteration(0)
     if not base or base[0].state != HypState.DONE:
         return None
-    rows = [h for h in snap.hypotheses if h.kind == CACHE]
+    rows = [h for h in snap.hypotheses if h.kind == CACHE_SHARD.name]
     if not rows:
         return [PlanCache(shards)]
     failed = [h for h in rows if h.state in TERMINAL_HYP and h.state != HypState.DONE]
@@ -174,12 +168,12 @@ def _reconcile(a: AttemptRec, obs: Observations) -> list[Action]:
 def _follow(h: HypRec, a: AttemptRec, obs: Observations, policy: Policy) -> list[Action]:
     outcome = obs.jobs.get(a.id)
     result = obs.results.get(h.id)
-    if isinstance(result, (JobResult, MeasureResult, CacheShardResult, SupernetResult)):  # a result is the truth
-        return [IngestResult(h.id, a.id, result, outcome)]
     if isinstance(result, RungResult):
         return [IngestRung(h.id, a.id, result, outcome)]
     if isinstance(result, str):
         return [_fail(h, a, f"invalid result.json: {result}", outcome, policy)]
+    if result is not None:  # a result is the truth
+        return [IngestResult(h.id, a.id, result, outcome)]
     if outcome is None:
         return []
     if outcome.active:
@@ -221,13 +215,13 @@ def _submit(snap: Snapshot, policy: Policy, obs: Observations) -> list[Action]:
             if running or obs.finishing:
                 return []  # what runs finishes; nothing new starts
             return [_budget_spent(snap, used, policy.budget_hours)]
-    measuring = [h for h in need if h.kind == MEASURE]
-    need = [h for h in need if h.kind != MEASURE]
-    caching = [h for h in need if h.kind == CACHE]
-    if caching:  # a batch of their own (their own job and resources); nothing else needs a job meanwhile
-        need = caching
+    measuring = [h for h in need if kind_of(h.kind).alone]
+    need = [h for h in need if not kind_of(h.kind).alone]
+    own = [h for h in need if kind_of(h.kind).own_batch]
+    if own:  # a batch of their own kind (their own job and resources); nothing else needs a job meanwhile
+        need = [h for h in own if h.kind == own[0].kind]
     if cap.drain_for_exclusive:
-        if any(h.kind == MEASURE for h in running):
+        if any(kind_of(h.kind).alone for h in running):
             return []  # it runs alone
         if measuring:  # nothing new until the machine is free, then the measurement alone
             if running or obs.finishing:

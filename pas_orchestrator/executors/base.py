@@ -9,13 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pas_models.measure import MeasureJob, MeasureTask
-from pas_models.nas.result import SupernetTask
-from pas_models.teacher_cache import CacheJob, CacheShardTask
-from pas_models.train.task import TrainTask
-from pas_orchestrator.config.cluster import Resources, measure_resources, single_gpu_resources
+from pas_orchestrator.config.cluster import Resources
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome
+from pas_orchestrator.kinds import Task, kind_of_task
 
 
 @dataclass(frozen=True)
@@ -24,24 +21,12 @@ class JobRef:
     job_id: str
 
 
-Task = TrainTask | MeasureTask | CacheShardTask | SupernetTask
-
-
 def job_for(task: Task, resources: Resources) -> tuple[Any, Resources]:
-    """The callable submitit runs for a batch of tasks like ``task``, and the resources it gets: a
-    latency measurement alone on one node (``measure_resources``), a teacher cache shard on one process and
-    GPU (``single_gpu_resources``), a training or a supernet with the backbone's (multi-node DDP)."""
-    if isinstance(task, MeasureTask):
-        return MeasureJob(), measure_resources(resources)
-    if isinstance(task, CacheShardTask):  # B in inference over one shard of the videos
-        return CacheJob(), single_gpu_resources(resources)
-    if isinstance(task, SupernetTask):
-        from pas_models.nas.job import SupernetJob
-
-        return SupernetJob(), resources
-    from pas_models.train.job import TrainJob  # the training code (torch): only to submit
-
-    return TrainJob(), resources
+    """The callable submitit runs for a batch of tasks like ``task``, and the resources it gets from the
+    profile's (``pas_orchestrator.kinds``: a latency measurement alone on one node, a teacher cache shard on one
+    process and GPU, a training or a supernet with the backbone's, multi-node DDP)."""
+    kind = kind_of_task(task)
+    return kind.job(), kind.resources(resources)
 
 
 class Executor(Protocol):
@@ -49,9 +34,8 @@ class Executor(Protocol):
     stops_with_controller: bool  # its jobs are this host's processes: stopped when the controller is interrupted
 
     def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:
-        """Submit one batch (an array on SLURM) of trainings, of latency measurements (each alone on one
-        node: ``config.cluster.measure_resources``) or of teacher cache shards (one process and GPU each:
-        ``single_gpu_resources``); the job ids in task order. Raises SubmissionError
+        """Submit one batch (an array on SLURM) of tasks of one kind (``job_for``: the callable and resources of
+        each kind); the job ids in task order. Raises SubmissionError
         (``permanent`` when the request itself is wrong)."""
 
     def outcomes(self, jobs: Sequence[JobRef]) -> dict[str, JobOutcome]:

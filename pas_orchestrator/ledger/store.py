@@ -24,9 +24,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pas_models.measure import MeasureResult
-from pas_models.nas.result import SupernetResult
-from pas_models.teacher_cache import CacheShardResult
+from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
     AddHypotheses,
@@ -48,6 +46,7 @@ from pas_orchestrator.core.actions import (
 )
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import LedgerConflict, LedgerError
+from pas_orchestrator.kinds import kind_of
 from pas_orchestrator.ledger import states
 from pas_orchestrator.ledger.records import AttemptRec, EventRec, HypRec, SearchRec, Snapshot
 from pas_orchestrator.ledger.schema import (
@@ -487,28 +486,15 @@ def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
     _scheduler_info(s, att, a.outcome, now)
     _end_attempt(s, att, AttemptState.COMPLETED, None, now)
     _set(label, hyp, HypState.DONE)
-    r = a.result
+    r, kind = a.result, kind_of(hyp.kind)
     hyp.ended_at = now
     hyp.result = json.dumps(r.to_dict(), sort_keys=True)
-    if isinstance(r, MeasureResult):
-        flagged = [f"{t.network} b{t.batch}" for t in r.timings if t.flagged]
-        _event(s, now, "result", f"{hyp.iteration}-latency: {len(r.timings)} timings on {r.device}"
-                                 + (f"; spread > 20% (not trusted): {', '.join(flagged)}" if flagged else ""), hyp.id)
-        return Applied(True)
-    if isinstance(r, SupernetResult):
-        _event(s, now, "result", f"{hyp.iteration}-supernet (target {r.target_gflops:g} GFLOPs): "
-                                 f"{len(r.distinct)} distinct of {len(r.candidates)} candidates: "
-                                 + "; ".join(f"cycle {c.cycle} {c.code} {c.gflops:.4g} GFLOPs" for c in r.candidates),
-                                 hyp.id)
-        return Applied(True)
-    if isinstance(r, CacheShardResult):
-        _event(s, now, "result", f"{hyp.iteration}-{hyp.op}: {r.clips} clips of {r.videos} videos"
-                                 + (f" ({r.unreadable} unreadable)" if r.unreadable else "")
-                                 + f", {r.bytes / 1e6:.3g} MB, {r.seconds:.0f} s on {r.device}", hyp.id)
-        return Applied(True)
-    hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
-    _event(s, now, "result", f"{hyp.iteration}-{hyp.op} ({hyp.kind}): top-1 {r.top1:.2f}%, top-5 {r.top5:.2f}%, "
-                             f"{r.gflops_per_view:.4g} GFLOPs/view", hyp.id)
+    where = f"{hyp.iteration}-{hyp.op}"
+    if kind.network:  # a trained network's figures
+        assert isinstance(r, JobResult)
+        hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
+        where += f" ({hyp.kind})"
+    _event(s, now, "result", kind.summary(where, r), hyp.id)
     return Applied(True)
 
 

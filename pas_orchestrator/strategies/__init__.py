@@ -2,6 +2,6 @@
 
 ``coordinate_descent``: the paper's PAS (each operator applied to the last winner, the best kept).
 A new strategy is a class with ``advance(snapshot) -> [Action]`` (pure), chosen in
-``pas_orchestrator.controller.strategy_for``; the job lifecycle (retries, requeues, submission) is not its business.
+``choice.strategy_for``; the job lifecycle (retries, requeues, submission) is not its business.
 """
 

@@ -21,19 +21,10 @@ from pas_models.halving import promoted_count
 from pas_models.layout import RunLayout
 from pas_models.nas.result import SupernetResult
 from pas_orchestrator.core.actions import Action, AddHypotheses, EndSearch, MarkWinner, PromoteRung
+from pas_orchestrator.kinds import SUPERNET, candidate_op
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
 from pas_orchestrator.strategies.coordinate_descent import base_stage
-
-SUPERNET = "supernet"  # the kind (and op) of a supernet job's ledger row
-
-
-def candidate_op(cycle: int) -> str:
-    return f"c{cycle}"
-
-
-def candidate_cycle(op: str) -> int:
-    return int(op[1:])
 
 
 def _order(h: HypRec, top1: float, top5: float) -> tuple[float, float, float, str]:
@@ -52,10 +43,11 @@ class GradientSearch:
     def advance(self, snap: Snapshot) -> list[Action]:
         if (waiting := base_stage(snap)) is not None:
             return waiting
-        supernets = sorted((h for h in snap.hypotheses if h.kind == SUPERNET), key=lambda h: h.iteration)
+        sn_kind = SUPERNET.name  # its op is its kind
+        supernets = sorted((h for h in snap.hypotheses if h.kind == sn_kind), key=lambda h: h.iteration)
         if not supernets:
-            return [AddHypotheses(tuple(NewHypothesis(j, SUPERNET, SUPERNET, f"{t:g} GFLOPs",
-                                                      str(self.layout.hyp_dir(j, SUPERNET, SUPERNET)))
+            return [AddHypotheses(tuple(NewHypothesis(j, sn_kind, sn_kind, f"{t:g} GFLOPs",
+                                                      str(self.layout.hyp_dir(j, sn_kind, sn_kind)))
                                         for j, t in enumerate(self.targets, start=1)))]
         out: list[Action] = []
         ended: list[str] = []

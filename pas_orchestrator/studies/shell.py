@@ -9,34 +9,33 @@ applied to the search.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.errors import PasError
 from pas_models.layout import RunLayout
-from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.config.search import SearchDef
-from pas_orchestrator.controller import Controller
+from pas_orchestrator.controller import Clock, Controller
 from pas_orchestrator.core.actions import AbandonAttempt, Action, EndSearch, LogEvent
 from pas_orchestrator.core.decide import Policy
 from pas_orchestrator.errors import SubmissionError
 from pas_orchestrator.executors.base import Executor
-from pas_orchestrator.ledger.records import HypRec, Snapshot
+from pas_orchestrator.kinds import TaskContext
+from pas_orchestrator.ledger.records import Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, SearchState
 from pas_orchestrator.ledger.store import Ledger
 from pas_orchestrator.studies import Study, StudyStrategy
-from pas_orchestrator.studies.registry import study_of
 
 
 class StudyController(Controller):
     def __init__(self, search: SearchDef, profile: ClusterProfile, layout: RunLayout, ledger: Ledger,
-                 executor: Executor, data: DatasetConfig, study: Study) -> None:
-        super().__init__(search, profile, layout, ledger, executor, data)
+                 executor: Executor, data: DatasetConfig, study: Study, clock: Clock | None = None) -> None:
+        super().__init__(search, profile, layout, ledger, executor, data, clock)
         self.study = study
         self.halving = None  # a study's trainings run their whole schedule
+        self.tasks = TaskContext(search, data, layout, None, study)
         self.policy = Policy(StudyStrategy(study, layout), search.max_retries, executor.capacity)
         self.ended: EndSearch | None = None
 
@@ -45,10 +44,6 @@ class StudyController(Controller):
         state = SearchState.RUNNING if self.ended is None else self.ended.state
         return replace(snap, search=replace(snap.search, state=state),
                        hypotheses=tuple(h for h in snap.hypotheses if h.state in TERMINAL_HYP or self.study.owns(h)))
-
-    def study_task(self, snap: Snapshot, h: HypRec) -> TrainTask:
-        study = self.study if self.study.owns(h) else study_of(h, snap)
-        return study.task(snap, h, lambda src: self._train_task(snap, src))
 
     def batch_name(self, iteration: int) -> str:
         return f"pas-{self.search.name}-{self.study.slug}"
@@ -59,7 +54,7 @@ class StudyController(Controller):
         while self.ended is None:
             self.ledger.heartbeat()
             if not self.step() and self.ended is None:
-                time.sleep(poll)
+                self.clock.sleep(poll)
         self._settle(poll)
         return self.ledger.snapshot()
 

@@ -1,0 +1,34 @@
+"""A search definition as its ledger records it: what a resumed search must match (``definition_hash``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from pas_orchestrator.config.search import SearchDef
+
+
+def definition_hash(search: SearchDef) -> str:
+    return hashlib.sha256(json.dumps(definition_dict(search), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def definition_dict(search: SearchDef) -> dict[str, Any]:
+    """The search definition as recorded in the ledger (what a resume must match)."""
+    d = asdict(search)
+    d.pop("source")
+    # keys added after searches were started, left out at their default so those still resume
+    if d["tucker"]["ranks"] == "flops":
+        del d["tucker"]["ranks"]
+    if d["eval"]["latency_rounds"] == 3:
+        del d["eval"]["latency_rounds"]
+    for key in ("halving", "budget", "gradient"):
+        if d[key] is None:
+            del d[key]
+    if d["strategy"] == "coordinate_descent":
+        del d["strategy"]
+    for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
+        if d["distill"][key] == default:
+            del d["distill"][key]
+    return json.loads(json.dumps(d, default=str))

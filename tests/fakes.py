@@ -1,0 +1,134 @@
+"""An executor and a clock the tests move by hand: the controller driven in this process, one ``step()`` at a time.
+
+``FakeExecutor`` keeps its jobs in memory (submit, outcomes, find, cancel, capacity, as ``executors.base.Executor``
+says); a test ends a job with ``succeed`` (its result file written, as the real job writes it last), ``fail``,
+``interrupt`` or ``forget`` (the scheduler lost it). ``FakeClock`` is the controller's time: ``sleep`` moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pas_models.layout import HypFiles
+from pas_models.train.result import JobResult
+from pas_models.train.task import TrainTask
+from pas_orchestrator.controller import Clock
+from pas_orchestrator.core.decide import Capacity
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
+from pas_orchestrator.errors import SubmissionError
+from pas_orchestrator.executors.base import JobRef
+from pas_orchestrator.kinds import Task
+
+
+@dataclass
+class FakeJob:
+    batch: str
+    index: int
+    task: Task
+    outcome: JobOutcome = field(default_factory=lambda: JobOutcome(Phase.QUEUED, label="PENDING"))
+
+
+class FakeExecutor:
+    stops_with_controller = False
+
+    def __init__(self, capacity: Capacity | None = None) -> None:
+        self.capacity = capacity or Capacity(max_array=64)
+        self.jobs: dict[str, FakeJob] = {}
+        self.batches: list[tuple[str, list[str]]] = []  # (batch, job ids) in submission order
+        self.refuse: list[SubmissionError] = []  # the next submissions raise these, in order
+        self.during_submit: Callable[[], None] | None = None  # runs inside submit (another process acting meanwhile)
+        self.cancelled: list[str] = []
+        self.calls: list[str] = []
+        self._next = 1000
+
+    # ---------------------------------------------------------------- the Executor interface
+    def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:
+        self.calls.append("submit")
+        if self.during_submit is not None:
+            hook, self.during_submit = self.during_submit, None
+            hook()
+        if self.refuse:
+            raise self.refuse.pop(0)
+        ids = []
+        for i, task in enumerate(tasks):
+            self._next += 1
+            ids.append(str(self._next))
+            self.jobs[ids[-1]] = FakeJob(batch, i, task)
+        self.batches.append((batch, ids))
+        return ids
+
+    def outcomes(self, jobs: Sequence[JobRef]) -> dict[str, JobOutcome]:
+        self.calls.append("outcomes")
+        return {j.job_id: self.jobs[j.job_id].outcome for j in jobs if j.job_id in self.jobs}
+
+    def find(self, batch: str, keys: Sequence[tuple[int, str]], since: float) -> dict[int, str]:
+        self.calls.append("find")
+        return {job.index: jid for jid, job in self.jobs.items() if job.batch == batch
+                and (job.index, job.task.out_dir) in set(keys)}
+
+    def cancel(self, jobs: Sequence[JobRef]) -> list[str]:
+        for j in jobs:
+            self.cancelled.append(j.job_id)
+            if j.job_id in self.jobs:
+                self.jobs[j.job_id].outcome = JobOutcome(Phase.INTERRUPTED, "cancelled", label="CANCELLED")
+        return []
+
+    # ---------------------------------------------------------------- what the test makes happen
+    def active(self) -> list[str]:
+        return [jid for jid, job in self.jobs.items() if job.outcome.active]
+
+    def run(self, job_id: str, node: str = "node1") -> None:
+        self.jobs[job_id].outcome = JobOutcome(Phase.RUNNING, node=node, label="RUNNING")
+
+    def succeed(self, job_id: str, top1: float = 50.0, gflops: float | None = None, still_running: bool = False) -> None:
+        """The job's training wrote its result.json (``still_running``: its process has not exited yet)."""
+        task = self.jobs[job_id].task
+        write_result(task, top1, gflops)
+        self.jobs[job_id].outcome = (JobOutcome(Phase.RUNNING, label="RUNNING") if still_running
+                                     else JobOutcome(Phase.SUCCEEDED, label="COMPLETED"))
+
+    def fail(self, job_id: str, reason: str = "Traceback: boom") -> None:
+        self.jobs[job_id].outcome = JobOutcome(Phase.FAILED, reason, label="FAILED")
+
+    def interrupt(self, job_id: str) -> None:
+        self.jobs[job_id].outcome = JobOutcome(Phase.INTERRUPTED, "preempted", label="PREEMPTED")
+
+    def forget(self, job_id: str) -> None:
+        del self.jobs[job_id]
+
+
+def write_result(task: Task, top1: float, gflops: float | None = None) -> Path:
+    """A training's result.json as ``pas_models.train.run`` writes it (the figures given)."""
+    assert isinstance(task, TrainTask)
+    files = HypFiles.of(task.out_dir)
+    files.root.mkdir(parents=True, exist_ok=True)
+    result = JobResult(hypothesis=task.hypothesis, attempt=task.attempt, top1=top1, top5=min(100.0, top1 + 20),
+                       gflops_per_view=gflops if gflops is not None else 1.0, views=1, params=1000, epochs=1,
+                       train_seconds=1.0, gpu_hours=0.0, clips_seen=12, videos_skipped=0, eval_videos=4,
+                       checkpoint=str(files.model), spec={}, finetuned_from_parent=False, versions={}, recipe={})
+    files.result.write_text(result.to_json())
+    return files.result
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the controller sleeps or a test says so."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.now, self.sleep)

@@ -82,7 +82,8 @@ class FakeExecutor:
     def run(self, job_id: str, node: str = "node1") -> None:
         self.jobs[job_id].outcome = JobOutcome(Phase.RUNNING, node=node, label="RUNNING")
 
-    def succeed(self, job_id: str, top1: float = 50.0, gflops: float | None = None, still_running: bool = False) -> None:
+    def succeed(self, job_id: str, top1: float = 50.0, gflops: float | None = None,
+                still_running: bool = False) -> None:
         """The job's training wrote its result.json (``still_running``: its process has not exited yet)."""
         task = self.jobs[job_id].task
         write_result(task, top1, gflops)

@@ -25,6 +25,7 @@ from pas_orchestrator.kinds import SUPERNET, candidate_op
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
 from pas_orchestrator.strategies.coordinate_descent import base_stage
+from pas_orchestrator.strategies.rungs import rung_decision
 
 
 def _order(h: HypRec, top1: float, top5: float) -> tuple[float, float, float, str]:
@@ -64,7 +65,7 @@ class GradientSearch:
                 out.append(self._candidates(j, sn))
                 continue
             rung = self._rung_decision(j, cands)
-            if rung is not None:
+            if isinstance(rung, PromoteRung):
                 out.append(rung)
                 continue
             if any(h.state not in TERMINAL_HYP for h in cands):
@@ -98,24 +99,9 @@ class GradientSearch:
                           spec=json.dumps(c.spec, sort_keys=True), rung=1)
             for c in result.distinct))
 
-    def _rung_decision(self, j: int, cands: list[HypRec]) -> PromoteRung | None:
-        hyps = [h for h in cands if h.rung is not None]
-        for k in range(1, self.rungs):
-            waiting = [h for h in hyps if h.state == HypState.RUNNING and h.rung == k and h.waiting]
-            if not waiting:
-                continue
-            if any(h.state not in TERMINAL_HYP and not h.waiting for h in hyps if (h.rung or 0) <= k):
-                return None
-            scores = {h.id: h.score(k) for h in waiting}
-            ordered = sorted(waiting, key=lambda h: _order(h, scores[h.id].top1, scores[h.id].top5))  # type: ignore
-            n = len(ordered)
-            up = 1 if self.promote_one else promoted_count(n, self.eta)
-            stopped = []
-            for r, h in enumerate(ordered[up:], start=up + 1):
-                sc = scores[h.id]
-                assert sc is not None
-                stopped.append((h.id, f"stopped at rung {k}/{self.rungs}: rank {r} of {n} by top-1 (top-1 "
-                                      f"{sc.top1:.2f}%, top-5 {sc.top5:.2f}% after {sc.steps} of {sc.total_steps} "
-                                      f"steps); the best {up} went on"))
-            return PromoteRung(j, k, tuple(h.id for h in ordered[:up]), tuple(stopped))
-        return None
+    def _rung_decision(self, j: int, cands: list[HypRec]) -> PromoteRung | str | None:
+        def by_top1(scored: list[tuple[HypRec, float, float]]) -> tuple[list[HypRec], str]:
+            return [h for h, _, _ in sorted(scored, key=lambda x: _order(*x))], "top-1"
+
+        return rung_decision(j, cands, self.rungs, by_top1,
+                             lambda n: 1 if self.promote_one else promoted_count(n, self.eta))

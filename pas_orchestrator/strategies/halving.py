@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pas_models.halving import promoted_count
 from pas_orchestrator.core.actions import Action, PromoteRung
 from pas_orchestrator.ledger.records import Snapshot
-from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState
 from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
+from pas_orchestrator.strategies.rungs import WAIT, rung_decision
 
 
 @dataclass(frozen=True)
@@ -32,25 +32,11 @@ class SuccessiveHalving:
     def advance(self, snap: Snapshot) -> list[Action]:
         last = snap.last_iteration
         if last >= 1:
-            hyps = [h for h in snap.iteration(last) if h.rung is not None]
-            for k in range(1, self.rungs):
-                waiting = [h for h in hyps if h.state == HypState.RUNNING and h.rung == k and h.waiting]
-                if not waiting:
-                    continue
-                # everyone still in the race must have reached rung k (a retry may still be on its way)
-                if any(h.state not in TERMINAL_HYP and not h.waiting for h in hyps if (h.rung or 0) <= k):
-                    return []
-                return [self._decide(snap, last, k, waiting)]
+            decision = rung_decision(last, snap.iteration(last), self.rungs,
+                                     lambda scored: self.inner.rank(snap, last, scored),
+                                     lambda n: promoted_count(n, self.eta))
+            if decision == WAIT:
+                return []
+            if isinstance(decision, PromoteRung):
+                return [decision]
         return self.inner.advance(snap)
-
-    def _decide(self, snap: Snapshot, i: int, k: int, at_k: list) -> PromoteRung:
-        scores = {h.id: h.score(k) for h in at_k}
-        ordered, rule = self.inner.rank(snap, i, [(h, scores[h.id].top1, scores[h.id].top5) for h in at_k])
-        n, up = len(ordered), promoted_count(len(ordered), self.eta)
-        stopped = []
-        for r, h in enumerate(ordered[up:], start=up + 1):
-            sc = scores[h.id]
-            stopped.append((h.id, f"stopped at rung {k}/{self.rungs}: rank {r} of {n} by {rule} (top-1 "
-                                  f"{sc.top1:.2f}%, top-5 {sc.top5:.2f}% after {sc.steps} of {sc.total_steps} "
-                                  f"steps); the best {up} went on"))
-        return PromoteRung(i, k, tuple(h.id for h in ordered[:up]), tuple(stopped))

@@ -1,7 +1,7 @@
 """The search ledger (SQLite via SQLAlchemy 2): states, tables, and the store that is their only writer.
 
 ``Ledger`` is imported lazily (``pas_orchestrator.ledger.store``): the decision core imports the
-records and states of this package, and the store imports the core's actions.
+records and states of this package, and the action handlers (handlers.py) import the core's actions.
 """
 
 from typing import Any

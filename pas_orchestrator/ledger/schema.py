@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pas_orchestrator.ledger.records import AttemptRec, SearchRec
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
 SCHEMA_VERSION = 4
@@ -45,6 +46,10 @@ class SearchRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
+
+    def record(self) -> SearchRec:
+        return SearchRec(self.name, self.definition, self.definition_hash, self.cluster, self.state, self.error,
+                         self.created_at, self.ended_at)
 
 
 class LeaseRow(Base):
@@ -108,6 +113,12 @@ class AttemptRow(Base):
     rung: Mapped[int | None] = mapped_column(Integer)  # the rung this attempt trains to (halving)
     compute_hours: Mapped[float | None] = mapped_column(Float)  # used so far (all runs of a requeued job)
     compute_unit: Mapped[str | None] = mapped_column(String(8))  # GPU-h | CPU-h
+
+    def record(self) -> AttemptRec:
+        return AttemptRec(self.id, self.hypothesis_id, self.number, self.job_name, self.batch, self.array_index,
+                          self.job_id, self.state, self.scheduler_state, self.reason, self.requeues, self.created_at,
+                          self.submitted_at, self.started_at, self.ended_at, self.node, rung=self.rung,
+                          compute_hours=self.compute_hours, compute_unit=self.compute_unit)
 
 
 class EventRow(Base):

@@ -1,0 +1,41 @@
+"""The rung decision, shared by successive halving (``halving.py``) and the gradient strategy's candidates
+(``gradient.py``): once every hypothesis still in the race has its rung-k score, rank them and promote the
+best (``PromoteRung``), stopping the others with their rank and score."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pas_orchestrator.core.actions import PromoteRung
+from pas_orchestrator.ledger.records import HypRec
+from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState
+
+# the hypotheses at a rung with their (top-1, top-5) there -> best first, and the rule's name
+Ranking = Callable[[list[tuple[HypRec, float, float]]], tuple[list[HypRec], str]]
+WAIT = "wait"  # a rung's decision is due, but a hypothesis still in the race has not reached the rung yet
+
+
+def rung_decision(iteration: int, hyps: Sequence[HypRec], rungs: int, rank: Ranking,
+                  promoted: Callable[[int], int]) -> PromoteRung | str | None:
+    """The decision of the lowest rung whose hypotheses wait for one: ``PromoteRung``; ``WAIT`` while a
+    hypothesis still in the race (a retry on its way) has not reached it; None when none is due.
+    ``promoted(n)``: how many of n go on."""
+    raced = [h for h in hyps if h.rung is not None]
+    for k in range(1, rungs):
+        waiting = [h for h in raced if h.state == HypState.RUNNING and h.rung == k and h.waiting]
+        if not waiting:
+            continue
+        if any(h.state not in TERMINAL_HYP and not h.waiting for h in raced if (h.rung or 0) <= k):
+            return WAIT
+        scores = {h.id: h.score(k) for h in waiting}
+        ordered, rule = rank([(h, scores[h.id].top1, scores[h.id].top5) for h in waiting])  # type: ignore[union-attr]
+        n, up = len(ordered), promoted(len(ordered))
+        stopped = []
+        for r, h in enumerate(ordered[up:], start=up + 1):
+            sc = scores[h.id]
+            assert sc is not None
+            stopped.append((h.id, f"stopped at rung {k}/{rungs}: rank {r} of {n} by {rule} (top-1 {sc.top1:.2f}%, "
+                                  f"top-5 {sc.top5:.2f}% after {sc.steps} of {sc.total_steps} steps); the best {up} "
+                                  "went on"))
+        return PromoteRung(iteration, k, tuple(h.id for h in ordered[:up]), tuple(stopped))
+    return None

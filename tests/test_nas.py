@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from pas_models.errors import SpecError
 from pas_models.flops import count_cost
 from pas_models.nas.cost import CostTable, additivity_error
+from pas_models.nas.gates import gates, sample, student_view
 from pas_models.nas.result import GradientConfig, SupernetResult, SupernetTask
-from pas_models.nas.search import gates, run, sample, student_view
+from pas_models.nas.search import run
 from pas_models.nas.space import SearchSpace
 from pas_models.nas.supernet import Supernet, derive_state, weight_plan
 from pas_models.nets import build_model
@@ -322,7 +323,7 @@ def test_supernet_job_refuses_a_target_outside_the_space(synth_dir: Path, tmp_pa
 
 
 def test_the_candidate_is_the_most_likely_network_within_the_target(tables: dict[str, CostTable]) -> None:
-    from pas_models.nas.search import most_likely_within
+    from pas_models.nas.candidates import most_likely_within
 
     table = tables["r2plus1d_tiny"]
     space = table.space

@@ -52,8 +52,9 @@ def bench_step(rounds: int = 5) -> list[dict[str, Any]]:
     from pas_models.nets import build_model
     from pas_models.presets import preset
     from pas_models.reductions import apply_sequence
-    from pas_models.train.run import CachedTeacher, LiveTeacher, _step
+    from pas_models.train.run import _step
     from pas_models.train.task import Distill
+    from pas_models.train.teacher import CachedTeacher, LiveTeacher
 
     gpu = torch.cuda.is_available()
     cases = [("r2plus1d_tiny", 8, 5), ("slowfast_tiny", 8, 5), ("r2plus1d_18", 2, 1)]

@@ -24,9 +24,8 @@ from pas_models.teacher_cache.config import CacheConfig, CacheInvalid, CacheShar
 from pas_models.teacher_cache.shard import run_shard
 from pas_models.train.checkpoint import save_checkpoint
 from pas_models.train.loss import distillation_loss
-from pas_models.train.run import CachedTeacher, LiveTeacher
 from pas_models.train.task import Distill, TrainTask
-from pas_models.train.teacher import build_teacher
+from pas_models.train.teacher import CachedTeacher, LiveTeacher, build_teacher
 
 SEED = 3
 

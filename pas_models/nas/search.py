@@ -53,8 +53,8 @@ from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
 from pas_models.train import distributed, signals
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
+from pas_models.train.frame import run_once
 from pas_models.train.loss import distillation_loss
-from pas_models.train.run import run_once
 from pas_models.train.sampler import ResumableSampler
 from pas_models.train.schedule import base_lr
 from pas_models.train.task import Recipe

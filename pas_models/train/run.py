@@ -16,46 +16,38 @@ hash matches the task's. Files in ``task.out_dir``:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import platform
-import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from pas_models import __version__
-from pas_models.data.dataset import ClipDataset, ClipLoader, NoReadableVideo, collate_clips
-from pas_models.data.formats import load_video_list
+from pas_models.data.dataset import ClipLoader, NoReadableVideo, collate_clips
 from pas_models.errors import PasError
 from pas_models.flops import count_cost
 from pas_models.halving import RungResult, rung_end
-from pas_models.inherit import can_init_from_parent, init_from_parent
 from pas_models.latency import measure
 from pas_models.layout import HypFiles
-from pas_models.nets import build_model
-from pas_models.spec import ArchSpec
-from pas_models.teacher_cache import clips as teacher_cache
 from pas_models.train import distributed, signals
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from pas_models.train.evaluate import evaluate
-from pas_models.train.features import FeatureStudent, StageTap
+from pas_models.train.features import FeatureStudent
+from pas_models.train.frame import run_once
 from pas_models.train.loss import distillation_loss
 from pas_models.train.result import JobResult
-from pas_models.train.sampler import ResumableSampler
 from pas_models.train.scalars import Scalars
-from pas_models.train.schedule import base_lr, lr_at
+from pas_models.train.schedule import lr_at
+from pas_models.train.setup import Training, setup
 from pas_models.train.task import TrainTask
-from pas_models.train.teacher import build_teacher, load_weights
 
 log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 5.0
@@ -63,17 +55,10 @@ PROGRESS_SECONDS = 5.0
 # a test of a scheduler's time limit or of a node going down gets a training of a known wall time, whatever
 # else runs on the machine, for almost no CPU. Unset in normal use; a training that reads it says so in its log
 STEP_SECONDS_ENV = "PAS_TEST_STEP_SECONDS"
-R = TypeVar("R")
 
 
 class CheckpointMismatch(PasError):
     """``last.pt`` in the output folder belongs to a different task."""
-
-
-def _student_spec(task: TrainTask) -> ArchSpec:
-    if task.recipe.dropout is None:
-        return task.student
-    return task.student.replace(head_dropout=task.recipe.dropout)
 
 
 def _done(task: TrainTask, files: HypFiles) -> JobResult | RungResult | None:
@@ -92,69 +77,6 @@ def run(task: TrainTask) -> JobResult | RungResult:
     files = HypFiles(out)
     out.mkdir(parents=True, exist_ok=True)
     return run_once(files, lambda: _done(task, files), lambda env, device: _train_and_evaluate(task, env, device, out))
-
-
-def run_once(files: HypFiles, done: Callable[[], R | None],
-             body: Callable[[distributed.DistEnv, torch.device], R]) -> R:
-    """A job's frame (a training, a supernet): what an earlier run of it wrote (``done()``), else, under the
-    folder's exclusive lock (rank 0; a duplicate job waits, then finds the result), ``body(env, device)`` with
-    the process group set up and the job's own log, torn down whatever happens."""
-    if (result := done()) is not None:
-        return result
-    env = distributed.detect()
-    lock = exclusive_lock(files) if env.rank == 0 else None
-    try:
-        if (result := done()) is not None:
-            return result
-        device = distributed.setup(env)
-        try:
-            with job_log(files, env.is_main):
-                return body(env, device)
-        finally:
-            distributed.teardown()
-    finally:
-        if lock is not None:
-            lock.close()
-
-
-@contextmanager
-def job_log(files: HypFiles, main: bool) -> Iterator[None]:
-    """The job's own log (``train.log``, rank 0), at INFO whatever the caller configured."""
-    pkg_log = logging.getLogger("pas_models")
-    handler = logging.FileHandler(files.log) if main else None
-    previous_level = pkg_log.level
-    if handler:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        pkg_log.addHandler(handler)
-        pkg_log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        if handler:
-            pkg_log.removeHandler(handler)
-            pkg_log.setLevel(previous_level)
-            handler.close()
-
-
-def exclusive_lock(files: HypFiles) -> IO[bytes]:
-    """An exclusive lock on ``.lock`` (flock: released when the process dies): two jobs training the same
-    hypothesis (a resubmission racing a job the controller lost track of) never interleave. The holder
-    writes who it is into the file (the controller shows it while it waits for a trainer whose job
-    wrapper is gone)."""
-    fh = files.lock.open("a+b")
-    for _ in range(20):  # the controller's probe holds a shared lock for an instant: not a reason to log
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            time.sleep(0.05)
-    else:
-        log.warning("%s is locked by another job training the same task: waiting for it", files.root)
-        fcntl.flock(fh, fcntl.LOCK_EX)
-    fh.truncate(0)
-    fh.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
-    fh.flush()
-    return fh
 
 
 @dataclass
@@ -177,163 +99,9 @@ class TrainState:
                    set(d["skipped"]))
 
 
-@dataclass(frozen=True)
-class Precision:
-    """How tensors are computed on this device: AMP dtype (None: fp32) and memory format."""
-
-    gpu: bool
-    amp_dtype: torch.dtype | None
-    memory_format: torch.memory_format
-
-    @classmethod
-    def of(cls, recipe: Any, device: torch.device, label: str) -> Precision:
-        gpu = device.type == "cuda"
-        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp) if gpu else None
-        fmt = torch.channels_last_3d if gpu and recipe.channels_last else torch.contiguous_format
-        if gpu:
-            torch.backends.cudnn.benchmark = recipe.cudnn_benchmark
-        elif recipe.amp != "none" or recipe.channels_last:
-            log.info("%s: on CPU: fp32 and contiguous tensors (amp / channels_last apply to GPUs)", label)
-        return cls(gpu, amp, fmt)
-
-
-class TeacherSignal:
-    """Where the distillation targets come from: nothing (B itself, a baseline), or the live teacher
-    network on the batch's full view. A teacher cache (soft labels read from a file) is another
-    implementation of ``logits``; feature distillation needs the live network (``tap``)."""
-
-    source = "none"
-    tap: StageTap | None = None
-    network: nn.Module | None = None
-
-    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
-class LiveTeacher(TeacherSignal):
-    source = "live"
-
-    def __init__(self, network: nn.Module, features: bool, fmt: torch.memory_format, pre_relu: bool = False) -> None:
-        self.network = network.to(memory_format=fmt)
-        self.tap = StageTap(network, pre_relu) if features else None
-
-    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
-        with torch.no_grad():
-            return self.network(batch["teacher"].to(device, non_blocking=True, memory_format=fmt))
-
-    def close(self) -> None:
-        if self.tap is not None:
-            self.tap.close()
-
-
-class CachedTeacher(TeacherSignal):
-    """B's logits stored once per search (pas_models.teacher_cache), carried by each batch (``soft``)."""
-
-    source = "cache"
-
-    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
-        return batch["soft"].to(device, non_blocking=True)
-
-
-def _teacher_cache(task: TrainTask, samples: Any) -> Any:
-    """The search's teacher cache for this task, checked against its B and training list."""
-    assert task.teacher is not None and task.distill.cache is not None
-    if task.teacher_cache is None or task.teacher_checkpoint is None:
-        raise PasError(f"{task.hypothesis}: distill.cache is set but the task names no cache folder and B's "
-                       "weights (teacher_cache, teacher_checkpoint)")
-    expected = teacher_cache.manifest_for(samples, task.data, task.teacher, task.teacher_checkpoint,
-                                          task.distill.cache, task.seed, task.distill.teacher_bn,
-                                          task.distill.teacher_dropout)
-    cache = teacher_cache.load(task.teacher_cache, expected)
-    log.info("%s: distilling from the teacher cache %s (%d recipes per video, %s logits): no teacher network",
-             task.hypothesis, task.teacher_cache, cache.k, "all" if cache.indices is None else
-             f"top {cache.logits.shape[1]}")
-    return cache
-
-
-@dataclass
-class Training:
-    """Everything one training needs, built once (``_setup``) and then stepped (``_train``)."""
-
-    task: TrainTask
-    env: distributed.DistEnv
-    device: torch.device
-    out: Path
-    spec: ArchSpec
-    precision: Precision
-    model: nn.Module  # the student
-    trained: nn.Module  # what the optimizer trains: the student, with feature adapters if any
-    train_model: nn.Module  # trained, DDP-wrapped when world > 1
-    teacher: TeacherSignal
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    peak_lr: float
-    finetuned: bool
-    dataset: ClipDataset
-    sampler: ResumableSampler
-    steps_per_epoch: int
-    train_list: Any
-    val_list: Any
-
-
-def _setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: Path) -> Training:
-    """Model (initialised from the parent where shapes allow), teacher signal, optimizer, data."""
-    recipe, spec = task.recipe, _student_spec(task)
-    log.info("%s (attempt %d): %d process(es), this is rank %d on %s", task.hypothesis, task.attempt, env.world,
-             env.rank, device)
-    train_list, val_list = load_video_list(task.data, "train"), load_video_list(task.data, "val")
-    torch.manual_seed(task.seed)  # same initial weights on every rank
-    model = build_model(spec)
-    finetune = False
-    if task.parent is not None and task.parent_checkpoint is not None and can_init_from_parent(task.parent, spec):
-        how = init_from_parent(model, load_weights(task.parent_checkpoint), task.parent, spec)
-        log.info("%s: initialised from %s (weights %s)", task.hypothesis, task.parent.label, how)
-        finetune = True
-    precision = Precision.of(recipe, device, task.hypothesis)
-    cached = task.teacher is not None and task.distill.cache is not None
-    cache = _teacher_cache(task, train_list.samples) if cached else None
-    network = build_teacher(task, device) if not cached else None
-    # what the optimizer trains: the student, plus one adapter per stage with feature distillation
-    trained: nn.Module = model
-    features = network is not None and task.distill.feature_weight > 0
-    if features:
-        trained = FeatureStudent(model, network, task.distill.feature_loss)
-    trained.to(device, memory_format=precision.memory_format)
-    teacher: TeacherSignal = TeacherSignal()
-    if cache is not None:
-        teacher = CachedTeacher()
-    elif network is not None:
-        teacher = LiveTeacher(network, features, precision.memory_format, task.distill.feature_loss == "margin")
-    scaler = torch.amp.GradScaler("cuda", enabled=precision.amp_dtype == torch.float16)
-    peak = base_lr(recipe, recipe.batch_per_gpu * env.world, finetune, task.lr_divisor)
-    optimizer = torch.optim.SGD(trained.parameters(), lr=peak, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
-    train_model: nn.Module = trained
-    if env.world > 1:
-        if recipe.sync_bn and precision.gpu:
-            trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
-        train_model = nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if precision.gpu
-                                                          else None)
-    ds = ClipDataset(train_list.samples, spec, None if cached else task.teacher, train=True,
-                     clips=recipe.clips_per_video, backend=task.data.backend, mean=task.data.mean, std=task.data.std,
-                     hflip=task.data.hflip, seed=task.seed, cache=cache)
-    if cache is not None and (bad := cache.unreadable_videos()):
-        ds.exclude(bad, "unreadable when the teacher cache was made")
-    sampler = ResumableSampler(len(ds), env.world, env.rank, task.seed)
-    steps_per_epoch = sampler.per_rank // recipe.batch_per_gpu
-    if steps_per_epoch == 0:
-        raise PasError(f"{task.hypothesis}: {len(ds)} training clips cannot fill one batch of "
-                       f"{recipe.batch_per_gpu} per process x {env.world} processes")
-    return Training(task, env, device, out, spec, precision, model, trained, train_model, teacher, optimizer,
-                    scaler, peak, finetune, ds, sampler, steps_per_epoch, train_list, val_list)
-
-
 def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch.device,
                         out: Path) -> JobResult | RungResult:
-    tr = _setup(task, env, device, out)
+    tr = setup(task, env, device, out)
     state = _resume(out, task, tr.trained, tr.optimizer, tr.scaler)
     tr.dataset.exclude(sorted(state.skipped))  # found unreadable before the resume: still excluded
     scalars = Scalars(out, enabled=env.is_main)

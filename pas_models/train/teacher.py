@@ -1,8 +1,11 @@
-"""Loading trained weights, and the frozen base network that teaches every hypothesis."""
+"""Loading trained weights, the frozen base network that teaches every hypothesis, and where a training's
+distillation targets come from (``TeacherSignal``: none, the live network, or the search's teacher cache)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,7 +13,9 @@ from torch import nn
 from pas_models.errors import PasError
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
+from pas_models.teacher_cache import clips as teacher_cache
 from pas_models.train.checkpoint import load_checkpoint
+from pas_models.train.features import StageTap
 from pas_models.train.task import TrainTask
 
 
@@ -58,3 +63,63 @@ def frozen_teacher(spec: ArchSpec, checkpoint: str, teacher_bn: str, device: tor
         if isinstance(m, nn.modules.dropout._DropoutNd):
             m.train(dropout)
     return teacher.to(device)
+
+
+log = logging.getLogger(__name__)
+
+
+class TeacherSignal:
+    """Where the distillation targets come from: nothing (B itself, a baseline), or the live teacher
+    network on the batch's full view. A teacher cache (soft labels read from a file) is another
+    implementation of ``logits``; feature distillation needs the live network (``tap``)."""
+
+    source = "none"
+    tap: StageTap | None = None
+    network: nn.Module | None = None
+
+    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class LiveTeacher(TeacherSignal):
+    source = "live"
+
+    def __init__(self, network: nn.Module, features: bool, fmt: torch.memory_format, pre_relu: bool = False) -> None:
+        self.network = network.to(memory_format=fmt)
+        self.tap = StageTap(network, pre_relu) if features else None
+
+    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
+        with torch.no_grad():
+            return self.network(batch["teacher"].to(device, non_blocking=True, memory_format=fmt))
+
+    def close(self) -> None:
+        if self.tap is not None:
+            self.tap.close()
+
+
+class CachedTeacher(TeacherSignal):
+    """B's logits stored once per search (pas_models.teacher_cache), carried by each batch (``soft``)."""
+
+    source = "cache"
+
+    def logits(self, batch: dict[str, Any], device: torch.device, fmt: torch.memory_format) -> torch.Tensor:
+        return batch["soft"].to(device, non_blocking=True)
+
+
+def teacher_cache_for(task: TrainTask, samples: Any) -> Any:
+    """The search's teacher cache for this task, checked against its B and training list."""
+    assert task.teacher is not None and task.distill.cache is not None
+    if task.teacher_cache is None or task.teacher_checkpoint is None:
+        raise PasError(f"{task.hypothesis}: distill.cache is set but the task names no cache folder and B's "
+                       "weights (teacher_cache, teacher_checkpoint)")
+    expected = teacher_cache.manifest_for(samples, task.data, task.teacher, task.teacher_checkpoint,
+                                          task.distill.cache, task.seed, task.distill.teacher_bn,
+                                          task.distill.teacher_dropout)
+    cache = teacher_cache.load(task.teacher_cache, expected)
+    log.info("%s: distilling from the teacher cache %s (%d recipes per video, %s logits): no teacher network",
+             task.hypothesis, task.teacher_cache, cache.k, "all" if cache.indices is None else
+             f"top {cache.logits.shape[1]}")
+    return cache

@@ -16,13 +16,19 @@ iteration 1's times r^(i-1), r the geometric mean of iteration 1's cost ratios t
 only evaluated. With ``halving`` an iteration's training costs ``expected_fraction(n, eta, rungs)`` of
 training its n hypotheses to the end. Latency measurement jobs are left out (seconds each).
 
-Worst case: every attempt uses its whole time limit T on all its GPUs, every hypothesis fails
+Worst case on a scheduler: every attempt uses its whole time limit T on all its GPUs, every hypothesis fails
 ``max_retries`` times first, and every attempt is requeued ``max_requeues`` times (time limits):
 
     jobs x (1 + max_retries) x (1 + max_requeues) x T x GPUs per job
 
 (with ``halving`` a hypothesis is one job per rung it reaches). Requeues after node failures are SLURM's
-and not bounded by pas.
+and not bounded by pas. Local processes have no queue and no scheduler to requeue them: where the longest job is
+expected to end well within T, the worst case is every job failing ``max_retries`` times at its very end
+(the search without halving, x (1 + max_retries)); otherwise the time-limit bound above.
+
+The dataset's size comes from its lists; where they cannot be read (a dry run on a login node before the data
+is staged), from the definition's ``dataset_size``, else from the published size of a standard dataset
+(``standard_size``), and the expected figure says it is assumed.
 """
 
 from __future__ import annotations
@@ -57,6 +63,26 @@ class Inputs:
     measure: bool  # a latency measurement job per iteration
     cache_clips: int | None = None  # distill.cache: clips B runs over once (videos x K); None: no cache
     cache_shards: int = 0  # its jobs (one GPU each)
+    scheduler: bool = True  # jobs go through a batch scheduler (queue, time limits, requeues); False: local
+    size_note: str | None = None  # train_clips / val_videos were assumed, not read from the lists: from what
+
+
+# published split sizes (training, validation videos) of the standard datasets, for a dry run before their lists
+# can be read: Kinetics-400 as the paper states it ("approximately 240k training and 20k validation videos"), the
+# official splits of UCF101 and HMDB51 (train / test list lengths)
+_SIZES: dict[tuple[str, int | None, int], tuple[int, int, str]] = {
+    ("kinetics400", None, 400): (240_000, 20_000, "Kinetics-400, about 240k training and 20k validation videos"),
+    ("ucf101", 1, 101): (9537, 3783, "UCF101 split 1"), ("ucf101", 2, 101): (9586, 3734, "UCF101 split 2"),
+    ("ucf101", 3, 101): (9624, 3696, "UCF101 split 3"),
+    **{("hmdb51", k, 51): (3570, 1530, f"HMDB51 split {k}") for k in (1, 2, 3)},
+}
+
+
+def standard_size(fmt: str, split: int, num_classes: int | None) -> tuple[int, int, str] | None:
+    """(training videos, validation videos, which dataset) of a standard dataset in this format with this many
+    classes, else None."""
+    classes = num_classes or {"kinetics400": 400, "ucf101": 101, "hmdb51": 51}.get(fmt, 0)
+    return _SIZES.get((fmt, None, classes)) or _SIZES.get((fmt, split, classes))
 
 
 @dataclass(frozen=True)
@@ -75,87 +101,116 @@ def _iteration_costs(x: Inputs) -> list[list[float]]:
     return [[g * r ** (i - 1) for g in x.iteration1_gflops] for i in range(1, x.iterations + 1)]
 
 
+@dataclass(frozen=True)
+class _Expected:
+    hours: float
+    full_hours: float  # the same search without halving (every hypothesis trained to the end)
+    longest_job: float  # the longest job's compute (GPU-h; CPU-h), once
+    line: str
+
+
+def _rung_jobs(n: int, halving: tuple[int, int] | None) -> int:
+    """Jobs an iteration of n hypotheses submits at most (with halving: one per rung a hypothesis reaches)."""
+    if halving is None:
+        return n
+    eta, rungs = halving
+    jobs, alive = 0, n
+    for _ in range(rungs):
+        jobs, alive = jobs + alive, promoted_count(alive, eta)
+    return jobs
+
+
 def estimate(x: Inputs) -> Estimate:
     unit = "GPU-h" if x.gpus_per_job else "CPU-h"
-    per_job = x.gpus_per_job if x.gpus_per_job else x.processes_per_job
-    lines = []
     iters = _iteration_costs(x)
-    # worst case
-    hyp_jobs = 0
-    for costs in iters:
-        n = len(costs)
-        if x.halving is None:
-            hyp_jobs += n
-        else:
-            eta, rungs = x.halving
-            alive = n
-            for _ in range(rungs):
-                hyp_jobs += alive
-                alive = promoted_count(alive, eta)
-    jobs = 1 + hyp_jobs + (x.iterations if x.baselines else 0)
+    exp = _expected(x, iters, unit)
+    worst, worst_line = _worst(x, iters, exp, unit)
+    if isinstance(exp, str):
+        return Estimate(None, worst, None, unit, (f"expected: unknown ({exp})", worst_line))
+    lines = [exp.line, worst_line]
+    fraction = None
+    if x.halving is not None:
+        fraction = exp.hours / exp.full_hours if exp.full_hours else None
+        eta, rungs = x.halving
+        n = len(iters[0]) if iters else 0
+        lines.insert(1, f"halving (eta {eta}, {rungs} rungs): an iteration of {n} trains "
+                        f"{expected_fraction(n, eta, rungs):.0%} of what it would without; the whole search "
+                        f"{fraction:.0%} of the same search without halving ({exp.full_hours:,.3g} {unit})")
+    return Estimate(exp.hours, worst, fraction, unit, tuple(lines))
+
+
+def _worst(x: Inputs, iters: list[list[float]], exp: _Expected | str, unit: str) -> tuple[float, str]:
+    per_job = x.gpus_per_job if x.gpus_per_job else x.processes_per_job
+    if not x.scheduler and isinstance(exp, _Expected) and exp.longest_job / per_job < x.time_limit_h:
+        worst = exp.full_hours * (1 + x.max_retries)
+        return worst, (f"worst case: every job fails {x.max_retries} time{'s' if x.max_retries != 1 else ''} at its "
+                       f"very end: {exp.full_hours:,.3g} x (1 + {x.max_retries}) = {worst:,.3g} {unit}; local "
+                       f"processes: no queue and no requeues, and the longest job ({exp.longest_job / per_job:.2g} h) "
+                       f"ends well within the {x.time_limit_h:g} h limit")
+    jobs = 1 + sum(_rung_jobs(len(c), x.halving) for c in iters) + (x.iterations if x.baselines else 0)
     worst = jobs * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h * per_job
     # a latency measurement: one GPU (one process without GPUs) for at most 30 minutes
     worst += x.iterations * (1 + x.max_retries) * min(x.time_limit_h, 0.5) if x.measure else 0.0
     # teacher cache shards: one GPU (one process) each, the whole time limit
     worst += x.cache_shards * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h
-    lines.append(f"worst case: {jobs} jobs x (1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x "
-                 f"{x.time_limit_h:g} h x {per_job} {'GPU(s)' if x.gpus_per_job else 'process(es)'}"
-                 + (f" + {x.iterations} latency jobs x (1 + {x.max_retries}) x {min(x.time_limit_h, 0.5):g} h"
-                    if x.measure else "")
-                 + (f" + {x.cache_shards} teacher cache shards x (1 + {x.max_retries}) x (1 + {x.max_requeues}) x "
-                    f"{x.time_limit_h:g} h" if x.cache_shards else "") + f" = {worst:,.0f} {unit}"
-                 + (" (halving: one job per rung a hypothesis reaches)" if x.halving else ""))
+    line = (f"worst case: {jobs} jobs x (1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x "
+            f"{x.time_limit_h:g} h x {per_job} {'GPU(s)' if x.gpus_per_job else 'process(es)'}"
+            + (f" + {x.iterations} latency jobs x (1 + {x.max_retries}) x {min(x.time_limit_h, 0.5):g} h"
+               if x.measure else "")
+            + (f" + {x.cache_shards} teacher cache shards x (1 + {x.max_retries}) x (1 + {x.max_requeues}) x "
+               f"{x.time_limit_h:g} h" if x.cache_shards else "") + f" = {worst:,.0f} {unit}"
+            + (" (halving: one job per rung a hypothesis reaches)" if x.halving else ""))
+    return worst, line
+
+
+def _expected(x: Inputs, iters: list[list[float]], unit: str) -> _Expected | str:
+    """The expected compute, or why it cannot be known."""
     if x.train_clips is None or x.val_videos is None:
-        return Estimate(None, worst, None, unit, ("expected: unknown (the dataset lists could not be read)",
-                                                  *lines))
+        return ("the dataset lists could not be read; state dataset_size: {train: N, val: N} in the definition to "
+                "estimate before they can")
     if not x.throughput:
-        return Estimate(None, worst, None, unit, (
-            "expected: unknown (no throughput: set throughput_gflops in the cluster profile, or run one "
-            "job of the search: its measured throughput is used)", *lines))
-    c, p = x.train_clips, x.throughput
+        return ("no throughput: set throughput_gflops in the cluster profile, or run one job of the search: its "
+                "measured throughput is used")
+    c, p, v = x.train_clips, x.throughput, x.val_videos * x.views
 
     def hours(gflop: float) -> float:
         return gflop / p / 3600
 
     teacher = x.base_gflops if x.distill else 0.0
-    base = hours(x.base_epochs * c * 3 * x.base_gflops + x.val_videos * x.views * x.base_gflops)
+    base = hours(x.base_epochs * c * 3 * x.base_gflops + v * x.base_gflops)
+    jobs = [base]
     full_iter, spent_iter = 0.0, 0.0
     for costs in iters:
-        train = sum(hours(x.epochs * c * (3 * g + teacher)) for g in costs)
-        ev = sum(hours(x.val_videos * x.views * g) for g in costs)
+        per_net = [hours(x.epochs * c * (3 * g + teacher)) + hours(v * g) for g in costs]
+        train, ev = sum(hours(x.epochs * c * (3 * g + teacher)) for g in costs), sum(hours(v * g) for g in costs)
+        jobs += per_net
         full_iter += train + ev
         if x.halving is None:
             spent_iter += train + ev
         else:
             eta, rungs = x.halving
-            frac = expected_fraction(len(costs), eta, rungs)
             finalists = promoted_count(len(costs), eta)
             for _ in range(rungs - 2):
                 finalists = promoted_count(finalists, eta)
-            spent_iter += train * frac + ev * finalists / len(costs)
+            spent_iter += train * expected_fraction(len(costs), eta, rungs) + ev * finalists / len(costs)
         if x.baselines:
             g = sum(costs) / len(costs)
-            spent_iter += hours(x.baseline_epochs * c * 3 * g + x.val_videos * x.views * g)
-            full_iter += hours(x.baseline_epochs * c * 3 * g + x.val_videos * x.views * g)
+            jobs.append(hours(x.baseline_epochs * c * 3 * g + v * g))
+            spent_iter += jobs[-1]
+            full_iter += jobs[-1]
     cache = hours(x.cache_clips * x.base_gflops) if x.cache_clips is not None else 0.0  # B's forward, once
+    if x.cache_shards:
+        jobs.append(cache / x.cache_shards)
     expected = base + cache + spent_iter
-    lines.insert(0, f"expected: {expected:,.3g} {unit} = B {base:,.3g} ("
-                 + ("imported: evaluation only" if x.base_epochs == 0 else f"{x.base_epochs} epochs")
-                 + ")" + (f" + teacher cache {cache:,.3g} ({x.cache_clips:,} clips x g_B)" if x.cache_clips else "")
-                 + f" + iterations {spent_iter:,.3g}; per network h: epochs x {c:,} clips x (3 g_h"
-                 + (" + g_B" if x.distill else "") + ") + "
-                   f"{x.val_videos:,} videos x {x.views} views x g_h GFLOPs, / {p:,.4g} GFLOP/s per "
-                 + ("GPU" if x.gpus_per_job else "process") + f" ({x.throughput_source}); iterations after "
-                 "the first scaled from its costs")
-    fraction = None
-    if x.halving is not None:
-        fraction = (base + cache + spent_iter) / (base + cache + full_iter) if base + full_iter else None
-        eta, rungs = x.halving
-        n = len(iters[0]) if iters else 0
-        lines.insert(1, f"halving (eta {eta}, {rungs} rungs): an iteration of {n} trains "
-                        f"{expected_fraction(n, eta, rungs):.0%} of what it would without; the whole search "
-                        f"{fraction:.0%} of the same search without halving ({base + full_iter:,.3g} {unit})")
-    return Estimate(expected, worst, fraction, unit, tuple(lines))
+    line = (f"expected{f' ({x.size_note})' if x.size_note else ''}: {expected:,.3g} {unit} = B {base:,.3g} ("
+            + ("imported: evaluation only" if x.base_epochs == 0 else f"{x.base_epochs} epochs")
+            + ")" + (f" + teacher cache {cache:,.3g} ({x.cache_clips:,} clips x g_B)" if x.cache_clips else "")
+            + f" + iterations {spent_iter:,.3g}; per network h: epochs x {c:,} clips x (3 g_h"
+            + (" + g_B" if x.distill else "") + ") + "
+              f"{x.val_videos:,} videos x {x.views} views x g_h GFLOPs, / {p:,.4g} GFLOP/s per "
+            + ("GPU" if x.gpus_per_job else "process") + f" ({x.throughput_source}); iterations after "
+            "the first scaled from its costs")
+    return _Expected(expected, base + cache + full_iter, max(jobs), line)
 
 
 @dataclass(frozen=True)
@@ -217,7 +272,17 @@ def estimate_gradient(g: GradientInputs) -> Estimate:
     candidates = sum(hours(x.epochs * c * (3 * t + gb)) * n * share + hours(x.val_videos * x.views * t) * finalists
                      for t in g.targets)
     expected = base + supernets + candidates
-    lines.insert(0, f"expected: {expected:,.3g} {unit} = B {base:,.3g} ("
+    full = base + supernets + sum(hours(x.epochs * c * (3 * t + gb) + x.val_videos * x.views * t) * n
+                                  for t in g.targets)  # every candidate trained to the end
+    longest = max([base] + [hours(g.supernet_epochs * c * (1 - g.holdout) * steps * (3 * t + gb)) for t in g.targets]
+                  + [hours(x.epochs * c * (3 * t + gb) + x.val_videos * x.views * t) for t in g.targets])
+    if not x.scheduler and longest / per_job < x.time_limit_h:
+        worst = full * (1 + x.max_retries)
+        lines = [f"worst case: every job fails {x.max_retries} time{'s' if x.max_retries != 1 else ''} at its very "
+                 f"end, every candidate trained to the end: {full:,.3g} x (1 + {x.max_retries}) = {worst:,.3g} {unit};"
+                 f" local processes: no queue and no requeues, and the longest job ({longest / per_job:.2g} h) ends "
+                 f"well within the {x.time_limit_h:g} h limit"]
+    lines.insert(0, f"expected{f' ({x.size_note})' if x.size_note else ''}: {expected:,.3g} {unit} = B {base:,.3g} ("
                  + ("imported: evaluation only" if x.base_epochs == 0 else f"{x.base_epochs} epochs")
                  + f") + {len(g.targets)} supernets {supernets:,.3g} ({g.supernet_epochs} epochs x {c:,} clips x "
                    f"{1 - g.holdout:.2g} x {steps:.3g} steps per batch x (3 g_target + g_B)) + candidates "

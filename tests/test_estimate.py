@@ -4,6 +4,7 @@ by hand."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,68 @@ def test_a_teacher_cache_costs_one_pass_of_b_and_no_teacher_in_the_steps() -> No
     assert "teacher cache" in cached.lines[0] and "(3 g_h)" in cached.lines[0]
     # each shard job may use its whole time limit, retried and requeued like any job (one GPU each)
     assert cached.worst_hours == pytest.approx(5 * 2 * 3 * 2.0 * 4 + 2 * 2 * 3 * 2.0)
+
+
+def test_local_processes_have_a_worst_case_of_retries_not_of_scheduler_time_limits() -> None:
+    """A local search (no scheduler: no queue, no requeues) whose jobs are far shorter than the time limit: the
+    worst case is every job failing ``max_retries`` times at its very end, not 24 h per attempt and requeue."""
+    local = replace(X, scheduler=False, time_limit_h=24.0, max_requeues=20)
+    est = estimate(local)
+    assert est.expected_hours is not None
+    assert est.worst_hours == pytest.approx(est.expected_hours * (1 + local.max_retries))
+    assert est.lines[1].startswith("worst case: every job fails 1 time at its very end") and "requeue" not in \
+        est.lines[1].split(";")[0]
+    # a local job that would run past the time limit: the time-limit bound again
+    slow = replace(local, throughput=0.001)
+    assert estimate(slow).worst_hours == pytest.approx(5 * 2 * 21 * 24.0 * 4)
+
+
+def test_an_assumed_dataset_size_gives_an_expected_figure_flagged_as_assumed() -> None:
+    est = estimate(replace(X, size_note="assumed: 100 training clips"))
+    assert est.expected_hours == estimate(X).expected_hours
+    assert est.lines[0].startswith("expected (assumed: 100 training clips): ")
+
+
+@pytest.mark.parametrize(("fmt", "split", "classes", "size"), [
+    ("kinetics400", 1, 400, (240_000, 20_000)), ("ucf101", 1, 101, (9537, 3783)), ("ucf101", 3, 101, (9624, 3696)),
+    ("hmdb51", 2, 51, (3570, 1530)), ("kinetics400", 1, 600, None), ("list", 1, 10, None)])
+def test_standard_dataset_sizes(fmt: str, split: int, classes: int, size: tuple[int, int] | None) -> None:
+    from pas_orchestrator.estimate import standard_size
+
+    got = standard_size(fmt, split, classes)
+    assert (got[:2] if got else None) == size
+
+
+def test_the_dry_run_of_a_local_search_and_of_a_search_whose_lists_are_not_there(tmp_path: Path) -> None:
+    """`pas search --dry-run` in-process: a local search's worst case is its retries (no 24 h time limits and
+    SLURM requeues); a list dataset whose lists are missing is estimated from the definition's dataset_size."""
+    import yaml
+    from tinyjob import tiny_job
+
+    from pas_models.layout import RunLayout
+    from pas_orchestrator.commands.search import dry_run
+    from pas_orchestrator.config.cluster import load_profile
+    from pas_orchestrator.config.search import load_search
+
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(tiny_job("dry", synthetic={
+        "root": str(tmp_path / "synth"), "classes": 4, "videos_per_class": 3, "val_per_class": 1, "frames": 16}),
+        sort_keys=False))
+    search = load_search(tmp_path / "job.yaml")
+    out = dry_run(search, load_profile("local"), RunLayout.of(tmp_path / "runs", "dry"))
+    worst = next(line for line in out.splitlines() if line.startswith("# worst case"))
+    assert worst.startswith("# worst case: every job fails 2 times at its very end") and "24 h x" not in worst
+    assert "requeues" not in worst.split(";")[0] and "# expected: " in out
+
+    (tmp_path / "lists").mkdir()
+    listed = {**tiny_job("dry2"), "synthetic": None, "dataset_size": {"train": 300, "val": 40},
+              "data": {"format": "list", "root": str(tmp_path / "lists"), "num_classes": 4,
+                       "annotations": {"train": "train.txt", "val": "val.txt"}}}
+    del listed["synthetic"]
+    (tmp_path / "job2.yaml").write_text(yaml.safe_dump(listed, sort_keys=False))
+    out = dry_run(load_search(tmp_path / "job2.yaml"), load_profile("local"), RunLayout.of(tmp_path / "runs", "d2"))
+    assert "# expected (assumed: the definition's dataset_size, 300 training and 40 validation videos (the lists " \
+           "could not be read: " in out, out
+    del listed["dataset_size"]
+    (tmp_path / "job2.yaml").write_text(yaml.safe_dump(listed, sort_keys=False))
+    out = dry_run(load_search(tmp_path / "job2.yaml"), load_profile("local"), RunLayout.of(tmp_path / "runs", "d2"))
+    assert "# expected: unknown (the dataset lists could not be read; state dataset_size" in out

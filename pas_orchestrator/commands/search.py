@@ -112,7 +112,6 @@ def _dry_run_gradient(search: SearchDef, profile: ClusterProfile, layout: RunLay
 
 
 def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayout) -> Any:
-    from pas_models.data.formats import load_video_list
     from pas_models.flops import count_cost
     from pas_orchestrator.estimate import Inputs
     from pas_orchestrator.planning import plan_iteration
@@ -124,19 +123,8 @@ def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayo
     for p in plan_iteration(base, (), search.operators, search.tucker):
         if p.spec is not None and p.gflops:
             planned.append(p.gflops)
-    train_clips = val_videos = train_videos = None
-    if search.synthetic is not None and not (Path(search.synthetic.root) / "dataset.yaml").is_file():
-        syn = search.synthetic
-        train_videos = syn.classes * syn.videos_per_class
-        train_clips = train_videos * search.recipe.clips_per_video
-        val_videos = syn.classes * syn.val_per_class
-    else:
-        try:
-            train_videos = len(load_video_list(search.data, "train").samples)
-            train_clips = train_videos * search.recipe.clips_per_video
-            val_videos = len(load_video_list(search.data, "val").samples)
-        except (PasError, OSError):
-            pass
+    train_videos, val_videos, size_note = _dataset_size(search)
+    train_clips = train_videos * search.recipe.clips_per_video if train_videos is not None else None
     per_job = res.nodes * (res.gpus_per_node or res.tasks_per_node)
     throughput, source = profile.throughput_gflops, f"the profile's throughput_gflops, {profile.source}"
     cache = search.distill.cache
@@ -155,7 +143,34 @@ def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayo
                   max_retries=search.max_retries, max_requeues=res.max_requeues,
                   measure=search.eval.latency_passes > 0,
                   cache_clips=train_videos * cache.clips_per_video if cache and train_videos is not None else None,
-                  cache_shards=cache.shards if cache else 0)
+                  cache_shards=cache.shards if cache else 0, scheduler=profile.executor == "slurm",
+                  size_note=size_note)
+
+
+def _dataset_size(search: SearchDef) -> tuple[int | None, int | None, str | None]:
+    """(training videos, validation videos, None) from the dataset lists; where they cannot be read, from the
+    definition's ``dataset_size`` or a standard dataset's published size, with a note that says so."""
+    from pas_models.data.formats import load_video_list
+    from pas_orchestrator.estimate import standard_size
+
+    if search.synthetic is not None and not (Path(search.synthetic.root) / "dataset.yaml").is_file():
+        syn = search.synthetic  # generated on first use: its size is the definition's
+        return syn.classes * syn.videos_per_class, syn.classes * syn.val_per_class, None
+    try:
+        return len(load_video_list(search.data, "train").samples), len(load_video_list(search.data, "val").samples), \
+            None
+    except (PasError, OSError) as exc:
+        why = str(exc).splitlines()[0][:200]
+    if search.dataset_size is not None:
+        size = search.dataset_size
+        return size.train, size.val, (f"assumed: the definition's dataset_size, {size.train:,} training and "
+                                      f"{size.val:,} validation videos (the lists could not be read: {why})")
+    std = standard_size(search.data.format, search.data.split, search.data.num_classes)
+    if std is None:
+        return None, None, None
+    train, val, which = std
+    return train, val, (f"assumed: {which} ({train:,} training, {val:,} validation videos; the lists could not be "
+                        f"read: {why}; state dataset_size in the definition to use another size)")
 
 
 def _measured_throughput(layout: RunLayout, g_base: float, distill: bool, per_job: int) -> tuple[float, str] | None:

@@ -98,6 +98,15 @@ class BudgetSection:
 
 
 @dataclass(frozen=True)
+class DatasetSize:
+    """How many videos the dataset has (``dataset_size``): what `pas search --dry-run` estimates from while the
+    dataset lists cannot be read (data not staged yet); once they can, the lists are counted instead."""
+
+    train: int
+    val: int
+
+
+@dataclass(frozen=True)
 class _RawSearch:
     name: str
     backbone: str
@@ -121,6 +130,7 @@ class _RawSearch:
     budget: BudgetSection | None = None
     strategy: str = "coordinate_descent"
     gradient: GradientConfig | None = None
+    dataset_size: DatasetSize | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,7 @@ class SearchDef:
     budget: BudgetSection | None = None
     strategy: str = "coordinate_descent"  # or gradient (pas_orchestrator/strategies/gradient.py)
     gradient: GradientConfig | None = None
+    dataset_size: DatasetSize | None = None  # for a dry run before the lists can be read
     source: str = ""  # the file it was read from
 
     def candidate_halving(self) -> HalvingSection:
@@ -261,6 +272,10 @@ def _check(r: _RawSearch, where: str) -> None:
     require(len(r.eval.latency_batches) >= 1 and all(b >= 1 for b in r.eval.latency_batches),
             f"{w} eval.latency_batches", "must be a list of batch sizes >= 1, e.g. [1, 8]")
     require(r.max_retries >= 0, f"{w} max_retries", "must be >= 0")
+    if r.dataset_size is not None:
+        for key in ("train", "val"):
+            n = getattr(r.dataset_size, key)
+            require(n > 0, f"{w} dataset_size.{key}", f"must be a number of videos > 0, got {n}")
     if r.budget is not None:
         require(math.isfinite(r.budget.gpu_hours) and r.budget.gpu_hours > 0, f"{w} budget.gpu_hours",
                 f"must be a number of hours > 0, got {r.budget.gpu_hours} (no budget: leave the key out)")

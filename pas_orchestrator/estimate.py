@@ -241,17 +241,8 @@ def estimate_gradient(g: GradientInputs) -> Estimate:
     per_job = x.gpus_per_job if x.gpus_per_job else x.processes_per_job
     eta, rungs, one = g.rungs
     n = g.cycles
-    cand_jobs = 0
-    alive = n
-    for _ in range(rungs):
-        cand_jobs += alive
-        alive = 1 if one else promoted_count(alive, eta)
-    jobs = 1 + len(g.targets) * (1 + cand_jobs)
-    worst = jobs * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h * per_job
-    worst += len(g.targets) * (1 + x.max_retries) * min(x.time_limit_h, 0.5) if x.measure else 0.0
-    lines = [f"worst case: {jobs} jobs (B, and per target 1 supernet + {cand_jobs} candidate rung jobs) x "
-             f"(1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x {x.time_limit_h:g} h x {per_job} "
-             f"{'GPU(s)' if x.gpus_per_job else 'process(es)'} = {worst:,.0f} {unit}"]
+    lines = [_gradient_worst_line(g, unit)]
+    worst = _gradient_worst(g)
     if x.train_clips is None or x.val_videos is None or not x.throughput:
         why = "the dataset lists could not be read" if x.train_clips is None or x.val_videos is None else \
             "no throughput: set throughput_gflops in the cluster profile"
@@ -290,3 +281,29 @@ def estimate_gradient(g: GradientInputs) -> Estimate:
                    f"/ {p:,.4g} GFLOP/s per " + ("GPU" if x.gpus_per_job else "process")
                  + f" ({x.throughput_source})")
     return Estimate(expected, worst, None, unit, tuple(lines))
+
+
+def _gradient_jobs(g: GradientInputs) -> tuple[int, int]:
+    """(every job of a gradient search, the candidate rung jobs of one target) at most."""
+    eta, rungs, one = g.rungs
+    cand_jobs, alive = 0, g.cycles
+    for _ in range(rungs):
+        cand_jobs, alive = cand_jobs + alive, 1 if one else promoted_count(alive, eta)
+    return 1 + len(g.targets) * (1 + cand_jobs), cand_jobs
+
+
+def _gradient_worst(g: GradientInputs) -> float:
+    x = g.base
+    per_job = x.gpus_per_job if x.gpus_per_job else x.processes_per_job
+    jobs, _ = _gradient_jobs(g)
+    worst = jobs * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h * per_job
+    return worst + (len(g.targets) * (1 + x.max_retries) * min(x.time_limit_h, 0.5) if x.measure else 0.0)
+
+
+def _gradient_worst_line(g: GradientInputs, unit: str) -> str:
+    x = g.base
+    per_job = x.gpus_per_job if x.gpus_per_job else x.processes_per_job
+    jobs, cand_jobs = _gradient_jobs(g)
+    return (f"worst case: {jobs} jobs (B, and per target 1 supernet + {cand_jobs} candidate rung jobs) x "
+            f"(1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x {x.time_limit_h:g} h x {per_job} "
+            f"{'GPU(s)' if x.gpus_per_job else 'process(es)'} = {_gradient_worst(g):,.0f} {unit}")

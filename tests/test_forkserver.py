@@ -109,7 +109,7 @@ def _as_another_user(*args: str, **kw) -> subprocess.Popen:
 
 
 def test_another_users_process_is_refused_and_never_served(server, tmp_path: Path) -> None:
-    from pas_models.train import forkserver
+    from pas_models.train import forkclient
 
     address, proc = server
     other = _as_another_user("connect", address)
@@ -120,7 +120,7 @@ def test_another_users_process_is_refused_and_never_served(server, tmp_path: Pat
     squatter = _as_another_user("squat", squat)
     try:
         assert squatter.stdout.readline().strip() == "listening"
-        assert forkserver.lease(squat) is None  # its server is another user's: not leased ...
+        assert forkclient.lease(squat) is None  # its server is another user's: not leased ...
         ex = _executor(tmp_path / "jobs", squat)  # ... and a job runs as a plain submitit process
         job = ex.submit(os.getpid)
         assert job.result() != os.getpid() and job.result() > 0
@@ -163,8 +163,8 @@ def test_the_server_stays_while_a_lease_is_held_and_leaves_after_the_last(tmp_pa
                                   process_group=0, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
     # a controller's lease, held by a process that is SIGKILLed (the kernel closes its end)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom pas_models.train import forkserver\n"
-        f"held = forkserver.lease({address!r}, wait=30)\nprint(held is not None, flush=True)\ntime.sleep(600)\n")],
+        "import sys, time\nfrom pas_models.train import forkclient\n"
+        f"held = forkclient.lease({address!r}, wait=30)\nprint(held is not None, flush=True)\ntime.sleep(600)\n")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
@@ -182,7 +182,7 @@ def test_the_server_stays_while_a_lease_is_held_and_leaves_after_the_last(tmp_pa
 
 
 def test_a_users_searches_and_controllers_share_one_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pas_models.train import forkserver
+    from pas_models.train import forkclient
     from pas_orchestrator.config.cluster import load_profile
     from pas_orchestrator.executors.local import LocalExecutor
 
@@ -197,14 +197,48 @@ def test_a_users_searches_and_controllers_share_one_server(tmp_path: Path, monke
         assert first._server is not None and first._lease is not None
         assert again._preload() == address and again._server is None and again._lease is not None  # found, leased
         assert other._preload() == address and other._server is None and other._lease is not None
-        assert first._preload() == address and forkserver.holds(first._lease)  # the same lease, still held
+        assert first._preload() == address and forkclient.holds(first._lease)  # the same lease, still held
         # another environment for its jobs, or another variable read at import: another server
-        assert forkserver.address_for({**profile.env, "OMP_NUM_THREADS": "2"}) != address
+        assert forkclient.address_for({**profile.env, "OMP_NUM_THREADS": "2"}) != address
         monkeypatch.setenv("PAS_FORKSERVER_TEST", "another")
-        assert forkserver.address_for(dict(profile.env)) != address
+        assert forkclient.address_for(dict(profile.env)) != address
     finally:
         for ex in (first, again, other):
             if ex._lease is not None:
                 ex._lease.close()
         first._server.kill()
         first._server.wait(timeout=10)
+
+
+IGNORES_STOP = "__import__('signal').signal(2, __import__('signal').SIG_IGN), " \
+               "__import__('signal').signal(15, __import__('signal').SIG_IGN), __import__('time').sleep(120)"
+
+
+def test_a_job_forked_by_another_sessions_server_is_its_own_group_and_cancel_reaches_it(tmp_path: Path) -> None:
+    """The user's server was started by another search's controller, in another session: a job cannot join its
+    proxy's group there (a group never spans sessions), so it gets a group of its own (not the server's, not
+    that search's), which the executor knows: `pas cancel` signals and waits for it, SIGKILL included."""
+    from pas_orchestrator.executors.base import JobRef
+    from pas_orchestrator.executors.local import LocalExecutor
+
+    address = f"pas-test-forkserver-other-session-{os.getpid()}"
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:  # as a controller in another terminal (setsid) would have started it
+        proc = subprocess.Popen([sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", address, "600"],
+                                start_new_session=True, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    try:
+        _wait("the server's imports", lambda: "ready" in log.read_text(), timeout=120)
+        ex = _executor(tmp_path / "jobs", address)
+        job = ex.submit(eval, IGNORES_STOP)  # stops only on SIGKILL
+        forked = _wait("the forked job", lambda: [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()
+                                                  and (st := _stat(int(e.name))) and st[0] == proc.pid])[0]
+        assert os.getsid(forked) == proc.pid != os.getsid(0)  # the server's session: no other can be joined
+        assert os.getpgid(forked) == forked != os.getpgid(proc.pid)  # a group of its own
+        _wait("the job's group file", lambda: list((tmp_path / "jobs").glob(f"{job.job_id}_group.json")))
+        stopped = LocalExecutor.__new__(LocalExecutor)  # the executor that started it (it reaps its process)
+        stopped.folder, stopped._jobs = tmp_path, {job.job_id: job}
+        assert stopped.cancel([JobRef("jobs", job.job_id)], grace_s=0.5) == []
+        assert _stat(forked) is None  # ended by its group's SIGKILL, not left to the lifeline
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

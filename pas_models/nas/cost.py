@@ -101,9 +101,20 @@ class CostTable:
         self.space = space
         decisions = space.decisions
         self.view_index = tuple(space.index(n) if n in [d.name for d in decisions] else -1 for n in VIEW)
+        elements = self._view_elements()
+        base_modules = _module_shapes(space.derive(space.largest))
+        by_deps = self._groups_by_decisions(base_modules)
+        tables = self._tables(by_deps)
+        self.groups = [_Group(dep, modules, tables[dep][0], torch.stack([elements[m] for m in modules]),
+                              tables[dep][1], [base_modules[m][0] for m in modules])
+                       for dep, modules in by_deps.items()]
+
+    def _view_elements(self) -> dict[str, torch.Tensor]:
+        """Each module's output elements for every (frames, crop) choice of the view decisions."""
+        space = self.space
         base_net = build_model(space.base)
-        n_f = len(decisions[self.view_index[0]]) if self.view_index[0] >= 0 else 1
-        n_c = len(decisions[self.view_index[1]]) if self.view_index[1] >= 0 else 1
+        n_f = len(space.decisions[self.view_index[0]]) if self.view_index[0] >= 0 else 1
+        n_c = len(space.decisions[self.view_index[1]]) if self.view_index[1] >= 0 else 1
         elements: dict[str, torch.Tensor] = {}
         for f, c in itertools.product(range(n_f), range(n_c)):
             arch = list(space.largest)
@@ -113,11 +124,14 @@ class CostTable:
                 arch[self.view_index[1]] = c
             for name, n in _elements(space.derive(tuple(arch)), base_net).items():
                 elements.setdefault(name, torch.zeros(n_f, n_c, dtype=torch.float64))[f, c] = n
-        largest = space.derive(space.largest)
-        base_modules = _module_shapes(largest)
-        network = [i for i, d in enumerate(decisions) if d.name not in VIEW]
+        return elements
+
+    def _groups_by_decisions(self, base_modules: dict[str, tuple[str, tuple[int, ...]]]
+                             ) -> dict[tuple[int, ...], list[str]]:
+        """The modules grouped by the network decisions their shapes follow (probed one decision at a time)."""
+        space, decisions = self.space, self.space.decisions
         deps: dict[str, set[int]] = {m: set() for m in base_modules}
-        for i in network:
+        for i in (i for i, d in enumerate(decisions) if d.name not in VIEW):
             for k in range(1, len(decisions[i])):
                 arch = list(space.largest)
                 arch[i] = k
@@ -130,15 +144,21 @@ class CostTable:
         unit: dict[str, set[int]] = {}
         for m in base_modules:
             unit.setdefault(m.rsplit(".", 1)[0], set()).update(deps[m])
-        deps = {m: unit[m.rsplit(".", 1)[0]] for m in base_modules}
         by_deps: dict[tuple[int, ...], list[str]] = {}
         for m in base_modules:
-            by_deps.setdefault(tuple(sorted(deps[m])), []).append(m)
-        # every joint choice of every group's decisions, read from as few derived networks as hold them all: a
-        # module's shapes follow its own decisions alone (what the probe above found, and what the table's
-        # exactness rests on: ``additivity_error``), so one network serves the choices of several groups
-        # wherever they agree on the decisions they share (r2plus1d_tiny: 32 networks for its 265 joint choices,
-        # where one network each built 103; the whole table 2.3 -> 0.7 CPU-s, slowfast_4x16_r50's 32 -> 14)
+            by_deps.setdefault(tuple(sorted(unit[m.rsplit(".", 1)[0]])), []).append(m)
+        return by_deps
+
+    def _tables(self, by_deps: dict[tuple[int, ...], list[str]]) -> dict[tuple[int, ...], tuple[torch.Tensor,
+                                                                                                  torch.Tensor]]:
+        """Each group's GFLOPs and output channels per module and joint choice of its decisions.
+
+        Every joint choice of every group's decisions, read from as few derived networks as hold them all: a
+        module's shapes follow its own decisions alone (what the probe found, and what the table's exactness
+        rests on: ``additivity_error``), so one network serves the choices of several groups wherever they agree
+        on the decisions they share (r2plus1d_tiny: 32 networks for its 265 joint choices, where one network each
+        built 103; the whole table 2.3 -> 0.7 CPU-s, slowfast_4x16_r50's 32 -> 14)."""
+        space, decisions = self.space, self.space.decisions
         combos = [(dep, combo) for dep in by_deps for combo in itertools.product(*(range(len(decisions[i]))
                                                                                   for i in dep))]
         packs: list[dict[int, int]] = []
@@ -163,9 +183,7 @@ class CostTable:
                 if m in shapes:
                     table[(r, *combo)] = _shape_flops(*shapes[m])
                     channels[(r, *combo)] = shapes[m][1][0]
-        self.groups = [_Group(dep, modules, tables[dep][0], torch.stack([elements[m] for m in modules]),
-                              tables[dep][1], [base_modules[m][0] for m in modules])
-                       for dep, modules in by_deps.items()]
+        return tables
 
     # ---- one network -------------------------------------------------------------------------
     def gflops(self, arch: Arch) -> float:

@@ -7,7 +7,10 @@ few seconds (successive halving's first rung, the demo). The local executor uses
 (no torch), a proxy that takes the job's place for submitit's local controller:
 
 - the forked job gets the proxy's environment, working folder, standard output and error, and joins the
-  proxy's process group (the job's group: ``pas cancel`` and Ctrl-C reach it as before);
+  proxy's process group (the job's group: ``pas cancel`` and Ctrl-C reach it as before); where the server runs in
+  another session than the proxy (another search's controller started it), no group can span the two: the job
+  gets a group of its own, and the proxy writes it to ``FOLDER/<job id>_group.json`` for the local executor,
+  which signals and waits for that group too;
 - signals the proxy receives (submitit's USR2 before the time limit, SIGINT, SIGTERM) are passed on;
 - the proxy exits with the job's exit status (144: submitit's requeue; -N: killed by signal N);
 - the job dies with its proxy (a pipe the proxy holds: on SIGKILL of the proxy, the job kills itself).
@@ -27,19 +30,19 @@ what Python imports) and ``PAS_LOCAL_PRELOAD`` is not 0.
 from __future__ import annotations
 
 import gc
-import hashlib
 import importlib
 import json
 import os
 import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
 import traceback
 from typing import NoReturn
+
+from pas_models.train import forkclient
 
 IDLE_SECONDS = 60.0
 GRACE_SECONDS = 10.0  # after the last lease and job: a controller started again meanwhile finds the server
@@ -54,71 +57,9 @@ def _plain(folder: str) -> NoReturn:
     os.execv(sys.executable, [sys.executable, "-u", "-m", "submitit.core._submit", folder])
 
 
-def _peer_uid(s: socket.socket) -> int:
-    """The user id of the process at the other end (the kernel's word: SO_PEERCRED)."""
-    _pid, uid, _gid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-    return uid
-
-
-def _connect(address: str) -> socket.socket | None:
-    """A connection to the server at ``address``, None when none listens there or it is another user's (an
-    abstract socket name is open to every user of the machine: a job is never sent to another user's
-    server, whose forked jobs would run as that user with this job's environment)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        s.connect("\0" + address)
-        if _peer_uid(s) != os.getuid():
-            raise PermissionError
-    except OSError:
-        s.close()
-        return None
-    return s
-
-
-def address_for(env: dict[str, str]) -> str:
-    """The server address: a function of the user and of what decides the code a forked job runs (the
-    interpreter, ``sys.path`` after its first entry, ``env`` and the environment's PAS_/PYTHON variables, and
-    the place, size and modification time of every file of ``pas_models``); not of the search, so that the
-    searches and studies a user runs at once share one server. ``sys.path[0]`` is the job's own folder, as
-    in the plain ``python -m`` command (``_job``)."""
-    import pas_models
-
-    root = os.path.realpath(os.path.dirname(pas_models.__file__))
-    code = [(os.path.relpath(path, root), (st := path.stat()).st_size, st.st_mtime_ns)
-            for path in pas_models.source_files()]
-    seen = {k: v for k, v in os.environ.items() if k.startswith(("PAS_", "PYTHON"))}
-    key = json.dumps([os.getuid(), sys.executable, sys.path[1:], sorted({**seen, **env}.items()), root, code])
-    return "pas-forkserver-" + hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-def lease(address: str, wait: float = 0.0) -> socket.socket | None:
-    """A lease on the server at ``address`` (None when none listens there, after ``wait`` seconds of
-    trying): the server stays while the returned connection is open."""
-    deadline = time.monotonic() + wait
-    while (s := _connect(address)) is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if s is None:
-        return None
-    try:
-        s.send(json.dumps({"lease": os.getpid()}).encode())
-    except OSError:
-        s.close()
-        return None
-    return s
-
-
-def holds(lease_socket: socket.socket) -> bool:
-    """Whether the server of a lease is still there (it closes its end when it leaves)."""
-    try:
-        readable, _, _ = select.select([lease_socket], [], [], 0)
-        return not readable or lease_socket.recv(1, socket.MSG_PEEK) != b""
-    except OSError:
-        return False
-
-
 def run(address: str, folder: str) -> None:
     """The job's command: ask the server for a forked job, stand in for it, exit as it exits."""
-    s = _connect(address)
+    s = forkclient.connect(address)
     if s is None:
         _plain(folder)
     lifeline_r, _held = os.pipe()  # the write end stays open in this process until it ends
@@ -129,10 +70,13 @@ def run(address: str, folder: str) -> None:
     except OSError:
         reply = b""
     os.close(lifeline_r)
-    pid = json.loads(reply).get("pid") if reply else None
+    answer = json.loads(reply) if reply else {}
+    pid = answer.get("pid")
     if not pid:  # the server left before forking: nothing ran
         s.close()
         _plain(folder)
+    if answer.get("pgid", os.getpgrp()) != os.getpgrp():  # a group of its own: the executor signals it too
+        _write_group(folder, pid, int(answer["pgid"]))
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -158,6 +102,18 @@ def run(address: str, folder: str) -> None:
     sys.exit(code)
 
 
+def _write_group(folder: str, pid: int, pgid: int) -> None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            start = fh.read().rsplit(")", 1)[1].split()[19]  # the job's start time: a reused pid is not it
+    except OSError:
+        return  # ended already
+    path = forkclient.group_file(folder, os.getpgrp())  # the job id: submitit's local task process leads the group
+    with open(path + ".tmp", "w") as fh:
+        json.dump({"pid": pid, "pgid": pgid, "start": start}, fh)
+    os.replace(path + ".tmp", path)
+
+
 def serve(address: str, grace: float = GRACE_SECONDS) -> None:
     """Import what a training job imports, then fork a job per request while a controller holds a lease (and
     ``grace`` seconds after the last one and the last job)."""
@@ -169,18 +125,7 @@ def serve(address: str, grace: float = GRACE_SECONDS) -> None:
         return
     listener.listen(64)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in PRELOAD + OPTIONAL:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            if name not in OPTIONAL:
-                raise
-    # the imported objects go to the collector's permanent generation (again before each fork: ``_fork``): a
-    # job's collections no longer write to the pages it shares with the server (copy-on-write). A tiny
-    # hypothesis of the demo, forked 3 times each way: 31,000 page faults and 0.81 CPU-s; 28,300 and 0.66 with
-    # TensorBoard's writer preloaded; 10,300 and 0.49 with the objects frozen too
-    gc.collect()
-    gc.freeze()
+    _preload()
     print(f"pas fork server {os.getpid()}: ready ({address})", flush=True)
     jobs: dict[int, socket.socket] = {}
     leases: list[socket.socket] = []
@@ -206,8 +151,8 @@ def serve(address: str, grace: float = GRACE_SECONDS) -> None:
             continue
         conn.settimeout(None)
         try:
-            if _peer_uid(conn) != os.getuid():  # another user: it would run its code as this one
-                raise ConnectionError(f"refused a connection from user {_peer_uid(conn)}")
+            if forkclient.peer_uid(conn) != os.getuid():  # another user: it would run its code as this one
+                raise ConnectionError(f"refused a connection from user {forkclient.peer_uid(conn)}")
             pid = _fork(conn, listener, [*jobs.values(), *leases])
         except ConnectionError as exc:
             print(f"pas fork server {os.getpid()}: {exc}", flush=True)
@@ -221,6 +166,21 @@ def serve(address: str, grace: float = GRACE_SECONDS) -> None:
             leases.append(conn)
         else:
             jobs[pid] = conn
+
+
+def _preload() -> None:
+    """Import what a training job imports, then move every object to the collector's permanent generation (again
+    before each fork: ``_fork``): a job's collections no longer write to the pages it shares with the server
+    (copy-on-write). A tiny hypothesis of the demo, forked 3 times each way: 31,000 page faults and 0.81 CPU-s;
+    28,300 and 0.66 with TensorBoard's writer preloaded; 10,300 and 0.49 with the objects frozen too."""
+    for name in PRELOAD + OPTIONAL:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            if name not in OPTIONAL:
+                raise
+    gc.collect()
+    gc.freeze()
 
 
 def _held(leases: list[socket.socket]) -> list[socket.socket]:
@@ -270,7 +230,7 @@ def _fork(conn: socket.socket, listener: socket.socket, others: list[socket.sock
         for fd in fds:
             os.close(fd)
         raise ValueError(f"expected 3 file descriptors, got {len(fds)}")
-    if not holds(conn):  # its proxy is gone already (cancelled while this server imported): nothing to run
+    if not forkclient.holds(conn):  # its proxy is gone already (cancelled while this server imported): nothing to run
         for fd in fds:
             os.close(fd)
         raise ConnectionError(f"the proxy of {request.get('folder')} left before its job was forked")
@@ -289,18 +249,29 @@ def _fork(conn: socket.socket, listener: socket.socket, others: list[socket.sock
             os._exit(code)
     for fd in fds:
         os.close(fd)
+    pgid = _place(pid, int(request["pgid"]))
     try:
-        conn.send(json.dumps({"pid": pid}).encode())
+        conn.send(json.dumps({"pid": pid, "pgid": pgid}).encode())
     except OSError:  # its proxy left meanwhile: the job ends by its lifeline, and is reaped as a job
         pass
     return pid
 
 
-def _job(request: dict, out: int, err: int, lifeline: int) -> int:
+def _place(pid: int, pgid: int) -> int:
+    """Put a job (0: this process) in its proxy's group ``pgid``, or, where that group is in another session, in a
+    group of its own; the group it is in. Both the server and the job call it (whichever runs first)."""
     try:
-        os.setpgid(0, int(request["pgid"]))
-    except OSError:  # another session: the job stays in the server's group, signals come through its proxy
-        pass
+        os.setpgid(pid, pgid)
+        return pgid
+    except PermissionError:  # EPERM: the proxy's group is in another session
+        os.setpgid(pid, 0)
+        return pid or os.getpid()
+    except ProcessLookupError:  # the job ended already
+        return pgid
+
+
+def _job(request: dict, out: int, err: int, lifeline: int) -> int:
+    _place(0, int(request["pgid"]))
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(out, 1)

@@ -241,18 +241,36 @@ def check_holdout(search: SearchDef, data: Any, profile: ClusterProfile) -> None
                            "process(es); change gradient.holdout, recipe.batch_per_gpu or recipe.clips_per_video")
 
 
+def _start_or_resume(ledger: Any, search: SearchDef, profile: ClusterProfile, job: Path) -> None:
+    """The search recorded in its ledger (new), or the recorded one checked against the definition (a resume); a
+    cancelled or failed search runs again."""
+    from pas_orchestrator.config.recorded import definition_dict, definition_hash
+    from pas_orchestrator.core.actions import ResumeSearch
+    from pas_orchestrator.ledger import SearchState
+    from pas_orchestrator.runs import definition_changes
+
+    definition = definition_dict(search)
+    rec = ledger.init_search(search.name, definition, definition_hash(search), profile.name)
+    if rec.definition_hash != definition_hash(search):
+        changes = definition_changes(json.loads(rec.definition), definition)
+        if changes:
+            raise PasError(f"search {search.name}: {job} differs from the definition it was started with "
+                           f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); revert it, or "
+                           "start a new search with --name")
+    if rec.state in (SearchState.CANCELLED, SearchState.FAILED):
+        log.info("search %s was %s: resuming it", search.name, rec.state.value.lower())
+        ledger.apply(ResumeSearch())
+
+
 def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.config.cluster import load_profile
-    from pas_orchestrator.config.recorded import definition_dict, definition_hash
     from pas_orchestrator.config.search import NAME_RE, ensure_data, load_search
     from pas_orchestrator.controller import Controller
-    from pas_orchestrator.core.actions import ResumeSearch
     from pas_orchestrator.executors import make_executor
     from pas_orchestrator.foreground import run_foreground
     from pas_orchestrator.ledger import SearchState
     from pas_orchestrator.ledger.records import Snapshot
     from pas_orchestrator.ledger.store import Ledger
-    from pas_orchestrator.runs import definition_changes
     from pas_orchestrator.views import render
 
     search = load_search(args.job)
@@ -272,17 +290,7 @@ def run(args: argparse.Namespace) -> int:
 
     def body() -> Snapshot:
         nonlocal controller
-        definition = definition_dict(search)
-        rec = ledger.init_search(search.name, definition, definition_hash(search), profile.name)
-        if rec.definition_hash != definition_hash(search):
-            changes = definition_changes(json.loads(rec.definition), definition)
-            if changes:
-                raise PasError(f"search {search.name}: {args.job} differs from the definition it was started with "
-                               f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); revert it, or "
-                               "start a new search with --name")
-        if rec.state in (SearchState.CANCELLED, SearchState.FAILED):
-            log.info("search %s was %s: resuming it", search.name, rec.state.value.lower())
-            ledger.apply(ResumeSearch())
+        _start_or_resume(ledger, search, profile, args.job)
         data = ensure_data(search)
         if search.strategy == "gradient":
             check_holdout(search, data, profile)

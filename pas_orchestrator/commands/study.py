@@ -67,39 +67,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.config.cluster import load_profile
-    from pas_orchestrator.config.search import ensure_data, search_from_dict
+    from pas_orchestrator.config.search import ensure_data
     from pas_orchestrator.executors import make_executor
     from pas_orchestrator.foreground import run_foreground
     from pas_orchestrator.ledger import SearchState
     from pas_orchestrator.ledger.store import Ledger
-    from pas_orchestrator.runs import find_ledger
     from pas_orchestrator.studies import StudyStrategy
-    from pas_orchestrator.studies.registry import make_study
     from pas_orchestrator.studies.report import write_study
     from pas_orchestrator.studies.shell import StudyController
 
-    path = find_ledger(args.runs.resolve(), args.search)
-    layout = RunLayout(path.parent)
-    reader = Ledger(path, readonly=True)
-    try:
-        snap = reader.snapshot()
-    finally:
-        reader.close()
-    rec = snap.search
-    if rec.state != SearchState.DONE:
-        raise PasError(f"search {rec.name} is {rec.state.value.lower()}: a study needs a finished search (resume it "
-                       "with `pas search` first)")
-    search = search_from_dict(json.loads(rec.definition), f"{path} (the search's recorded definition)")
-    if search.strategy != "coordinate_descent":
-        raise PasError(f"search {rec.name} ran strategy {search.strategy}: the studies are about PAS's iterations")
-    given = getattr(args, "iteration", None)
-    iteration = given if given is not None else (max(1, snap.last_iteration) if args.study == "ablation" else 1)
-    weight = getattr(args, "feature_weight", None)
-    if weight is not None and weight <= 0:
-        raise PasError(f"--feature-weight {weight:g}: must be > 0")
-    study = make_study(args.study, iteration, json.loads(rec.definition), getattr(args, "op", None), weight)
-    if args.study == "transfer":
-        study = _transfer(args.job, layout, search, args.dry_run)
+    path, snap, search = _finished_search(args)
+    layout, rec = RunLayout(path.parent), snap.search
+    study = _study_of(args, snap, search, layout)
     profile = load_profile(args.cluster or rec.cluster)
     mine = [h for h in snap.hypotheses if study.owns(h)]
     planned = mine or [StudyStrategy(study, layout).advance(snap)[0]]
@@ -133,6 +112,43 @@ def run(args: argparse.Namespace) -> int:
         print(f"pas study: {study.slug}: {ended.reason if ended else 'did not end'}")
         return 1
     return 0
+
+
+def _finished_search(args: argparse.Namespace) -> tuple[Path, Snapshot, SearchDef]:
+    """The ledger, snapshot and recorded definition of the finished PAS search a study is run on."""
+    from pas_orchestrator.config.search import search_from_dict
+    from pas_orchestrator.ledger import SearchState
+    from pas_orchestrator.ledger.store import Ledger
+    from pas_orchestrator.runs import find_ledger
+
+    path = find_ledger(args.runs.resolve(), args.search)
+    reader = Ledger(path, readonly=True)
+    try:
+        snap = reader.snapshot()
+    finally:
+        reader.close()
+    rec = snap.search
+    if rec.state != SearchState.DONE:
+        raise PasError(f"search {rec.name} is {rec.state.value.lower()}: a study needs a finished search (resume it "
+                       "with `pas search` first)")
+    search = search_from_dict(json.loads(rec.definition), f"{path} (the search's recorded definition)")
+    if search.strategy != "coordinate_descent":
+        raise PasError(f"search {rec.name} ran strategy {search.strategy}: the studies are about PAS's iterations")
+    return path, snap, search
+
+
+def _study_of(args: argparse.Namespace, snap: Snapshot, search: SearchDef, layout: RunLayout) -> Study:
+    """The study the command line names, on the iteration it names (ablation: the last; the others: 1)."""
+    from pas_orchestrator.studies.registry import make_study
+
+    given = getattr(args, "iteration", None)
+    iteration = given if given is not None else (max(1, snap.last_iteration) if args.study == "ablation" else 1)
+    weight = getattr(args, "feature_weight", None)
+    if weight is not None and weight <= 0:
+        raise PasError(f"--feature-weight {weight:g}: must be > 0")
+    if args.study == "transfer":
+        return _transfer(args.job, layout, search, args.dry_run)
+    return make_study(args.study, iteration, json.loads(snap.search.definition), getattr(args, "op", None), weight)
 
 
 def _transfer(job: Path, layout: RunLayout, search: SearchDef, dry_run: bool) -> Study:

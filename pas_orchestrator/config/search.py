@@ -264,6 +264,22 @@ def _check(r: _RawSearch, where: str) -> None:
     check_distill(r.distill, f"{w} distill")
     require(r.finetune.lr_divisor >= 1, f"{w} finetune.lr_divisor", "must be >= 1")
     check_recipe(r.recipe, f"{w} recipe")
+    _check_eval(r, w)
+    require(r.max_retries >= 0, f"{w} max_retries", "must be >= 0")
+    _check_sections(r, w)
+    one_of(r.strategy, STRATEGIES, f"{w} strategy")
+    if r.strategy == "gradient":
+        check_gradient(r, w)
+    else:
+        require(r.gradient is None, f"{w} gradient",
+                "is read only with strategy: gradient (set it, or remove gradient)")
+    if r.synthetic is not None:
+        require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
+        require(r.synthetic.videos_per_class >= 1 and r.synthetic.val_per_class >= 1,
+                f"{w} synthetic", "videos_per_class and val_per_class must be >= 1")
+
+
+def _check_eval(r: _RawSearch, w: str) -> None:
     require(r.eval.clips >= 1, f"{w} eval.clips", "must be >= 1")
     require(r.eval.crops in (1, 3), f"{w} eval.crops", f"must be 1 or 3, got {r.eval.crops}")
     require(r.eval.batch >= 1, f"{w} eval.batch", "must be >= 1")
@@ -271,7 +287,10 @@ def _check(r: _RawSearch, where: str) -> None:
     require(r.eval.latency_rounds >= 1, f"{w} eval.latency_rounds", "must be >= 1")
     require(len(r.eval.latency_batches) >= 1 and all(b >= 1 for b in r.eval.latency_batches),
             f"{w} eval.latency_batches", "must be a list of batch sizes >= 1, e.g. [1, 8]")
-    require(r.max_retries >= 0, f"{w} max_retries", "must be >= 0")
+
+
+def _check_sections(r: _RawSearch, w: str) -> None:
+    """The optional sections: dataset_size, budget, halving."""
     if r.dataset_size is not None:
         for key in ("train", "val"):
             n = getattr(r.dataset_size, key)
@@ -286,16 +305,6 @@ def _check(r: _RawSearch, where: str) -> None:
                 f"must be an integer >= 2, got {h.rungs} (no halving: leave the key out or set halving: null)")
         require(h.eval.clips >= 1, f"{w} halving.eval.clips", "must be >= 1")
         require(h.eval.crops in (1, 3), f"{w} halving.eval.crops", f"must be 1 or 3, got {h.eval.crops}")
-    one_of(r.strategy, STRATEGIES, f"{w} strategy")
-    if r.strategy == "gradient":
-        check_gradient(r, w)
-    else:
-        require(r.gradient is None, f"{w} gradient",
-                "is read only with strategy: gradient (set it, or remove gradient)")
-    if r.synthetic is not None:
-        require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
-        require(r.synthetic.videos_per_class >= 1 and r.synthetic.val_per_class >= 1,
-                f"{w} synthetic", "videos_per_class and val_per_class must be >= 1")
 
 
 def check_gradient(r: _RawSearch, w: str) -> None:

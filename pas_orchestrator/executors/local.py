@@ -33,7 +33,7 @@ from unittest import mock
 
 import submitit
 
-from pas_models.train import forkserver
+from pas_models.train import forkclient
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
@@ -114,12 +114,12 @@ class LocalExecutor:
         profile has setup lines, or PAS_LOCAL_PRELOAD=0."""
         if self.profile.setup or os.environ.get(PRELOAD_ENV, "1").strip() in ("0", "no", "false", "off"):
             return None
-        if self._lease is not None and forkserver.holds(self._lease):
+        if self._lease is not None and forkclient.holds(self._lease):
             return self._address
         if self._lease is not None:
             self._lease.close()
-        self._address = forkserver.address_for(dict(self.profile.env))
-        self._lease = forkserver.lease(self._address)
+        self._address = forkclient.address_for(dict(self.profile.env))
+        self._lease = forkclient.lease(self._address)
         if self._lease is None and (self._server is None or self._server.poll() is not None):
             self.folder.mkdir(parents=True, exist_ok=True)
             with (self.folder / "forkserver.log").open("ab") as log_file:
@@ -128,7 +128,7 @@ class LocalExecutor:
                     env={**os.environ, **self.profile.env}, process_group=0, stdin=subprocess.DEVNULL,
                     stdout=log_file, stderr=log_file)
             # it listens before it imports: the lease (and the first jobs) wait for it there
-            self._lease = forkserver.lease(self._address, wait=5.0)
+            self._lease = forkclient.lease(self._address, wait=5.0)
         return self._address
 
     def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:
@@ -236,9 +236,20 @@ class LocalExecutor:
                 continue
         return {i: by_dir[d] for i, d in keys if d in by_dir}
 
+    def _forked_group(self, ref: JobRef) -> int | None:
+        """The group of a job forked by a server of another session (not its proxy's: forkclient.group_file)."""
+        try:
+            info = json.loads(Path(forkclient.group_file(self.folder / ref.batch, ref.job_id)).read_text())
+            stat = Path(f"/proc/{int(info['pid'])}/stat").read_text()
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return int(info["pgid"]) if stat.rsplit(")", 1)[1].split()[19] == str(info["start"]) else None
+
     def cancel(self, jobs: Sequence[JobRef], grace_s: float = GRACE_SECONDS) -> list[str]:
-        """Stop each job's whole process group; the ids of groups still alive after SIGKILL."""
-        groups = [int(ref.job_id) for ref in jobs if self._is_ours(ref)]
+        """Stop each job's whole process group (and the group of its forked job, where that is another); the ids
+        of jobs whose group is still alive after SIGKILL."""
+        ours = [ref for ref in jobs if self._is_ours(ref)]
+        groups = [int(ref.job_id) for ref in ours] + [g for ref in ours if (g := self._forked_group(ref))]
         for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT may be ignored (started with `&`), SIGTERM
             for pgid in groups:                       # is ignored by submitit's job process: SIGKILL ends both
                 try:
@@ -261,7 +272,8 @@ class LocalExecutor:
             self._reap()
             time.sleep(0.05)
         self._reap()
-        return [str(g) for g in groups if group_alive(g)]
+        return [ref.job_id for ref in ours if group_alive(int(ref.job_id))
+                or ((g := self._forked_group(ref)) is not None and group_alive(g))]
 
     def _reap(self) -> None:
         """Collect the exit status of the jobs this process started (a zombie keeps its group alive)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pas_models.data.formats import DatasetConfig
-from pas_models.halving import RungInvalid, RungResult
+from pas_models.halving import RungResult
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.spec import ArchSpec
 from pas_orchestrator import failpoints
@@ -49,7 +49,7 @@ from pas_orchestrator.core.decide import Observations, Policy, decide
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import LedgerConflict, SubmissionError
 from pas_orchestrator.executors.base import Executor, JobRef
-from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, Result, TaskContext, cache_shard_op, kind_of
+from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, Result, TaskContext, cache_shard_op, kind_of, read_result
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 from pas_orchestrator.ledger.store import Ledger
@@ -197,16 +197,9 @@ class Controller:
         trainers: dict[int, str] = {}
         rungs = self.halving.rungs if self.halving is not None else None
         for h, a in active:
-            files, kind = HypFiles.of(h.out_dir), kind_of(h.kind)
-            if a.rung is not None and rungs is not None and a.rung < rungs:  # ends at a rung's evaluation
-                path, read, invalid = files.rung(a.rung), RungResult.read, RungInvalid
-            else:
-                path, read, invalid = kind.result_file(files), kind.read, kind.invalid
-            if path.is_file():
-                try:
-                    results[h.id] = read(path)
-                except invalid as exc:
-                    results[h.id] = str(exc)
+            result = read_result(h, a, rungs)
+            if result is not None:
+                results[h.id] = result
                 continue
             outcome = jobs.get(a.id)
             if outcome is not None and not outcome.active:

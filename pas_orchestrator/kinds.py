@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pas_models.data.formats import DatasetConfig
+from pas_models.halving import RungInvalid, RungResult
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.measure import MeasureInvalid, MeasureJob, MeasureResult, MeasureTask
 from pas_models.nas.result import SupernetResult, SupernetResultInvalid, SupernetTask
@@ -38,7 +39,7 @@ from pas_models.train.result import JobResult, ResultInvalid
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import Resources, measure_resources, single_gpu_resources
 from pas_orchestrator.config.search import HalvingSection, SearchDef
-from pas_orchestrator.ledger.records import STUDY_PREFIX, HypRec, Snapshot
+from pas_orchestrator.ledger.records import STUDY_PREFIX, AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.states import HypState
 from pas_orchestrator.studies import Study
 from pas_orchestrator.studies.registry import study_of
@@ -268,3 +269,19 @@ def kind_of_task(task: Task) -> JobKind:
         if isinstance(task, k.task_type):
             return k
     raise TypeError(f"no job kind takes a {type(task).__name__}")
+
+
+def read_result(h: HypRec, a: AttemptRec, rungs: int | None) -> Result | RungResult | str | None:
+    """What attempt ``a`` of ``h`` wrote last: its kind's result, or its rung's (``rung-K.json``) for a rung before
+    the last of ``rungs``; why that file is invalid; None while there is none."""
+    files, kind = HypFiles.of(h.out_dir), kind_of(h.kind)
+    if a.rung is not None and rungs is not None and a.rung < rungs:  # ends at a rung's evaluation
+        path, read, invalid = files.rung(a.rung), RungResult.read, RungInvalid
+    else:
+        path, read, invalid = kind.result_file(files), kind.read, kind.invalid
+    if not path.is_file():
+        return None
+    try:
+        return read(path)
+    except invalid as exc:
+        return str(exc)

@@ -41,7 +41,7 @@ class FakeExecutor:
         self.during_submit: Callable[[], None] | None = None  # runs inside submit (another process acting meanwhile)
         self.cancelled: list[str] = []
         self.calls: list[str] = []
-        self._next = 1000
+        self._next = 9_000_000  # no process has such a pid (pid_max <= 2^22): a real executor never signals one
 
     # ---------------------------------------------------------------- the Executor interface
     def submit(self, batch: str, tasks: Sequence[Task]) -> list[str]:

@@ -266,3 +266,34 @@ def test_capacity_limits_what_runs_at_once(tmp_path: Path) -> None:
     ex.succeed(only_job(ex), top1=40.0)
     drive(c)
     assert len(ex.active()) == 1 and len(ex.batches) == 3
+
+
+def test_pas_cancel_keeps_a_result_that_came_in_after_the_controller_died(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The controller is gone; one of its jobs finished and wrote result.json: `pas cancel` ingests it (the
+    hypothesis is DONE with its figures), cancels only what did not finish, and says so."""
+    import argparse
+
+    from pas_orchestrator.commands import cancel
+
+    ex = FakeExecutor()
+    c = controller(tmp_path, ex)
+    drive(c)
+    ex.succeed(only_job(ex), gflops=snap(c).iteration(0)[0].gflops)
+    drive(c)
+    s_job, c_job = (next(j for j, x in ex.jobs.items() if x.task.out_dir == h.out_dir)
+                    for h in sorted(snap(c).iteration(1), key=lambda h: h.op, reverse=True))
+    c.ledger.release_lease()
+    c.ledger.close()  # the controller dies; job s finishes anyway, job c does not
+    write_result(ex.jobs[s_job].task, 77.0)
+    assert cancel.run(argparse.Namespace(search="inproc", runs=tmp_path / "runs", cluster=None)) == 0
+    out = capsys.readouterr().out
+    led = Ledger(c.ledger.path, readonly=True)
+    try:
+        s = led.snapshot()
+    finally:
+        led.close()
+    by_op = {h.op: h for h in s.iteration(1)}
+    assert by_op["s"].state == HypState.DONE and by_op["s"].top1 == 77.0
+    assert by_op["c"].state == HypState.CANCELLED and s.search.state == SearchState.CANCELLED
+    assert "1 job(s) cancelled" in out and "1 finished result kept (1-s)" in out, out

@@ -56,6 +56,34 @@ def _stop_controller(ledger, holder: tuple[str, int, float] | None, wait_s: floa
                    f"ledger): kill {pid}")
 
 
+def _keep_finished(ledger, definition: dict) -> list[str]:  # type: ignore[no-untyped-def]
+    """Ingest the results active attempts have written (a job that finished after its controller died): their
+    hypotheses end DONE, not CANCELLED. The labels of those kept."""
+    from pas_models.halving import RungResult
+    from pas_orchestrator.config.recorded import recorded_rungs
+    from pas_orchestrator.core.actions import IngestResult, IngestRung
+    from pas_orchestrator.errors import LedgerConflict
+    from pas_orchestrator.kinds import read_result
+    from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT
+
+    rungs, kept = recorded_rungs(definition), []
+    for h in ledger.snapshot().hypotheses:
+        for a in h.attempts:
+            if a.state not in ACTIVE_ATTEMPT or a.job_id is None:
+                continue
+            result = read_result(h, a, rungs)
+            if result is None or isinstance(result, str):  # none, or invalid: cancelled with the rest
+                continue
+            action = IngestRung(h.id, a.id, result) if isinstance(result, RungResult) else \
+                IngestResult(h.id, a.id, result)
+            try:
+                ledger.apply(action)
+            except LedgerConflict:  # its controller still runs and got there first
+                continue
+            kept.append(h.label)
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.config.cluster import load_profile
     from pas_orchestrator.core.actions import CancelSearch
@@ -73,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         # the controller, read before the cancellation: once it is recorded, a running controller may see it,
         # stop and release its lease before we look again
         holder = ledger.lease_holder()
+        # results that came in while no controller ingested them are kept, not cancelled
+        kept = _keep_finished(ledger, json.loads(rec.definition))
         # recorded first (one transaction): a controller still running sees it and submits nothing more
         active = ledger.apply(CancelSearch("cancelled by pas cancel")).attempts
         controller = _stop_controller(ledger, holder)
@@ -81,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         if alive:
             raise PasError(f"search {rec.name} cancelled, but job(s) {', '.join(alive)} did not stop: kill them "
                            "by hand (kill -KILL -- -PGID)")
-        print(f"search {rec.name} cancelled{controller}; {len(jobs)} job(s) cancelled")
+        print(f"search {rec.name} cancelled{controller}; {len(jobs)} job(s) cancelled"
+              + (f"; {len(kept)} finished result{'s' if len(kept) != 1 else ''} kept ({', '.join(kept)})"
+                 if kept else ""))
     finally:
         ledger.close()
     return 0

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from pas_orchestrator.config.search import SearchDef
+from pas_orchestrator.config.search import CANDIDATE_RUNGS, SearchDef
 
 
 def definition_hash(search: SearchDef) -> str:
@@ -32,3 +32,11 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
         if d["distill"][key] == default:
             del d["distill"][key]
     return json.loads(json.dumps(d, default=str))
+
+
+def recorded_rungs(definition: dict[str, Any]) -> int | None:
+    """The rungs a recorded definition trains its hypotheses in (halving, or a gradient search's candidates), None
+    when they train to the end (``SearchDef.candidate_halving``, read from the ledger's record)."""
+    if definition.get("halving"):
+        return int(definition["halving"]["rungs"])
+    return CANDIDATE_RUNGS if definition.get("strategy") == "gradient" else None

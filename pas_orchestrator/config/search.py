@@ -97,6 +97,9 @@ class BudgetSection:
     gpu_hours: float
 
 
+CANDIDATE_RUNGS = 2  # strategy gradient without halving: a candidate's first rung, then the best one to the end
+
+
 @dataclass(frozen=True)
 class DatasetSize:
     """How many videos the dataset has (``dataset_size``): what `pas search --dry-run` estimates from while the
@@ -171,7 +174,7 @@ class SearchDef:
         if self.halving is not None:
             return self.halving
         assert self.gradient is not None
-        return HalvingSection(eta=round(1 / self.gradient.candidate_fraction), rungs=2)
+        return HalvingSection(eta=round(1 / self.gradient.candidate_fraction), rungs=CANDIDATE_RUNGS)
 
     def base_spec(self) -> ArchSpec:
         return preset(self.backbone, self.data.num_classes)

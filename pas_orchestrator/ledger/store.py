@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -146,7 +148,8 @@ class Ledger:
             identify(self.path)
         elif not readonly:
             _create(self.path)
-        uri = _uri(self.path, readonly)
+        self._private: Path | None = None  # a copy read instead of the ledger (read-only storage with a WAL)
+        uri = _uri(self._readable_copy() if readonly else self.path, readonly)
         self._engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True,
                                                                                    check_same_thread=False))
         self._readonly = readonly
@@ -179,6 +182,29 @@ class Ledger:
 
     def close(self) -> None:
         self._engine.dispose()
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+
+    def _readable_copy(self, tries: int = 3) -> Path:
+        """What a reader opens: the ledger itself, or, on storage it cannot write with transactions still in the
+        ``-wal`` file (a search copied while it ran, or killed), a private copy of both (SQLite reads a WAL only
+        where it can make its ``-shm`` index, and ignores it in the immutable mode that read-only storage
+        needs). A copy that changed while it was made (its search runs elsewhere) is made again."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if _writable(self.path) or not wal.is_file() or wal.stat().st_size == 0:
+            return self.path
+        self._private = Path(tempfile.mkdtemp(prefix="pas-ledger-"))
+        for _ in range(tries):
+            before = [(p.stat().st_size, p.stat().st_mtime_ns) for p in (self.path, wal)]
+            for p in (self.path, wal):
+                shutil.copyfile(p, self._private / p.name)
+            if [(p.stat().st_size, p.stat().st_mtime_ns) for p in (self.path, wal)] == before:
+                return self._private / self.path.name
+        shutil.rmtree(self._private, ignore_errors=True)
+        self._private = None
+        raise LedgerError(f"{self.path}: changed while it was read (its search writes it elsewhere, and this "
+                          "storage is read-only here): look again in a moment")
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:

@@ -7,8 +7,8 @@ import time
 
 from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT
 from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
-from pas_orchestrator.ledger.records import STUDY_PREFIX, is_study
-from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT
+from pas_orchestrator.ledger.records import LEASE_STALE_SECONDS, STUDY_PREFIX, is_study
+from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, SearchState
 from pas_orchestrator.table import format_table
 
 
@@ -48,6 +48,30 @@ def _rung(h: HypRec, rungs: int | None) -> str:
     if h.rung is None or rungs is None:
         return "-"
     return f"{h.rung}/{rungs}"
+
+
+def controller_line(holder: tuple[str, int, float] | None, alive: bool | None, state: SearchState,
+                    now: float | None = None) -> str:
+    """What `pas status` says of the controller: the lease's holder (host, pid, heartbeat time), whether its pid
+    lives (None: another host, not known), the search's state."""
+    now = time.time() if now is None else now
+    resume = ("the search is done" if state == SearchState.DONE else
+              f"the search is {state.value.lower()}: resume" if state != SearchState.RUNNING else "resume")
+    resume += " with the same `pas search` command" if state != SearchState.DONE else ""
+    if holder is None:
+        return f"controller: not running ({resume})"
+    host, pid, beat = holder
+    quiet = now - beat
+    if alive is False:
+        return (f"controller: not running (pid {pid} on {host} ended without releasing its lease, last heartbeat "
+                f"{quiet:.0f} s ago; {resume})")
+    if quiet > LEASE_STALE_SECONDS:
+        return (f"controller: pid {pid} on {host}, no heartbeat for {quiet:.0f} s: probably not running (the next "
+                "`pas search` takes its lease over)")
+    line = f"controller: pid {pid} on {host}, heartbeat {quiet:.0f} s ago"
+    if state != SearchState.RUNNING:
+        line += f" (the search is {state.value.lower()}: it stops at its next poll)"
+    return line
 
 
 def render(snap: Snapshot, studies: bool = False) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
 
-from pas_orchestrator.views import as_json, render
+from pas_orchestrator.views import as_json, controller_line, render
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +22,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", action="store_true", help="the studies run on the search (`pas study`) instead")
     p.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS", help="refresh until Ctrl-C")
     p.set_defaults(func=run)
+
+
+def _alive(holder: tuple[str, int, float] | None) -> bool | None:
+    """Whether the lease holder's pid lives, where it runs on this host (None: another host, or no holder)."""
+    if holder is None or holder[0] != socket.gethostname():
+        return None
+    try:
+        os.kill(holder[1], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,10 +57,7 @@ def run(args: argparse.Namespace) -> int:
             if args.watch:
                 print("\033[2J\033[H", end="")
             print(render(snap, studies=args.study))
-            if holder:
-                print(f"controller: pid {holder[1]} on {holder[0]}, heartbeat {time.time() - holder[2]:.0f} s ago")
-            else:
-                print("controller: not running (resume with the same `pas search` command)")
+            print(controller_line(holder, _alive(holder), snap.search.state))
         if not args.watch:
             return 0
         time.sleep(args.watch)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
+LEASE_STALE_SECONDS = 120.0  # a lease not renewed for this long (controller on another host) is taken over
 STUDY_PREFIX = "study-"  # the ledger kind of a study's rows: study-NAME (pas_orchestrator.studies)
 
 

@@ -30,7 +30,7 @@ from pas_orchestrator.core.actions import (
 )
 from pas_orchestrator.errors import LedgerError
 from pas_orchestrator.ledger.handlers import HANDLERS, Applied
-from pas_orchestrator.ledger.records import AttemptRec, EventRec, HypRec, SearchRec, Snapshot
+from pas_orchestrator.ledger.records import LEASE_STALE_SECONDS, AttemptRec, EventRec, HypRec, SearchRec, Snapshot
 from pas_orchestrator.ledger.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -43,8 +43,6 @@ from pas_orchestrator.ledger.schema import (
     SearchRow,
 )
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
-
-LEASE_STALE_SECONDS = 120.0  # a lease not renewed for this long (controller on another host) is taken over
 
 
 def _pid_alive(pid: int) -> bool:

@@ -41,6 +41,14 @@ def rungs_of(snap: Snapshot) -> int | None:
     return int(halving["rungs"]) if isinstance(halving, dict) and "rungs" in halving else None
 
 
+def tries(h: HypRec) -> int:
+    """Attempts at the hypothesis' current rung (all of them without halving): 1, or more after retries and
+    requeued replacements; its earlier rungs are not tries (the rung column shows them)."""
+    if not h.attempts:
+        return 0
+    return sum(1 for a in h.attempts if a.rung == h.attempts[-1].rung)
+
+
 def _rung(h: HypRec, rungs: int | None) -> str:
     """``2/3``, ``stopped@1``, or ``-`` (no halving for this hypothesis)."""
     if h.stopped_rung is not None:
@@ -85,7 +93,7 @@ def render(snap: Snapshot, studies: bool = False) -> str:
         job = "-" if last is None or last.job_id is None else last.job_id
         scores = h.rung_scores
         row = [h.iteration, h.op + (" (scratch)" if h.kind == "baseline" else ""), h.path or "-",
-               h.state.value + (" *" if h.winner else ""), job, _scheduler(last), len(h.attempts),
+               h.state.value + (" *" if h.winner else ""), job, _scheduler(last), tries(h),
                _elapsed(last.started_at or last.submitted_at, last.ended_at) if last else "-"]
         if rungs is not None:
             row += [_rung(h, rungs), " ".join(f"{x.top1:.1f}" for x in scores) or "-"]
@@ -158,7 +166,7 @@ def as_json(snap: Snapshot) -> dict:
                             "top5": h.top5, "gflops": h.gflops, "params": h.params, "out_dir": h.out_dir,
                             "rung": h.rung, "rungs": rungs if h.rung is not None else None,
                             "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
-                            "attempts": _attempts(h)}
+                            "tries": tries(h), "attempts": _attempts(h)}
                            for h in snap.hypotheses
                            if h.kind not in (MEASUREMENT.name, CACHE_SHARD.name) and not is_study(h.kind)],
             "studies": [{"study": h.kind.removeprefix(STUDY_PREFIX), "iteration": h.iteration, "op": h.op,

@@ -1,5 +1,5 @@
-"""`pas status`'s controller line: a controller killed without releasing its lease (SIGKILL) is not shown as
-running, on this host (its pid is gone) nor on another (no heartbeat for longer than the lease lasts)."""
+"""`pas status`: its controller line (a controller killed without releasing its lease, SIGKILL, is not shown as
+running, on this host or another), and the tries of a hypothesis that trains in rungs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,32 @@ def test_controller_line(holder: tuple[str, int, float] | None, alive: bool | No
 
 def test_the_line_reads_the_clock_it_is_given() -> None:
     assert "heartbeat 0 s ago" in controller_line(("h", 1, time.time()), True, SearchState.RUNNING)
+
+
+def test_tries_counts_the_attempts_of_the_current_rung_not_the_rungs() -> None:
+    """A halving hypothesis that went through 3 rungs without a retry tried once (its rungs have a column of their
+    own); a retry of its current rung makes it 2."""
+    import json as _json
+
+    from pas_orchestrator.ledger.records import AttemptRec, HypRec, SearchRec, Snapshot
+    from pas_orchestrator.ledger.states import AttemptState, HypState
+    from pas_orchestrator.views import as_json, render
+
+    def att(aid: int, rung: int, state: AttemptState) -> AttemptRec:
+        return AttemptRec(aid, 2, aid, f"j_{aid}", "b", 0, str(100 + aid), state, None, None, 0, 0.0, None, None,
+                          None, rung=rung)
+
+    definition = _json.dumps({"halving": {"eta": 3, "rungs": 3}})
+    base = HypRec(1, 0, "base", "pas", "", HypState.DONE, None, 4.0, 10, "{}", "/r/0-base", 90.0, 99.0, None, False,
+                  0.0, None, attempts=(att(9, 0, AttemptState.COMPLETED),))
+    done = HypRec(2, 1, "s", "pas", "s", HypState.DONE, None, 2.0, 10, "{}", "/r/1-s", 80.0, 95.0, None, True, 0.0,
+                  None, attempts=tuple(att(i, i, AttemptState.COMPLETED) for i in (1, 2, 3)), rung=3)
+    snap = Snapshot(SearchRec("s", definition, "h", "local", SearchState.DONE, None, 0.0, 1.0), (base, done))
+    row = next(line for line in render(snap).splitlines() if line.lstrip().startswith("1 "))
+    cols = row.split()
+    assert cols[:7] == ["1", "s", "s", "DONE", "*", "103", "-"] and cols[7] == "1", row
+    assert as_json(snap)["hypotheses"][1]["tries"] == 1
+    retried = replace(done, attempts=(*done.attempts[:2], att(3, 3, AttemptState.FAILED),
+                                      att(4, 3, AttemptState.COMPLETED)))
+    assert as_json(Snapshot(snap.search, (base, retried)))["hypotheses"][1]["tries"] == 2
+

@@ -102,3 +102,16 @@ def test_deep_check_names_the_first_bad_frame_and_notes_what_quick_cannot_see(tm
         assert "2 unreadable; 1 read by the exact PyAV reader" in deep.stderr
     quick = pas("data", "check", tmp_path / "ds.yaml")
     assert "noisy.mp4" not in quick.stdout and "--deep decodes every frame" in quick.stderr
+
+
+def test_the_clean_list_of_both_subsets_has_each_video_once_and_an_overlap_is_said(synth_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    ds = tmp_path / "ds"
+    shutil.copytree(synth_dir, ds)
+    train = (ds / "train.txt").read_text().splitlines()
+    (ds / "val.txt").write_text((ds / "val.txt").read_text() + train[0] + "\n")  # a training video in val too
+    res = pas("data", "check", ds / "dataset.yaml", "--write-clean", tmp_path / "clean.txt", "--workers", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    clean = (tmp_path / "clean.txt").read_text().splitlines()
+    assert len(clean) == len(set(clean)) == 16
+    assert "1 video is in both train and val" in res.stderr

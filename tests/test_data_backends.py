@@ -142,3 +142,32 @@ def test_the_forced_backend_overrides_every_dataset(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PAS_VIDEO_BACKEND", "opencv")
     with pytest.raises(KeyError, match=r"unknown video backend \(from \$PAS_VIDEO_BACKEND\) 'opencv'"):
         open_video(MP4, "pyav")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_decode_error_names_the_first_frame_that_fails(tmp_path: Path, backend: str) -> None:
+    """Frames 0-137 of the damaged file decode; an error names the first frame asked for that does not decode
+    alone, not every frame asked for (0 decodes), with FFmpeg's root cause."""
+    half = bytearray(MP4.read_bytes())
+    half[len(half) // 2: len(half) // 2 + 20_000] = b"\xff" * 20_000  # NAL sizes become garbage
+    (tmp_path / "half.mp4").write_bytes(bytes(half))
+    reader = open_video(tmp_path / "half.mp4", backend)
+    assert reader.frames([0, 100]).shape[0] == 2
+    with pytest.raises(VideoUnreadable) as err:
+        reader.frames([0, 150, 299])
+    reader.close()
+    first_bad = next(i for i in (150, 299) if not _decodes(tmp_path / "half.mp4", backend, i))
+    assert err.value.reason.startswith(f"{'decord' if backend == 'decord' else 'PyAV'} cannot decode frame "
+                                       f"{first_bad} of 300 ("), err.value.reason
+    assert "[0," not in err.value.reason and "(h264: " in err.value.reason
+
+
+def _decodes(path: Path, backend: str, frame: int) -> bool:
+    reader = open_video(path, backend)
+    try:
+        reader.frames([frame])
+        return True
+    except VideoUnreadable:
+        return False
+    finally:
+        reader.close()

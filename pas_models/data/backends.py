@@ -29,7 +29,15 @@ from typing import Protocol
 
 import numpy as np
 
-from pas_models.data.errors import BackendMissing, VideoUnreadable, check_file, check_indices, first_line
+from pas_models.data.errors import (
+    BackendMissing,
+    VideoUnreadable,
+    check_file,
+    check_indices,
+    failing_frames,
+    first_failing,
+    first_line,
+)
 from pas_models.data.pyav_reader import PyAVReader, decord_trusted, diagnose, stream_index
 from pas_models.errors import UnknownNameError
 
@@ -103,8 +111,8 @@ class DecordReader:
             self._vr.seek(0)  # type: ignore[union-attr]  # stop read-ahead (dmlc/decord#197, #208)
         except Exception as exc:  # the root cause from FFmpeg's log (decord's text is its assertion)
             _, _, cause = diagnose(self.path, max(idx))
-            raise VideoUnreadable(self.path, f"decord cannot decode frames {sorted(set(idx))[:3]}"
-                                             f"{'...' if len(set(idx)) > 3 else ''} "
+            first = first_failing(lambda: DecordReader(self.path), idx)
+            raise VideoUnreadable(self.path, f"decord cannot decode {failing_frames(first, idx, self.num_frames)} "
                                              f"({cause or decord_reason(exc)})") from exc
         return batch
 

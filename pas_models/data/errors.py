@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pas_models.errors import PasError
 
@@ -45,3 +46,28 @@ def check_indices(path: str, indices: Sequence[int], num_frames: int) -> list[in
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def first_failing(reopen: Callable[[], Any], frames: Sequence[int]) -> int | None:
+    """The first of ``frames`` that does not decode alone, each read through a fresh reader (``reopen()``: a
+    decoder that has just failed may fail frames that decode); None when each decodes alone."""
+    asked = sorted(set(frames))
+    if len(asked) == 1:
+        return asked[0]
+    for i in asked:
+        fresh = reopen()
+        try:
+            fresh.frames([i])
+        except VideoUnreadable:
+            return i
+        finally:
+            fresh.close()
+    return None
+
+
+def failing_frames(first: int | None, frames: Sequence[int], num_frames: int) -> str:
+    """``frame F of N`` (the first asked for that fails), or the frames asked when each decodes alone."""
+    if first is not None:
+        return f"frame {first} of {num_frames}"
+    asked = sorted(set(frames))
+    return f"frames {asked[:3]}{'...' if len(asked) > 3 else ''} of {num_frames} together (each decodes alone)"

@@ -36,7 +36,14 @@ from itertools import pairwise
 
 import numpy as np
 
-from pas_models.data.errors import VideoUnreadable, check_file, check_indices, first_line
+from pas_models.data.errors import (
+    VideoUnreadable,
+    check_file,
+    check_indices,
+    failing_frames,
+    first_failing,
+    first_line,
+)
 
 TIMESTAMPS, COUNTING = "timestamps", "counting"
 AVI = "avi"
@@ -201,12 +208,15 @@ class PyAVReader:
             got = self._by_counting(set(idx))
         except VideoUnreadable:
             raise
-        except Exception as exc:  # FFmpeg errors while decoding
-            raise VideoUnreadable(self.path, f"PyAV cannot decode frames ({first_line(exc)})") from exc
+        except Exception as exc:  # FFmpeg errors while decoding: the root cause from its log
+            _, _, cause = diagnose(self.path, max(idx))
+            first = first_failing(lambda: PyAVReader(self.path), idx)
+            raise VideoUnreadable(self.path, f"PyAV cannot decode {failing_frames(first, idx, self.num_frames)} "
+                                             f"({cause or first_line(exc)})") from exc
         missing = sorted(set(idx) - set(got))
         if missing:
-            raise VideoUnreadable(self.path, f"PyAV could not decode frames {missing[:5]} of {self.num_frames} "
-                                             "(damaged or truncated file?)")
+            raise VideoUnreadable(self.path, f"PyAV cannot decode frame {missing[0]} of {self.num_frames} (the "
+                                             "decoder ends before it: damaged or truncated file?)")
         return np.stack([got[i] for i in idx])
 
     # timestamp mode ------------------------------------------------------------------------

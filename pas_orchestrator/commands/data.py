@@ -75,11 +75,14 @@ def run_synth(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     cfg = load_dataset_config(args.config)
     subsets = ("train", "val") if args.subset == "all" else (args.subset,)
-    samples, missing = [], []
+    samples, missing, in_subsets = [], [], {}
     for subset in subsets:
         vl = load_video_list(cfg, subset)
         samples += vl.samples
         missing += vl.missing
+        for s in vl.samples:
+            in_subsets.setdefault(s.path, set()).add(subset)
+    overlap = sum(len(v) > 1 for v in in_subsets.values())
     paths = sorted({s.path for s in samples})
     desc = "checking videos (every frame)" if args.deep else "checking videos"
     with tqdm(total=len(paths), desc=desc, unit="video", disable=None) as bar:
@@ -100,8 +103,12 @@ def run_check(args: argparse.Namespace) -> int:
           + (f"; {damaged} damaged but decodable (used)" if damaged else "")
           + ("" if args.deep else " (quick check: 3 frames per video; --deep decodes every frame)"),
           file=sys.stderr)
-    if args.write_clean:
-        lines = [f"{os.path.relpath(s.path, cfg.root)} {s.label}" for s in samples if s.path not in bad]
+    if overlap:
+        print(f"{overlap} video{' is' if overlap == 1 else 's are'} in both train and val (the validation accuracy is "
+              "then measured partly on training videos)", file=sys.stderr)
+    if args.write_clean:  # each video once (a video of both subsets, with the same label, is one line)
+        lines = list(dict.fromkeys(f"{os.path.relpath(s.path, cfg.root)} {s.label}" for s in samples
+                                   if s.path not in bad))
         args.write_clean.write_text("\n".join(lines) + "\n")
         print(f"wrote {len(lines)} readable videos to {args.write_clean}", file=sys.stderr)
     return 1 if bad or missing else 0

@@ -23,6 +23,7 @@ and ``MeasureJob`` import torch when called.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import statistics
@@ -32,6 +33,8 @@ from typing import Any
 
 from pas_models.errors import PasError
 from pas_models.strict import load_json
+
+log = logging.getLogger(__name__)
 
 SPREAD_LIMIT = 0.2  # (max - min) of the round medians over the median: above this the figure is flagged
 
@@ -180,6 +183,9 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
                 out.append(timed_pass(net, x))
             return out
 
+        total, done, started = task.rounds * len(nets) * len(task.batches), 0, time.monotonic()
+        log.info("%s: timing %d networks x batches %s, %d interleaved rounds of at least %d passes each, on %s",
+                 task.label, len(nets), list(task.batches), task.rounds, task.passes, dev)
         with torch.inference_mode():
             for r in range(task.rounds):
                 order = nets[r % len(nets):] + nets[:r % len(nets)]
@@ -188,6 +194,8 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
                         for _ in range(task.warmup):
                             net(inputs[b])
                         times[(label, b)].append(timed_round(net, inputs[b]))
+                        done += 1
+                        _progress(task, done, total, f"round {r + 1}/{task.rounds}: {label} batch {b}", started)
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     finally:
         torch.set_num_threads(previous)
@@ -198,9 +206,27 @@ def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
     return result
 
 
+def _progress(task: MeasureTask, done: int, total: int, what: str, started: float) -> None:
+    """What the job is doing: a log line, and ``progress.json`` (as a training's) for whoever watches it."""
+    import time
+
+    from pas_models.train.checkpoint import write_json
+
+    elapsed = time.monotonic() - started
+    log.info("%s: %d of %d timings done (%s), %.0f s, about %.0f s left", task.label, done, total, what, elapsed,
+             elapsed / done * (total - done))
+    write_json({"hypothesis": task.label, "attempt": task.attempt, "step": done, "steps": total, "what": what,
+                "seconds": elapsed, "time": time.time()}, Path(task.out_dir) / "progress.json")
+
+
 class MeasureJob:
-    """The callable submitit runs for a measurement (short: a requeue simply measures again)."""
+    """The callable submitit runs for a measurement (short: a requeue simply measures again); its log is the
+    folder's train.log, as a training's."""
 
     def __call__(self, task: MeasureTask) -> MeasureResult:
+        from pas_models.layout import HypFiles
+        from pas_models.train.frame import job_log
+
         os.makedirs(task.out_dir, exist_ok=True)
-        return run(task)
+        with job_log(HypFiles(Path(task.out_dir)), main=True):
+            return run(task)

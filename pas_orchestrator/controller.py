@@ -114,13 +114,16 @@ class Controller:
         self._finishing: dict[int, JobRef] = {}
 
     # ------------------------------------------------------------------ loop
-    def run(self, poll_seconds: float | None = None) -> Snapshot:
+    def run(self, poll_seconds: float | None = None, observe: Callable[[Snapshot], None] | None = None) -> Snapshot:
+        """Rounds until the search ends; ``observe(snapshot)`` after each (progress for a person)."""
         poll = self.profile.poll_seconds if poll_seconds is None else poll_seconds
         self._poll = poll
         while True:
             self.ledger.heartbeat()
             changed = self.step()
             snap = self.view()
+            if observe is not None:
+                observe(snap)
             if snap.search.state != SearchState.RUNNING:
                 self._settle(poll)
                 return self.ledger.snapshot()

@@ -11,15 +11,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pas_models.layout import HypFiles
+import yaml
+from tinyjob import tiny_job
+
+from pas_models.data.formats import DatasetConfig
+from pas_models.layout import HypFiles, RunLayout
 from pas_models.train.result import JobResult
 from pas_models.train.task import TrainTask
-from pas_orchestrator.controller import Clock
+from pas_orchestrator.config.cluster import load_profile
+from pas_orchestrator.config.recorded import definition_dict, definition_hash
+from pas_orchestrator.config.search import load_search
+from pas_orchestrator.controller import Clock, Controller
 from pas_orchestrator.core.decide import Capacity
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import SubmissionError
 from pas_orchestrator.executors.base import JobRef
 from pas_orchestrator.kinds import Task
+from pas_orchestrator.ledger.store import Ledger
 
 
 @dataclass
@@ -133,3 +141,27 @@ class FakeClock:
     @property
     def clock(self) -> Clock:
         return Clock(self.now, self.sleep)
+
+
+def controller(tmp_path: Path, executor: FakeExecutor | None = None, clock: FakeClock | None = None,
+               **overrides: object) -> Controller:
+    """A new search (or the one already in tmp_path: a restart) with two operators and one iteration."""
+    job = tiny_job("inproc", **{"iterations": 1, "operators": {"s": 2.0, "c": 2.0}, "max_retries": 1, **overrides})
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    search = load_search(tmp_path / "job.yaml")
+    profile = load_profile("local")
+    layout = RunLayout.of(tmp_path / "runs", search.name)
+    ledger = Ledger(layout.ledger)
+    ledger.init_search(search.name, definition_dict(search), definition_hash(search), profile.name)
+    ledger.acquire_lease()
+    data = DatasetConfig("list", str(tmp_path / "data"), {"train": "train.txt", "val": "val.txt"}, num_classes=4)
+    return Controller(search, profile, layout, ledger, executor or FakeExecutor(),
+                      data, (clock or FakeClock()).clock)
+
+
+def drive(c: Controller, limit: int = 50) -> int:
+    """Rounds until one changes nothing (what ``run`` does before it sleeps); how many changed."""
+    for n in range(limit):
+        if not c.step():
+            return n
+    raise AssertionError(f"the controller still changes the ledger after {limit} rounds")

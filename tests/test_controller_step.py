@@ -9,15 +9,9 @@ import fcntl
 from pathlib import Path
 
 import pytest
-import yaml
-from fakes import FakeClock, FakeExecutor, write_result
-from tinyjob import tiny_job
+from fakes import FakeClock, FakeExecutor, controller, drive, write_result
 
-from pas_models.data.formats import DatasetConfig
-from pas_models.layout import HypFiles, RunLayout
-from pas_orchestrator.config.cluster import load_profile
-from pas_orchestrator.config.recorded import definition_dict, definition_hash
-from pas_orchestrator.config.search import load_search
+from pas_models.layout import HypFiles
 from pas_orchestrator.controller import Controller
 from pas_orchestrator.core.actions import CancelSearch
 from pas_orchestrator.core.decide import Capacity
@@ -25,30 +19,6 @@ from pas_orchestrator.errors import LedgerError, SubmissionError
 from pas_orchestrator.ledger.records import Snapshot
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 from pas_orchestrator.ledger.store import Ledger
-
-
-def controller(tmp_path: Path, executor: FakeExecutor | None = None, clock: FakeClock | None = None,
-               **overrides: object) -> Controller:
-    """A new search (or the one already in tmp_path: a restart) with two operators and one iteration."""
-    job = tiny_job("inproc", **{"iterations": 1, "operators": {"s": 2.0, "c": 2.0}, "max_retries": 1, **overrides})
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
-    search = load_search(tmp_path / "job.yaml")
-    profile = load_profile("local")
-    layout = RunLayout.of(tmp_path / "runs", search.name)
-    ledger = Ledger(layout.ledger)
-    ledger.init_search(search.name, definition_dict(search), definition_hash(search), profile.name)
-    ledger.acquire_lease()
-    data = DatasetConfig("list", str(tmp_path / "data"), {"train": "train.txt", "val": "val.txt"}, num_classes=4)
-    return Controller(search, profile, layout, ledger, executor or FakeExecutor(),
-                      data, (clock or FakeClock()).clock)
-
-
-def drive(c: Controller, limit: int = 50) -> int:
-    """Rounds until one changes nothing (what ``run`` does before it sleeps); how many changed."""
-    for n in range(limit):
-        if not c.step():
-            return n
-    raise AssertionError(f"the controller still changes the ledger after {limit} rounds")
 
 
 def snap(c: Controller) -> Snapshot:

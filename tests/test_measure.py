@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pas_models.measure import SPREAD_LIMIT, MeasureInvalid, MeasureResult, MeasureTask, run, summarize
+from pas_models.measure import SPREAD_LIMIT, MeasureInvalid, MeasureJob, MeasureResult, MeasureTask, run, summarize
 from pas_models.presets import preset
 from pas_models.reductions import apply_op
 from pas_orchestrator.config.cluster import Resources, measure_resources
@@ -60,3 +60,16 @@ def test_two_networks_timed_interleaved_and_written_last(tmp_path: Path) -> None
     assert all(len(t.round_medians) == 2 and t.ms_per_view > 0 for t in result.timings)
     assert result.device.startswith("cpu (") and MeasureResult.read(task.result_path) == result
     assert run(task) == result  # done already: read back, not measured again
+    # it said what it was doing: 2 rounds x 2 networks x 2 batch sizes
+    progress = json.loads((tmp_path / "m" / "progress.json").read_text())
+    assert (progress["step"], progress["steps"]) == (8, 8) and progress["what"].startswith("round 2/2: ")
+
+
+def test_the_measurement_job_logs_what_it_is_doing(tmp_path: Path) -> None:
+    b = preset("r2plus1d_tiny", 4)
+    task = MeasureTask("1-latency", str(tmp_path / "m"), (("0-base", b.to_json()),), batches=(1,), passes=2,
+                       rounds=2, warmup=0)
+    MeasureJob()(task)
+    text = (tmp_path / "m" / "train.log").read_text()
+    assert "1-latency: timing 1 networks x batches [1], 2 interleaved rounds" in text
+    assert "1-latency: 2 of 2 timings done (round 2/2: 0-base batch 1)" in text

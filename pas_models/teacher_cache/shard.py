@@ -26,10 +26,12 @@ from pas_models.data.dataset import ClipLoader
 from pas_models.data.formats import Sample, load_video_list
 from pas_models.data.sampling import clip_span, plan_views
 from pas_models.data.transforms import crop_resize, to_clip, train_box
+from pas_models.layout import HypFiles
 from pas_models.spec import ArchSpec
 from pas_models.teacher_cache.clips import Manifest, draw_recipe, manifest_for
 from pas_models.teacher_cache.config import SALT, CacheConfig, CacheShardResult, CacheShardTask, shard_videos
 from pas_models.train.checkpoint import atomic_write, write_json
+from pas_models.train.frame import job_log
 from pas_models.train.task import Distill, TrainTask
 from pas_models.train.teacher import build_teacher
 
@@ -183,13 +185,5 @@ class CacheJob:
 
     def __call__(self, task: CacheShardTask) -> CacheShardResult:
         os.makedirs(task.out_dir, exist_ok=True)
-        pkg = logging.getLogger("pas_models")
-        handler = logging.FileHandler(Path(task.out_dir) / "cache.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        pkg.addHandler(handler)
-        pkg.setLevel(logging.INFO)
-        try:
+        with job_log(HypFiles(Path(task.out_dir)), main=True):  # the folder's train.log, as a training's
             return run_shard(task)
-        finally:
-            pkg.removeHandler(handler)
-            handler.close()

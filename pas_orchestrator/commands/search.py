@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="search name (default: the definition's); runs/NAME holds everything")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of all searches (default runs/)")
     p.add_argument("--poll", type=float, help="seconds between polls (default: the profile's poll_seconds)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress (default: a status line and the events on a terminal, the events elsewhere)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the sbatch script of the first array and the GPU-hours bound; submit nothing")
     p.set_defaults(func=run)
@@ -241,6 +243,18 @@ def check_holdout(search: SearchDef, data: Any, profile: ClusterProfile) -> None
                            "process(es); change gradient.holdout, recipe.batch_per_gpu or recipe.clips_per_video")
 
 
+def _progress(ledger: Any, search: SearchDef, quiet: bool) -> Any:
+    from pas_orchestrator.progress import Progress, planned_hypotheses
+
+    if search.strategy == "gradient":
+        assert search.gradient is not None
+        return Progress(ledger.events_after, len(search.gradient.targets_gflops), None, quiet=quiet)
+    cache = search.distill.cache
+    planned = planned_hypotheses(search.iterations, len(search.operators), search.baselines,
+                                 search.eval.latency_passes > 0, cache.shards if cache else 0)
+    return Progress(ledger.events_after, search.iterations, planned, quiet=quiet)
+
+
 def _start_or_resume(ledger: Any, search: SearchDef, profile: ClusterProfile, job: Path) -> None:
     """The search recorded in its ledger (new), or the recorded one checked against the definition (a resume); a
     cancelled or failed search runs again."""
@@ -298,7 +312,11 @@ def run(args: argparse.Namespace) -> int:
         controller = Controller(search, profile, layout, ledger, executor, data)
         log.info("search %s: controller pid %d on %s, ledger %s (watch it with: pas status --search %s)",
                  search.name, os.getpid(), profile.name, ledger.path, search.name)
-        return controller.run(args.poll)
+        progress = _progress(ledger, search, args.quiet)
+        try:
+            return controller.run(args.poll, observe=progress.update)
+        finally:
+            progress.close()
 
     snap = run_foreground(
         ledger, body, lambda why: controller.interrupt(why) if controller is not None else 0,

@@ -60,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--runs", type=Path, default=Path("runs"), help="folder of all searches (default runs/)")
         s.add_argument("--cluster", help="profile name or path (default: the one the search ran on)")
         s.add_argument("--poll", type=float, help="seconds between polls (default: the profile's poll_seconds)")
+        s.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
         s.add_argument("--dry-run", action="store_true", help="print the trainings it would run and their expected "
                                                               "compute; submit nothing")
         s.set_defaults(func=run)
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.foreground import run_foreground
     from pas_orchestrator.ledger import SearchState
     from pas_orchestrator.ledger.store import Ledger
+    from pas_orchestrator.progress import Progress
     from pas_orchestrator.studies import StudyStrategy
     from pas_orchestrator.studies.report import write_study
     from pas_orchestrator.studies.shell import StudyController
@@ -95,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
         controller = StudyController(search, profile, layout, ledger, executor, data, study)
         log.info("study %s of search %s: controller pid %d on %s (watch it with: pas status --search %s --study)",
                  study.slug, rec.name, os.getpid(), profile.name, rec.name)
-        return controller.run(args.poll)
+        progress = Progress(ledger.events_after, max(snap.last_iteration, 0), None, quiet=args.quiet)
+        try:
+            return controller.run(args.poll, observe=progress.update)
+        finally:
+            progress.close()
 
     done = run_foreground(
         ledger, body, lambda why: controller.interrupt(why) if controller is not None else 0,

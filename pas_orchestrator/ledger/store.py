@@ -341,6 +341,14 @@ class Ledger:
                      s.scalar(select(func.max(SearchRow.created_at)))]
             return max((t for t in times if t is not None), default=0.0)
 
+    def events_after(self, event_id: int, limit: int = 1000) -> tuple[int, list[EventRec]]:
+        """The events recorded after event ``event_id`` (0: from the first), oldest first, at most ``limit``, and the
+        id of the last one returned (``event_id`` when there is none): a follower's next call starts there."""
+        with self._tx() as s:
+            rows = s.scalars(select(EventRow).where(EventRow.id > event_id).order_by(EventRow.id).limit(limit)).all()
+            last = rows[-1].id if rows else event_id
+            return last, [EventRec(r.time, r.kind, r.hypothesis_id, r.message) for r in rows]
+
     def events(self, limit: int = 20) -> list[EventRec]:
         with self._tx() as s:
             rows = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit)).all()

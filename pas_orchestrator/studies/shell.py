@@ -9,6 +9,7 @@ applied to the search.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -48,12 +49,15 @@ class StudyController(Controller):
     def batch_name(self, iteration: int) -> str:
         return f"pas-{self.search.name}-{self.study.slug}"
 
-    def run(self, poll_seconds: float | None = None) -> Snapshot:
+    def run(self, poll_seconds: float | None = None, observe: Callable[[Snapshot], None] | None = None) -> Snapshot:
         poll = self.profile.poll_seconds if poll_seconds is None else poll_seconds
         self._poll = poll
         while self.ended is None:
             self.ledger.heartbeat()
-            if not self.step() and self.ended is None:
+            changed = self.step()
+            if observe is not None:
+                observe(self.view())
+            if not changed and self.ended is None:
                 self.clock.sleep(poll)
         self._settle(poll)
         return self.ledger.snapshot()

@@ -63,6 +63,7 @@ test-pyav: install
 
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: install
 	$(PY) benchmarks/bench_data.py

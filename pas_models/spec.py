@@ -225,7 +225,8 @@ class ArchSpec:
                 f"spec.spec_version: this pas reads version {SPEC_VERSION}, got {version!r};"
                 " re-export the spec with this version of pas"
             )
-        return from_data(cls, data, "spec", SpecError)
+        spec: ArchSpec = from_data(cls, data, "spec", SpecError)
+        return spec
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
@@ -314,4 +315,5 @@ def _validate_slowfast(spec: ArchSpec) -> None:
     alpha_ok = slow.sample_stride % fast.sample_stride == 0 and slow.sample_stride > fast.sample_stride
     _require(alpha_ok, "spec.pathways[0].sample_stride",
              "the slow stride must be a multiple (alpha > 1) of the fast stride")
+    assert spec.fusion is not None
     _positive_ints((spec.fusion.conv_channel_ratio, spec.fusion.kernel), "spec.fusion")

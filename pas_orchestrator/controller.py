@@ -220,8 +220,8 @@ class Controller:
             return self._plan(action, snap)
         if isinstance(action, PlanMeasurement):
             m = MEASUREMENT.name  # its op is its kind
-            new = NewHypothesis(action.iteration, m, m, "", str(self.layout.hyp_dir(action.iteration, m, m)))
-            return self.ledger.apply(AddHypotheses((new,))).changed
+            row = NewHypothesis(action.iteration, m, m, "", str(self.layout.hyp_dir(action.iteration, m, m)))
+            return self.ledger.apply(AddHypotheses((row,))).changed
         if isinstance(action, PlanCache):
             c = CACHE_SHARD.name
             new = tuple(NewHypothesis(0, cache_shard_op(k), c, "", str(self.layout.hyp_dir(0, cache_shard_op(k), c)))

@@ -275,6 +275,8 @@ def read_result(h: HypRec, a: AttemptRec, rungs: int | None) -> Result | RungRes
     """What attempt ``a`` of ``h`` wrote last: its kind's result, or its rung's (``rung-K.json``) for a rung before
     the last of ``rungs``; why that file is invalid; None while there is none."""
     files, kind = HypFiles.of(h.out_dir), kind_of(h.kind)
+    read: Callable[[Path], Result | RungResult]
+    invalid: type[Exception]
     if a.rung is not None and rungs is not None and a.rung < rungs:  # ends at a rung's evaluation
         path, read, invalid = files.rung(a.rung), RungResult.read, RungInvalid
     else:

@@ -33,7 +33,7 @@ def summary(snap: Snapshot, iterations: int, planned: int | None) -> str:
     best = next((w for i in range(snap.last_iteration, 0, -1) if (w := snap.winner(i)) is not None), None)
     base = snap.iteration(0)[0] if snap.iteration(0) else None
     if best is not None:
-        parts.append(f"best {best.label} {best.path}: {best.top1:.2f}% at {best.gflops:.4g} GFLOPs")
+        parts.append(f"best: iteration {best.iteration}'s {best.path}, {best.top1:.2f}% at {best.gflops:.4g} GFLOPs")
     elif base is not None and base.state == HypState.DONE and base.top1 is not None:
         parts.append(f"B: {base.top1:.2f}% at {base.gflops or 0:.4g} GFLOPs")
     used = snap.compute()

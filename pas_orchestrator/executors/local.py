@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import submitit
+import submitit.local.local as submitit_local
 
 from pas_models.train import forkclient
 from pas_orchestrator.config.cluster import ClusterProfile
@@ -42,6 +43,8 @@ from pas_orchestrator.executors.base import JobRef, Task, job_error, job_for
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL when stopping a job
 INTERRUPTIONS = ("KeyboardInterrupt", "TrainingInterrupted")  # a job's last error line that is not a failure
+# a child in a process group of its own: Popen's process_group (Python 3.11); setpgid before exec on 3.10
+NEW_GROUP: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
 PRELOAD_ENV = "PAS_LOCAL_PRELOAD"  # 0: every local job is a fresh interpreter (no fork server)
 
 
@@ -84,12 +87,12 @@ class _GroupExecutor(submitit.LocalExecutor):
         return " ".join([self.python, "-u -m pas_models.train.forkserver run", shlex.quote(self.preload),
                          shlex.quote(str(self.folder))])
 
-    def _submit_command(self, command: str) -> submitit.local.local.LocalJob:
+    def _submit_command(self, command: str) -> submitit_local.LocalJob:
         log_path = self.folder / "local-console.log"
         self.folder.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as console, \
-                mock.patch.object(submitit.local.local.subprocess, "Popen",
-                                  partial(subprocess.Popen, process_group=0, stdout=console, stderr=console,
+                mock.patch.object(submitit_local.subprocess, "Popen",
+                                  partial(subprocess.Popen, **NEW_GROUP, stdout=console, stderr=console,
                                           stdin=subprocess.DEVNULL)):
             return super()._submit_command(command)
 
@@ -103,7 +106,7 @@ class LocalExecutor:
         self.capacity = Capacity(max_array=self.resources.max_array_size, max_concurrent=profile.max_jobs,
                                  drain_for_exclusive=True)
         self.stops_with_controller = True
-        self._jobs: dict[str, submitit.local.local.LocalJob] = {}  # started by this process: reaped by polling
+        self._jobs: dict[str, submitit_local.LocalJob] = {}  # started by this process: reaped by polling
         self._server: subprocess.Popen[bytes] | None = None  # the server this controller started, if any
         self._lease: socket.socket | None = None
         self._address = ""
@@ -125,7 +128,7 @@ class LocalExecutor:
             with (self.folder / "forkserver.log").open("ab") as log_file:
                 self._server = subprocess.Popen(
                     [sys.executable, "-u", "-m", "pas_models.train.forkserver", "serve", self._address],
-                    env={**os.environ, **self.profile.env}, process_group=0, stdin=subprocess.DEVNULL,
+                    env={**os.environ, **self.profile.env}, **NEW_GROUP, stdin=subprocess.DEVNULL,
                     stdout=log_file, stderr=log_file)
             # it listens before it imports: the lease (and the first jobs) wait for it there
             self._lease = forkclient.lease(self._address, wait=5.0)
@@ -144,7 +147,7 @@ class LocalExecutor:
         try:
             jobs = []
             for task in tasks:
-                submitted = ex.submit(job, task)
+                submitted = cast(submitit_local.LocalJob, ex.submit(job, task))  # a local executor's job
                 jobs.append(submitted)
                 self._jobs[submitted.job_id] = submitted
                 self._write_identity(batch, submitted.job_id)
@@ -189,7 +192,7 @@ class LocalExecutor:
         """Whether the process ``ref.job_id`` is alive and is the job (not a process that reused its pid)."""
         job = self._jobs.get(ref.job_id)
         if job is not None:
-            return job.get_info().get("jobState") == "RUNNING"
+            return bool(job.get_info().get("jobState") == "RUNNING")
         start = process_start(int(ref.job_id))
         if start is None:
             return False

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import submitit
 from submitit.slurm.slurm import _make_sbatch_string
@@ -53,7 +54,7 @@ def to_outcome(st: JobStatus) -> JobOutcome:
     a time limit (REQUEUED), SLURM's own after a node failure (NODE_FAIL on node2))."""
     runs = len(st.history) + (st.state in REQUEUED)
     why = f"previous run {st.history[-1] if st.history else st.state}" if runs else None
-    common = {"node": st.node, "requeues": runs, "requeue_why": why, "label": st.state,
+    common: dict[str, Any] = {"node": st.node, "requeues": runs, "requeue_why": why, "label": st.state,
               "compute_hours": st.compute_hours, "compute_unit": st.compute_unit}
     if st.state == "UNKNOWN":
         return JobOutcome(Phase.UNKNOWN)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,7 +64,7 @@ def _create(path: Path) -> None:
     try:
         Base.metadata.create_all(engine)
         with engine.begin() as conn:
-            conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
         with engine.connect() as conn:  # WAL from birth (it is kept in the file): switching a shared file to WAL
             conn.exec_driver_sql("PRAGMA journal_mode = WAL")  # needs it alone, and SQLite does not wait for that
         engine.dispose()
@@ -323,14 +323,15 @@ class Ledger:
                 raise LedgerError(f"{self.path}: no search yet (its controller is starting it; look again in a moment)")
             attempts: dict[int, list[AttemptRec]] = {}
             a_table = AttemptRow.__table__
-            for r in s.execute(select(*[a_table.c[f] for f in _ATTEMPT_FIELDS])
-                               .order_by(a_table.c.hypothesis_id, a_table.c.number)):
+            rows: Any = s.execute(select(*[a_table.c[f] for f in _ATTEMPT_FIELDS])  # plain tuples, in field order
+                                  .order_by(a_table.c.hypothesis_id, a_table.c.number))
+            for r in rows:
                 attempts.setdefault(r.hypothesis_id, []).append(
-                    AttemptRec(*r[:7], AttemptState(r.state), *r[8:]))
+                    AttemptRec(**{**dict(zip(_ATTEMPT_FIELDS, r, strict=True)), "state": AttemptState(r.state)}))
             h_table = HypothesisRow.__table__
-            hyps = tuple(HypRec(*r[:5], HypState(r.state), *r[6:], attempts=tuple(attempts.get(r.id, ())))
-                         for r in s.execute(select(*[h_table.c[f] for f in _HYP_FIELDS])
-                                            .order_by(h_table.c.iteration, h_table.c.id)))
+            rows = s.execute(select(*[h_table.c[f] for f in _HYP_FIELDS]).order_by(h_table.c.iteration, h_table.c.id))
+            hyps = tuple(HypRec(**{**dict(zip(_HYP_FIELDS, r, strict=True)), "state": HypState(r.state)},
+                                attempts=tuple(attempts.get(r.id, ()))) for r in rows)
             return Snapshot(row.record(), hyps)
 
     def last_activity(self) -> float:

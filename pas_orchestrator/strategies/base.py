@@ -11,7 +11,10 @@ if TYPE_CHECKING:
 
 
 class Strategy(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """What ``pas status`` and the events call it."""
+        ...
 
     def advance(self, snap: Snapshot) -> list[Action]:
         """What to do now that some jobs have ended: plan hypotheses (``PlanBase``, ``PlanIteration``,

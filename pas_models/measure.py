@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.errors import PasError
-from pas_models.strict import load_json
+from pas_models.typed_data import load_json
 
 log = logging.getLogger(__name__)
 

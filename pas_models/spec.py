@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pas_models.errors import SpecError
-from pas_models.strict import from_data
+from pas_models.typed_data import from_data
 
 SPEC_VERSION = 1
 FAMILIES = ("r2plus1d", "slowfast")

@@ -1,12 +1,12 @@
-"""The controller shell: the loop around the pure decision core (core/decide.py).
+"""The controller: the loop around the pure decision core (core/decide.py).
 
 Each round: read the ledger (one snapshot), gather what is outside it (``observe``: job outcomes from
 the executor, result files, live trainers, jobs found again), ``decide``, and carry out the actions:
 ledger actions through ``Ledger.apply`` (one compare-and-set transaction each), effect actions here
 (planning counts FLOPs, submission talks to the executor). A round that changed the ledger is
-followed at once by another; otherwise the shell sleeps ``poll_seconds``.
+followed at once by another; otherwise the controller sleeps ``poll_seconds``.
 
-Killing the shell at any instant loses nothing and submits nothing twice: attempts are committed
+Killing the controller at any instant loses nothing and submits nothing twice: attempts are committed
 before their batch is submitted, and an attempt without a job id is found again by name (or
 abandoned and replaced) on the next start.
 """

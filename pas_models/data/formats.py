@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pas_models.data.backends import BACKENDS
 from pas_models.errors import PasError, UnknownNameError
-from pas_models.strict import at, brief, from_data, key_at, read_yaml
+from pas_models.typed_data import at, brief, from_data, key_at, read_yaml
 
 FORMATS = ("kinetics400", "ucf101", "hmdb51", "list")
 SUBSETS = ("train", "val")

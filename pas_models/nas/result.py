@@ -15,7 +15,7 @@ from typing import Any
 from pas_models.data.formats import DatasetConfig
 from pas_models.errors import PasError
 from pas_models.spec import ArchSpec
-from pas_models.strict import from_data, load_json
+from pas_models.typed_data import from_data, load_json
 from pas_models.train.task import Distill, Recipe
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pas_models.errors import PasError
 from pas_models.spec import ArchSpec
-from pas_models.strict import load_json
+from pas_models.typed_data import load_json
 
 if TYPE_CHECKING:
     from pas_models.data.formats import DatasetConfig

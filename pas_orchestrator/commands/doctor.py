@@ -15,7 +15,6 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -192,14 +191,12 @@ def slurm_findings(cluster: str | None) -> list[Finding]:
                        f"missing {', '.join(missing)}" + (" (local executor only)" if not need else "")),
                        need and bool(missing)))
     if found["sacct"]:
+        from pas_orchestrator.errors import SubmissionError
+        from pas_orchestrator.executors.slurm import check_accounting
+
         try:
-            proc = subprocess.run(["sacct", "-n", "-X", "-S", "now-1hours", "--format=JobID"], capture_output=True,
-                                  text=True, timeout=20)
-            ok = proc.returncode == 0
-            why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-            out.append(Finding("slurm", "sacct", "answers" if ok else
-                               f"fails (exit {proc.returncode}: {why[0] if why else ''}); pas needs job "
-                               "accounting to follow jobs", need and not ok))
-        except subprocess.TimeoutExpired:
-            out.append(Finding("slurm", "sacct", "no answer within 20 s", need))
+            check_accounting()
+            out.append(Finding("slurm", "sacct", "answers"))
+        except SubmissionError as exc:
+            out.append(Finding("slurm", "sacct", f"{exc}; pas needs job accounting to follow jobs", need))
     return out

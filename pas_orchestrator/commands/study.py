@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.ledger.store import Ledger
     from pas_orchestrator.progress import Progress
     from pas_orchestrator.studies import StudyStrategy
+    from pas_orchestrator.studies.controller import StudyController
     from pas_orchestrator.studies.report import write_study
-    from pas_orchestrator.studies.shell import StudyController
 
     path, snap, search = _finished_search(args)
     layout, rec = RunLayout(path.parent), snap.search

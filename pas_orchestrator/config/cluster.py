@@ -13,7 +13,7 @@ from typing import Any
 
 from pas_models.errors import PasError
 from pas_models.presets import PRESETS
-from pas_models.strict import from_data
+from pas_models.typed_data import from_data
 from pas_orchestrator.config.yamlfile import load_mapping, one_of, require
 from pas_orchestrator.errors import ConfigError
 

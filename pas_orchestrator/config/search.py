@@ -22,9 +22,9 @@ from pas_models.nas.result import GradientConfig
 from pas_models.presets import PRESETS, preset
 from pas_models.reductions import DEFAULT_GAMMAS, OPERATORS, check_gamma
 from pas_models.spec import ArchSpec
-from pas_models.strict import from_data
 from pas_models.train.task import AMP_MODES, KL_REDUCTIONS, SCHEDULES, TEACHER_BN_MODES, Distill, EvalConfig, Recipe
 from pas_models.tucker_options import RANK_RULES, TuckerOptions
+from pas_models.typed_data import from_data
 from pas_orchestrator.config.yamlfile import load_mapping, one_of, require
 from pas_orchestrator.errors import ConfigError
 

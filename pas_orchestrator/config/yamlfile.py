@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pas_models.strict import brief, read_yaml
+from pas_models.typed_data import brief, read_yaml
 from pas_orchestrator.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -2,7 +2,7 @@
 
 Ledger actions are applied by ``Ledger.apply`` (one transaction each, compare-and-set: an action
 that expects a row in a state it is no longer in is refused with ``LedgerConflict``). Effect
-actions (``PlanBase``, ``PlanIteration``, ``SubmitBatch``) are carried out by the controller shell,
+actions (``PlanBase``, ``PlanIteration``, ``SubmitBatch``) are carried out by the controller,
 which records what they produced through ledger actions again.
 """
 
@@ -154,17 +154,17 @@ class LogEvent:
     hypothesis_id: int | None = None
 
 
-# ---------------------------------------------------------------- effect actions (the shell)
+# ---------------------------------------------------------------- effect actions (the controller's)
 
 
 @dataclass(frozen=True)
 class PlanBase:
-    """Record the base network B (its cost counted by the shell)."""
+    """Record the base network B (its cost counted by the controller)."""
 
 
 @dataclass(frozen=True)
 class PlanIteration:
-    """Every operator applied to the parent (B or the last winner); the shell counts costs and records them."""
+    """Every operator applied to the parent (B or the last winner); the controller counts costs and records them."""
 
     iteration: int
     parent_id: int

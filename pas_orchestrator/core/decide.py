@@ -23,7 +23,7 @@ and returns what should happen next, in this order of precedence:
    where the executor cannot isolate it (``Capacity.drain_for_exclusive``: local), it is submitted only
    when nothing else of the search runs, and nothing is submitted beside it.
 
-The shell applies the actions and calls again at once whenever the ledger changed, so each call
+The controller applies the actions and calls again at once whenever the ledger changed, so each call
 decides on a snapshot in which nothing it decides about is stale. No I/O, no clock, no scheduler.
 """
 
@@ -84,7 +84,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class Observations:
-    """What the shell saw outside the ledger for this call (each mapping may leave things out: unknown)."""
+    """What the controller saw outside the ledger for this call (each mapping may leave things out: unknown)."""
 
     jobs: Mapping[int, JobOutcome] = field(default_factory=dict)  # attempt id -> its job's outcome
     # hyp id -> the result its active attempt was to write (its kind's result file, or rung-K.json of a rung

@@ -1,4 +1,4 @@
-"""The executor interface the controller shell uses: submit, observe (typed ``JobOutcome``s: the
+"""The executor interface the controller uses: submit, observe (typed ``JobOutcome``s: the
 scheduler's own vocabulary stays in the executor), find again, cancel, and what it takes at once."""
 
 from __future__ import annotations

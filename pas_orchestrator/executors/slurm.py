@@ -23,7 +23,7 @@ from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import SubmissionError
 from pas_orchestrator.executors.base import JobRef, Task, job_error, job_for
 from pas_orchestrator.executors.sacct import SACCT_FORMAT, JobStatus, array_index, parse_sacct, run_label
-from pas_orchestrator.shell import run_cmd
+from pas_orchestrator.runner import run_cmd
 
 log = logging.getLogger(__name__)
 
@@ -223,3 +223,8 @@ class SlurmExecutor:
         if jobs:
             run_cmd(["scancel", *sorted({ref.job_id for ref in jobs})])
         return []
+
+
+def check_accounting(timeout: float = 20.0) -> None:
+    """SubmissionError (sacct's own words) unless SLURM's job accounting answers: pas follows its jobs by it."""
+    run_cmd(["sacct", "-n", "-X", "-S", "now-1hours", "--format=JobID"], timeout=timeout)

@@ -5,7 +5,7 @@ A study instance (e.g. ``teacher-bn`` at iteration 1) plans its rows once, into 
 with a kind of its own (``study-teacher-bn``) and ops ``OPERATOR.VARIANT`` (``t.bn-eval``); each row is
 one training whose task is the search's task for the row it derives from, changed in one respect (the
 teacher's BN mode, no distillation, no fine-tuning, ...). ``StudyStrategy`` is a strategy like the
-search's: it plans the rows when there are none and ends when all of them have ended; the study shell
+search's: it plans the rows when there are none and ends when all of them have ended; the study controller
 (``pas study``) runs it on the search's snapshot until then, and the study's table is built from the
 rows (and from the search's own rows where they are the same training).
 
@@ -167,7 +167,7 @@ def trained_to_the_end(h: HypRec) -> bool:
 
 @dataclass(frozen=True)
 class StudyStrategy:
-    """Plans a study's rows once, then ends (``EndSearch``, which the study shell takes as the study's end and
+    """Plans a study's rows once, then ends (``EndSearch``, which the study controller takes as the study's end and
     never applies to the search) when every one of them has ended."""
 
     study: Study

@@ -1,4 +1,4 @@
-"""The study shell: the search's controller (observe, ``decide``, ``Ledger.apply``, submit) run with a study's
+"""The study controller: the search's controller (observe, ``decide``, ``Ledger.apply``, submit) run with a study's
 strategy on the study's part of a finished search's ledger.
 
 ``decide`` sees the search as running (a view: the ledger's search row keeps its state) and only the rows

@@ -3,7 +3,7 @@
 (the controllers' and the tests' own work).
 
 The parallel `make test` is CPU-bound, so its wall time follows these figures: run this before and after a
-timed `make test` and report them with it (README, "Tests"). Nothing else should run meanwhile.
+timed `make test` and report them with it (docs/testing.md). Nothing else should run meanwhile.
 
     python benchmarks/machine_speed.py
 """

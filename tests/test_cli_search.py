@@ -17,7 +17,7 @@ import yaml
 from tinyjob import TINY_RECIPE, look, paced, pas, tiny_job
 
 # B trains 12 steps; the first controller's jobs are paced to 1 s a step (no CPU): B still runs when `pas cancel`
-# comes, whatever else runs here (it was 120 unpaced steps for the same purpose)
+# comes, whatever else runs here
 # latency measured at batches 1 and 2, 5 passes a round (a real search's defaults, 1 and 8 x 10, only cost CPU here)
 JOB = tiny_job("cli", iterations=1, operators={"s": 1.4, "f": 2, "c": 1.4}, baselines=True,
                eval={"clips": 1, "latency_batches": [1, 2], "latency_passes": 5},

@@ -180,8 +180,8 @@ def test_missing_file() -> None:
 
 def test_a_definition_at_defaults_records_what_older_pas_recorded(tmp_path: Path) -> None:
     """The definition a ledger records (its hash is what a resume must match) leaves every key added since at
-    its default out: tests/golden/definition_defaults.json is what pas 935432b recorded for this definition,
-    so a search started then still resumes. A new key must be left out at its default
+    its default out: tests/golden/definition_defaults.json is what the first pas to record definitions recorded
+    for this definition, so a search started by it still resumes. A new key must be left out at its default
     (config.recorded.definition_dict)."""
     from pas_orchestrator.config.recorded import definition_dict
 

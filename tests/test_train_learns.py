@@ -11,7 +11,7 @@ verdict does not depend on the machine:
 Why not held-out videos: a held-out top-1 of this tiny network after 10 epochs on the whole set is a coin
 flip between machines and seeds (measured on one machine, seeds 0-3: 17, 30, 48, 38%; 12.5% for one seed
 of another recipe), so a threshold there fails on some machine. The held-out figures are the demo's
-(README), from 25 epochs.
+(docs/training.md), from 25 epochs.
 """
 
 from __future__ import annotations

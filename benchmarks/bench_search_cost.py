@@ -113,6 +113,53 @@ def iteration_compute(status: dict[str, Any]) -> float:
     return total
 
 
+def _iterations(v: str, st: dict[str, Any], full: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per iteration: what ``st`` chose, whether its path is the full search's so far, and (same parent) how
+    its rung-1 scores order the hypotheses against their final figures (Kendall tau-b)."""
+    p, full_path = path_of(st), path_of(full)
+    out = []
+    for i in range(1, max(len(p), len(full_path)) + 1):
+        same_parent = p[:i - 1] == full_path[:i - 1]
+        tau = None
+        if v != "full" and same_parent:
+            final = {h["op"]: h["top1"] for h in full["hypotheses"] if h["iteration"] == i
+                     and h["kind"] == "pas" and h["top1"] is not None}
+            rung1 = {h["op"]: h["rung_top1"][0] for h in st["hypotheses"] if h["iteration"] == i and h["rung_top1"]}
+            ops = sorted(set(final) & set(rung1))
+            tau = kendall_tau_b([rung1[o] for o in ops], [final[o] for o in ops])
+        out.append({"iteration": i, "chosen": p[i - 1] if i <= len(p) else None,
+                    "same_path_so_far": same_parent and i <= len(p) and i <= len(full_path)
+                    and p[i - 1] == full_path[i - 1], "kendall_tau_rung1_vs_final": tau})
+    return out
+
+
+def _row(v: str, st: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    compute = iteration_compute(st)
+    return {"variant": v, "path": path_of(st), "compute_hours": compute, "training_seconds": training_seconds(st),
+            "training_fraction_of_full": training_seconds(st) / training_seconds(full),
+            "compute_unit": "/".join(sorted(st.get("compute_hours_by_unit", {}))) or "-",
+            "fraction_of_full": compute / iteration_compute(full) if iteration_compute(full) else None,
+            "wall_s": st["wall_s"], "iterations": _iterations(v, st, full)}
+
+
+def _print_tables(stem: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n### {stem}\n")
+    print("| search | path | compute (iterations) | share of full | training steps' time (share) | wall |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        share = "-" if r["fraction_of_full"] is None else f"{r['fraction_of_full']:.0%}"
+        print(f"| {r['variant']} | {','.join(r['path'])} | {r['compute_hours']:.3g} {r['compute_unit']} | "
+              f"{share} | {r['training_seconds']:.0f} s ({r['training_fraction_of_full']:.0%}) | "
+              f"{r['wall_s'] / 60:.1f} min |")
+    print("\n| search | iteration | chosen | same as full so far | Kendall tau (rung 1 vs final) |")
+    print("|---|---|---|---|---|")
+    for r in rows[1:]:
+        for it in r["iterations"]:
+            tau = "-" if it["kendall_tau_rung1_vs_final"] is None else f"{it['kendall_tau_rung1_vs_final']:.2f}"
+            print(f"| {r['variant']} | {it['iteration']} | {it['chosen']} | "
+                  f"{'yes' if it['same_path_so_far'] else 'no'} | {tau} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "search_cost")
@@ -141,49 +188,9 @@ def main() -> int:
                 d["halving"] = VARIANTS[v]
             print(f"== {stem} {v}", flush=True)
             runs[v] = run_search(work, d, f"{stem}-{v}")
-        full = runs["full"]
-        full_path = path_of(full)
-        rows = []
-        for v in variants:
-            st = runs[v]
-            p = path_of(st)
-            per_iteration = []
-            for i in range(1, max(len(p), len(full_path)) + 1):
-                same_parent = p[:i - 1] == full_path[:i - 1]
-                tau = None
-                if v != "full" and same_parent:
-                    final = {h["op"]: h["top1"] for h in full["hypotheses"] if h["iteration"] == i
-                             and h["kind"] == "pas" and h["top1"] is not None}
-                    rung1 = {h["op"]: h["rung_top1"][0] for h in st["hypotheses"] if h["iteration"] == i
-                             and h["rung_top1"]}
-                    ops = sorted(set(final) & set(rung1))
-                    tau = kendall_tau_b([rung1[o] for o in ops], [final[o] for o in ops])
-                per_iteration.append({"iteration": i, "chosen": p[i - 1] if i <= len(p) else None,
-                                      "same_path_so_far": same_parent and i <= len(p) and i <= len(full_path)
-                                      and p[i - 1] == full_path[i - 1], "kendall_tau_rung1_vs_final": tau})
-            compute = iteration_compute(st)
-            rows.append({"variant": v, "path": p, "compute_hours": compute,
-                         "training_seconds": training_seconds(st),
-                         "training_fraction_of_full": training_seconds(st) / training_seconds(full),
-                         "compute_unit": "/".join(sorted(st.get("compute_hours_by_unit", {}))) or "-",
-                         "fraction_of_full": compute / iteration_compute(full) if iteration_compute(full) else None,
-                         "wall_s": st["wall_s"], "iterations": per_iteration})
+        rows = [_row(v, runs[v], runs["full"]) for v in variants]
         report["definitions"].append({"definition": spec, "name": stem, "searches": rows})
-        print(f"\n### {stem}\n")
-        print("| search | path | compute (iterations) | share of full | training steps' time (share) | wall |")
-        print("|---|---|---|---|---|---|")
-        for r in rows:
-            share = "-" if r["fraction_of_full"] is None else f"{r['fraction_of_full']:.0%}"
-            print(f"| {r['variant']} | {','.join(r['path'])} | {r['compute_hours']:.3g} {r['compute_unit']} | "
-                  f"{share} | {r['training_seconds']:.0f} s ({r['training_fraction_of_full']:.0%}) | "
-                  f"{r['wall_s'] / 60:.1f} min |")
-        print("\n| search | iteration | chosen | same as full so far | Kendall tau (rung 1 vs final) |")
-        print("|---|---|---|---|---|")
-        for r in rows[1:]:
-            for it in r["iterations"]:
-                tau = "-" if it["kendall_tau_rung1_vs_final"] is None else f"{it['kendall_tau_rung1_vs_final']:.2f}"
-                print(f"| {r['variant']} | {it['iteration']} | {it['chosen']} | "
-                      f"{'yes' if it['same_path_so_far'] else 'no'} | {tau} |")
+        _print_tables(stem, rows)
     out = work / "bench_search_cost.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {out}")

@@ -45,6 +45,29 @@ def _spread(medians: list[float]) -> float:
     return (max(medians) - min(medians)) / m if m else 0.0
 
 
+def _interleaved(trs: dict[str, Any], rounds: int, steps: int, fmt: Any, gpu: bool) -> dict[str, list[float]]:
+    """ms per step of each training, after a warm-up, in ``rounds`` rounds alternating which goes first."""
+    import torch
+
+    from pas_models.train.run import _step
+
+    times: dict[str, list[float]] = {name: [] for name in trs}
+    for tr, b in trs.values():  # warm-up
+        _step(tr, b, 1e-4, fmt)
+    for r in range(rounds):
+        for name in (list(trs) if r % 2 == 0 else list(reversed(trs))):
+            tr, b = trs[name]
+            if gpu:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(steps):
+                _step(tr, b, 1e-4, fmt)
+            if gpu:
+                torch.cuda.synchronize()
+            times[name].append((time.perf_counter() - t) / steps * 1e3)
+    return times
+
+
 def bench_step(rounds: int = 5) -> list[dict[str, Any]]:
     import torch
 
@@ -52,7 +75,6 @@ def bench_step(rounds: int = 5) -> list[dict[str, Any]]:
     from pas_models.nets import build_model
     from pas_models.presets import preset
     from pas_models.reductions import apply_sequence
-    from pas_models.train.run import _step
     from pas_models.train.task import Distill
     from pas_models.train.teacher import CachedTeacher, LiveTeacher
 
@@ -90,20 +112,7 @@ def bench_step(rounds: int = 5) -> list[dict[str, Any]]:
 
         trs = {"live": (training(LiveTeacher(teacher, False, fmt)), live),
                "cached": (training(CachedTeacher()), cached)}
-        times: dict[str, list[float]] = {"live": [], "cached": []}
-        for tr, b in trs.values():  # warm-up
-            _step(tr, b, 1e-4, fmt)
-        for r in range(rounds):
-            for name in (["live", "cached"] if r % 2 == 0 else ["cached", "live"]):
-                tr, b = trs[name]
-                if gpu:
-                    torch.cuda.synchronize()
-                t = time.perf_counter()
-                for _ in range(steps):
-                    _step(tr, b, 1e-4, fmt)
-                if gpu:
-                    torch.cuda.synchronize()
-                times[name].append((time.perf_counter() - t) / steps * 1e3)
+        times = _interleaved(trs, rounds, steps, fmt, gpu)
         live_ms, cached_ms = statistics.median(times["live"]), statistics.median(times["cached"])
         row = {"backbone": backbone, "student": "c,f,t", "batch": batch, "device": str(device),
                "g_teacher": g_b, "g_student": g_s, "live_ms": live_ms, "cached_ms": cached_ms,

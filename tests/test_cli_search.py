@@ -25,7 +25,6 @@ JOB = tiny_job("cli", iterations=1, operators={"s": 1.4, "f": 2, "c": 1.4}, base
                recipe={**TINY_RECIPE, "epochs": 2})
 
 
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -36,6 +35,18 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
+    """One search through the commands a person uses: cancelled while B trains, resumed to its end, looked at,
+    reported and exported; then the studies of the paper on it, recorded in its ledger."""
+    _cancel_while_b_trains(tmp_path)
+    status, by, winner = _resume_to_the_end(tmp_path)
+    _report_with_latency(tmp_path, status, winner)
+    _export(tmp_path, winner)
+    _teacher_bn_and_ablation(tmp_path, by)
+    _distill_baselines_and_status(tmp_path, by)
+    _transfer(tmp_path)
+
+
+def _cancel_while_b_trains(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(JOB))
     controller = subprocess.Popen([sys.executable, "-m", "pas_orchestrator", "search", "--job", "job.yaml",
                                    "--poll", "0.3"], cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -65,6 +76,8 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in killed)  # the training process is gone too
     assert {a["state"] for h in status["hypotheses"] for a in h["attempts"]} == {"CANCELLED"}
 
+
+def _resume_to_the_end(tmp_path: Path) -> tuple[dict, dict, dict]:
     resumed = pas(tmp_path, "search", "--job", "job.yaml", "--poll", "0.3")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     status = look(tmp_path)  # `pas status --json`'s function (the command itself: above and below)
@@ -77,6 +90,10 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     text = pas(tmp_path, "status").stdout
     assert "search cli on local: DONE" in text and "DONE *" in text and "(scratch)" in text
 
+    return status, by, winner
+
+
+def _report_with_latency(tmp_path: Path, status: dict, winner: dict) -> None:
     report = pas(tmp_path, "report")
     assert report.returncode == 0, report.stderr
     table = (tmp_path / "runs/cli/report/table.md").read_text()
@@ -111,6 +128,8 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     else:
         assert "not trusted" in path_rows[1][7] and not speedup.exists()
 
+
+def _export(tmp_path: Path, winner: dict) -> None:
     export = pas(tmp_path, "export")
     assert export.returncode == 0, export.stderr
     best = tmp_path / "runs/cli/report/best"
@@ -119,6 +138,8 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     scripted = torch.jit.load(str(best / "model.ts"))
     assert scripted(torch.zeros(info["input_shape"])).shape == (1, 4)
 
+
+def _teacher_bn_and_ablation(tmp_path: Path, by: dict) -> None:
     # studies on the finished search (paper Tables 7 and 4), recorded in its ledger, run by the same controller
     dry = pas(tmp_path, "study", "teacher-bn", "--search", "cli", "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -155,6 +176,9 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert scratch["teacher_source"] == "live" and not scratch["finetuned_from_parent"]
     assert json.loads((Path(studied["c.bn-eval"]["out_dir"]) / "result.json").read_text())["distill"][
         "teacher_bn"] == "eval"
+
+
+def _distill_baselines_and_status(tmp_path: Path, by: dict) -> None:
     fd = pas(tmp_path, "study", "distill", "--search", "cli", "--op", "c", "--feature-weight", "0.5", "--poll", "0.3")
     assert fd.returncode == 0, fd.stderr[-3000:]
     (fd_row,) = [r.split("|")[1:-1] for r in fd.stdout.splitlines() if r.startswith("| c |")]
@@ -165,7 +189,6 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "trained every winner without PAS already" in refused.stderr
     status = look(tmp_path)
     assert status is not None
-    studied = {h["op"]: h for h in status["studies"]}
     (tmp_path / "runs/cli/report/study-teacher-bn-1.csv").unlink()
     assert "study-teacher-bn-1.csv" in pas(tmp_path, "report").stdout  # pas report writes every study's table
     assert (tmp_path / "runs/cli/report/study-teacher-bn-1.csv").is_file()
@@ -176,6 +199,8 @@ def test_cancel_resume_status_report_export(tmp_path: Path) -> None:
     assert "studies: teacher-bn at iteration 1 (3 of 3 trainings done); ablation at iteration 1 (4 of 4" in text
     assert "teacher-bn s.bn-eval" in pas(tmp_path, "status", "--study").stdout
 
+
+def _transfer(tmp_path: Path) -> None:
     # transfer (Table 5): the shipped definitions validate by a dry run; a tiny one runs for real
     env = {**os.environ, "PAS_DATA": str(tmp_path / "datasets")}
     root = Path(__file__).resolve().parents[1]

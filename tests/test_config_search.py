@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from pas_models.presets import preset
-from pas_orchestrator.config.search import ensure_data, load_search
+from pas_orchestrator.config.search import load_search
+from pas_orchestrator.config.synthetic import ensure_data
 from pas_orchestrator.errors import ConfigError
 
 GOOD = {

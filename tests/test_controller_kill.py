@@ -69,21 +69,15 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_sigkilled_controller_resumes_to_the_same_search(synth: Path, tmp_path: Path) -> None:
-    clean = _prepare(tmp_path / "clean", synth)
-    proc = _search(clean)
-    _, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err.decode()[-3000:]
-    reference = _status(clean)
-    assert reference["state"] == "DONE" and len(_winners(reference)) == 1
-
-    killed = _prepare(tmp_path / "killed", synth)
+def _run_killing_it(folder: Path) -> int:
+    """The search in ``folder`` run to its end with its controller SIGKILLed at random instants (at least 10
+    times, then left to finish); how many kills."""
     rng = random.Random(1234)
     kills = 0
     deadline = time.monotonic() + 900
     while True:
         assert time.monotonic() < deadline, "the killed search did not finish"
-        proc = _search(killed)
+        proc = _search(folder)
         try:
             # 0.3-1.5 s: the controller starts in well under a second (it imports torch only to plan), and the
             # search (about 20 s of jobs, which go on while their controller is dead) must not end before the
@@ -95,8 +89,19 @@ def test_sigkilled_controller_resumes_to_the_same_search(synth: Path, tmp_path: 
             kills += 1
             continue
         assert proc.returncode == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-        break
-    assert kills >= 10
+        return kills
+
+
+def test_sigkilled_controller_resumes_to_the_same_search(synth: Path, tmp_path: Path) -> None:
+    clean = _prepare(tmp_path / "clean", synth)
+    proc = _search(clean)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    reference = _status(clean)
+    assert reference["state"] == "DONE" and len(_winners(reference)) == 1
+
+    killed = _prepare(tmp_path / "killed", synth)
+    assert _run_killing_it(killed) >= 10
     final = _status(killed)
     assert final["state"] == "DONE"
     assert _winners(final) == _winners(reference)

@@ -1,19 +1,40 @@
-"""The decision core, table-driven: a snapshot and observations in, the actions out. Pure: no ledger
-file, no process, no scheduler (milliseconds)."""
+"""The decision core, table-driven (the gradient strategy's rows: test_decide_gradient.py): a snapshot and
+observations in, the actions out. Pure: no ledger file, no process, no scheduler (milliseconds)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import pytest
+from snapshots import (
+    B_DONE,
+    B_RUNNING,
+    BASELINE_1T,
+    DONE_ATT,
+    M_PLANNED,
+    RUN,
+    RUNG1,
+    SHARD,
+    STOP,
+    SUB,
+    T_DONE,
+    T_WON,
+    att,
+    budget,
+    cached,
+    failed,
+    halving,
+    hyp,
+    measurement,
+    policy,
+    result,
+    rung_hyp,
+    running,
+    shard,
+    snap,
+    used,
+)
 
-from pas_models.halving import RungResult
-from pas_models.layout import RunLayout
-from pas_models.measure import MeasureResult, Timing
-from pas_models.nas.result import Candidate, SupernetResult
-from pas_models.teacher_cache.config import CacheShardResult
-from pas_models.train.result import JobResult
 from pas_orchestrator.core.actions import (
     AbandonAttempt,
     AddHypotheses,
@@ -32,104 +53,10 @@ from pas_orchestrator.core.actions import (
     RecordJobIds,
     SubmitBatch,
 )
-from pas_orchestrator.core.decide import Capacity, Observations, Policy, decide
+from pas_orchestrator.core.decide import Observations, Policy, decide
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
-from pas_orchestrator.ledger.records import AttemptRec, HypRec, NewHypothesis, SearchRec, Snapshot
+from pas_orchestrator.ledger.records import Snapshot
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
-from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
-from pas_orchestrator.strategies.gradient import GradientSearch
-from pas_orchestrator.strategies.halving import SuccessiveHalving
-
-LAYOUT = RunLayout.of("/runs", "s")
-
-
-def search(state: SearchState = SearchState.RUNNING) -> SearchRec:
-    return SearchRec("s", "{}", "h", "local", state, None, 0.0, None)
-
-
-def att(aid: int, hid: int, state: AttemptState, job: str | None = "100", number: int = 1) -> AttemptRec:
-    return AttemptRec(aid, hid, number, f"pas-s-i0-b1_{aid}", "pas-s-i0-b1", 0, job, state, None, None, 0, 0.0,
-                      None, None, None)
-
-
-def hyp(hid: int, iteration: int, op: str, state: HypState, *attempts: AttemptRec, top1: float | None = None,
-        gflops: float | None = 10.0, winner: bool = False, kind: str = "pas", top5: float | None = None) -> HypRec:
-    path = "" if op == "base" else op
-    done = state == HypState.DONE
-    return HypRec(hid, iteration, op, kind, path, state, None, gflops, 1000, "{}", f"/runs/s/hyp/{iteration}-{op}",
-                  top1 if top1 is not None else (50.0 if done else None),
-                  top5 if top5 is not None else (80.0 if done else None), None, winner, 0.0, None,
-                  attempts=tuple(attempts))
-
-
-def rung_hyp(hid: int, op: str, rung: int, scores: dict[int, float], *attempts: AttemptRec,
-             state: HypState = HypState.RUNNING, gflops: float = 10.0) -> HypRec:
-    """An iteration-1 hypothesis of a halving search at ``rung`` with top-1 ``scores`` per rung reached."""
-    rr = json.dumps([{"rung": k, "top1": v, "top5": 90.0, "steps": 2 * k, "total_steps": 18}
-                     for k, v in sorted(scores.items())])
-    return replace(hyp(hid, 1, op, state, *attempts, gflops=gflops), rung=rung, rung_results=rr if scores else None)
-
-
-def snap(*hyps: HypRec, state: SearchState = SearchState.RUNNING) -> Snapshot:
-    return Snapshot(search(state), tuple(hyps))
-
-
-def policy(iterations: int = 2, retries: int = 1, max_array: int = 8, max_concurrent: int | None = None,
-           target: float | None = None, baselines: bool = False, measure: bool = False,
-           drain: bool = False) -> Policy:
-    return Policy(CoordinateDescent(iterations, target, "eq3", 0.05, baselines, LAYOUT), retries,
-                  Capacity(max_array, max_concurrent, drain), measure=measure)
-
-
-def budget(hours: float, iterations: int = 3) -> Policy:
-    return replace(policy(iterations=iterations), budget_hours=hours)
-
-
-def used(a: AttemptRec, hours: float) -> AttemptRec:
-    return replace(a, compute_hours=hours, compute_unit="GPU-h")
-
-
-def halving(eta: int = 3, rungs: int = 3, drain: bool = False) -> Policy:
-    cd = CoordinateDescent(1, None, "eq3", 0.05, False, LAYOUT)
-    return Policy(SuccessiveHalving(cd, eta, rungs), 1, Capacity(8, None, drain), rungs=rungs)
-
-
-def result(top1: float = 60.0) -> JobResult:
-    return JobResult(hypothesis="x", attempt=1, top1=top1, top5=90.0, gflops_per_view=5.0, views=1, params=10,
-                     epochs=1, train_seconds=1.0, gpu_hours=0.0, clips_seen=4, videos_skipped=0, eval_videos=2,
-                     checkpoint="/m.pt", spec={}, finetuned_from_parent=False, versions={}, recipe={})
-
-
-def measurement() -> MeasureResult:
-    return MeasureResult("1-latency", 1, "cpu (2 threads)", "h", 10, 3,
-                         (Timing("0-base", 1, 2.0, 1.9, 2.1, (2.0, 2.0, 2.1), 0.05),))
-
-
-def cached(shards: int = 2) -> Policy:
-    return replace(policy(iterations=1), cache_shards=shards)
-
-
-def shard(hid: int, k: int, state: HypState, *attempts: AttemptRec) -> HypRec:
-    return replace(hyp(hid, 0, f"cache-{k}", state, *attempts, kind="teacher_cache", gflops=None), top1=None, top5=None)
-
-
-SHARD = CacheShardResult("0-cache-1", 1, 1, 2, "/runs/s/teacher_cache/shard-001-of-002.npz", 6, 48, 0, 4096, 3.0, 1.0,
-                         "cpu (2 threads) on h")
-RUN = AttemptState.RUNNING
-SUB = AttemptState.SUBMITTED
-B_RUNNING = hyp(1, 0, "base", HypState.RUNNING, att(1, 1, RUN))
-B_DONE = hyp(1, 0, "base", HypState.DONE, att(1, 1, AttemptState.COMPLETED), top1=70.0, gflops=20.0)
-running = JobOutcome(Phase.RUNNING, node="n1", label="RUNNING")
-failed = JobOutcome(Phase.FAILED, "OUT_OF_MEMORY: exit code 0:125", label="OUT_OF_MEMORY")
-
-T_DONE = hyp(2, 1, "t", HypState.DONE)
-T_WON = hyp(2, 1, "t", HypState.DONE, winner=True)
-M_PLANNED = hyp(4, 1, "latency", HypState.PLANNED, kind="latency")
-DONE_ATT = AttemptState.COMPLETED
-RUNG1 = RungResult("1-t", 1, 1, 3, 2, 18, 40.0, 80.0, 1, 4, 1.0, 4)
-STOP = ("stopped at rung 1/3: rank {r} of {n} by eq3 (top-1 {t:.2f}%, top-5 90.00% after 2 of 18 steps); "
-        "the best {up} went on")
-BASELINE_1T = NewHypothesis(1, "t", "baseline", "t", "/runs/s/hyp/1-t-scratch", gflops=10.0, params=1000, spec="{}")
 
 CASES = [
     # (id, snapshot, observations, policy, expected actions)
@@ -389,83 +316,7 @@ CASES = [
 
 
 
-# ---- strategy: gradient (a supernet per target, then its candidates) --------------------------------------
-def gradient(targets: tuple[float, ...] = (5.0, 2.0), eta: int = 4, rungs: int = 2, one: bool = True) -> Policy:
-    return Policy(GradientSearch(targets, eta, rungs, one, LAYOUT), 1, Capacity(8), rungs=rungs)
 
-
-def cand(cycle: int, code: str, gflops: float) -> Candidate:
-    return Candidate(cycle, (0, 1), code, "crop /1.4", gflops, gflops * 1.1, 0.5, {"name": code}, f"/w/{code}.pt")
-
-
-def supernet_result(*cands: Candidate, target: float = 5.0) -> SupernetResult:
-    return SupernetResult("1-supernet", 1, target, cands, ("frames", "crop"), ((1.0, 0.0), (0.5, 0.5)), 12, 0.0,
-                          10, 9, 3.0, 40, {})
-
-
-def sn(hid: int, j: int, state: HypState, *attempts: AttemptRec, res: SupernetResult | None = None) -> HypRec:
-    h = replace(hyp(hid, j, "supernet", state, *attempts, kind="supernet", gflops=None), top1=None, top5=None)
-    return replace(h, result=json.dumps(res.to_dict()) if res is not None else None)
-
-
-def cand_hyp(hid: int, j: int, op: str, rung: int, scores: dict[int, float], *attempts: AttemptRec,
-             state: HypState = HypState.RUNNING, gflops: float = 5.0, top1: float | None = None) -> HypRec:
-    h = replace(rung_hyp(hid, op, rung, scores, *attempts, state=state, gflops=gflops), iteration=j)
-    return replace(h, top1=top1) if top1 is not None else h
-
-
-TWO = supernet_result(cand(1, "g01", 4.9), cand(2, "g10", 5.2), cand(3, "g01", 4.9))
-DONE_SN = sn(2, 1, HypState.DONE, att(2, 2, AttemptState.COMPLETED), res=TWO)
-GRADIENT_CASES = [
-    ("gradient: B done: one supernet per target", snap(B_DONE), Observations(), gradient(),
-     [AddHypotheses((NewHypothesis(1, "supernet", "supernet", "5 GFLOPs", "/runs/s/hyp/1-supernet"),
-                     NewHypothesis(2, "supernet", "supernet", "2 GFLOPs", "/runs/s/hyp/2-supernet")))]),
-    ("gradient: the planned supernets are one batch",
-     snap(B_DONE, sn(2, 1, HypState.PLANNED), sn(3, 2, HypState.PLANNED)), Observations(), gradient(),
-     [SubmitBatch((2, 3), 2)]),
-    ("gradient: a supernet's result is ingested", snap(B_DONE, sn(2, 1, HypState.RUNNING, att(2, 2, RUN))),
-     Observations(results={2: TWO}), gradient(), [IngestResult(2, 2, TWO, None)]),
-    ("gradient: a done supernet's distinct candidates become its target's hypotheses at rung 1",
-     snap(B_DONE, DONE_SN, sn(3, 2, HypState.RUNNING, att(3, 3, RUN))), Observations(), gradient(),
-     [AddHypotheses((NewHypothesis(1, "c1", "pas", "g01", "/runs/s/hyp/1-c1", gflops=4.9, spec='{"name": "g01"}',
-                                   rung=1),
-                     NewHypothesis(1, "c2", "pas", "g10", "/runs/s/hyp/1-c2", gflops=5.2, spec='{"name": "g10"}',
-                                   rung=1)))]),
-    ("gradient: rung 1 waits for every candidate",
-     snap(B_DONE, DONE_SN, cand_hyp(4, 1, "c1", 1, {1: 40.0}), cand_hyp(5, 1, "c2", 1, {}, att(5, 5, RUN))),
-     Observations(jobs={5: running}), gradient(), [ObserveAttempt(5, RUN, running)]),
-    ("gradient: after the short training only the best candidate goes on",
-     snap(B_DONE, DONE_SN, cand_hyp(4, 1, "c1", 1, {1: 40.0}), cand_hyp(5, 1, "c2", 1, {1: 45.0}),
-          cand_hyp(6, 1, "c3", 1, {1: 45.0}, gflops=4.0)), Observations(), gradient(),
-     [PromoteRung(1, 1, (6,), (
-         (5, "stopped at rung 1/2: rank 2 of 3 by top-1 (top-1 45.00%, top-5 90.00% after 2 of 18 steps); the best "
-             "1 went on"),
-         (4, "stopped at rung 1/2: rank 3 of 3 by top-1 (top-1 40.00%, top-5 90.00% after 2 of 18 steps); the best "
-             "1 went on")))]),
-    ("gradient: with a halving section, the best ceil(n / eta) go on",
-     snap(B_DONE, DONE_SN, cand_hyp(4, 1, "c1", 1, {1: 40.0}), cand_hyp(5, 1, "c2", 1, {1: 45.0}),
-          cand_hyp(6, 1, "c3", 1, {1: 30.0})), Observations(), gradient(eta=2, one=False),
-     [PromoteRung(1, 1, (5, 4), (
-         (6, "stopped at rung 1/2: rank 3 of 3 by top-1 (top-1 30.00%, top-5 90.00% after 2 of 18 steps); the best "
-             "2 went on"),))]),
-    ("gradient: the candidate trained to the end is the target's network",
-     snap(B_DONE, DONE_SN, cand_hyp(4, 1, "c1", 1, {1: 40.0}, state=HypState.STOPPED),
-          cand_hyp(5, 1, "c2", 2, {1: 45.0}, att(5, 5, AttemptState.COMPLETED), state=HypState.DONE, top1=61.0),
-          sn(3, 2, HypState.RUNNING, att(3, 3, RUN))), Observations(jobs={3: running}), gradient(),
-     [ObserveAttempt(3, RUN, running),
-      MarkWinner(5, "target 1 (5 GFLOPs): c2 c2 trained to the end, top-1 61.00% at 5 GFLOPs")]),
-    ("gradient: every target has its network: done",
-     snap(B_DONE, DONE_SN, replace(cand_hyp(5, 1, "c2", 2, {1: 45.0}, state=HypState.DONE, top1=61.0), winner=True)),
-     Observations(), gradient(targets=(5.0,)), [EndSearch(SearchState.DONE, "every target ended: target 1: c2")]),
-    ("gradient: a supernet that failed for good ends its target; the others go on",
-     snap(B_DONE, replace(sn(2, 1, HypState.FAILED), reason="2 attempts failed"),
-          sn(3, 2, HypState.RUNNING, att(3, 3, RUN))), Observations(jobs={3: running}), gradient(),
-     [ObserveAttempt(3, RUN, running)]),
-    ("gradient: no target has a network: failed",
-     snap(B_DONE, replace(sn(2, 1, HypState.FAILED), reason="OOM")), Observations(), gradient(targets=(5.0,)),
-     [EndSearch(SearchState.FAILED, "every target ended: target 1 (5 GFLOPs): its supernet failed (OOM)")]),
-]
-CASES += GRADIENT_CASES
 
 
 @pytest.mark.parametrize(("snapshot", "observations", "pol", "expected"), [c[1:] for c in CASES],

@@ -78,6 +78,10 @@ def test_a_gradient_search_killed_and_resumed_then_compared_with_pas(tmp_path: P
     text = pas(tmp_path, "status").stdout
     assert "search grad on local: DONE" in text and "supernet" in text
 
+    _compared_with_pas(tmp_path)
+
+def _compared_with_pas(tmp_path: Path) -> None:
+    """A PAS search of the same B, its "without PAS" study, and `pas report --compare` against the gradient search."""
     assert pas(tmp_path, "search", "--job", "pas1.yaml", "--poll", "0.3").returncode == 0
     # the "without PAS" study on that PAS search (baselines: false): its winner from scratch, beside its PAS figure
     study = pas(tmp_path, "study", "baselines", "--search", "pas1", "--poll", "0.3")
@@ -95,6 +99,7 @@ def test_a_gradient_search_killed_and_resumed_then_compared_with_pas(tmp_path: P
     assert "grad-target-1" in compare and "pas1-PAS-1" in compare and "CPU-h" in compare
     assert (tmp_path / "runs/grad/report/compare-pas1.png").stat().st_size > 10_000
     assert "# gradient search (a supernet per target) grad" in (tmp_path / "runs/grad/report/table.md").read_text()
+
 
 
 def test_a_hold_out_smaller_than_a_batch_is_refused_at_start(tmp_path: Path) -> None:

@@ -40,6 +40,31 @@ def _since() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
 
 
+def _every_job_once_and_known(tmp_path: Path, status: dict, since: str, found_again: int) -> None:
+    """Every job SLURM ran for the search since ``since``: once per attempt job name, each one known to the
+    ledger, no finished job's result lost, none of an abandoned attempt; at least ``found_again`` found by name."""
+    attempts = {a["job_name"]: a for h in status["hypotheses"] + status["measurements"] for a in h["attempts"]}
+    # every job SLURM ran for this search: once per attempt job name, each one known to the ledger
+    seen: dict[str, list[str]] = {}
+    for jid, name, state, *_ in sacct("-S", since, fields="JobID,JobName,State"):
+        if name.startswith("pas-slurm-kill-"):
+            key = f"{name}_{jid.split('_')[1] if '_' in jid else 0}"
+            assert key not in seen, f"{key} submitted twice: {seen[key]} and {jid}"
+            seen[key] = [jid, state]
+    assert seen and set(seen) <= set(attempts), set(seen) - set(attempts)
+    for key, (jid, state) in seen.items():
+        a = attempts[key]
+        assert a["job_id"] == jid, (key, a)
+        assert state != "COMPLETED" or a["state"] == "COMPLETED", (key, a)  # no finished job's result lost
+    abandoned = [k for k, a in attempts.items() if a["state"] == "ABANDONED"]
+    assert not set(abandoned) & set(seen), "an abandoned attempt had reached SLURM"
+    # jobs submitted by a controller killed before recording them were found again by name
+    ledger = Ledger(tmp_path / "runs" / "slurm-kill" / "ledger.sqlite", readonly=True)
+    found = [e for e in ledger.events(limit=100_000) if e.kind == "reconcile" and "found job" in e.message]
+    ledger.close()
+    assert len(found) >= found_again, found
+
+
 @pytest.mark.xdist_group("slurm-b")
 def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: Path) -> None:
     """>= 10 SIGKILLs: at random instants, and by the controller itself right after sbatch returned
@@ -80,26 +105,7 @@ def test_sigkilled_controller_submits_nothing_twice_and_loses_nothing(tmp_path: 
 
     status = _status(tmp_path)
     assert status["state"] == "DONE"
-    attempts = {a["job_name"]: a for h in status["hypotheses"] + status["measurements"] for a in h["attempts"]}
-    # every job SLURM ran for this search: once per attempt job name, each one known to the ledger
-    seen: dict[str, list[str]] = {}
-    for jid, name, state, *_ in sacct("-S", since, fields="JobID,JobName,State"):
-        if name.startswith("pas-slurm-kill-"):
-            key = f"{name}_{jid.split('_')[1] if '_' in jid else 0}"
-            assert key not in seen, f"{key} submitted twice: {seen[key]} and {jid}"
-            seen[key] = [jid, state]
-    assert seen and set(seen) <= set(attempts), set(seen) - set(attempts)
-    for key, (jid, state) in seen.items():
-        a = attempts[key]
-        assert a["job_id"] == jid, (key, a)
-        assert state != "COMPLETED" or a["state"] == "COMPLETED", (key, a)  # no finished job's result lost
-    abandoned = [k for k, a in attempts.items() if a["state"] == "ABANDONED"]
-    assert not set(abandoned) & set(seen), "an abandoned attempt had reached SLURM"
-    # jobs submitted by a controller killed before recording them were found again by name
-    ledger = Ledger(tmp_path / "runs" / "slurm-kill" / "ledger.sqlite", readonly=True)
-    found = [e for e in ledger.events(limit=100_000) if e.kind == "reconcile" and "found job" in e.message]
-    ledger.close()
-    assert len(found) >= self_kills["after-sbatch"], found
+    _every_job_once_and_known(tmp_path, status, since, self_kills["after-sbatch"])
     for h in status["hypotheses"]:
         if h["state"] != "DONE":
             continue
@@ -203,6 +209,38 @@ def _steps_done(out_dir: str) -> int:
     return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
 
 
+def _scancel_a_running_one(st: dict) -> dict | None:
+    """scancel a hypothesis early in its training and kill its trainer; the hypothesis, if it ended CANCELLED
+    (one that had written its result by then is done: the result decides), else None."""
+    # a hypothesis still training: its attempt active (a job whose result came in while it was
+    # finishing also says RUNNING for a moment, under a COMPLETED attempt)
+    running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["state"] == "RUNNING" and h["attempts"]
+               and h["attempts"][-1]["state"] in ("SUBMITTED", "RUNNING")
+               and h["attempts"][-1]["scheduler_state"] == "RUNNING"]
+    # early in its 30 steps (0.3 s each): what is left outlasts KillWait (1 s), when the job, which
+    # ignores SIGTERM like every submitit job, is killed
+    running = [h for h in running if _steps_done(h["out_dir"]) < 10]
+    if not running:
+        return None
+    job_id = running[0]["attempts"][-1]["job_id"]
+    subprocess.run(["scancel", job_id], check=True, timeout=30)
+    _kill_trainer(running[0]["out_dir"])
+    # the ledger lags the scheduler by a poll: the job may have completed before scancel came
+    ended = wait_for(f"job {job_id} to end", lambda j=job_id: [
+        r[1] for r in sacct("-j", j, fields="JobID,State") if r[1] not in ("RUNNING", "COMPLETING")],
+        timeout=60)
+    # sacct says CANCELLED at once, while the job may still run for KillWait (submitit ignores SIGTERM)
+    # and finish: wait until slurmctld holds it no more
+    wait_for(f"job {job_id} to leave the queue", lambda j=job_id: not subprocess.run(
+        ["squeue", "-h", "-j", j], capture_output=True, text=True, timeout=30).stdout.strip(),
+        timeout=60)
+    # and a job that had written its result by then is done: the result decides (not an
+    # interruption); another running hypothesis is cancelled then
+    if ended[0].startswith("CANCELLED") and not (Path(running[0]["out_dir"]) / "result.json").exists():
+        return running[0]
+    return None
+
+
 def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp_path: Path) -> None:
     """Four hypotheses using all the CPUs of a node each, on two nodes: two run, two wait (PENDING,
     Resources); one running hypothesis is scancel'ed (CANCELLED: interrupted, not failed), run again and
@@ -231,31 +269,8 @@ def test_status_shows_the_slurm_states_and_a_cancelled_hypothesis_is_retried(tmp
                 continue
             cells |= {c.strip() for line in text.splitlines()[3:] for c in line.split("  ") if c.strip()}
             seen |= {a["scheduler_state"] for h in st["hypotheses"] for a in h["attempts"] if a["scheduler_state"]}
-            # a hypothesis still training: its attempt active (a job whose result came in while it was
-            # finishing also says RUNNING for a moment, under a COMPLETED attempt)
-            running = [h for h in st["hypotheses"] if h["iteration"] == 1 and h["state"] == "RUNNING" and h["attempts"]
-                       and h["attempts"][-1]["state"] in ("SUBMITTED", "RUNNING")
-                       and h["attempts"][-1]["scheduler_state"] == "RUNNING"]
-            # early in its 30 steps (0.3 s each): what is left outlasts KillWait (1 s), when the job, which
-            # ignores SIGTERM like every submitit job, is killed
-            running = [h for h in running if _steps_done(h["out_dir"]) < 10]
-            if cancelled is None and running:
-                job_id = running[0]["attempts"][-1]["job_id"]
-                subprocess.run(["scancel", job_id], check=True, timeout=30)
-                _kill_trainer(running[0]["out_dir"])
-                # the ledger lags the scheduler by a poll: the job may have completed before scancel came
-                ended = wait_for(f"job {job_id} to end", lambda j=job_id: [
-                    r[1] for r in sacct("-j", j, fields="JobID,State") if r[1] not in ("RUNNING", "COMPLETING")],
-                    timeout=60)
-                # sacct says CANCELLED at once, while the job may still run for KillWait (submitit ignores SIGTERM)
-                # and finish: wait until slurmctld holds it no more
-                wait_for(f"job {job_id} to leave the queue", lambda j=job_id: not subprocess.run(
-                    ["squeue", "-h", "-j", j], capture_output=True, text=True, timeout=30).stdout.strip(),
-                    timeout=60)
-                # and a job that had written its result by then is done: the result decides (not an
-                # interruption); another running hypothesis is cancelled then
-                if ended[0].startswith("CANCELLED") and not (Path(running[0]["out_dir"]) / "result.json").exists():
-                    cancelled = running[0]
+            if cancelled is None:
+                cancelled = _scancel_a_running_one(st)
         assert proc.returncode == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
     finally:
         proc.kill()

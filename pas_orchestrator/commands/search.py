@@ -278,7 +278,8 @@ def _start_or_resume(ledger: Any, search: SearchDef, profile: ClusterProfile, jo
 
 def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.config.cluster import load_profile
-    from pas_orchestrator.config.search import NAME_RE, ensure_data, load_search
+    from pas_orchestrator.config.search import NAME_RE, load_search
+    from pas_orchestrator.config.synthetic import ensure_data
     from pas_orchestrator.controller import Controller
     from pas_orchestrator.executors import make_executor
     from pas_orchestrator.foreground import run_foreground

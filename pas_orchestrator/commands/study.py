@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.config.cluster import load_profile
-    from pas_orchestrator.config.search import ensure_data
+    from pas_orchestrator.config.synthetic import ensure_data
     from pas_orchestrator.executors import make_executor
     from pas_orchestrator.foreground import run_foreground
     from pas_orchestrator.ledger import SearchState

@@ -20,7 +20,8 @@ from pas_models.errors import PasError
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.spec import ArchSpec
 from pas_orchestrator.chain import ops_arg
-from pas_orchestrator.config.search import SearchDef, ensure_data, load_search
+from pas_orchestrator.config.search import SearchDef, load_search
+from pas_orchestrator.config.synthetic import ensure_data
 from pas_orchestrator.table import format_table
 
 log = logging.getLogger(__name__)

@@ -186,7 +186,7 @@ class SearchDef:
 
 def load_search(path: str | Path) -> SearchDef:
     """Read and validate a search definition. The synthetic dataset is not generated here
-    (``ensure_data`` does that) but its config must then exist once generated."""
+    (``config.synthetic.ensure_data`` does that) but its config must then exist once generated."""
     p = Path(path)
     raw = load_mapping(p, "search definition")
     return search_from_dict(raw, str(p))
@@ -373,30 +373,3 @@ def check_distill(d: Distill, where: str) -> None:
         require(d.feature_weight == 0, f"{where}.cache",
                 f"feature distillation (feature_weight {d.feature_weight:g}) needs B's stage outputs at every step, "
                 "which the cache does not hold: set feature_weight: 0 or remove distill.cache")
-
-
-def ensure_data(search: SearchDef, progress: bool = True) -> DatasetConfig:
-    """Generate the synthetic dataset on first use (resumable: finished videos are kept); returns
-    the dataset config to train on. A root made with other synthetic settings is refused."""
-    if search.synthetic is None:
-        return search.data
-    import json
-    from dataclasses import asdict
-
-    from tqdm import tqdm
-
-    from pas_models.data import synth
-
-    root = Path(search.synthetic.root)
-    cfg = search.synthetic.synth_config()
-    stamp = root / "synth.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) != asdict(cfg):
-        raise ConfigError(f"{search.source}: synthetic: {root} holds a synthetic dataset made with other settings "
-                          f"({stamp}); delete the folder or set synthetic.root to another one")
-    if not (root / "dataset.yaml").is_file() or not stamp.is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-        with tqdm(total=synth.total_videos(cfg), desc=f"synthetic dataset -> {root}", unit="video",
-                  disable=not progress or None) as bar:
-            synth.generate(root, cfg, progress=bar.update)
-    return load_dataset_config(root / "dataset.yaml")

@@ -15,6 +15,7 @@ from pas_models.layout import HypFiles
 from pas_orchestrator.controller import Controller
 from pas_orchestrator.core.actions import CancelSearch
 from pas_orchestrator.core.decide import Capacity
+from pas_orchestrator.core.outcomes import JobOutcome, Phase
 from pas_orchestrator.errors import LedgerError, SubmissionError
 from pas_orchestrator.ledger.records import Snapshot
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
@@ -267,3 +268,87 @@ def test_pas_cancel_keeps_a_result_that_came_in_after_the_controller_died(tmp_pa
     assert by_op["s"].state == HypState.DONE and by_op["s"].top1 == 77.0
     assert by_op["c"].state == HypState.CANCELLED and s.search.state == SearchState.CANCELLED
     assert "1 job(s) cancelled" in out and "1 finished result kept (1-s)" in out, out
+
+
+def test_interrupting_the_controller_stops_its_local_jobs_and_spends_no_retry(tmp_path: Path) -> None:
+    ex = FakeExecutor()
+    ex.stops_with_controller = True  # local processes: they stop with their controller
+    c = controller(tmp_path, ex)
+    drive(c)
+    jid = only_job(ex)
+    assert c.interrupt("controller interrupted (Ctrl-C)") == 1
+    assert ex.cancelled == [jid]
+    (a,) = snap(c).iteration(0)[0].attempts
+    assert a.state == AttemptState.INTERRUPTED and "Ctrl-C" in (a.reason or "")
+    again = controller(tmp_path, ex)  # the same command again: B resumes, no retry spent
+    drive(again)
+    assert [a.state for a in snap(again).iteration(0)[0].attempts] == [AttemptState.INTERRUPTED,
+                                                                         AttemptState.SUBMITTED]
+
+
+def test_an_orphan_waits_while_the_scheduler_cannot_say_whether_it_has_it(tmp_path: Path) -> None:
+    ex = FakeExecutor()
+    c = controller(tmp_path, ex)
+    real_submit, real_find = ex.submit, ex.find
+
+    def killed_after_sbatch(batch: str, tasks: list) -> list[str]:
+        real_submit(batch, tasks)
+        raise KeyboardInterrupt
+
+    def unreachable(*_: object, **__: object) -> dict[int, str]:
+        raise SubmissionError("squeue: error: slurm_load_jobs error: Socket timed out")
+
+    ex.submit = killed_after_sbatch  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        drive(c)
+    ex.submit, ex.find = real_submit, unreachable  # type: ignore[method-assign]
+    again = controller(tmp_path, ex)
+    drive(again)
+    (a,) = snap(again).iteration(0)[0].attempts
+    assert a.state == AttemptState.CREATED and len(ex.batches) == 1  # neither abandoned nor sent again
+    ex.find = real_find  # type: ignore[method-assign]
+    drive(again)
+    (a,) = snap(again).iteration(0)[0].attempts
+    assert a.state == AttemptState.SUBMITTED and a.job_id == ex.batches[0][1][0] and len(ex.batches) == 1
+
+
+def test_an_unexpected_error_while_submitting_abandons_the_attempts_and_is_raised(tmp_path: Path) -> None:
+    ex = FakeExecutor()
+    c = controller(tmp_path, ex)
+
+    def broken(batch: str, tasks: list) -> list[str]:
+        raise RuntimeError("submitit: cannot pickle the task")
+
+    ex.submit = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        drive(c)
+    (a,) = snap(c).iteration(0)[0].attempts
+    assert a.state == AttemptState.ABANDONED and "cannot pickle" in (a.reason or "")
+
+
+def test_an_iterations_latency_is_measured_alone_before_the_search_ends(tmp_path: Path) -> None:
+    """With latency measured, the iteration's measurement job is planned once its trainings ended, submitted
+    alone (a local executor runs nothing beside it), as a MeasureTask of B and the iteration's networks; the
+    search ends once its result is in."""
+    from pas_models.measure import MeasureResult, MeasureTask, Timing
+
+    ex = FakeExecutor(Capacity(max_array=64, max_concurrent=2, drain_for_exclusive=True))
+    c = controller(tmp_path, ex, eval={"clips": 1, "latency_passes": 2, "latency_batches": [1]})
+    drive(c)
+    ex.succeed(only_job(ex), gflops=snap(c).iteration(0)[0].gflops)
+    drive(c)
+    for jid in ex.active():
+        ex.succeed(jid)
+    drive(c)
+    s = snap(c)
+    (m,) = [h for h in s.hypotheses if h.kind == "latency"]
+    assert s.search.state == SearchState.RUNNING and s.winner(1) is not None and m.state == HypState.RUNNING
+    (jid,) = ex.active()
+    task = ex.jobs[jid].task
+    assert isinstance(task, MeasureTask) and [n for n, _ in task.networks] == ["0-base", "1-c", "1-s"]
+    timings = tuple(Timing(n, 1, 1.0, 0.9, 1.1, (1.0,), 0.0, 2) for n, _ in task.networks)
+    Path(task.out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(task.out_dir) / "result.json").write_text(MeasureResult(task.label, 1, "cpu", "h", 2, 1, timings).to_json())
+    ex.jobs[jid].outcome = JobOutcome(Phase.SUCCEEDED, label="COMPLETED")
+    drive(c)
+    assert snap(c).search.state == SearchState.DONE

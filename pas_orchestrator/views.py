@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT
+from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, cache_shard
 from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.records import LEASE_STALE_SECONDS, STUDY_PREFIX, is_study
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, SearchState
@@ -178,7 +178,7 @@ def as_json(snap: Snapshot) -> dict:
                               "out_dir": h.out_dir, "attempts": _attempts(h),
                               "timings": json.loads(h.result)["timings"] if h.result else None}
                              for h in snap.hypotheses if h.kind == MEASUREMENT.name],
-            "teacher_cache": [{"shard": int(h.op.rsplit("-", 1)[1]), "state": h.state.value, "reason": h.reason,
+            "teacher_cache": [{"shard": cache_shard(h.op), "state": h.state.value, "reason": h.reason,
                                "out_dir": h.out_dir, "attempts": _attempts(h),
                                "result": json.loads(h.result) if h.result else None}
                               for h in snap.hypotheses if h.kind == CACHE_SHARD.name]}

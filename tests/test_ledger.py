@@ -228,16 +228,22 @@ def _read_only_share(folder: Path, share: Path) -> list[str]:
     return ["chmod", "-R", "u+w", str(share)]
 
 
-def test_a_ledger_on_read_only_storage_is_read_and_not_written(tmp_path: Path) -> None:
-    """A finished search on a read-only share (no -wal / -shm file can be made next to it): it is read, and
-    a writer is refused in one line. As root (CI) the share is a read-only bind mount (permissions do not
-    bind root); otherwise the folder and files lose their write permissions."""
-    folder = tmp_path / "search"
+def _search_of_two(folder: Path) -> Ledger:
+    """A ledger in ``folder`` (made) holding search s1 with hypotheses 1-s and 1-t, its lease held."""
     folder.mkdir()
     led = Ledger(folder / "ledger.sqlite")
     led.acquire_lease()
     led.init_search("s1", {}, "h", "local")
     led.apply(AddHypotheses((_hyp(1, "s"), _hyp(1, "t"))))
+    return led
+
+
+def test_a_ledger_on_read_only_storage_is_read_and_not_written(tmp_path: Path) -> None:
+    """A finished search on a read-only share (no -wal / -shm file can be made next to it): it is read, and
+    a writer is refused in one line. As root (CI) the share is a read-only bind mount (permissions do not
+    bind root); otherwise the folder and files lose their write permissions."""
+    folder = tmp_path / "search"
+    led = _search_of_two(folder)
     led.release_lease()
     led.close()
     share = tmp_path / "share"
@@ -260,11 +266,7 @@ def test_a_read_only_copy_of_a_running_ledger_is_read_whole_with_its_wal(tmp_pat
     read-only storage SQLite's immutable mode would ignore that file (the search read as empty: "no search yet");
     the reader must see every committed row."""
     live = tmp_path / "live"
-    live.mkdir()
-    led = Ledger(live / "ledger.sqlite")
-    led.acquire_lease()
-    led.init_search("s1", {}, "h", "local")
-    led.apply(AddHypotheses((_hyp(1, "s"), _hyp(1, "t"))))
+    led = _search_of_two(live)
     copy = tmp_path / "copy"
     copy.mkdir()
     for p in live.iterdir():  # copied while the controller still has it open: the rows are in the -wal file

@@ -33,11 +33,12 @@ def summary(snap: Snapshot, iterations: int, planned: int | None) -> str:
     best = next((w for i in range(snap.last_iteration, 0, -1) if (w := snap.winner(i)) is not None), None)
     base = snap.iteration(0)[0] if snap.iteration(0) else None
     if best is not None:
-        parts.append(f"best: iteration {best.iteration}'s {best.path}, {best.top1:.2f}% at {best.gflops:.4g} GFLOPs")
+        parts.append(f"best: {best.path} (iteration {best.iteration}) {best.top1:.2f}% at {best.gflops:.4g} GFLOPs")
     elif base is not None and base.state == HypState.DONE and base.top1 is not None:
         parts.append(f"B: {base.top1:.2f}% at {base.gflops or 0:.4g} GFLOPs")
     used = snap.compute()
-    parts.append(" + ".join(f"{v:.3g} {k}" for k, v in sorted(used.items())) or "no compute yet")
+    parts.append(" + ".join(f"{v:.3g} {k}" if v >= 0.001 else f"<0.001 {k}" for k, v in sorted(used.items()))
+                 or "no compute yet")
     line = " | ".join(parts)
     if planned:
         frac = min(1.0, done / planned)

@@ -38,13 +38,13 @@ from pas_models.data.errors import (
     first_failing,
     first_line,
 )
+from pas_models.data.formats import BACKENDS
 from pas_models.data.pyav_reader import PyAVReader, decord_trusted, diagnose, stream_index
 from pas_models.errors import UnknownNameError
 
 __all__ = ["BACKENDS", "BackendMissing", "DecordReader", "PyAVReader", "VideoReader", "VideoUnreadable",
            "effective_backend", "open_video", "read_frames"]
 
-BACKENDS = ("decord", "pyav")
 FORCE_ENV = "PAS_VIDEO_BACKEND"
 
 

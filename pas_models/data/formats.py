@@ -19,9 +19,10 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pas_models.data.backends import BACKENDS
 from pas_models.errors import PasError, UnknownNameError
 from pas_models.typed_data import at, brief, from_data, key_at, read_yaml
+
+BACKENDS = ("decord", "pyav")  # the decoders a dataset may name (pas_models.data.backends); numpy-free here
 
 FORMATS = ("kinetics400", "ucf101", "hmdb51", "list")
 SUBSETS = ("train", "val")

@@ -13,10 +13,12 @@ the last frame (PySlowFast's rule); a clip never indexes out of range.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pas_models.spec import ArchSpec
+
+if TYPE_CHECKING:  # only a type here: the rng is the caller's
+    import numpy as np
 
 
 def clip_span(spec: ArchSpec) -> int:

@@ -24,8 +24,10 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy where videos are made: a definition that names a synthetic set reads without it
+    import numpy as np
 
 SHAPES = ("square", "disc", "triangle", "cross")
 SPEEDS = {"slow": 0.75, "fast": 1.75}  # pixels per frame
@@ -72,6 +74,8 @@ def class_defs(k: int) -> list[ClassDef]:
 
 
 def _mask(shape: str, size: int) -> np.ndarray:
+    import numpy as np
+
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     c = size / 2
     if shape == "square":
@@ -88,6 +92,8 @@ def _mask(shape: str, size: int) -> np.ndarray:
 
 def render(cls: ClassDef, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     """uint8 RGB frames (frames, H, W, 3) of one video of class ``cls``."""
+    import numpy as np
+
     h, w = cfg.height, cfg.width
     base = rng.integers(40, 140, size=3)
     texture = rng.normal(0, 8, size=(h // 4 + 1, w // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)[:h, :w]
@@ -140,6 +146,8 @@ def _jobs(cfg: SynthConfig) -> Iterator[tuple[str, int, ClassDef, int]]:
 
 def generate(out: Path, cfg: SynthConfig, progress: Callable[[int], None] | None = None) -> dict[str, Path]:
     """Write the dataset under ``out`` (existing complete videos are kept); returns its files."""
+    import numpy as np
+
     out.mkdir(parents=True, exist_ok=True)
     lists: dict[str, list[str]] = {"train": [], "val": []}
     for subset, label, cls, i in _jobs(cfg):

@@ -15,8 +15,8 @@ from typing import Any
 from pas_models.data.formats import DatasetConfig
 from pas_models.errors import PasError
 from pas_models.spec import ArchSpec
-from pas_models.typed_data import from_data, load_json
 from pas_models.train.task import Distill, Recipe
+from pas_models.typed_data import from_data, load_json
 
 
 class SupernetResultInvalid(PasError):

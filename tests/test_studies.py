@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from test_decide import LAYOUT
+from snapshots import LAYOUT
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.presets import preset

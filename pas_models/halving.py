@@ -16,7 +16,7 @@ k and promotes the best ``promoted_count(n, eta)`` = ceil(n / eta) (at least one
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class RungResult:
     eval_videos: int
     train_seconds: float
     clips_seen: int
+    per_video: dict[str, Any] = field(default_factory=dict)  # pas_models.predictions.PerVideo ({}: made before)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kind": "rung"}
@@ -96,6 +97,9 @@ class RungResult:
         values: dict[str, Any] = {}
         for name, typ in cls.__annotations__.items():
             v = data.get(name)
+            if name == "per_video":
+                values[name] = _per_video(v, f"{source}: per_video")
+                continue
             if typ == "str":
                 ok = isinstance(v, str)
             elif typ == "int":
@@ -111,3 +115,15 @@ class RungResult:
     @classmethod
     def read(cls, path: str | Path) -> RungResult:
         return cls.from_dict(load_json(path, RungInvalid), str(Path(path)))
+
+
+def _per_video(value: Any, where: str) -> dict[str, Any]:
+    if value is None or value == {}:
+        return {}
+    from pas_models.predictions import PerVideo, PredictionsInvalid
+
+    try:
+        PerVideo.from_dict(value, where)
+    except PredictionsInvalid as exc:
+        raise RungInvalid(str(exc)) from None
+    return dict(value)

@@ -10,6 +10,7 @@
 
     hyp/ITER-OP/ (HypFiles)
         result.json    the job result (pas_models.train.result.JobResult), written last
+        predictions.npz  the final evaluation's per-video scores (pas_models.predictions), written before it
         supernet.json  a supernet job's result (strategy: gradient; pas_models.nas.result.SupernetResult)
         candidates/    a supernet job's candidates: cycleC-CODE.pt, weights cut from the supernet
         rung-K.json    a halving search: the evaluation at the end of rung K (pas_models.halving.RungResult)
@@ -60,6 +61,14 @@ class HypFiles:
     def rung(self, k: int) -> Path:
         """The cheap evaluation at the end of rung ``k`` of a halving search (pas_models.halving)."""
         return self.root / f"rung-{k}.json"
+
+    @property
+    def predictions(self) -> Path:
+        """The final evaluation's per-video scores (pas_models.predictions), written before result.json."""
+        return self.root / "predictions.npz"
+
+    def rung_predictions(self, k: int) -> Path:
+        return self.root / f"rung-{k}.predictions.npz"
 
     @property
     def supernet(self) -> Path:

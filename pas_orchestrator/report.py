@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
+from pas_orchestrator.comparisons import against
 from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 
@@ -104,18 +105,31 @@ def _speedup(snap: Snapshot, h: HypRec, measured: dict[int, MeasureResult], batc
     return f"{ref.ms_per_view / mine.ms_per_view:.2f}x" + flops
 
 
+def _ci(h: HypRec) -> str:
+    ci = h.top1_interval
+    return "-" if ci is None else f"{ci[0]:.1f}-{ci[1]:.1f} ({h.eval_videos} videos)"
+
+
+def _versus(snap: Snapshot, h: HypRec) -> str:
+    w = snap.winner(h.iteration) if h.iteration > 0 else None
+    c = against(w, h) if w is not None and w.id != h.id and h.top1 is not None else None
+    if c is None:
+        return "-"
+    return f"{c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]" + ("" if c.distinguishable else " not distinguishable")
+
+
 def table_markdown(snap: Snapshot) -> str:
     baselines = {(h.iteration, h.path): h for h in snap.hypotheses if h.kind == "baseline"}
     measured = measurements(snap)
-    rows = ["| model | reduction | top-1 % | top-5 % | GFLOPs x views | ms/view (batch 1) | speedup vs B "
-            "| without PAS top-1 % |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | reduction | top-1 % | top-1 95% CI | top-5 % | GFLOPs x views | ms/view (batch 1) | "
+            "speedup vs B | without PAS top-1 % |",
+            "|---|---|---|---|---|---|---|---|---|"]
     arch = architectures(snap)
     for h in chosen_path(snap):
         name = network_name(snap, h)
         b = baselines.get((h.iteration, h.path))
         what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path or "-"
-        rows.append(f"| {name} | {what} | {h.top1:.2f} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
+        rows.append(f"| {name} | {what} | {h.top1:.2f} | {_ci(h)} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
                     f"{_ms(snap, h, 1, measured)} | {_speedup(snap, h, measured)} | "
                     + (f"{b.top1:.2f} |" if b is not None and b.top1 is not None else "- |"))
     devices = sorted({m.device for m in measured.values()})
@@ -129,15 +143,18 @@ def table_markdown(snap: Snapshot) -> str:
              f"({'; '.join(devices) or 'none measured'}); a speedup compares two networks of the same job. "
              "Spread: (highest - lowest round median) / median; above 20% a figure is not trusted and not plotted"
              + (f" ({'; '.join(flagged)})." if flagged else "."), "",
+             "Top-1's 95% interval: Wilson's, over the test videos (pas_models/intervals.py). Against the winner: the "
+             "difference in top-1 points on the same videos, with Newcombe's paired 95% interval; 'not "
+             "distinguishable' where it holds 0.", "",
              "## Every hypothesis", "",
-             "| iteration | operator | path | state | top-1 % | top-5 % | GFLOPs/view | ms/view b1 | ms/view b8 "
-             "| winner |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| iteration | operator | path | state | top-1 % | top-1 95% CI | against the winner | top-5 % | "
+             "GFLOPs/view | ms/view b1 | ms/view b8 | winner |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for h in snap.hypotheses:
         if h.kind != "pas":
             continue
         lines.append(f"| {h.iteration} | {h.op} | {h.path or '-'} | {h.state.value} | "
-                     + ("-" if h.top1 is None else f"{h.top1:.2f}") + " | "
+                     + ("-" if h.top1 is None else f"{h.top1:.2f}") + f" | {_ci(h)} | {_versus(snap, h)} | "
                      + ("-" if h.top5 is None else f"{h.top5:.2f}") + " | "
                      + ("-" if h.gflops is None else f"{h.gflops:.4g}")
                      + f" | {_ms(snap, h, 1, measured)} | {_ms(snap, h, 8, measured)} | "
@@ -161,6 +178,11 @@ def plot(snap: Snapshot, path: Path) -> None:
         hs = [h for h in done if h.iteration == it]
         ax.scatter([h.gflops for h in hs], [h.top1 for h in hs], color=cmap(k), s=30,
                    label="B" if it == 0 else f"iteration {it}", zorder=3)
+        bars = [(h, ci) for h in hs if (ci := h.top1_interval) is not None]
+        if bars:  # each accuracy's 95% interval over the test videos
+            ax.errorbar([h.gflops for h, _ in bars], [h.top1 for h, _ in bars],
+                        yerr=[[h.top1 - ci[0] for h, ci in bars], [ci[1] - h.top1 for h, ci in bars]],
+                        fmt="none", ecolor=cmap(k), alpha=0.35, lw=1, capsize=2, zorder=2)
         for h in hs:
             ax.annotate(h.op if it else "B", (h.gflops, h.top1), textcoords="offset points", xytext=(4, 3),
                         fontsize=7)
@@ -175,7 +197,8 @@ def plot(snap: Snapshot, path: Path) -> None:
         ax.plot([h.gflops for h in base], [h.top1 for h in base], "--", color="gray", marker="x",
                 label="without PAS", zorder=2)
     ax.set_xscale("log")
-    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%)", f"PAS search {snap.search.name}")
+    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
+            f"PAS search {snap.search.name}")
 
 
 def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:

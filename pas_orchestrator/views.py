@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from pas_orchestrator.comparisons import against
 from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, cache_shard
 from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.records import LEASE_STALE_SECONDS, STUDY_PREFIX, is_study
@@ -99,7 +100,9 @@ def render(snap: Snapshot, studies: bool = False) -> str:
             row += [_rung(h, rungs), " ".join(f"{x.top1:.1f}" for x in scores) or "-"]
         used = [a.compute_hours for a in h.attempts if a.compute_hours is not None]
         row += [f"{sum(used):.3g}" if used else "-"]
-        row += ["-" if h.top1 is None else f"{h.top1:.2f}", "-" if h.top5 is None else f"{h.top5:.2f}",
+        ci = h.top1_interval
+        row += ["-" if h.top1 is None else f"{h.top1:.2f}", "-" if ci is None else f"{ci[0]:.1f}-{ci[1]:.1f}",
+                "-" if h.top5 is None else f"{h.top5:.2f}",
                 "-" if h.gflops is None else f"{h.gflops:.4g}",
                 h.reason if h.reason and not h.top1 and h.stopped_rung is None else ""]
         rows.append(row)
@@ -119,7 +122,7 @@ def render(snap: Snapshot, studies: bool = False) -> str:
     if rungs is not None:
         cols += ["rung", "rung top-1 %"]
     unit = "/".join(sorted(used)) or "GPU-h"
-    table = format_table([*cols, unit, "top-1 %", "top-5 %", "GFLOPs/view", "note"], rows)
+    table = format_table([*cols, unit, "top-1 %", "95% CI", "top-5 %", "GFLOPs/view", "note"], rows)
     if not studies:
         table += _studies_line(snap)
     return head + "\n" + table
@@ -148,6 +151,22 @@ def _attempts(h: HypRec) -> list[dict]:
             for a in h.attempts]
 
 
+def _vs_winners(snap: Snapshot) -> dict[int, dict]:
+    """Each trained hypothesis against its iteration's winner on the same videos, by hypothesis id (none for the
+    winner itself, or where either has no per-video record)."""
+    winners = {h.iteration: h for h in snap.hypotheses if h.winner and h.iteration > 0}
+    out: dict[int, dict] = {}
+    for h in snap.hypotheses:
+        w = winners.get(h.iteration)
+        if w is None or w.id == h.id or h.top1 is None or h.kind != w.kind:
+            continue
+        c = against(w, h)
+        if c is not None:
+            out[h.id] = {"winner": w.op, "difference": c.difference, "interval": [c.low, c.high], "videos": c.n,
+                         "p_value": c.p_value, "distinguishable": c.distinguishable}
+    return out
+
+
 def as_json(snap: Snapshot) -> dict:
     """The search; ``hypotheses``: the networks (B, the hypotheses, baselines); ``measurements``: the
     latency measurement jobs (one per iteration), with their timings once done; ``teacher_cache``: the
@@ -158,6 +177,7 @@ def as_json(snap: Snapshot) -> dict:
     rungs = rungs_of(snap)
     used = snap.compute()
     studied = snap.compute(studies=True)
+    versus = _vs_winners(snap)
     return {"name": s.name, "cluster": s.cluster, "state": s.state.value, "error": s.error,
             "created_at": s.created_at, "ended_at": s.ended_at,
             "compute_hours_total": sum(used.values()), "compute_hours_by_unit": used,
@@ -166,6 +186,8 @@ def as_json(snap: Snapshot) -> dict:
                             "top5": h.top5, "gflops": h.gflops, "params": h.params, "out_dir": h.out_dir,
                             "rung": h.rung, "rungs": rungs if h.rung is not None else None,
                             "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
+                            "eval_videos": h.eval_videos, "vs_winner": versus.get(h.id),
+                            "top1_interval": list(ci) if (ci := h.top1_interval) is not None else None,
                             "tries": tries(h), "attempts": _attempts(h)}
                            for h in snap.hypotheses
                            if h.kind not in (MEASUREMENT.name, CACHE_SHARD.name) and not is_study(h.kind)],

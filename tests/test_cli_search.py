@@ -86,9 +86,23 @@ def _resume_to_the_end(tmp_path: Path) -> tuple[dict, dict, dict]:
     by = {(h["iteration"], h["op"], h["kind"]): h for h in status["hypotheses"]}
     assert by[(0, "base", "pas")]["state"] == "DONE" and len(by[(0, "base", "pas")]["attempts"]) == 2
     winner = next(h for h in status["hypotheses"] if h["winner"])
+    # every accuracy with its interval over the 4 test videos, every hypothesis against the winner on them
+    lo, hi = winner["top1_interval"]
+    assert winner["eval_videos"] == 4 and lo <= winner["top1"] <= hi and hi - lo > 20
+    rivals = [h for h in status["hypotheses"] if h["iteration"] == 1 and h["kind"] == "pas" and not h["winner"]
+              and h["state"] == "DONE"]
+    assert rivals and all(h["vs_winner"]["videos"] == 4 and h["vs_winner"]["winner"] == winner["op"] for h in rivals)
+    assert all(h["vs_winner"]["interval"][0] <= h["vs_winner"]["difference"] <= h["vs_winner"]["interval"][1]
+               for h in rivals)
     assert winner["iteration"] == 1 and by[(1, winner["op"], "baseline")]["state"] == "DONE"
     text = pas(tmp_path, "status").stdout
-    assert "search cli on local: DONE" in text and "DONE *" in text and "(scratch)" in text
+    assert "search cli on local: DONE" in text and "DONE *" in text and "(scratch)" in text and "95% CI" in text
+    from pas_orchestrator.ledger.store import Ledger
+
+    led = Ledger(tmp_path / "runs" / "cli" / "ledger.sqlite", readonly=True)  # the winner's why: the same videos
+    whys = [e.message for e in led.events(1000) if e.kind == "winner"]
+    led.close()
+    assert whys and "on the same 4 videos (paired, 95%)" in whys[0], whys
 
     return status, by, winner
 
@@ -116,8 +130,8 @@ def _report_with_latency(tmp_path: Path, status: dict, winner: dict) -> None:
             if a["started_at"] is not None:
                 assert a["ended_at"] <= m["submitted_at"] or a["submitted_at"] >= m["ended_at"], (h["op"], a, m)
     path_rows = [line.split("|") for line in table.splitlines() if line.startswith("| cli")]
-    assert len(path_rows) == 2 and all(float(r[6].split()[0]) > 0 for r in path_rows)  # ms/view at batch 1
-    assert "(FLOPs " in path_rows[1][7]  # measured speedup (or "not trusted") next to the FLOPs reduction
+    assert len(path_rows) == 2 and all(float(r[7].split()[0]) > 0 for r in path_rows)  # ms/view at batch 1
+    assert "(FLOPs " in path_rows[1][8]  # measured speedup (or "not trusted") next to the FLOPs reduction
     # the figure plots what was trusted (B's and the network's spread both within 20%), and only that
     by_net = {(t["network"], t["batch"]): t for t in measure["timings"]}
     trusted = [(n, b) for (n, b), t in by_net.items() if n != "0-base" and t["spread"] <= 0.2
@@ -126,7 +140,7 @@ def _report_with_latency(tmp_path: Path, status: dict, winner: dict) -> None:
     if trusted:
         assert speedup.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
-        assert "not trusted" in path_rows[1][7] and not speedup.exists()
+        assert "not trusted" in path_rows[1][8] and not speedup.exists()
 
 
 def _export(tmp_path: Path, winner: dict) -> None:

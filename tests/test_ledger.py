@@ -172,7 +172,7 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     led.apply(RecordJobIds(((att.id, "77"),)))
     led.close()
     with sqlite3.connect(tmp_path / "ledger.sqlite") as db:  # back to schema 1: every column added since dropped
-        for sql in (q for v in sorted(MIGRATIONS) for q in MIGRATIONS[v]):
+        for sql in (q for v in sorted(MIGRATIONS) for q in MIGRATIONS[v] if q.startswith("ALTER TABLE")):
             table, column = sql.split()[2], sql.split()[5]
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -187,6 +187,26 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     led.close()
     with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+
+
+def test_a_version_4_ledger_gets_its_results_test_set_sizes(tmp_path: Path) -> None:
+    """Schema 5 records how many videos each top-1 was measured on (its interval); upgrading a ledger of schema 4
+    fills the column from the results it ingested."""
+    led = _ledger(tmp_path)
+    led.apply(AddHypotheses((_hyp(1, "s"),)))
+    h = led.snapshot().hypotheses[0]
+    (att,) = led.apply(CreateAttempts((h.id,), "pas-s1-i1")).attempts
+    led.apply(RecordJobIds(((att.id, "77"),)))
+    led.apply(IngestResult(h.id, att.id, _result(50.0)))
+    assert led.snapshot().hypotheses[0].eval_videos == 2
+    led.close()
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+        db.execute("ALTER TABLE hypothesis DROP COLUMN eval_videos")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    led = Ledger(tmp_path / "ledger.sqlite")
+    (h,) = led.snapshot().hypotheses
+    led.close()
+    assert h.eval_videos == 2 and h.top1_interval is not None and h.top1_interval[0] < 50 < h.top1_interval[1]
 
 
 @pytest.mark.parametrize(("content", "expected"), [

@@ -34,3 +34,20 @@ def test_unreadable_result_files_are_one_line_errors(tmp_path: Path, kind: type,
     with pytest.raises(error) as exc:
         kind.read(other)
     assert str(other) in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_per_video_records_round_trip_and_are_checked() -> None:
+    from pas_models.predictions import PerVideo, PredictionsInvalid, pack, unpack
+
+    bits = [True, False, True, True, False, False, False, True, True]
+    assert unpack(pack(bits), 9) == bits and pack([]) == ""
+    per = PerVideo(9, (*[True] * 8, False), (*bits[:8], False), (*[True] * 8, False))
+    assert PerVideo.from_dict(per.to_dict()) == per
+    a, b = per.shared(PerVideo(9, (False,) + (True,) * 8, (False,) * 9, (False,) + (True,) * 8))
+    assert len(a) == len(b) == 7  # videos 1-7: evaluated by both
+    with pytest.raises(PredictionsInvalid, match="right that was not evaluated"):
+        PerVideo.from_dict({**per.to_dict(), "top1": pack([True] * 9)})
+    with pytest.raises(PredictionsInvalid, match="format"):
+        PerVideo.from_dict({"videos": 9})
+    with pytest.raises(PredictionsInvalid, match="not the same validation list"):
+        per.shared(PerVideo(3, (True,) * 3, (True,) * 3, (True,) * 3))

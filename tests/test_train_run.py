@@ -16,6 +16,7 @@ import torch
 
 from pas_models.data.formats import load_dataset_config
 from pas_models.nets import build_model
+from pas_models.predictions import PerVideo, Predictions
 from pas_models.presets import preset
 from pas_models.reductions import apply_op
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint
@@ -43,6 +44,14 @@ def test_base_then_distilled_student(synth_dir: Path, tmp_path: Path) -> None:
     assert 0 <= base.top1 <= base.top5 <= 100 and base.eval_videos == 4
     assert json.loads((tmp_path / "base" / "result.json").read_text()) == base.to_dict()
     assert JobResult.read(tmp_path / "base" / "result.json") == base  # what the controller reads back
+    # per video, beside the result: which of the 4 validation videos it got right, agreeing with its top-1/top-5
+    pred = Predictions.read(tmp_path / "base" / "predictions.npz")
+    assert pred.videos == 4 and pred.video.tolist() == [0, 1, 2, 3] and pred.top.shape == (4, 4)
+    assert (pred.top[:, 0] == pred.label).mean() * 100 == pytest.approx(base.top1)
+    assert abs(pred.prob.astype(float).sum(1) - 1).max() < 0.01  # every class is in its top 4 of 4
+    per = PerVideo.from_dict(base.per_video)
+    assert per.evaluated == (True,) * 4 and sum(per.top1) * 25 == pytest.approx(base.top1)
+    assert sum(per.top5) * 25 == pytest.approx(base.top5) and per == pred.per_video()
     fresh = build_model(preset("r2plus1d_tiny", 4)).state_dict()
     assert load_checkpoint(base.checkpoint)["model"].keys() == fresh.keys()
     teacher = preset("r2plus1d_tiny", 4)
@@ -156,3 +165,4 @@ def test_two_gloo_processes_follow_the_single_process_trajectory(synth_dir: Path
     assert losses[2][0] == pytest.approx(losses[1][0], rel=0.02)  # same clips, same initial weights
     assert results[1].clips_seen == results[2].clips_seen == 2 * 24
     assert results[1].eval_videos == results[2].eval_videos == 4  # every video counted once
+    assert PerVideo.from_dict(results[2].per_video).evaluated == (True,) * 4  # every rank's videos recorded

@@ -12,6 +12,7 @@ from torch.utils.data import Subset
 
 from pas_models.data.dataset import ClipDataset, ClipLoader, collate_clips
 from pas_models.data.formats import DatasetConfig, Sample
+from pas_models.predictions import Predictions
 from pas_models.spec import ArchSpec
 from pas_models.train.task import EvalConfig
 
@@ -23,6 +24,7 @@ class EvalResult:
     videos: int  # videos evaluated (every view readable)
     skipped: int  # videos left out: one of their views (or the file) is unreadable
     skipped_ids: tuple[int, ...] = ()  # their indices in ``samples``
+    predictions: Predictions | None = None  # per evaluated video: its label, the top classes, their probabilities
 
 
 @torch.no_grad()
@@ -63,6 +65,12 @@ def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: 
     hit1 = (top[:, 0] == labels[ok]).double()
     hit5 = (top == labels[ok][:, None]).any(1).double()
     n = int(ok.sum())
+    kept = probs[ok] / seen[ok][:, None]  # the views' mean
+    best = kept.topk(k, dim=1)
+    predictions = Predictions(
+        len(samples), ok.nonzero().flatten().cpu().numpy().astype("int32"), labels[ok].cpu().numpy().astype("int32"),
+        best.indices.cpu().numpy().astype("int32"), best.values.cpu().numpy().astype("float16"),
+        kept.gather(1, labels[ok][:, None]).flatten().cpu().numpy().astype("float16"))
     return EvalResult(top1=100 * hit1.mean().item() if n else 0.0, top5=100 * hit5.mean().item() if n else 0.0,
                       videos=n, skipped=len(samples) - n,
-                      skipped_ids=tuple(int(i) for i in (~ok).nonzero().flatten()))
+                      skipped_ids=tuple(int(i) for i in (~ok).nonzero().flatten()), predictions=predictions)

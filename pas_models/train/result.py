@@ -46,6 +46,8 @@ class JobResult:
     teacher_source: str = "none"  # none (cross-entropy only) | live (the teacher network ran each step) | cache
     latency: tuple[dict[str, Any], ...] = field(default=())  # pas_models.latency.Latency.to_dict() per batch
     distill: dict[str, Any] = field(default_factory=dict)  # the Distill settings it was taught with ({}: no teacher)
+    # which validation videos it evaluated and got right (pas_models.predictions.PerVideo; {}: a result made before)
+    per_video: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -73,11 +75,11 @@ class JobResult:
         return cls.from_dict(load_json(path, ResultInvalid), str(Path(path)))
 
 
-_OPTIONAL = ("teacher_source", "latency", "distill")
+_OPTIONAL = ("teacher_source", "latency", "distill", "per_video")
 _INT = ("attempt", "views", "params", "epochs", "clips_seen", "videos_skipped", "eval_videos")
 _FLOAT = ("top1", "top5", "gflops_per_view", "train_seconds", "gpu_hours")
 _STR = ("hypothesis", "checkpoint")
-_DICT = ("spec", "versions", "recipe", "distill")
+_DICT = ("spec", "versions", "recipe", "distill", "per_video")
 
 
 def _check(source: str, key: str, value: Any) -> Any:
@@ -99,6 +101,13 @@ def _check(source: str, key: str, value: Any) -> Any:
     if key in _DICT:
         if not isinstance(value, dict):
             raise ResultInvalid(f"{where}: expected an object, got {type(value).__name__}")
+        if key == "per_video" and value:
+            from pas_models.predictions import PerVideo, PredictionsInvalid
+
+            try:
+                PerVideo.from_dict(value, where)
+            except PredictionsInvalid as exc:
+                raise ResultInvalid(str(exc)) from None
         return value
     if key == "finetuned_from_parent":
         if not isinstance(value, bool):

@@ -9,6 +9,7 @@ hash matches the task's. Files in ``task.out_dir``:
 - ``model.pt``: the final weights and spec (what the next iteration and ``pas export`` read)
 - ``progress.json``: epoch, step, loss, lr, clips/s, time; rewritten every few seconds (a heartbeat)
 - ``metrics.jsonl``: one line per step: epoch, step, loss (mean over ranks), ce, kl, lr
+- ``predictions.npz``: the final evaluation's per-video scores (``pas_models.predictions``), before the result
 - ``result.json``: the job result (``pas_models.train.result.JobResult``), written last
 - ``train.log``: the job's log
 - ``tensorboard/``: scalars (train/loss, train/lr per step; epoch/loss, epoch/clips_per_s, val/top1 ...)
@@ -122,10 +123,13 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     if rung is not None:
         result = RungResult(task.hypothesis, task.attempt, rung.k, rung.rungs, end, total, float(ev.top1),
                             float(ev.top5), ev_cfg.clips * ev_cfg.crops, ev.videos, state.train_seconds,
-                            state.clips_seen)
+                            state.clips_seen,
+                            ev.predictions.per_video().to_dict() if ev.predictions is not None else {})
         log.info("%s: rung %d/%d ends after %d of %d steps: top-1 %.2f%% (%d clip(s) x %d crop(s))", task.hypothesis,
                  rung.k, rung.rungs, end, total, ev.top1, ev_cfg.clips, ev_cfg.crops)
         if env.is_main:
+            if ev.predictions is not None:
+                ev.predictions.write(HypFiles(out).rung_predictions(rung.k))
             write_json(result.to_dict(), HypFiles(out).rung(rung.k))
         return result
     skipped_files = ({tr.train_list.samples[i].path for i in state.skipped}
@@ -338,6 +342,7 @@ def _finish(out: Path, task: TrainTask, model: nn.Module, state: TrainState, ski
                         for b in task.eval.latency_batches)
         log.info("%s: latency %s", task.hypothesis, ", ".join(
             f"{x['ms_per_view']:.3g} ms/view at batch {x['batch']}" for x in latency))
+    per_video = ev.predictions.per_video().to_dict() if ev.predictions is not None else {}
     result = JobResult(
         hypothesis=task.hypothesis, attempt=task.attempt, top1=float(ev.top1), top5=float(ev.top5),
         gflops_per_view=cost.gflops, views=task.eval.clips * task.eval.crops, params=cost.params,
@@ -347,9 +352,12 @@ def _finish(out: Path, task: TrainTask, model: nn.Module, state: TrainState, ski
         checkpoint=str(files.model), spec=task.student.to_dict(), finetuned_from_parent=finetuned,
         versions={"pas": __version__, "torch": torch.__version__, "python": platform.python_version()},
         recipe=json.loads(json.dumps(asdict(task.recipe))), teacher_source=teacher_source, latency=latency,
-        distill=json.loads(json.dumps(asdict(task.distill))) if task.teacher is not None else {})
+        distill=json.loads(json.dumps(asdict(task.distill))) if task.teacher is not None else {},
+        per_video=per_video)
     result = JobResult.from_dict(json.loads(result.to_json()), "result")  # exactly what result.json holds
     if env.is_main:
         save_checkpoint({"model": model.state_dict(), "spec": task.student.to_json()}, files.model)
+        if ev.predictions is not None:  # before the result: a result has its predictions
+            ev.predictions.write(files.predictions)
         write_json(result.to_dict(), files.result)
     return result

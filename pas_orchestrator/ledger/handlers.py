@@ -171,6 +171,7 @@ def _ingest(s: Session, a: IngestResult, now: float) -> Applied:
     if kind.network:  # a trained network's figures
         assert isinstance(r, JobResult)
         hyp.top1, hyp.top5, hyp.gflops, hyp.params = r.top1, r.top5, r.gflops_per_view, r.params
+        hyp.eval_videos = r.eval_videos
         where += f" ({hyp.kind})"
     _event(s, now, "result", kind.summary(where, r), hyp.id)
     return Applied(True)

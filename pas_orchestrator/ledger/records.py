@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from pas_models.intervals import percent_interval
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
 LEASE_STALE_SECONDS = 120.0  # a lease not renewed for this long (controller on another host) is taken over
@@ -98,7 +99,15 @@ class HypRec:
     rung: int | None = None  # the rung it trains to now (None: no halving)
     rung_results: str | None = None  # JSON list of RungScore
     stopped_rung: int | None = None
+    eval_videos: int | None = None  # the test videos behind top1 / top5 (None: not a trained network's result)
     attempts: tuple[AttemptRec, ...] = ()
+
+    @property
+    def top1_interval(self) -> tuple[float, float] | None:
+        """The 95% interval of top-1 in percent (Wilson, pas_models.intervals), where it was measured."""
+        if self.top1 is None or not self.eval_videos:
+            return None
+        return percent_interval(self.top1, self.eval_videos)
 
     @property
     def rung_scores(self) -> tuple[RungScore, ...]:

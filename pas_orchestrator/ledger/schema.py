@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from pas_orchestrator.ledger.records import AttemptRec, SearchRec
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # upgrades of an older ledger, applied in order when it is opened for writing: version -> SQL
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE attempt ADD COLUMN node VARCHAR(256)"],  # where the job ran (SLURM NodeList)
@@ -22,6 +22,8 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE attempt ADD COLUMN rung INTEGER",
         "ALTER TABLE attempt ADD COLUMN compute_hours FLOAT",  # compute accounting
         "ALTER TABLE attempt ADD COLUMN compute_unit VARCHAR(8)"],
+    5: ["ALTER TABLE hypothesis ADD COLUMN eval_videos INTEGER",  # the test videos behind top-1 (its interval)
+        "UPDATE hypothesis SET eval_videos = json_extract(result, '$.eval_videos') WHERE result IS NOT NULL"],
 }
 
 
@@ -89,6 +91,7 @@ class HypothesisRow(Base):
     rung: Mapped[int | None] = mapped_column(Integer)
     rung_results: Mapped[str | None] = mapped_column(Text)
     stopped_rung: Mapped[int | None] = mapped_column(Integer)
+    eval_videos: Mapped[int | None] = mapped_column(Integer)  # the videos top-1 / top-5 were measured on
 
 
 class AttemptRow(Base):

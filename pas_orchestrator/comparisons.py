@@ -1,0 +1,43 @@
+"""Hypotheses compared on the same test videos (pure): each against its iteration's winner, paired
+(pas_models.intervals.paired: the difference in top-1 points, Newcombe's interval, the exact McNemar test), from
+the per-video records their results carry (``per_video``; results made before them have none)."""
+
+from __future__ import annotations
+
+import json
+
+from pas_models.intervals import Paired, paired
+from pas_models.predictions import PerVideo, PredictionsInvalid
+from pas_orchestrator.ledger.records import HypRec
+
+
+def per_video(h: HypRec) -> PerVideo | None:
+    """The per-video record of a trained hypothesis' result, None where it has none."""
+    if not h.result:
+        return None
+    data = json.loads(h.result).get("per_video")
+    if not data:
+        return None
+    try:
+        return PerVideo.from_dict(data, f"{h.label} per_video")
+    except PredictionsInvalid:
+        return None
+
+
+def against(winner: HypRec, other: HypRec) -> Paired | None:
+    """``other`` minus ``winner`` in top-1 points on the videos both were evaluated on, or None."""
+    a, b = per_video(other), per_video(winner)
+    if a is None or b is None or a.videos != b.videos:
+        return None
+    mine, theirs = a.shared(b)
+    return paired(mine, theirs)
+
+
+def describe(winner: HypRec, others: list[HypRec]) -> str:
+    """The winner against each other trained hypothesis, for its ``why``: "" where none has per-video records."""
+    compared = [(h, c) for h in sorted(others, key=lambda x: -(x.top1 or 0.0)) if (c := against(winner, h))]
+    if not compared:
+        return ""
+    return (f"top-1 against {winner.op} on the same {compared[0][1].n} videos (paired, 95%): "
+            + "; ".join(f"{h.op} {c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
+                        + ("" if c.distinguishable else " not distinguishable") for h, c in compared))

@@ -41,3 +41,18 @@ def describe(winner: HypRec, others: list[HypRec]) -> str:
     return (f"top-1 against {winner.op} on the same {compared[0][1].n} videos (paired, 95%): "
             + "; ".join(f"{h.op} {c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
                         + ("" if c.distinguishable else " not distinguishable") for h, c in compared))
+
+
+def tie_break(ordered: list[HypRec], level: float) -> tuple[HypRec, str]:
+    """Noise-aware selection (``ties``): ``ordered`` is the selection's ranking, best first. Every hypothesis whose
+    top-1 the exact McNemar test cannot tell from the best's on the same videos (p >= ``level``) ties with it;
+    the tied one with the fewest GFLOPs wins, the ranking deciding among equal costs. Hypotheses without
+    per-video records never tie. Returns the winner and the clause its why gains."""
+    best = ordered[0]
+    tied = [best] + [h for h in ordered[1:] if (c := against(best, h)) is not None and c.p_value >= level]
+    pick = min(tied, key=lambda h: (h.gflops if h.gflops is not None else float("inf"), tied.index(h)))
+    if len(tied) == 1:
+        return best, f"ties (paired, level {level:g}): every other is distinguishable from {best.op}"
+    return pick, (f"ties (paired, level {level:g}): {', '.join(h.op for h in tied)} not distinguishable from the "
+                  f"selection's {best.op}; {pick.op} costs the fewest GFLOPs ({pick.gflops or 0:.4g})"
+                  + (f", so it wins instead of {best.op}" if pick is not best else ""))

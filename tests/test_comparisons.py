@@ -51,3 +51,44 @@ def test_the_winners_why_carries_it_and_status_json_has_it() -> None:
     assert rows["f"]["vs_winner"]["videos"] == N and rows["f"]["vs_winner"]["distinguishable"] is False
     lo, hi = rows["t"]["top1_interval"]
     assert lo < 56.25 < hi and rows["t"]["eval_videos"] == N
+
+
+def test_noise_aware_selection_gives_a_tie_to_the_cheapest() -> None:
+    """With ``ties`` on, a hypothesis the paired test cannot tell from the selection's winner ties with it, and the
+    cheapest of the tied wins; one that is distinguishable, or has no per-video record, never ties."""
+    base = replace(B_DONE, top1=50.0, gflops=20.0)
+    t = replace(trained(2, "t", list(range(36))), gflops=10.0)  # 56.25%, the selection's winner (Eq. 3)
+    f = replace(trained(3, "f", list(range(1, 35))), gflops=8.0)  # 53.12%, not distinguishable, cheaper
+    c = replace(trained(4, "c", list(range(10))), gflops=5.0)  # 15.62%: distinguishable, cheapest
+    s = replace(hyp(5, 1, "s", HypState.DONE, top1=55.0, top5=100.0), gflops=4.0)  # no per-video record
+    paper = CoordinateDescent(1, None, "eq3", 0.1, False, LAYOUT)
+    (mark,) = paper.advance(snap(base, t, f, c, s))
+    assert mark.hypothesis_id == t.id and "ties" not in mark.why  # off: the selection's order alone
+    noisy = replace(paper, ties_level=0.05)
+    (mark,) = noisy.advance(snap(base, t, f, c, s))
+    assert mark.hypothesis_id == f.id, mark.why
+    assert ("ties (paired, level 0.05): t, f not distinguishable from the selection's t; f costs the fewest GFLOPs "
+            "(8), so it wins instead of t") in mark.why
+    (mark,) = noisy.advance(snap(base, t, c))
+    assert mark.hypothesis_id == t.id and "every other is distinguishable from t" in mark.why
+
+
+def test_ties_are_a_definition_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    import yaml
+    from tinyjob import tiny_job
+
+    from pas_orchestrator.config.recorded import definition_dict
+    from pas_orchestrator.config.search import load_search
+    from pas_orchestrator.errors import ConfigError
+    from pas_orchestrator.strategies.choice import strategy_for
+
+    (tmp_path / "j.yaml").write_text(yaml.safe_dump(tiny_job("t", ties={"level": 0.1})))
+    search = load_search(tmp_path / "j.yaml")
+    assert strategy_for(search, LAYOUT).ties_level == 0.1  # type: ignore[attr-defined]
+    assert definition_dict(search)["ties"] == {"rule": "paired", "level": 0.1}
+    (tmp_path / "j.yaml").write_text(yaml.safe_dump(tiny_job("t")))
+    assert "ties" not in definition_dict(load_search(tmp_path / "j.yaml"))  # searches started before still resume
+    (tmp_path / "j.yaml").write_text(yaml.safe_dump(tiny_job("t", ties={"level": 1.5})))
+    with pytest.raises(ConfigError, match=r"ties\.level"):
+        load_search(tmp_path / "j.yaml")

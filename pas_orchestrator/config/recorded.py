@@ -23,7 +23,7 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
         del d["tucker"]["ranks"]
     if d["eval"]["latency_rounds"] == 3:
         del d["eval"]["latency_rounds"]
-    for key in ("halving", "budget", "gradient", "dataset_size"):
+    for key in ("halving", "budget", "gradient", "dataset_size", "ties"):
         if d[key] is None:
             del d[key]
     if d["strategy"] == "coordinate_descent":

@@ -89,6 +89,17 @@ class HalvingSection:
 
 
 @dataclass(frozen=True)
+class TiesSection:
+    """``ties``: the selection's winner shares the iteration with every hypothesis whose top-1 is not
+    distinguishable from its own on the same test videos (``rule: paired``: the exact McNemar test at
+    ``level``); among them the one that costs the fewest GFLOPs wins, then the selection's order. Absent or
+    null: the selection's order decides alone, as the paper's (pas_orchestrator.comparisons)."""
+
+    rule: str = "paired"
+    level: float = 0.05
+
+
+@dataclass(frozen=True)
 class BudgetSection:
     """The most compute the search may use: once its attempts together used ``gpu_hours`` (GPU-hours on a GPU
     cluster; hours x processes, CPU-h, where jobs have no GPU), nothing new is submitted, what runs finishes,
@@ -134,6 +145,7 @@ class _RawSearch:
     strategy: str = "coordinate_descent"
     gradient: GradientConfig | None = None
     dataset_size: DatasetSize | None = None
+    ties: TiesSection | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,7 @@ class SearchDef:
     strategy: str = "coordinate_descent"  # or gradient (pas_orchestrator/strategies/gradient.py)
     gradient: GradientConfig | None = None
     dataset_size: DatasetSize | None = None  # for a dry run before the lists can be read
+    ties: TiesSection | None = None  # noise-aware selection (opt-in): indistinguishable hypotheses tie
     source: str = ""  # the file it was read from
 
     def candidate_halving(self) -> HalvingSection:
@@ -294,6 +307,9 @@ def _check_eval(r: _RawSearch, w: str) -> None:
 
 def _check_sections(r: _RawSearch, w: str) -> None:
     """The optional sections: dataset_size, budget, halving."""
+    if r.ties is not None:
+        one_of(r.ties.rule, ("paired",), f"{w} ties.rule")
+        require(0 < r.ties.level < 1, f"{w} ties.level", f"must be a significance level in (0, 1), got {r.ties.level}")
     if r.dataset_size is not None:
         for key in ("train", "val"):
             n = getattr(r.dataset_size, key)

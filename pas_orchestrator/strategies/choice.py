@@ -20,7 +20,8 @@ def strategy_for(search: SearchDef, layout: RunLayout) -> Strategy:
                               layout=layout)
     cd = CoordinateDescent(iterations=search.iterations, target_gflops=search.stop.target_gflops,
                            selection=search.selection, ratio_tolerance=search.ratio_tolerance,
-                           baselines=search.baselines, layout=layout)
+                           baselines=search.baselines, layout=layout,
+                           ties_level=search.ties.level if search.ties is not None else None)
     if search.halving is not None:
         return SuccessiveHalving(cd, search.halving.eta, search.halving.rungs)
     return cd

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pas_models.layout import RunLayout
 from pas_models.spec import ArchSpec
-from pas_orchestrator.comparisons import describe
+from pas_orchestrator.comparisons import describe, tie_break
 from pas_orchestrator.core.actions import Action, AddHypotheses, EndSearch, MarkWinner, PlanBase, PlanIteration
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState, SearchState
@@ -47,6 +47,7 @@ class CoordinateDescent:
     ratio_tolerance: float
     baselines: bool
     layout: RunLayout
+    ties_level: float | None = None  # noise-aware selection (``ties``): the McNemar level of a tie; None: off
     name: str = "coordinate-descent"
 
     def advance(self, snap: Snapshot) -> list[Action]:
@@ -104,8 +105,13 @@ class CoordinateDescent:
                         selection=self.selection, base_top1=base.top1 or 0.0, base_gflops=base.gflops or 0.0,
                         parent_gflops=parent.gflops, tolerance=self.ratio_tolerance)
         winner = next(h for h in done if h.op == choice.winner.op)
+        why = choice.why
+        if self.ties_level is not None:
+            ordered, _ = self.rank(snap, last, [(h, h.top1 or 0.0, h.top5 or 0.0) for h in done])
+            winner, tie = tie_break(ordered, self.ties_level)
+            why += f"; {tie}"
         versus = describe(winner, [h for h in done if h is not winner])
-        out: list[Action] = [MarkWinner(winner.id, choice.why + (f"; {versus}" if versus else ""))]
+        out: list[Action] = [MarkWinner(winner.id, why + (f"; {versus}" if versus else ""))]
         if self.baselines:
             out.append(AddHypotheses((NewHypothesis(
                 last, winner.op, "baseline", winner.path, str(self.layout.hyp_dir(last, winner.op, "baseline")),

@@ -91,10 +91,11 @@ class FakeExecutor:
         self.jobs[job_id].outcome = JobOutcome(Phase.RUNNING, node=node, label="RUNNING")
 
     def succeed(self, job_id: str, top1: float = 50.0, gflops: float | None = None,
-                still_running: bool = False) -> None:
-        """The job's training wrote its result.json (``still_running``: its process has not exited yet)."""
+                still_running: bool = False, videos: int = 0) -> None:
+        """The job's training wrote its result.json (``still_running``: its process has not exited yet;
+        ``videos``: measured on that many test videos, with its per-video record)."""
         task = self.jobs[job_id].task
-        write_result(task, top1, gflops)
+        write_result(task, top1, gflops, videos)
         self.jobs[job_id].outcome = (JobOutcome(Phase.RUNNING, label="RUNNING") if still_running
                                      else JobOutcome(Phase.SUCCEEDED, label="COMPLETED"))
 
@@ -108,15 +109,23 @@ class FakeExecutor:
         del self.jobs[job_id]
 
 
-def write_result(task: Task, top1: float, gflops: float | None = None) -> Path:
-    """A training's result.json as ``pas_models.train.run`` writes it (the figures given)."""
+def write_result(task: Task, top1: float, gflops: float | None = None, videos: int = 0) -> Path:
+    """A training's result.json as ``pas_models.train.run`` writes it (the figures given); with ``videos``, measured on
+    that many test videos with its per-video record (the first round(top1 %) of them right)."""
+    from pas_models.predictions import PerVideo
+
     assert isinstance(task, TrainTask)
     files = HypFiles.of(task.out_dir)
     files.root.mkdir(parents=True, exist_ok=True)
-    result = JobResult(hypothesis=task.hypothesis, attempt=task.attempt, top1=top1, top5=min(100.0, top1 + 20),
+    right = round(top1 * videos / 100)
+    per = PerVideo(videos, (True,) * videos, tuple(i < right for i in range(videos)), (True,) * videos) if videos \
+        else None
+    result = JobResult(hypothesis=task.hypothesis, attempt=task.attempt, top1=100 * right / videos if videos else top1,
+                       top5=min(100.0, top1 + 20) if not videos else 100.0,
                        gflops_per_view=gflops if gflops is not None else 1.0, views=1, params=1000, epochs=1,
-                       train_seconds=1.0, gpu_hours=0.0, clips_seen=12, videos_skipped=0, eval_videos=4,
-                       checkpoint=str(files.model), spec={}, finetuned_from_parent=False, versions={}, recipe={})
+                       train_seconds=1.0, gpu_hours=0.0, clips_seen=12, videos_skipped=0, eval_videos=videos or 4,
+                       checkpoint=str(files.model), spec={}, finetuned_from_parent=False, versions={}, recipe={},
+                       per_video=per.to_dict() if per else {})
     files.result.write_text(result.to_json())
     return files.result
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pas_models.errors import PasError
 from pas_models.layout import RunLayout
-from pas_orchestrator.report import compare_markdown, plot_compare, write_report
+from pas_orchestrator.report import compare_markdown, plot_compare
 from pas_orchestrator.runs import read_snapshot
 
 
@@ -24,9 +24,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pas_orchestrator.ledger.store import Ledger
+    from pas_orchestrator.report_html import refresh
+
     path, snap = read_snapshot(args.runs, args.search)
     out = RunLayout(path.parent).report
-    files = write_report(snap, out)
+    ledger = Ledger(path, readonly=True)
+    try:
+        files = refresh(ledger, out)
+    finally:
+        ledger.close()
     print(files["table"].read_text())
     from pas_orchestrator.studies.registry import studies_in
     from pas_orchestrator.studies.report import write_study

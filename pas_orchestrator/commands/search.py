@@ -286,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.ledger import SearchState
     from pas_orchestrator.ledger.records import Snapshot
     from pas_orchestrator.ledger.store import Ledger
+    from pas_orchestrator.report_html import Refresher
     from pas_orchestrator.views import render
 
     search = load_search(args.job)
@@ -314,10 +315,17 @@ def run(args: argparse.Namespace) -> int:
         log.info("search %s: controller pid %d on %s, ledger %s (watch it with: pas status --search %s)",
                  search.name, os.getpid(), profile.name, ledger.path, search.name)
         progress = _progress(ledger, search, args.quiet)
+        page = Refresher(ledger, layout.report)
+
+        def observe(snap: Snapshot) -> None:
+            progress.update(snap)
+            page(snap)
+
         try:
-            return controller.run(args.poll, observe=progress.update)
+            return controller.run(args.poll, observe=observe)
         finally:
             progress.close()
+            page.close()
 
     snap = run_foreground(
         ledger, body, lambda why: controller.interrupt(why) if controller is not None else 0,

@@ -24,7 +24,7 @@ from pas_orchestrator.report import chosen_path, compute_text, network_name, str
 
 log = logging.getLogger(__name__)
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 70em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
@@ -43,8 +43,9 @@ def _ci(h: HypRec) -> str:
     return "-" if ci is None else f"{ci[0]:.1f}&ndash;{ci[1]:.1f}"
 
 
-def _row(cells: list[str], cls: str = "") -> str:
-    tds = "".join(f'<td class="text">{c}</td>' if i < 2 else f"<td>{c}</td>" for i, c in enumerate(cells))
+def _row(cells: list[str], cls: str = "", text: int = 2) -> str:
+    """A table row; its first ``text`` cells are words (left-aligned), the rest figures."""
+    tds = "".join(f'<td class="text">{c}</td>' if i < text else f"<td>{c}</td>" for i, c in enumerate(cells))
     return f'<tr class="{cls}">{tds}</tr>' if cls else f"<tr>{tds}</tr>"
 
 
@@ -77,7 +78,7 @@ def _every(snap: Snapshot) -> str:
         rows.append(_row([_e(f"{h.iteration}-{h.op}"), _e(h.path or "-"), _e(h.state.value),
                           "-" if h.top1 is None else f"{h.top1:.2f}", _ci(h), _versus(snap, h),
                           "-" if h.gflops is None else f"{h.gflops:.4g}"],
-                         "winner" if h.winner else ""))
+                         "winner" if h.winner else "", text=3))
     return _table(["hypothesis", "path", "state", "top-1 %", "95% interval", "against the winner (points)",
                    "GFLOPs/view"], rows)
 
@@ -96,7 +97,7 @@ def _decisions(snap: Snapshot, whys: dict[int, str]) -> str:
 
 def _studies(snap: Snapshot) -> str:
     rows = [_row([_e(h.kind.removeprefix("study-")), _e(h.op), _e(h.state.value),
-                  "-" if h.top1 is None else f"{h.top1:.2f}", _ci(h)])
+                  "-" if h.top1 is None else f"{h.top1:.2f}", _ci(h)], text=3)
             for h in snap.hypotheses if is_study(h.kind)]
     if not rows:
         return '<p class="muted">none run (<code>pas study</code>)</p>'

@@ -77,6 +77,12 @@ class Progress:
     def update(self, snap: Snapshot) -> None:
         if self.quiet:
             return
+        try:
+            self._update(snap)
+        except OSError:  # the terminal or pipe is gone (a closed session): the search goes on, silently
+            self.quiet = True
+
+    def _update(self, snap: Snapshot) -> None:
         self._last_event, new = self.events(self._last_event)
         line = summary(snap, self.iterations, self.planned)
         if self.live:
@@ -94,9 +100,12 @@ class Progress:
     def close(self) -> None:
         for h in self._handlers:
             h.removeFilter(self._clear)
-        if self.live and self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.live and self._shown and not self.quiet:
+            try:
+                self.stream.write("\n")
+                self.stream.flush()
+            except OSError:
+                pass
 
 
 def planned_hypotheses(iterations: int, operators: int, baselines: bool, measure: bool, cache_shards: int) -> int:

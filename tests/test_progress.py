@@ -92,3 +92,18 @@ def _read_ready(fd: int) -> str:
     import select
 
     return os.read(fd, 1 << 16).decode() if select.select([fd], [], [], 0.2)[0] else ""
+
+
+def test_a_stream_that_is_gone_silences_the_progress_not_the_search(tmp_path: Path) -> None:
+    c, ex, jid = _search_to_iteration_1(tmp_path)
+
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    progress = Progress(c.ledger.events_after, 1, 3, stream=Gone())
+    ex.succeed(jid, top1=90.0)
+    drive(c)
+    progress.update(c.ledger.snapshot())  # no exception: the controller goes on
+    assert progress.quiet
+    progress.close()

@@ -255,6 +255,24 @@ def _progress(ledger: Any, search: SearchDef, quiet: bool) -> Any:
     return Progress(ledger.events_after, search.iterations, planned, quiet=quiet)
 
 
+def _watched(controller: Any, ledger: Any, search: SearchDef, layout: RunLayout, args: argparse.Namespace) -> Any:
+    """The controller's rounds, shown as they go (progress) and kept in the report's page (``report.html``)."""
+    from pas_orchestrator.report_html import Refresher
+
+    progress = _progress(ledger, search, args.quiet)
+    page = Refresher(ledger, layout.report)
+
+    def observe(snap: Any) -> None:
+        progress.update(snap)
+        page(snap)
+
+    try:
+        return controller.run(args.poll, observe=observe)
+    finally:
+        progress.close()
+        page.close()
+
+
 def _start_or_resume(ledger: Any, search: SearchDef, profile: ClusterProfile, job: Path) -> None:
     """The search recorded in its ledger (new), or the recorded one checked against the definition (a resume); a
     cancelled or failed search runs again."""
@@ -286,7 +304,6 @@ def run(args: argparse.Namespace) -> int:
     from pas_orchestrator.ledger import SearchState
     from pas_orchestrator.ledger.records import Snapshot
     from pas_orchestrator.ledger.store import Ledger
-    from pas_orchestrator.report_html import Refresher
     from pas_orchestrator.views import render
 
     search = load_search(args.job)
@@ -314,18 +331,7 @@ def run(args: argparse.Namespace) -> int:
         controller = Controller(search, profile, layout, ledger, executor, data)
         log.info("search %s: controller pid %d on %s, ledger %s (watch it with: pas status --search %s)",
                  search.name, os.getpid(), profile.name, ledger.path, search.name)
-        progress = _progress(ledger, search, args.quiet)
-        page = Refresher(ledger, layout.report)
-
-        def observe(snap: Snapshot) -> None:
-            progress.update(snap)
-            page(snap)
-
-        try:
-            return controller.run(args.poll, observe=observe)
-        finally:
-            progress.close()
-            page.close()
+        return _watched(controller, ledger, search, layout, args)
 
     snap = run_foreground(
         ledger, body, lambda why: controller.interrupt(why) if controller is not None else 0,

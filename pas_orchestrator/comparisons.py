@@ -8,7 +8,7 @@ import json
 
 from pas_models.intervals import Paired, paired
 from pas_models.predictions import PerVideo, PredictionsInvalid
-from pas_orchestrator.ledger.records import HypRec
+from pas_orchestrator.ledger.records import HypRec, Snapshot
 
 
 def per_video(h: HypRec) -> PerVideo | None:
@@ -31,6 +31,12 @@ def against(winner: HypRec, other: HypRec) -> Paired | None:
         return None
     mine, theirs = a.shared(b)
     return paired(mine, theirs)
+
+
+def vs_winner(snap: Snapshot, h: HypRec) -> Paired | None:
+    """``h`` against its iteration's winner (None: the winner itself, B, untrained, or no per-video records)."""
+    w = snap.winner(h.iteration) if h.iteration > 0 else None
+    return against(w, h) if w is not None and w.id != h.id and h.top1 is not None else None
 
 
 def describe(winner: HypRec, others: list[HypRec]) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
-from pas_orchestrator.comparisons import against
+from pas_orchestrator.comparisons import vs_winner
 from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 
@@ -111,8 +111,7 @@ def _ci(h: HypRec) -> str:
 
 
 def _versus(snap: Snapshot, h: HypRec) -> str:
-    w = snap.winner(h.iteration) if h.iteration > 0 else None
-    c = against(w, h) if w is not None and w.id != h.id and h.top1 is not None else None
+    c = vs_winner(snap, h)
     if c is None:
         return "-"
     return f"{c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]" + ("" if c.distinguishable else " not distinguishable")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pas_orchestrator.comparisons import against
+from pas_orchestrator.comparisons import vs_winner
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 from pas_orchestrator.ledger.records import EventRec, is_study
 from pas_orchestrator.report import chosen_path, compute_text, network_name, strategy_of, write_report
@@ -62,8 +62,7 @@ def _chosen(snap: Snapshot) -> str:
 
 
 def _versus(snap: Snapshot, h: HypRec) -> str:
-    w = snap.winner(h.iteration) if h.iteration > 0 else None
-    c = against(w, h) if w is not None and w.id != h.id and h.top1 is not None else None
+    c = vs_winner(snap, h)
     if c is None:
         return "-"
     verdict = "" if c.distinguishable else ' <span class="muted">not distinguishable</span>'

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
-from pas_orchestrator.comparisons import vs_winner
+from pas_orchestrator.comparisons import against, vs_winner
 from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 
@@ -304,9 +304,9 @@ def plot_rungs(snap: Snapshot, path: Path) -> bool:
 def compare_markdown(snaps: list[Snapshot]) -> str:
     """The chosen networks of several searches of the same base (a PAS search and a gradient search) in one
     table, with the compute each search used; for each network, the other searches' network nearest in cost."""
-    rows = ["| search | strategy | network | architecture | GFLOPs/view | top-1 % | top-5 % "
-            "| nearest in cost elsewhere |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| search | strategy | network | architecture | GFLOPs/view | top-1 % | top-1 95% CI | top-5 % "
+            "| nearest in cost elsewhere | this one minus it, same videos |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     nets = {s.search.name: [h for h in chosen_path(s) if h.iteration] for s in snaps}
     for s in snaps:
         arch = architectures(s)
@@ -315,9 +315,12 @@ def compare_markdown(snaps: list[Snapshot]) -> str:
             near = min(others, key=lambda ox: abs(ox[1].gflops / h.gflops - 1), default=None)  # type: ignore[operator]
             near_text = (f"{network_name(near[0], near[1])}: {near[1].gflops:.4g} GFLOPs, {near[1].top1:.2f}%"
                          if near is not None else "-")
+            c = against(near[1], h) if near is not None else None
+            diff = "-" if c is None else (f"{c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
+                                          + ("" if c.distinguishable else " not distinguishable"))
             what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path
             rows.append(f"| {s.search.name} | {strategy_of(s)} | {network_name(s, h)} | {what} | {h.gflops:.4g} | "
-                        f"{h.top1:.2f} | {h.top5:.2f} | {near_text} |")
+                        f"{h.top1:.2f} | {_ci(h)} | {h.top5:.2f} | {near_text} | {diff} |")
     spent = [f"- {s.search.name} ({strategy_of(s)}): {compute_text(s)}, B {s.iteration(0)[0].top1:.2f}% top-1 at "
              f"{s.iteration(0)[0].gflops:.4g} GFLOPs" for s in snaps if s.iteration(0) and s.iteration(0)[0].top1]
     return "\n".join([f"# {' vs '.join(s.search.name for s in snaps)}", "", *rows, "",

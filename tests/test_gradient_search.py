@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,6 +98,9 @@ def _compared_with_pas(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr
     compare = (tmp_path / "runs/grad/report/compare-pas1.md").read_text()
     assert "grad-target-1" in compare and "pas1-PAS-1" in compare and "CPU-h" in compare
+    # the same B and test videos: each network against the other search's nearest in cost, paired
+    rows = [r.split("|")[1:-1] for r in compare.splitlines() if r.startswith("| grad |")]
+    assert rows and all(re.fullmatch(r" [+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\].*", r[9]) for r in rows), rows
     assert (tmp_path / "runs/grad/report/compare-pas1.png").stat().st_size > 10_000
     assert "# gradient search (a supernet per target) grad" in (tmp_path / "runs/grad/report/table.md").read_text()
 

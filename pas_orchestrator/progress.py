@@ -55,13 +55,14 @@ class Progress:
 
     def __init__(self, events: Callable[[int], tuple[int, list[EventRec]]], iterations: int, planned: int | None,
                  stream: TextIO | None = None, quiet: bool = False, every_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, start: int | None = None) -> None:
         self.events, self.iterations, self.planned = events, iterations, planned
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.live = not quiet and self.stream.isatty() and os.environ.get("TERM") != "dumb"
         self.every_s, self.clock = every_s, clock
-        self._last_event, self._last_summary = self.events(0)[0], clock()  # what happened before is not news
+        # what happened before it started is not news: from the newest event on (``start``, else paged to it)
+        self._last_event, self._last_summary = self._newest() if start is None else start, clock()
         self._shown = ""
         self._handlers = [h for h in logging.getLogger().handlers
                           if self.live and getattr(h, "stream", None) is self.stream]
@@ -73,6 +74,14 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self._shown = ""
         return True
+
+    def _newest(self) -> int:
+        last = 0
+        while True:
+            nxt, new = self.events(last)
+            if not new:
+                return last
+            last = nxt
 
     def update(self, snap: Snapshot) -> None:
         if self.quiet:

@@ -160,7 +160,7 @@ class Refresher:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ledger, self.out, self.every_s, self.clock = ledger, out, every_s, clock
         self._due = clock() + every_s
-        self._seen = ledger.events_after(0, 100_000)[0]
+        self._seen = ledger.last_event_id()
         self.written = 0
         self._failed = False
 

@@ -107,3 +107,17 @@ def test_a_stream_that_is_gone_silences_the_progress_not_the_search(tmp_path: Pa
     progress.update(c.ledger.snapshot())  # no exception: the controller goes on
     assert progress.quiet
     progress.close()
+
+
+def test_a_resumed_search_with_a_long_history_starts_at_its_newest_event(tmp_path: Path) -> None:
+    """More events than one read returns (1,000): none of them is printed as news."""
+    from pas_orchestrator.core.actions import LogEvent
+
+    c, _, _ = _search_to_iteration_1(tmp_path)
+    for i in range(1500):
+        c.ledger.apply(LogEvent("note", f"old {i}"))
+    for progress in (Progress(c.ledger.events_after, 1, 3, stream=(out := io.StringIO())),
+                     Progress(c.ledger.events_after, 1, 3, stream=(out2 := io.StringIO()),
+                              start=c.ledger.last_event_id())):
+        progress.update(c.ledger.snapshot())
+    assert "old" not in out.getvalue() and "old" not in out2.getvalue()

@@ -248,11 +248,12 @@ def _progress(ledger: Any, search: SearchDef, quiet: bool) -> Any:
 
     if search.strategy == "gradient":
         assert search.gradient is not None
-        return Progress(ledger.events_after, len(search.gradient.targets_gflops), None, quiet=quiet)
+        return Progress(ledger.events_after, len(search.gradient.targets_gflops), None, quiet=quiet,
+                        start=ledger.last_event_id())
     cache = search.distill.cache
     planned = planned_hypotheses(search.iterations, len(search.operators), search.baselines,
                                  search.eval.latency_passes > 0, cache.shards if cache else 0)
-    return Progress(ledger.events_after, search.iterations, planned, quiet=quiet)
+    return Progress(ledger.events_after, search.iterations, planned, quiet=quiet, start=ledger.last_event_id())
 
 
 def _watched(controller: Any, ledger: Any, search: SearchDef, layout: RunLayout, args: argparse.Namespace) -> Any:

@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         controller = StudyController(search, profile, layout, ledger, executor, data, study)
         log.info("study %s of search %s: controller pid %d on %s (watch it with: pas status --search %s --study)",
                  study.slug, rec.name, os.getpid(), profile.name, rec.name)
-        progress = Progress(ledger.events_after, max(snap.last_iteration, 0), None, quiet=args.quiet)
+        progress = Progress(ledger.events_after, max(snap.last_iteration, 0), None, quiet=args.quiet,
+                            start=ledger.last_event_id())
         try:
             return controller.run(args.poll, observe=progress.update)
         finally:

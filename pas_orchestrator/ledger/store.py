@@ -342,6 +342,11 @@ class Ledger:
                      s.scalar(select(func.max(SearchRow.created_at)))]
             return max((t for t in times if t is not None), default=0.0)
 
+    def last_event_id(self) -> int:
+        """The id of the newest event (0: none yet): where a follower that wants only news starts."""
+        with self._tx() as s:
+            return int(s.scalar(select(func.max(EventRow.id))) or 0)
+
     def events_after(self, event_id: int, limit: int = 1000) -> tuple[int, list[EventRec]]:
         """The events recorded after event ``event_id`` (0: from the first), oldest first, at most ``limit``, and the
         id of the last one returned (``event_id`` when there is none): a follower's next call starts there."""

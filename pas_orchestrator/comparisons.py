@@ -15,22 +15,37 @@ def per_video(h: HypRec) -> PerVideo | None:
     """The per-video record of a trained hypothesis' result, None where it has none."""
     if not h.result:
         return None
-    data = json.loads(h.result).get("per_video")
+    return _record(json.loads(h.result).get("per_video"), h.label)
+
+
+def _record(data: object, label: str) -> PerVideo | None:
     if not data:
         return None
     try:
-        return PerVideo.from_dict(data, f"{h.label} per_video")
+        return PerVideo.from_dict(data, f"{label} per_video")
     except PredictionsInvalid:
         return None
 
 
-def against(winner: HypRec, other: HypRec) -> Paired | None:
-    """``other`` minus ``winner`` in top-1 points on the videos both were evaluated on, or None."""
-    a, b = per_video(other), per_video(winner)
+def between(a: PerVideo | None, b: PerVideo | None) -> Paired | None:
+    """``a`` minus ``b`` in top-1 points on the videos both were evaluated on, or None."""
     if a is None or b is None or a.videos != b.videos:
         return None
     mine, theirs = a.shared(b)
     return paired(mine, theirs)
+
+
+def against(winner: HypRec, other: HypRec) -> Paired | None:
+    """``other`` minus ``winner`` in top-1 points on the videos both were evaluated on, or None."""
+    return between(per_video(other), per_video(winner))
+
+
+def at_rung(best: HypRec, other: HypRec, rung: int) -> Paired | None:
+    """``other`` minus ``best`` in top-1 points at a rung's evaluation, on the same videos, or None."""
+    a, b = other.score(rung), best.score(rung)
+    if a is None or b is None:
+        return None
+    return between(_record(a.per_video, other.label), _record(b.per_video, best.label))
 
 
 def vs_winner(snap: Snapshot, h: HypRec) -> Paired | None:

@@ -6,12 +6,15 @@ Pure apart from writing the files: everything comes from a ledger snapshot.
 from __future__ import annotations
 
 import json
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
 from pas_orchestrator.comparisons import against, vs_winner
 from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
+from pas_orchestrator.labels import Point
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 
 
@@ -170,6 +173,8 @@ def plot(snap: Snapshot, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    labels: list[Point] = []
+    errs: list[tuple[float, float, float]] = []
     done = [h for h in snap.hypotheses if h.kind == "pas" and h.state == HypState.DONE and h.top1 is not None]
     iterations = sorted({h.iteration for h in done})
     cmap = plt.get_cmap("viridis", max(len(iterations), 2))
@@ -182,9 +187,8 @@ def plot(snap: Snapshot, path: Path) -> None:
             ax.errorbar([h.gflops for h, _ in bars], [h.top1 for h, _ in bars],
                         yerr=[[h.top1 - ci[0] for h, ci in bars], [ci[1] - h.top1 for h, ci in bars]],
                         fmt="none", ecolor=cmap(k), alpha=0.35, lw=1, capsize=2, zorder=2)
-        for h in hs:
-            ax.annotate(h.op if it else "B", (h.gflops, h.top1), textcoords="offset points", xytext=(4, 3),
-                        fontsize=7)
+            errs += [(h.gflops, ci[0], ci[1]) for h, ci in bars if h.gflops is not None]
+        labels += [(h.gflops, h.top1, h.op if it else "B") for h in hs]
     best = chosen_path(snap)
     if best:
         label = "the targets' networks" if strategy_of(snap) == "gradient" else "PAS path"
@@ -197,19 +201,26 @@ def plot(snap: Snapshot, path: Path) -> None:
                 label="without PAS", zorder=2)
     ax.set_xscale("log")
     _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
-            f"PAS search {snap.search.name}")
+            f"PAS search {snap.search.name}", labels, bars=errs)
 
 
-def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str) -> None:
-    """Labels, grid, legend; written to ``path`` and closed."""
+def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str,
+            points: Sequence[Point] = (), fontsize: float = 7, bars: Sequence[tuple[float, float, float]] = ()
+            ) -> None:
+    """Axis labels, grid, legend, the points' labels (placed so that none overlaps another, labels.py); written
+    to ``path`` and closed."""
     import matplotlib.pyplot as plt
+
+    from pas_orchestrator.labels import place
 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)  # a long title wraps, never cut at the edge
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    if points:
+        place(ax, points, fontsize, bars)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
@@ -230,6 +241,7 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
 
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     drawn, top, left_out = False, 1.0, 0
+    labels: list[Point] = []
     for batch, marker in ((1, "o"), (8, "s")):
         points = []
         for h in snap.hypotheses:
@@ -248,8 +260,7 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
         top = max(top, *(max(x, y) for x, y, _ in points))
         ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=28, label=f"batch {batch}",
                    zorder=3)
-        for x, y, h in points:
-            ax.annotate(h.path, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6)
+        labels += [(x, y, h.path) for x, y, h in points]
     if not drawn:
         plt.close(fig)
         return False
@@ -259,7 +270,7 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
     devices = "; ".join(sorted({m.device for m in measured.values()}))
     note = f", {left_out} not trusted (spread > 20%) left out" if left_out else ""
     _finish(fig, ax, path, "FLOPs reduction vs B", "measured speedup vs B (same job)",
-            f"{snap.search.name}: FLOPs are not speed ({devices}{note})")
+            f"{snap.search.name}: FLOPs are not speed ({devices}{note})", labels, 6)
     return True
 
 
@@ -337,6 +348,8 @@ def plot_compare(snaps: list[Snapshot], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    labels: list[Point] = []
+    errs: list[tuple[float, float, float]] = []
     for k, s in enumerate(snaps):
         color = plt.get_cmap("tab10")(k)
         done = [h for h in s.hypotheses if h.kind == "pas" and h.state == HypState.DONE and h.top1 is not None
@@ -345,16 +358,21 @@ def plot_compare(snaps: list[Snapshot], path: Path) -> None:
         best = sorted((h for h in chosen_path(s) if h.iteration), key=lambda h: h.gflops or 0.0)
         ax.plot([h.gflops for h in best], [h.top1 for h in best], "-o", color=color, ms=5, zorder=3,
                 label=f"{s.search.name} ({strategy_of(s)}; {compute_text(s)})")
-        for h in best:
-            ax.annotate(network_name(s, h).rsplit("-", 2)[-2] + "-" + network_name(s, h).rsplit("-", 1)[-1],
-                        (h.gflops, h.top1), textcoords="offset points", xytext=(4, 3), fontsize=6, color=color)
+        bars = [(h, ci) for h in best if (ci := h.top1_interval) is not None]
+        if bars:  # the chosen networks' 95% intervals over the test videos
+            ax.errorbar([h.gflops for h, _ in bars], [h.top1 for h, _ in bars],
+                        yerr=[[h.top1 - ci[0] for h, ci in bars], [ci[1] - h.top1 for h, ci in bars]],
+                        fmt="none", ecolor=color, alpha=0.4, lw=1, capsize=2, zorder=2)
+            errs += [(h.gflops, ci[0], ci[1]) for h, ci in bars if h.gflops is not None]
+        labels += [(h.gflops, h.top1, "-".join(network_name(s, h).rsplit("-", 2)[-2:]), color)
+                   for h in best if h.gflops is not None and h.top1 is not None]
     bases = [s.iteration(0)[0] for s in snaps if s.iteration(0) and s.iteration(0)[0].top1 is not None]
     if bases:
         ax.scatter([b.gflops for b in bases], [b.top1 for b in bases], marker="*", s=80, color="black", label="B",
                    zorder=4)
     ax.set_xscale("log")
-    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%)",
-            " vs ".join(s.search.name for s in snaps))
+    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
+            " vs ".join(s.search.name for s in snaps), labels, 6, errs)
 
 
 def write_report(snap: Snapshot, out: Path) -> dict[str, Path]:

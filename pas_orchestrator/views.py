@@ -188,12 +188,16 @@ def as_json(snap: Snapshot) -> dict:
                             "rung_top1": [x.top1 for x in h.rung_scores], "stopped_at_rung": h.stopped_rung,
                             "eval_videos": h.eval_videos, "vs_winner": versus.get(h.id),
                             "top1_interval": list(ci) if (ci := h.top1_interval) is not None else None,
+                            "top5_interval": list(c5) if (c5 := h.top5_interval) is not None else None,
                             "tries": tries(h), "attempts": _attempts(h)}
                            for h in snap.hypotheses
                            if h.kind not in (MEASUREMENT.name, CACHE_SHARD.name) and not is_study(h.kind)],
             "studies": [{"study": h.kind.removeprefix(STUDY_PREFIX), "iteration": h.iteration, "op": h.op,
                          "kind": h.kind, "path": h.path, "state": h.state.value, "reason": h.reason, "top1": h.top1,
-                         "top5": h.top5, "gflops": h.gflops, "out_dir": h.out_dir, "attempts": _attempts(h)}
+                         "top5": h.top5, "eval_videos": h.eval_videos,
+                         "top1_interval": list(ci) if (ci := h.top1_interval) is not None else None,
+                         "top5_interval": list(c5) if (c5 := h.top5_interval) is not None else None,
+                         "gflops": h.gflops, "out_dir": h.out_dir, "attempts": _attempts(h)}
                         for h in snap.hypotheses if is_study(h.kind)],
             "studies_compute_hours_by_unit": studied,
             "measurements": [{"iteration": h.iteration, "state": h.state.value, "reason": h.reason,

@@ -51,6 +51,8 @@ def test_the_winners_why_carries_it_and_status_json_has_it() -> None:
     assert rows["f"]["vs_winner"]["videos"] == N and rows["f"]["vs_winner"]["distinguishable"] is False
     lo, hi = rows["t"]["top1_interval"]
     assert lo < 56.25 < hi and rows["t"]["eval_videos"] == N
+    lo5, hi5 = rows["t"]["top5_interval"]  # Wilson's, of t's top-5 on the same videos
+    assert lo5 <= rows["t"]["top5"] <= hi5 and hi5 - lo5 > 0
 
 
 def test_noise_aware_selection_gives_a_tie_to_the_cheapest() -> None:

@@ -104,3 +104,29 @@ def test_a_hypothesis_trained_rung_by_rung_ends_with_the_uninterrupted_weights(s
     again = run(TrainTask("1-t", out_dir=str(tmp_path / "rungs"), attempt=4, rung=Rung(1, 3, 3),
                           **common))  # type: ignore[arg-type]
     assert again == final  # the hypothesis has its final result: that is what any run of it returns
+
+
+def test_a_stopped_hypothesis_says_its_interval_and_its_paired_difference_with_the_best_at_the_rung() -> None:
+    from snapshots import B_DONE, rung_hyp, snap
+
+    from pas_models.predictions import PerVideo
+    from pas_orchestrator.core.actions import PromoteRung
+    from pas_orchestrator.strategies.rungs import rung_decision
+
+    def scored(hid: int, op: str, right: list[bool]) -> object:
+        h = rung_hyp(hid, op, 1, {1: 100 * sum(right) / len(right)})
+        pv = PerVideo(len(right), (True,) * len(right), tuple(right), (True,) * len(right)).to_dict()
+        (score,) = json.loads(h.rung_results or "[]")
+        return replace(h, rung_results=json.dumps([{**score, "eval_videos": len(right), "per_video": pv}]))
+
+    # 200 videos: t right on 120, f on 110 of those 120 (10 discordant, all for t), s on the first 60 only
+    t, f, s = (scored(2, "t", [i < 120 for i in range(200)]), scored(3, "f", [i < 110 for i in range(200)]),
+               scored(4, "s", [i < 60 for i in range(200)]))
+    hyps = snap(B_DONE, t, f, s).hypotheses
+    ranked = sorted(hyps[1:], key=lambda h: -h.score(1).top1)
+    decision = rung_decision(1, hyps[1:], 2, lambda xs: (ranked, "top-1"), lambda n: 1)
+    assert isinstance(decision, PromoteRung) and decision.promoted == (2,)
+    why = dict(decision.stopped)
+    assert "top-1 55.00% [48.1-61.7]" in why[3] and "against t, paired on the same 200 videos: -5.00 [" in why[3]
+    assert why[3].count("not distinguishable") == 0  # 10 to 0 discordant videos: McNemar p = 0.002
+    assert "top-1 30.00% [24.1-36.7]" in why[4] and "-30.00 [" in why[4]

@@ -251,3 +251,30 @@ def test_a_new_classifier_keeps_every_other_weight() -> None:
     ref = parent.state_dict()
     for k, v in model.state_dict().items():
         assert (k.startswith("fc.")) == (v.shape != ref[k].shape or not torch.equal(v, ref[k]))
+
+
+def _measured(h: HypRec, right: list[bool]) -> HypRec:
+    """``h`` with a per-video record on len(right) test videos (its top-1 from it)."""
+    from pas_models.predictions import PerVideo
+
+    n = len(right)
+    pv = PerVideo(n, (True,) * n, tuple(right), (True,) * n)
+    return replace(h, state=DONE, top1=100 * sum(right) / n, eval_videos=n,
+                   result=json.dumps({**json.loads(h.result or "{}"), "per_video": pv.to_dict()}))
+
+
+def test_study_tables_carry_intervals_and_the_gain_its_paired_interval() -> None:
+    s = snap(*SEARCH)
+    study = make_study("baselines", 0, {})
+    # 100 videos: the winner t right on the first 60, its scratch training on the first 40 (all of them inside
+    # t's): t gains 20 points on 20 discordant videos, all one way; t,f and its baseline differ on 2 of 100
+    winner = _measured(SEARCH[2], [i < 60 for i in range(100)])
+    wins2 = _measured(SEARCH[7], [i < 51 for i in range(100)])
+    base = planned_rows(study, s)
+    trained = (_measured(base[0], [i < 40 for i in range(100)]), _measured(base[1], [1 <= i < 50 for i in range(100)]))
+    done = Snapshot(s.search, tuple({h.id: h for h in (*SEARCH, winner, wins2)}.values()) + trained)
+    rows = study.table(done).rows
+    assert rows[0][3] == "60.00 [50.2-69.1]" and rows[0][4] == "40.00 [30.9-49.8]"  # Wilson's, 100 videos
+    gain, interval = rows[0][5].split(" ", 1)
+    assert gain == "+20.00" and interval.startswith("[+") and "not distinguishable" not in interval
+    assert rows[1][5].startswith("+2.00 [-") and rows[1][5].endswith("not distinguishable")

@@ -196,7 +196,8 @@ def _ingest_rung(s: Session, a: IngestRung, now: float) -> Applied:
     _scheduler_info(s, att, a.outcome, now)
     _end_attempt(s, att, AttemptState.COMPLETED, None, now)
     scores = [x for x in scores if x["rung"] != r.rung] + [
-        {"rung": r.rung, "top1": r.top1, "top5": r.top5, "steps": r.steps, "total_steps": r.total_steps}]
+        {"rung": r.rung, "top1": r.top1, "top5": r.top5, "steps": r.steps, "total_steps": r.total_steps,
+         "eval_videos": r.eval_videos, "per_video": r.per_video or None}]
     hyp.rung_results = json.dumps(sorted(scores, key=lambda x: x["rung"]))
     _event(s, now, "rung", f"{hyp.iteration}-{hyp.op}: rung {r.rung}/{r.rungs} after {r.steps} of {r.total_steps} "
                            f"steps: top-1 {r.top1:.2f}%, top-5 {r.top5:.2f}% ({r.views} view(s))", hyp.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from pas_models.intervals import percent_interval
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
@@ -40,6 +41,13 @@ class RungScore:
     top5: float
     steps: int
     total_steps: int
+    eval_videos: int | None = None  # the videos of the rung's evaluation (None: recorded before it was kept)
+    per_video: dict[str, Any] | None = None  # pas_models.predictions.PerVideo's dict, where the result had one
+
+    @property
+    def top1_interval(self) -> tuple[float, float] | None:
+        """The rung's top-1 95% interval in percent (Wilson), where its videos are known."""
+        return percent_interval(self.top1, self.eval_videos) if self.eval_videos else None
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,13 @@ class HypRec:
         if self.top1 is None or not self.eval_videos:
             return None
         return percent_interval(self.top1, self.eval_videos)
+
+    @property
+    def top5_interval(self) -> tuple[float, float] | None:
+        """The 95% interval of top-5 in percent (Wilson), where it was measured."""
+        if self.top5 is None or not self.eval_videos:
+            return None
+        return percent_interval(self.top5, self.eval_videos)
 
     @property
     def rung_scores(self) -> tuple[RungScore, ...]:

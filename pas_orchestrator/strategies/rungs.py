@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from pas_orchestrator.comparisons import at_rung
 from pas_orchestrator.core.actions import PromoteRung
 from pas_orchestrator.ledger.records import HypRec
 from pas_orchestrator.ledger.states import TERMINAL_HYP, HypState
@@ -34,8 +35,14 @@ def rung_decision(iteration: int, hyps: Sequence[HypRec], rungs: int, rank: Rank
         for r, h in enumerate(ordered[up:], start=up + 1):
             sc = scores[h.id]
             assert sc is not None
-            stopped.append((h.id, f"stopped at rung {k}/{rungs}: rank {r} of {n} by {rule} (top-1 {sc.top1:.2f}%, "
-                                  f"top-5 {sc.top5:.2f}% after {sc.steps} of {sc.total_steps} steps); the best {up} "
-                                  "went on"))
+            ci = sc.top1_interval
+            c = at_rung(ordered[0], h, k)
+            against = "" if c is None else (
+                f"; against {ordered[0].op}, paired on the same {c.n} videos: {c.difference:+.2f} "
+                f"[{c.low:+.2f}, {c.high:+.2f}]" + ("" if c.distinguishable else ", not distinguishable"))
+            stopped.append((h.id, f"stopped at rung {k}/{rungs}: rank {r} of {n} by {rule} (top-1 {sc.top1:.2f}%"
+                                  + ("" if ci is None else f" [{ci[0]:.1f}-{ci[1]:.1f}]")
+                                  + f", top-5 {sc.top5:.2f}% after {sc.steps} of {sc.total_steps} steps{against}); "
+                                  f"the best {up} went on"))
         return PromoteRung(iteration, k, tuple(h.id for h in ordered[:up]), tuple(stopped))
     return None

@@ -110,11 +110,17 @@ def fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def with_interval(h: HypRec) -> str:
+    """Top-1 and its 95% interval over the test videos ("56.25 [44.1-67.7]"), where the videos are known."""
+    ci = h.top1_interval
+    return fmt(h.top1) + ("" if ci is None else f" [{ci[0]:.1f}-{ci[1]:.1f}]")
+
+
 def cell(h: HypRec | None) -> str:
-    """A table cell: its top-1, or its state while it has none ("-": not planned)."""
+    """A table cell: its top-1 with its interval, or its state while it has none ("-": not planned)."""
     if h is None:
         return "-"
-    return fmt(h.top1) if h.state == HypState.DONE else h.state.value.lower()
+    return with_interval(h) if h.state == HypState.DONE else h.state.value.lower()
 
 
 def derived_row(src: HypRec, op: str, kind: str, layout: RunLayout) -> NewHypothesis:

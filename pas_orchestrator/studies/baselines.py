@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 
 from pas_models.layout import RunLayout
 from pas_models.train.task import TrainTask
+from pas_orchestrator.comparisons import against
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import HypState
-from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, fmt
+from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, with_interval
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,22 @@ class Baselines:
         for w in self._winners(snap):
             b = mine.get((w.iteration, w.op)) or self._searched(snap, w)
             top = b.top1 if b is not None and b.state == HypState.DONE else None
-            gain = None if top is None or w.top1 is None else w.top1 - top
-            rows.append((str(w.iteration), w.path, f"{w.gflops or 0:.4g}", fmt(w.top1),
-                         fmt(top) if b is None or top is not None else b.state.value.lower(),
-                         "-" if gain is None else f"{gain:+.2f}"))
+            rows.append((str(w.iteration), w.path, f"{w.gflops or 0:.4g}", with_interval(w),
+                         with_interval(b) if b is not None and top is not None else "-" if b is None
+                         else b.state.value.lower(), _gain(w, b if top is not None else None)))
         return StudyTable("PAS against the same networks without PAS (paper Tables 2 and 8): top-1 %",
                           ("iteration", "path", "GFLOPs/view", "PAS", "without PAS", "PAS gain"), tuple(rows),
-                          ("Without PAS: the winner's network from random weights, cross-entropy only, B's recipe.",))
+                          ("Without PAS: the winner's network from random weights, cross-entropy only, B's recipe.",
+                           "Brackets: 95% intervals; top-1's is Wilson's over the test videos, the gain's is "
+                           "Newcombe's paired interval on the same videos ('not distinguishable': it holds 0).",))
+
+
+def _gain(pas: HypRec, without: HypRec | None) -> str:
+    """PAS's top-1 minus the network's without PAS, with its paired interval where both have per-video records."""
+    if without is None or pas.top1 is None or without.top1 is None:
+        return "-"
+    c = against(without, pas)
+    if c is None:
+        return f"{pas.top1 - without.top1:+.2f}"
+    return (f"{c.difference:+.2f} [{c.low:+.1f}, {c.high:+.1f}]"
+            + ("" if c.distinguishable else " not distinguishable"))

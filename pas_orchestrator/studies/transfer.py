@@ -26,7 +26,7 @@ from pas_models.train.task import Distill, TrainTask
 from pas_orchestrator.config.transfer import TransferDef
 from pas_orchestrator.ledger.records import HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import HypState
-from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, fmt
+from pas_orchestrator.studies import SearchTask, StudyError, StudyTable, fmt, with_interval
 
 
 def short_share(counts: tuple[int, ...], span: int) -> tuple[int, int]:
@@ -120,7 +120,7 @@ class Transfer:
             gflops = next((h.gflops for h in done), src.gflops)
             mean = (f"n/a: {na[0].reason}" if na else fmt(statistics.mean(h.top1 for h in done))  # type: ignore[misc]
                     if len(done) == len(splits) else "-")
-            per = [fmt(h.top1) if h is not None and h in done else "n/a" if h is not None and h in na else
+            per = [with_interval(h) if h is not None and h in done else "n/a" if h is not None and h in na else
                    "-" if h is None else h.state.value.lower() for h in cells]
             rows.append((name, src.path or "-", pretrain, mean, *per,
                          f"{gflops or 0:.4g} x {views}" if views else f"{gflops or 0:.4g}"))
@@ -129,4 +129,5 @@ class Transfer:
                            *(f"split {k}" for k in splits), "GFLOPs x views"), tuple(rows),
                           ("Each network's weights with a new classifier, fine-tuned with cross-entropy on each split "
                            "at the study's lr / lr_divisor; n/a: its clip is longer than too many of the target's "
-                           "videos (never padded).",))
+                           "videos (never padded). A split's brackets: its 95% interval (Wilson, over its test "
+                           "videos).",))

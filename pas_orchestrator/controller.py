@@ -24,7 +24,7 @@ from pas_models.data.formats import DatasetConfig
 from pas_models.halving import RungResult
 from pas_models.layout import HypFiles, RunLayout
 from pas_models.spec import ArchSpec
-from pas_orchestrator import failpoints
+from pas_orchestrator import failpoints, replicas
 from pas_orchestrator.config.cluster import ClusterProfile
 from pas_orchestrator.config.search import SearchDef
 from pas_orchestrator.core.actions import (
@@ -224,12 +224,17 @@ class Controller:
             return self.ledger.apply(AddHypotheses((row,))).changed
         if isinstance(action, PlanCache):
             c = CACHE_SHARD.name
-            new = tuple(NewHypothesis(0, cache_shard_op(k), c, "", str(self.layout.hyp_dir(0, cache_shard_op(k), c)))
-                        for k in range(action.shards))
+            ops = [replicas.replica_op(cache_shard_op(k), r) for r in self._cached_replicas(snap)
+                   for k in range(action.shards)]
+            new = tuple(NewHypothesis(0, op, c, "", str(self.layout.hyp_dir(0, op, c))) for op in ops)
             return self.ledger.apply(AddHypotheses(new)).changed
         if isinstance(action, SubmitBatch):
             return self._submit(action, snap)
         return self.ledger.apply(action).changed
+
+    def _cached_replicas(self, snap: Snapshot) -> list[int]:
+        """The B replicas that get a teacher cache: every one trained (one B when B is imported)."""
+        return replicas.live_chains(snap, snap.iteration(0)[0], self.search.replicas)
 
     def _plan_base(self) -> bool:
         from pas_models.flops import count_cost
@@ -238,7 +243,10 @@ class Controller:
         cost = count_cost(spec)
         new = NewHypothesis(0, "base", "pas", "", str(self.layout.hyp_dir(0, "base", "pas")), gflops=cost.gflops,
                             params=cost.params, spec=spec.to_json())
-        return self.ledger.apply(AddHypotheses((new,))).changed
+        # an imported B is one network: every replica distils from it (no B replicas to train)
+        n = self.search.replicas if self.search.base.checkpoint is None else 1
+        rows = (new, *replicas.new_rows((new,), n, self.layout.hyp_dir))
+        return self.ledger.apply(AddHypotheses(rows)).changed
 
     def _plan(self, action: PlanIteration, snap: Snapshot) -> bool:
         """Every operator applied to the parent (B or the last winner), costs counted, recorded."""
@@ -261,6 +269,9 @@ class Controller:
                                   gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None,
                                   rung=first_rung if p.spec else None)
                     for p in planned)
+        chains = (list(range(self.search.replicas)) if i == 1 and self.search.base.checkpoint is not None
+                  else replicas.live_chains(snap, parent, self.search.replicas))
+        new += replicas.new_rows(new, self.search.replicas, self.layout.hyp_dir, chains)
         return self.ledger.apply(AddHypotheses(new)).changed
 
     def _submit(self, action: SubmitBatch, snap: Snapshot) -> bool:

@@ -11,10 +11,12 @@ Expected (GPU-h; CPU-h on a profile without GPUs), from the recipe and the netwo
 with C training clips per epoch (videos x clips_per_video), V validation videos, g GFLOPs per view
 (pas_models.flops), 3 g_h a forward and a backward pass, P the training throughput in GFLOP/s per GPU
 (per process on CPU): measured by this search's finished jobs when it has some, else the profile's
-``throughput_gflops``. Iteration 1's hypotheses are the planned ones; a later iteration's costs are
-iteration 1's times r^(i-1), r the geometric mean of iteration 1's cost ratios to B. An imported B is
-only evaluated. With ``halving`` an iteration's training costs ``expected_fraction(n, eta, rungs)`` of
-training its n hypotheses to the end. Latency measurement jobs are left out (seconds each).
+``throughput_gflops``. With ``replicas: N`` every network is trained N times (B once when imported; a
+teacher cache per B replica); the "without PAS" baselines once. Iteration 1's hypotheses are the planned
+ones; a later iteration's costs are iteration 1's times r^(i-1), r the geometric mean of iteration 1's cost
+ratios to B. An imported B is only evaluated. With ``halving`` an iteration's training costs
+``expected_fraction(n, eta, rungs)`` of training its n hypotheses to the end. Latency measurement jobs are
+left out (seconds each).
 
 Worst case on a scheduler: every attempt uses its whole time limit T on all its GPUs, every hypothesis fails
 ``max_retries`` times first, and every attempt is requeued ``max_requeues`` times (time limits):
@@ -65,6 +67,12 @@ class Inputs:
     cache_shards: int = 0  # its jobs (one GPU each)
     scheduler: bool = True  # jobs go through a batch scheduler (queue, time limits, requeues); False: local
     size_note: str | None = None  # train_clips / val_videos were assumed, not read from the lists: from what
+    replicas: int = 1  # every network trained this many times (B too, unless imported; a cache per B replica)
+
+    @property
+    def base_replicas(self) -> int:
+        """Trainings of B: one per replica, one B when it is imported."""
+        return self.replicas if self.base_epochs else 1
 
 
 # published split sizes (training, validation videos) of the standard datasets, for a dry run before their lists
@@ -147,19 +155,22 @@ def _worst(x: Inputs, iters: list[list[float]], exp: _Expected | str, unit: str)
                        f"very end: {exp.full_hours:,.3g} x (1 + {x.max_retries}) = {worst:,.3g} {unit}; local "
                        f"processes: no queue and no requeues, and the longest job ({exp.longest_job / per_job:.2g} h) "
                        f"ends well within the {x.time_limit_h:g} h limit")
-    jobs = 1 + sum(_rung_jobs(len(c), x.halving) for c in iters) + (x.iterations if x.baselines else 0)
+    jobs = (x.base_replicas + x.replicas * sum(_rung_jobs(len(c), x.halving) for c in iters)
+            + (x.iterations if x.baselines else 0))
     worst = jobs * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h * per_job
     # a latency measurement: one GPU (one process without GPUs) for at most 30 minutes
     worst += x.iterations * (1 + x.max_retries) * min(x.time_limit_h, 0.5) if x.measure else 0.0
-    # teacher cache shards: one GPU (one process) each, the whole time limit
-    worst += x.cache_shards * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h
+    # teacher cache shards (per B replica): one GPU (one process) each, the whole time limit
+    shards = x.cache_shards * x.base_replicas
+    worst += shards * (1 + x.max_retries) * (1 + x.max_requeues) * x.time_limit_h
     line = (f"worst case: {jobs} jobs x (1 + {x.max_retries} retries) x (1 + {x.max_requeues} requeues) x "
             f"{x.time_limit_h:g} h x {per_job} {'GPU(s)' if x.gpus_per_job else 'process(es)'}"
             + (f" + {x.iterations} latency jobs x (1 + {x.max_retries}) x {min(x.time_limit_h, 0.5):g} h"
                if x.measure else "")
-            + (f" + {x.cache_shards} teacher cache shards x (1 + {x.max_retries}) x (1 + {x.max_requeues}) x "
-               f"{x.time_limit_h:g} h" if x.cache_shards else "") + f" = {worst:,.0f} {unit}"
-            + (" (halving: one job per rung a hypothesis reaches)" if x.halving else ""))
+            + (f" + {shards} teacher cache shards x (1 + {x.max_retries}) x (1 + {x.max_requeues}) x "
+               f"{x.time_limit_h:g} h" if shards else "") + f" = {worst:,.0f} {unit}"
+            + (" (halving: one job per rung a hypothesis reaches)" if x.halving else "")
+            + (f" (replicas: {x.replicas} jobs per network)" if x.replicas > 1 else ""))
     return worst, line
 
 
@@ -179,7 +190,7 @@ def _expected(x: Inputs, iters: list[list[float]], unit: str) -> _Expected | str
     teacher = x.base_gflops if x.distill else 0.0
     base = hours(x.base_epochs * c * 3 * x.base_gflops + v * x.base_gflops)
     jobs = [base]
-    full_iter, spent_iter = 0.0, 0.0
+    full_iter, spent_iter, baselines = 0.0, 0.0, 0.0
     for costs in iters:
         per_net = [hours(x.epochs * c * (3 * g + teacher)) + hours(v * g) for g in costs]
         train, ev = sum(hours(x.epochs * c * (3 * g + teacher)) for g in costs), sum(hours(v * g) for g in costs)
@@ -196,21 +207,25 @@ def _expected(x: Inputs, iters: list[list[float]], unit: str) -> _Expected | str
         if x.baselines:
             g = sum(costs) / len(costs)
             jobs.append(hours(x.baseline_epochs * c * 3 * g + v * g))
-            spent_iter += jobs[-1]
-            full_iter += jobs[-1]
+            baselines += jobs[-1]
     cache = hours(x.cache_clips * x.base_gflops) if x.cache_clips is not None else 0.0  # B's forward, once
     if x.cache_shards:
         jobs.append(cache / x.cache_shards)
-    expected = base + cache + spent_iter
+    n, nb = x.replicas, x.base_replicas  # every network n times (B nb times, a cache per B replica)
+    expected = nb * (base + cache) + n * spent_iter + baselines
+    times, times_b = (f" x {n} replicas" if n > 1 else ""), (f" x {nb} replicas" if nb > 1 else "")
     line = (f"expected{f' ({x.size_note})' if x.size_note else ''}: {expected:,.3g} {unit} = B {base:,.3g} ("
             + ("imported: evaluation only" if x.base_epochs == 0 else f"{x.base_epochs} epochs")
-            + ")" + (f" + teacher cache {cache:,.3g} ({x.cache_clips:,} clips x g_B)" if x.cache_clips else "")
-            + f" + iterations {spent_iter:,.3g}; per network h: epochs x {c:,} clips x (3 g_h"
+            + ")" + times_b + (f" + teacher cache {cache:,.3g}{times_b} ({x.cache_clips:,} clips x g_B)"
+                               if x.cache_clips else "")
+            + f" + iterations {spent_iter:,.3g}{times}"
+            + (f" + baselines {baselines:,.3g}" if x.baselines else "")
+            + f"; per network h: epochs x {c:,} clips x (3 g_h"
             + (" + g_B" if x.distill else "") + ") + "
               f"{x.val_videos:,} videos x {x.views} views x g_h GFLOPs, / {p:,.4g} GFLOP/s per "
             + ("GPU" if x.gpus_per_job else "process") + f" ({x.throughput_source}); iterations after "
             "the first scaled from its costs")
-    return _Expected(expected, base + cache + full_iter, max(jobs), line)
+    return _Expected(expected, nb * (base + cache) + n * full_iter + baselines, max(jobs), line)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ how it is batched: with the trainings, in a batch of its own (the teacher cache'
 machine (the latency measurement).
 
 - ``TRAINING`` (row kind ``pas``: B, a hypothesis, a gradient candidate), ``BASELINE`` (``baseline``: without
-  PAS) and ``STUDY`` (``study-NAME``): a ``TrainTask``, result.json (``JobResult``), ``TrainJob``, the profile's
-  resources (multi-node DDP);
+  PAS), ``REPLICA`` (``replica``: replica r >= 1 of B or a hypothesis) and ``STUDY`` (``study-NAME``): a
+  ``TrainTask``, result.json (``JobResult``), ``TrainJob``, the profile's resources (multi-node DDP);
 - ``MEASUREMENT`` (``latency``): a ``MeasureTask``, result.json (``MeasureResult``), ``MeasureJob``, one node
   to itself;
 - ``CACHE_SHARD`` (``teacher_cache``): a ``CacheShardTask``, result.json (``CacheShardResult``), ``CacheJob``,
@@ -37,6 +37,7 @@ from pas_models.spec import ArchSpec
 from pas_models.teacher_cache.config import CacheInvalid, CacheShardResult, CacheShardTask
 from pas_models.train.result import JobResult, ResultInvalid
 from pas_models.train.task import TrainTask
+from pas_orchestrator import replicas
 from pas_orchestrator.config.cluster import Resources, measure_resources, single_gpu_resources
 from pas_orchestrator.config.search import HalvingSection, SearchDef
 from pas_orchestrator.ledger.records import STUDY_PREFIX, AttemptRec, HypRec, Snapshot
@@ -93,6 +94,35 @@ def train_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> TrainTask:
     return task
 
 
+def replica_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> TrainTask:
+    """Replica r of a row (pas_orchestrator/replicas.py): the row's own task with seed + r, B's replica r as its
+    teacher (B where B was imported: one B for every replica) and its teacher cache, the parent's replica r as
+    the weights it starts from, and its own rung and folder."""
+    src = replicas.source(snap, h)
+    _, r = replicas.source_op(h.op)
+    task = replace(_search_task(ctx, snap, src), hypothesis=h.label, out_dir=h.out_dir, seed=ctx.search.seed + r,
+                   measure_latency=False, rung=None)
+    if h.rung is not None and ctx.rungs is not None:
+        task = replace(task, rung=ctx.rungs.rung(h.rung))
+    if h.iteration == 0:
+        return task
+    base = snap.iteration(0)[0]
+    teacher = replicas.replica(snap, base, r) or base
+    parent = (snap.winner(h.iteration - 1) if h.iteration > 1 else base)
+    assert parent is not None
+    own_parent = replicas.replica(snap, parent, r) or (parent if h.iteration == 1 else None)
+    if own_parent is None:
+        raise LookupError(f"{h.label}: iteration {h.iteration - 1}'s winner has no replica {r}")
+    return replace(task, teacher_checkpoint=str(HypFiles.of(teacher.out_dir).model),
+                   parent_checkpoint=str(HypFiles.of(own_parent.out_dir).model) if task.parent_checkpoint else None,
+                   teacher_cache=str(cache_folder(ctx.layout, r)) if task.teacher_cache is not None else None)
+
+
+def cache_folder(layout: RunLayout, replica: int = 0) -> Path:
+    """Where B's replica ``replica`` keeps its soft labels (``teacher_cache``, ``teacher_cache-r1``, ...)."""
+    return layout.teacher_cache if replica == 0 else layout.teacher_cache.with_name(f"teacher_cache-r{replica}")
+
+
 def study_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> TrainTask:
     """A study's training: the search's own task of the row it varies, changed as its study says."""
     study = ctx.study if ctx.study is not None and ctx.study.owns(h) else study_of(h, snap)
@@ -109,11 +139,14 @@ def measure_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> MeasureTask
 
 
 def cache_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> CacheShardTask:
-    """Shard K's job (op ``cache-K``): B (trained or imported: iteration 0's weights) over K recipes of its videos."""
+    """Shard K's job (op ``cache-K``; ``cache-K.rR``: B's replica R's cache): B (trained or imported: iteration 0's
+    weights) over K recipes of its videos."""
     s = ctx.search
     assert s.distill.cache is not None
+    _, r = replicas.source_op(h.op)
     base = snap.iteration(0)[0]
-    return CacheShardTask(h.label, h.out_dir, str(ctx.layout.teacher_cache), cache_shard(h.op), s.base_spec(),
+    base = replicas.replica(snap, base, r) or base
+    return CacheShardTask(h.label, h.out_dir, str(cache_folder(ctx.layout, r)), cache_shard(h.op), s.base_spec(),
                           str(HypFiles.of(base.out_dir).model), ctx.data, s.distill.cache, s.distill.teacher_bn,
                           s.recipe.batch_per_gpu, s.recipe.num_workers, s.seed,
                           teacher_dropout=s.distill.teacher_dropout)
@@ -174,7 +207,7 @@ def cache_shard_op(shard: int) -> str:
 
 
 def cache_shard(op: str) -> int:
-    return int(op.rsplit("-", 1)[1])
+    return int(replicas.source_op(op)[0].rsplit("-", 1)[1])
 
 
 def candidate_op(cycle: int) -> str:
@@ -246,10 +279,11 @@ MEASUREMENT = JobKind("latency", MeasureTask, measure_row_task, _result_json, Me
                       MeasureJob, measure_resources, _measured, network=False, own_batch=True, alone=True)
 CACHE_SHARD = JobKind("teacher_cache", CacheShardTask, cache_row_task, _result_json, CacheShardResult.read,
                       CacheInvalid, _cache_job, single_gpu_resources, _cached, network=False, own_batch=True)
+REPLICA = _training(replicas.KIND, replica_row_task)
 SUPERNET = JobKind("supernet", SupernetTask, supernet_row_task, lambda files: files.supernet, SupernetResult.read,
                    SupernetResultInvalid, _supernet_job, _same, _searched, network=False)
 
-KINDS = {k.name: k for k in (TRAINING, BASELINE, MEASUREMENT, CACHE_SHARD, SUPERNET)}
+KINDS = {k.name: k for k in (TRAINING, BASELINE, REPLICA, MEASUREMENT, CACHE_SHARD, SUPERNET)}
 
 
 def kind_of(row_kind: str) -> JobKind:

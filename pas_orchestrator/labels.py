@@ -2,8 +2,8 @@
 
 Points at the same place share one label ("t / f"). Each label then takes the first of a ring of offsets
 around its point, growing outward, whose box (measured by the figure's renderer, in pixels) stays inside the
-figure and meets no label placed before it, no other point and no other point's error bar; one that finds no free place within the rings is drawn at the free
-place furthest out with a thin leader line to its point.
+figure and meets no label placed before it, no other point and no other point's error bar; a label placed
+away from its point has a thin leader line to it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from pas_orchestrator import replicas
 from pas_orchestrator.comparisons import against
 from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, cache_shard
 from pas_orchestrator.ledger import AttemptRec, HypRec, Snapshot
@@ -124,8 +125,27 @@ def render(snap: Snapshot, studies: bool = False) -> str:
     unit = "/".join(sorted(used)) or "GPU-h"
     table = format_table([*cols, unit, "top-1 %", "95% CI", "top-5 %", "GFLOPs/view", "note"], rows)
     if not studies:
-        table += _studies_line(snap)
+        table += replicas_table(snap) + _studies_line(snap)
     return head + "\n" + table
+
+
+def replicas_table(snap: Snapshot) -> str:
+    """With replicas: each network over its replicas (what its iteration's choice was made on), "" without."""
+    rows = []
+    for h in snap.hypotheses:
+        sm = replicas.summary(snap, h)
+        if sm is None:
+            continue
+        rows.append([h.iteration, h.op, h.path or "-", len(sm.top1), " ".join(f"{t:.1f}" for t in sm.top1),
+                     f"{sm.mean:.2f}", "-" if sm.sd is None else f"{sm.sd:.2f}",
+                     "winner" if h.winner else "-" if sm.p_beats_winner is None else f"{sm.p_beats_winner:.2f}"])
+    if not rows:
+        return ""
+    n = max(r[3] for r in rows)
+    return (f"\n\nreplicas (seed + r, r = 0..{n - 1}; the choices were made on their mean): top-1 of each, mean, "
+            "standard deviation, P(beats the winner): the share of replicas in which it has the higher top-1\n"
+            + format_table(["iter", "op", "path", "replicas", "top-1 % each", "mean %", "sd", "P(beats winner)"],
+                           rows))
 
 
 def _studies_line(snap: Snapshot) -> str:
@@ -177,7 +197,7 @@ def as_json(snap: Snapshot) -> dict:
     rungs = rungs_of(snap)
     used = snap.compute()
     studied = snap.compute(studies=True)
-    versus = _vs_winners(snap)
+    versus = _vs_winners(replicas.pooled(snap))  # with replicas: over every replica's videos
     return {"name": s.name, "cluster": s.cluster, "state": s.state.value, "error": s.error,
             "created_at": s.created_at, "ended_at": s.ended_at,
             "compute_hours_total": sum(used.values()), "compute_hours_by_unit": used,
@@ -189,6 +209,7 @@ def as_json(snap: Snapshot) -> dict:
                             "eval_videos": h.eval_videos, "vs_winner": versus.get(h.id),
                             "top1_interval": list(ci) if (ci := h.top1_interval) is not None else None,
                             "top5_interval": list(c5) if (c5 := h.top5_interval) is not None else None,
+                            "replicas": sm.to_dict() if (sm := replicas.summary(snap, h)) is not None else None,
                             "tries": tries(h), "attempts": _attempts(h)}
                            for h in snap.hypotheses
                            if h.kind not in (MEASUREMENT.name, CACHE_SHARD.name) and not is_study(h.kind)],

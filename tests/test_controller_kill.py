@@ -55,15 +55,14 @@ def _prepare(root: Path, synth: Path) -> Path:
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The job's dataset, generated once by a first controller run (shared by both searches)."""
     from pas_models.data.synth import SynthConfig, generate
+    from pas_models.data.synth import stamp as synth_stamp
 
     root = tmp_path_factory.mktemp("kill-data") / "synth"
     s = JOB["synthetic"]
     cfg = SynthConfig(classes=s["classes"], videos_per_class=s["videos_per_class"], val_per_class=s["val_per_class"],
                       frames=s["frames"])
-    import dataclasses
-
     root.mkdir()
-    (root / "synth.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    (root / "synth.json").write_text(json.dumps(synth_stamp(cfg), indent=2) + "\n")
     generate(root, cfg)
     return root
 

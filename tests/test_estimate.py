@@ -49,6 +49,26 @@ def test_halving_share_of_the_full_search() -> None:
     assert any("an iteration of 4 trains" in line for line in est.lines)
 
 
+def test_replicas_multiply_every_network_and_b_s_cache_but_not_an_imported_b_nor_the_baselines() -> None:
+    base = 3 * 100 * 3 * 4.0 + 10 * 2 * 4.0
+    it1 = 2 * (5 * 100 * (3 * 2.0 + 4.0) + 10 * 2 * 2.0)
+    it2 = 2 * (5 * 100 * (3 * 1.0 + 4.0) + 10 * 2 * 1.0)
+    three = estimate(replace(X, replicas=3))
+    assert three.expected_hours == pytest.approx(3 * (base + it1 + it2) * H)
+    assert "x 3 replicas" in three.lines[0]
+    imported = estimate(replace(X, replicas=3, base_epochs=0))
+    assert imported.expected_hours == pytest.approx((10 * 2 * 4.0 + 3 * (it1 + it2)) * H)
+    # jobs: 3 B + 3 x 4 hypotheses, each (1 + 1) x (1 + 2) x 2 h x 4 GPUs; a cache shard pair per B replica
+    assert three.worst_hours == pytest.approx(15 * 2 * 3 * 2.0 * 4)
+    cached = estimate(replace(X, replicas=3, distill=False, cache_clips=160, cache_shards=2))
+    assert cached.worst_hours == pytest.approx(15 * 2 * 3 * 2.0 * 4 + 3 * 2 * 2 * 3 * 2.0)
+    with_baselines = estimate(replace(X, replicas=2, baselines=True))
+    once = estimate(replace(X, baselines=True))
+    assert with_baselines.expected_hours is not None and once.expected_hours is not None
+    baselines = 2 * (3 * 100 * 3 * 1.5 + 10 * 2 * 1.5) * H  # mean cost of each iteration's networks, once
+    assert with_baselines.expected_hours == pytest.approx(2 * (once.expected_hours - baselines) + baselines)
+
+
 def test_unknown_when_nothing_says_how_fast() -> None:
     est = estimate(replace(X, throughput=None))
     assert est.expected_hours is None and "no throughput" in est.lines[0]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from pas_orchestrator.labels import overlapping, place  # noqa: E402
+from pas_orchestrator.labels import overlapping, place
 
 
 def test_crowded_points_get_labels_that_never_overlap() -> None:

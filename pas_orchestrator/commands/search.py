@@ -146,7 +146,7 @@ def _estimate_inputs(search: SearchDef, profile: ClusterProfile, layout: RunLayo
                   measure=search.eval.latency_passes > 0,
                   cache_clips=train_videos * cache.clips_per_video if cache and train_videos is not None else None,
                   cache_shards=cache.shards if cache else 0, scheduler=profile.executor == "slurm",
-                  size_note=size_note)
+                  size_note=size_note, replicas=search.replicas)
 
 
 def _dataset_size(search: SearchDef) -> tuple[int | None, int | None, str | None]:

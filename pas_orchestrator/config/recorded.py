@@ -28,6 +28,8 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
             del d[key]
     if d["strategy"] == "coordinate_descent":
         del d["strategy"]
+    if d["replicas"] == 1:
+        del d["replicas"]
     for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
         if d["distill"][key] == default:
             del d["distill"][key]

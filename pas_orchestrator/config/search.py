@@ -146,6 +146,7 @@ class _RawSearch:
     gradient: GradientConfig | None = None
     dataset_size: DatasetSize | None = None
     ties: TiesSection | None = None
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ class SearchDef:
     gradient: GradientConfig | None = None
     dataset_size: DatasetSize | None = None  # for a dry run before the lists can be read
     ties: TiesSection | None = None  # noise-aware selection (opt-in): indistinguishable hypotheses tie
+    # independent trainings of B and of every hypothesis, replica r with seed + r (pas_orchestrator/replicas.py)
+    replicas: int = 1
     source: str = ""  # the file it was read from
 
     def candidate_halving(self) -> HalvingSection:
@@ -306,7 +309,11 @@ def _check_eval(r: _RawSearch, w: str) -> None:
 
 
 def _check_sections(r: _RawSearch, w: str) -> None:
-    """The optional sections: dataset_size, budget, halving."""
+    """The optional sections: ties, replicas, dataset_size, budget, halving."""
+    require(r.replicas >= 1, f"{w} replicas", f"must be an integer >= 1 (1: one training each), got {r.replicas}")
+    require(r.replicas == 1 or r.strategy == "coordinate_descent", f"{w} replicas",
+            "replicas apply to strategy coordinate_descent (a gradient search's targets are not replicated): "
+            "set replicas: 1")
     if r.ties is not None:
         one_of(r.ties.rule, ("paired",), f"{w} ties.rule")
         require(0 < r.ties.level < 1, f"{w} ties.level", f"must be a significance level in (0, 1), got {r.ties.level}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from pas_models.data.formats import DatasetConfig, load_dataset_config
@@ -23,12 +22,13 @@ def ensure_data(search: SearchDef, progress: bool = True) -> DatasetConfig:
     root = Path(search.synthetic.root)
     cfg = search.synthetic.synth_config()
     stamp = root / "synth.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) != asdict(cfg):
+    if stamp.is_file() and json.loads(stamp.read_text()) != synth.stamp(cfg):
         raise ConfigError(f"{search.source}: synthetic: {root} holds a synthetic dataset made with other settings "
-                          f"({stamp}); delete the folder or set synthetic.root to another one")
+                          f"or by another version of the generator ({stamp}); delete the folder or set "
+                          "synthetic.root to another one")
     if not (root / "dataset.yaml").is_file() or not stamp.is_file():
         root.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        stamp.write_text(json.dumps(synth.stamp(cfg), indent=2) + "\n")
         with tqdm(total=synth.total_videos(cfg), desc=f"synthetic dataset -> {root}", unit="video",
                   disable=not progress or None) as bar:
             synth.generate(root, cfg, progress=bar.update)

@@ -14,9 +14,9 @@ and returns what should happen next, in this order of precedence:
 3. when nothing ended in this call: the search strategy advances (winner, next iteration, stop), and
    an iteration whose trainings have all ended gets its latency measurement job (``PlanMeasurement``,
    when the policy measures latency); the search does not end while a measurement is pending; with a
-   teacher cache (``Policy.cache_shards``), the cache stage is planned once B is done (``PlanCache``:
-   one job per shard) and iteration 1 waits for every shard (a shard that failed for good fails the
-   search);
+   teacher cache (``Policy.cache_shards``), the cache stage is planned once B (and every B replica) has ended
+   (``PlanCache``: one job per shard, per trained B replica) and iteration 1 waits for every shard (a shard
+   that failed for good fails the search);
 4. when nothing was planned: every hypothesis that needs an attempt is submitted as one batch, within
    the executor's capacity (one that has reached the end of its rung waits for the rung decision of
    strategies/halving.py instead). A measurement job is a batch of its own (it has its own resources) and,
@@ -49,7 +49,7 @@ from pas_orchestrator.core.actions import (
     SubmitBatch,
 )
 from pas_orchestrator.core.outcomes import JobOutcome, Phase
-from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, Result, kind_of
+from pas_orchestrator.kinds import CACHE_SHARD, MEASUREMENT, REPLICA, Result, kind_of
 from pas_orchestrator.ledger.records import AttemptRec, HypRec, Snapshot
 from pas_orchestrator.ledger.states import ACTIVE_ATTEMPT, TERMINAL_HYP, AttemptState, HypState, SearchState
 from pas_orchestrator.strategies.base import Strategy
@@ -143,6 +143,8 @@ def _cache_stage(snap: Snapshot, shards: int) -> list[Action] | None:
     base = snap.iteration(0)
     if not base or base[0].state != HypState.DONE:
         return None
+    if any(h.state not in TERMINAL_HYP for h in snap.iteration(0, REPLICA.name)):
+        return None  # each trained B replica gets a cache of its own: all of them have ended first
     rows = [h for h in snap.hypotheses if h.kind == CACHE_SHARD.name]
     if not rows:
         return [PlanCache(shards)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pas_models.layout import RunLayout
+from pas_orchestrator import replicas
 from pas_orchestrator.config.search import SearchDef
 from pas_orchestrator.strategies.base import Strategy
 from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
@@ -12,7 +13,8 @@ from pas_orchestrator.strategies.halving import SuccessiveHalving
 
 def strategy_for(search: SearchDef, layout: RunLayout) -> Strategy:
     """The search strategy of a definition: the paper's coordinate descent, with successive halving inside
-    each iteration when ``halving`` is set (a new strategy is chosen here, from a key of the definition)."""
+    each iteration when ``halving`` is set, deciding on its replicas' pooled figures with ``replicas`` (a new
+    strategy is chosen here, from a key of the definition)."""
     if search.strategy == "gradient":
         assert search.gradient is not None
         h = search.candidate_halving()
@@ -22,6 +24,6 @@ def strategy_for(search: SearchDef, layout: RunLayout) -> Strategy:
                            selection=search.selection, ratio_tolerance=search.ratio_tolerance,
                            baselines=search.baselines, layout=layout,
                            ties_level=search.ties.level if search.ties is not None else None)
-    if search.halving is not None:
-        return SuccessiveHalving(cd, search.halving.eta, search.halving.rungs)
-    return cd
+    strategy: Strategy = cd if search.halving is None else SuccessiveHalving(cd, search.halving.eta,
+                                                                               search.halving.rungs)
+    return replicas.wrap(strategy, search.replicas)

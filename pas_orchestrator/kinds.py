@@ -139,7 +139,8 @@ def measure_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> MeasureTask
 
 
 def cache_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> CacheShardTask:
-    """Shard K's job (op ``cache-K``; ``cache-K.rR``: B's replica R's cache): B (trained or imported: iteration 0's
+    """Shard K's job (op ``cache-K``; ``cache-K.rR``: B's replica R's cache, its recipes drawn with seed + R as its
+    trainings draw theirs): B (trained or imported: iteration 0's
     weights) over K recipes of its videos."""
     s = ctx.search
     assert s.distill.cache is not None
@@ -148,7 +149,7 @@ def cache_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> CacheShardTas
     base = replicas.replica(snap, base, r) or base
     return CacheShardTask(h.label, h.out_dir, str(cache_folder(ctx.layout, r)), cache_shard(h.op), s.base_spec(),
                           str(HypFiles.of(base.out_dir).model), ctx.data, s.distill.cache, s.distill.teacher_bn,
-                          s.recipe.batch_per_gpu, s.recipe.num_workers, s.seed,
+                          s.recipe.batch_per_gpu, s.recipe.num_workers, s.seed + r,
                           teacher_dropout=s.distill.teacher_dropout)
 
 

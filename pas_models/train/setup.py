@@ -96,7 +96,8 @@ def setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: 
     finetune = False
     if task.parent is not None and task.parent_checkpoint is not None and can_init_from_parent(task.parent, spec):
         how = init_from_parent(model, load_weights(task.parent_checkpoint), task.parent, spec)
-        log.info("%s: initialised from %s (weights %s)", task.hypothesis, task.parent.label, how)
+        log.info("%s: initialised from %s, %s (weights %s)", task.hypothesis, task.parent.label,
+                 task.parent_checkpoint, how)
         finetune = True
     precision = Precision.of(recipe, device, task.hypothesis)
     cached = task.teacher is not None and task.distill.cache is not None

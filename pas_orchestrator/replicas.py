@@ -217,5 +217,23 @@ def summary(snap: Snapshot, h: HypRec) -> Summary | None:
     return Summary(values, statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, p)
 
 
+HEAD = ("iter", "op", "path", "replicas", "top-1 % each", "mean %", "sd", "P(beats winner)")
+NOTE = ("replica r trains with the search's seed + r; each iteration chose on the replicas' mean. P(beats winner): the "
+        "share of replicas in which the network has a higher top-1 than its iteration's winner (ties count 1/2)")
+
+
+def table_rows(snap: Snapshot) -> list[list[str]]:
+    """Each network over its replicas (``HEAD``'s columns), [] without replicas."""
+    rows = []
+    for h in snap.hypotheses:
+        sm = summary(snap, h)
+        if sm is None:
+            continue
+        rows.append([str(h.iteration), h.op, h.path or "-", str(len(sm.top1)), " ".join(f"{t:.1f}" for t in sm.top1),
+                     f"{sm.mean:.2f}", "-" if sm.sd is None else f"{sm.sd:.2f}",
+                     "winner" if h.winner else "-" if sm.p_beats_winner is None else f"{sm.p_beats_winner:.2f}"])
+    return rows
+
+
 def wrap(strategy: Strategy, replicas: int) -> Strategy:
     return strategy if replicas <= 1 else Replicated(strategy, replicas)

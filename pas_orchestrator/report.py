@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
+from pas_orchestrator import replicas
 from pas_orchestrator.comparisons import against, vs_winner
 from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
 from pas_orchestrator.labels import Point
@@ -110,7 +111,14 @@ def _speedup(snap: Snapshot, h: HypRec, measured: dict[int, MeasureResult], batc
 
 def _ci(h: HypRec) -> str:
     ci = h.top1_interval
-    return "-" if ci is None else f"{ci[0]:.1f}-{ci[1]:.1f} ({h.eval_videos} videos)"
+    return "-" if ci is None else f"{ci[0]:.1f}-{ci[1]:.1f} ({videos_text(h)})"
+
+
+def videos_text(h: HypRec) -> str:
+    """What an interval is over: "640 videos", or "640 videos x 3 replicas" for a network pooled over replicas."""
+    k = json.loads(h.result).get("replicas", 1) if h.result else 1
+    n = h.eval_videos or 0
+    return f"{n // k} videos x {k} replicas" if k > 1 and n % k == 0 else f"{n} videos"
 
 
 def _versus(snap: Snapshot, h: HypRec) -> str:
@@ -120,7 +128,10 @@ def _versus(snap: Snapshot, h: HypRec) -> str:
     return f"{c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]" + ("" if c.distinguishable else " not distinguishable")
 
 
-def table_markdown(snap: Snapshot) -> str:
+def table_markdown(raw: Snapshot) -> str:
+    """Table 1 and every hypothesis; with replicas, each network's figures pooled over its replicas (what the
+    search chose on) and a table of the replicas."""
+    snap = replicas.pooled(raw)
     baselines = {(h.iteration, h.path): h for h in snap.hypotheses if h.kind == "baseline"}
     measured = measurements(snap)
     rows = ["| model | reduction | top-1 % | top-1 95% CI | top-5 % | GFLOPs x views | ms/view (batch 1) | "
@@ -161,12 +172,19 @@ def table_markdown(snap: Snapshot) -> str:
                      + ("-" if h.gflops is None else f"{h.gflops:.4g}")
                      + f" | {_ms(snap, h, 1, measured)} | {_ms(snap, h, 8, measured)} | "
                      + f"{'yes' if h.winner else ''} |")
+    reps = replicas.table_rows(raw)
+    if reps:
+        lines += ["", "## Replicas", "", f"{replicas.NOTE[0].upper()}{replicas.NOTE[1:]}; the tables above show "
+                  "each network's mean over its replicas, its interval over every replica's test videos.", "",
+                  "| " + " | ".join(replicas.HEAD) + " |", "|" + "---|" * len(replicas.HEAD),
+                  *("| " + " | ".join(r) + " |" for r in reps)]
     return "\n".join(lines) + "\n"
 
 
 def plot(snap: Snapshot, path: Path) -> None:
-    """Accuracy vs GFLOPs: every trained hypothesis (by iteration), the chosen path, and the
-    without-PAS baselines when present (paper Figure 3)."""
+    """Accuracy vs GFLOPs: every trained hypothesis (by iteration; with replicas, its mean over them), the chosen
+    path, and the without-PAS baselines when present (paper Figure 3)."""
+    snap = replicas.pooled(snap)
     import matplotlib
 
     matplotlib.use("Agg")

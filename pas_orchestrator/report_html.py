@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pas_orchestrator import replicas
 from pas_orchestrator.comparisons import vs_winner
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 from pas_orchestrator.ledger.records import EventRec, is_study
-from pas_orchestrator.report import chosen_path, compute_text, network_name, strategy_of, write_report
+from pas_orchestrator.report import chosen_path, compute_text, network_name, strategy_of, videos_text, write_report
 
 log = logging.getLogger(__name__)
 STYLE = """
@@ -56,7 +57,7 @@ def _table(head: list[str], rows: list[str]) -> str:
 
 def _chosen(snap: Snapshot) -> str:
     rows = [_row([_e(network_name(snap, h)), _e(h.path or "-"), f"{h.top1:.2f}", _ci(h), f"{h.top5:.2f}",
-                  f"{h.gflops:.4g}", _e(h.eval_videos or "-")])
+                  f"{h.gflops:.4g}", _e(videos_text(h))])
             for h in chosen_path(snap) if h.top1 is not None and h.top5 is not None and h.gflops is not None]
     return _table(["model", "reduction", "top-1 %", "95% interval", "top-5 %", "GFLOPs/view", "test videos"], rows)
 
@@ -94,6 +95,16 @@ def _decisions(snap: Snapshot, whys: dict[int, str]) -> str:
     return "<ul>" + "".join(items) + "</ul>" if items else '<p class="muted">no iteration has ended yet</p>'
 
 
+def _replicas(snap: Snapshot) -> str:
+    rows = replicas.table_rows(snap)
+    if not rows:
+        return ""
+    return (f"<h2>Replicas</h2><p>{_e(replicas.NOTE[0].upper() + replicas.NOTE[1:])}; the tables above show each "
+            "network's mean over its replicas.</p>"
+            + _table(list(replicas.HEAD), [_row([_e(c) for c in r], "winner" if r[-1] == "winner" else "", text=3)
+                                           for r in rows]))
+
+
 def _studies(snap: Snapshot) -> str:
     rows = [_row([_e(h.kind.removeprefix("study-")), _e(h.op), _e(h.state.value),
                   "-" if h.top1 is None else f"{h.top1:.2f}", _ci(h)], text=3)
@@ -103,8 +114,10 @@ def _studies(snap: Snapshot) -> str:
     return _table(["study", "row", "state", "top-1 %", "95% interval"], rows)
 
 
-def write_html(snap: Snapshot, out: Path, figures: dict[str, Path], whys: dict[int, str]) -> Path:
-    """``out/report.html``; ``figures``: the PNGs to inline by name; ``whys``: each winner's why, by row id."""
+def write_html(raw: Snapshot, out: Path, figures: dict[str, Path], whys: dict[int, str]) -> Path:
+    """``out/report.html``; ``figures``: the PNGs to inline by name; ``whys``: each winner's why, by row id. With
+    replicas a network's figures are its mean over them (what the search chose on), and a table shows them."""
+    snap = replicas.pooled(raw)
     s = snap.search
     done = sum(1 for h in snap.hypotheses if h.state == HypState.DONE)
     captions = {"plot": "Every trained hypothesis and the chosen path (bars: 95% intervals)",
@@ -121,7 +134,7 @@ def write_html(snap: Snapshot, out: Path, figures: dict[str, Path], whys: dict[i
             "distinguishable where it holds 0.</p>",
             *(_figure(p, captions.get(k, k)) for k, p in figures.items() if p.suffix == ".png" and p.is_file()),
             "<h2>Every hypothesis</h2>", _every(snap),
-            "<h2>Decisions</h2>", _decisions(snap, whys),
+            "<h2>Decisions</h2>", _decisions(snap, whys), _replicas(raw),
             "<h2>Studies</h2>", _studies(snap)]
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")

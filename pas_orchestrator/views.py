@@ -131,21 +131,10 @@ def render(snap: Snapshot, studies: bool = False) -> str:
 
 def replicas_table(snap: Snapshot) -> str:
     """With replicas: each network over its replicas (what its iteration's choice was made on), "" without."""
-    rows = []
-    for h in snap.hypotheses:
-        sm = replicas.summary(snap, h)
-        if sm is None:
-            continue
-        rows.append([h.iteration, h.op, h.path or "-", len(sm.top1), " ".join(f"{t:.1f}" for t in sm.top1),
-                     f"{sm.mean:.2f}", "-" if sm.sd is None else f"{sm.sd:.2f}",
-                     "winner" if h.winner else "-" if sm.p_beats_winner is None else f"{sm.p_beats_winner:.2f}"])
+    rows = replicas.table_rows(snap)
     if not rows:
         return ""
-    n = max(r[3] for r in rows)
-    return (f"\n\nreplicas (seed + r, r = 0..{n - 1}; the choices were made on their mean): top-1 of each, mean, "
-            "standard deviation, P(beats the winner): the share of replicas in which it has the higher top-1\n"
-            + format_table(["iter", "op", "path", "replicas", "top-1 % each", "mean %", "sd", "P(beats winner)"],
-                           rows))
+    return f"\n\nreplicas ({replicas.NOTE}):\n" + format_table(list(replicas.HEAD), rows)
 
 
 def _studies_line(snap: Snapshot) -> str:

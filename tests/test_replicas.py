@@ -68,7 +68,7 @@ def test_replicas_train_as_chains_of_their_own_and_the_winner_is_chosen_on_their
     assert sw.p_beats_winner is None
     assert sc is not None and sc.mean == 55.0 and sc.p_beats_winner == 1 / 3  # c beat s in replica 0 only
     text = render(s)
-    assert "replicas (seed + r, r = 0..2" in text
+    assert "replicas (replica r trains with the search's seed + r" in text
     line = next(x for x in text.splitlines() if x.split()[:2] == ["1", "c"] and "80.0 40.0 45.0" in x)
     assert line.split()[-3:] == ["55.00", "21.79", "0.33"]
     out = {(h["iteration"], h["op"]): h for h in as_json(s)["hypotheses"]}

@@ -42,4 +42,9 @@ def test_a_replicated_search_with_a_cache_and_halving_runs_each_chain_on_its_own
             first = next(h for h in st["hypotheses"] if h["iteration"] == 1 and h["winner"])
             assert str(Path(rows[1, first["op"] + ".r1"]["out_dir"]) / "model.pt") in log
     text = pas(tmp_path, "status").stdout
-    assert "replicas (seed + r, r = 0..1" in text and "base.r1" in text
+    assert "replicas (replica r trains with the search's seed + r" in text and "base.r1" in text
+    report = pas(tmp_path, "report")
+    assert report.returncode == 0, report.stderr[-2000:]
+    table = (runs / "report/table.md").read_text()
+    assert "## Replicas" in table and "videos x 2 replicas" in table
+    assert "<h2>Replicas</h2>" in (runs / "report/report.html").read_text()

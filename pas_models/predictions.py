@@ -6,11 +6,12 @@ Two forms:
 - ``PerVideo``, inside the result (``result.json``'s ``per_video``, a rung's ``rung-K.json`` too): which videos
   of the validation list were evaluated and which of them each network got right at top-1 and top-5, as bit
   sets (base64): what the controller needs for a paired comparison, without numpy. 19,881 Kinetics-400
-  videos are 3 x 3.3 kB; the demo's 64, 3 x 12 bytes.
+  videos are 3 x 3.3 kB; the demo's 640, 3 x 108 bytes.
 - ``predictions.npz`` beside it (``rung-K.predictions.npz`` for a rung; written atomically, before the result):
   per evaluated video its index in the validation list, its label, the ``k`` most likely classes (k = min(5,
   classes)) with their view-averaged probabilities, and the label's probability; ``format`` and ``videos`` (the
-  list's length). 4 + 4 + 6k + 2 bytes a video: 0.8 MB per evaluation on Kinetics-400, 2.6 kB on the demo.
+  list's length). 4 + 4 + 6k + 2 bytes a video: 0.8 MB per evaluation on Kinetics-400 (19,881 videos), 27 kB
+  on the demo's 640 (the file as written, headers included).
 """
 
 from __future__ import annotations

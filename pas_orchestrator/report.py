@@ -235,7 +235,8 @@ def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str,
     ax.set_ylabel(ylabel)
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)  # a long title wraps, never cut at the edge
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing drawn yet (a report refreshed before B ended): no legend
+        ax.legend(fontsize=8)
     fig.tight_layout()
     if points:
         place(ax, points, fontsize, bars)

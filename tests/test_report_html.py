@@ -106,3 +106,14 @@ def test_a_running_search_rewrites_its_page_once_a_minute_when_something_happene
     assert page.written == 1  # within the minute: not again
     page.close()
     assert page.written == 2  # the end: the page is current
+
+
+def test_a_page_written_while_b_still_trains_draws_its_figures_without_a_warning(tmp_path: Path) -> None:
+    import warnings
+
+    c = controller(tmp_path, FakeExecutor())
+    drive(c)  # B submitted, nothing trained yet: the figures have no point and no legend entry
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        files = refresh(c.ledger, tmp_path / "report")
+    assert files["html"].is_file() and files["plot"].is_file()

@@ -114,6 +114,14 @@ def _ci(h: HypRec) -> str:
     return "-" if ci is None else f"{ci[0]:.1f}-{ci[1]:.1f} ({videos_text(h)})"
 
 
+def top5_text(h: HypRec) -> str:
+    """Top-5 with its 95% interval (Wilson, over the same videos): "99.84 [99.1-100.0]"."""
+    if h.top5 is None:
+        return "-"
+    ci = h.top5_interval
+    return f"{h.top5:.2f}" + ("" if ci is None else f" [{ci[0]:.1f}-{ci[1]:.1f}]")
+
+
 def videos_text(h: HypRec) -> str:
     """What an interval is over: "640 videos", or "640 videos x 3 replicas" for a network pooled over replicas."""
     k = json.loads(h.result).get("replicas", 1) if h.result else 1
@@ -142,7 +150,7 @@ def table_markdown(raw: Snapshot) -> str:
         name = network_name(snap, h)
         b = baselines.get((h.iteration, h.path))
         what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path or "-"
-        rows.append(f"| {name} | {what} | {h.top1:.2f} | {_ci(h)} | {h.top5:.2f} | {h.gflops:.4g} x {_views(h)} | "
+        rows.append(f"| {name} | {what} | {h.top1:.2f} | {_ci(h)} | {top5_text(h)} | {h.gflops:.4g} x {_views(h)} | "
                     f"{_ms(snap, h, 1, measured)} | {_speedup(snap, h, measured)} | "
                     + (f"{b.top1:.2f} |" if b is not None and b.top1 is not None else "- |"))
     devices = sorted({m.device for m in measured.values()})
@@ -156,9 +164,9 @@ def table_markdown(raw: Snapshot) -> str:
              f"({'; '.join(devices) or 'none measured'}); a speedup compares two networks of the same job. "
              "Spread: (highest - lowest round median) / median; above 20% a figure is not trusted and not plotted"
              + (f" ({'; '.join(flagged)})." if flagged else "."), "",
-             "Top-1's 95% interval: Wilson's, over the test videos (pas_models/intervals.py). Against the winner: the "
-             "difference in top-1 points on the same videos, with Newcombe's paired 95% interval; 'not "
-             "distinguishable' where it holds 0.", "",
+             "Top-1's 95% interval (and top-5's, in brackets): Wilson's, over the test videos "
+             "(pas_models/intervals.py). Against the winner: the difference in top-1 points on the same videos, "
+             "with Newcombe's paired 95% interval; 'not distinguishable' where it holds 0.", "",
              "## Every hypothesis", "",
              "| iteration | operator | path | state | top-1 % | top-1 95% CI | against the winner | top-5 % | "
              "GFLOPs/view | ms/view b1 | ms/view b8 | winner |",
@@ -168,7 +176,7 @@ def table_markdown(raw: Snapshot) -> str:
             continue
         lines.append(f"| {h.iteration} | {h.op} | {h.path or '-'} | {h.state.value} | "
                      + ("-" if h.top1 is None else f"{h.top1:.2f}") + f" | {_ci(h)} | {_versus(snap, h)} | "
-                     + ("-" if h.top5 is None else f"{h.top5:.2f}") + " | "
+                     + top5_text(h) + " | "
                      + ("-" if h.gflops is None else f"{h.gflops:.4g}")
                      + f" | {_ms(snap, h, 1, measured)} | {_ms(snap, h, 8, measured)} | "
                      + f"{'yes' if h.winner else ''} |")
@@ -350,7 +358,7 @@ def compare_markdown(snaps: list[Snapshot]) -> str:
                                           + ("" if c.distinguishable else " not distinguishable"))
             what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path
             rows.append(f"| {s.search.name} | {strategy_of(s)} | {network_name(s, h)} | {what} | {h.gflops:.4g} | "
-                        f"{h.top1:.2f} | {_ci(h)} | {h.top5:.2f} | {near_text} | {diff} |")
+                        f"{h.top1:.2f} | {_ci(h)} | {top5_text(h)} | {near_text} | {diff} |")
     spent = [f"- {s.search.name} ({strategy_of(s)}): {compute_text(s)}, B {s.iteration(0)[0].top1:.2f}% top-1 at "
              f"{s.iteration(0)[0].gflops:.4g} GFLOPs" for s in snaps if s.iteration(0) and s.iteration(0)[0].top1]
     return "\n".join([f"# {' vs '.join(s.search.name for s in snaps)}", "", *rows, "",

@@ -21,7 +21,15 @@ from pas_orchestrator import replicas
 from pas_orchestrator.comparisons import vs_winner
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
 from pas_orchestrator.ledger.records import EventRec, is_study
-from pas_orchestrator.report import chosen_path, compute_text, network_name, strategy_of, videos_text, write_report
+from pas_orchestrator.report import (
+    chosen_path,
+    compute_text,
+    network_name,
+    strategy_of,
+    top5_text,
+    videos_text,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 STYLE = """
@@ -56,7 +64,7 @@ def _table(head: list[str], rows: list[str]) -> str:
 
 
 def _chosen(snap: Snapshot) -> str:
-    rows = [_row([_e(network_name(snap, h)), _e(h.path or "-"), f"{h.top1:.2f}", _ci(h), f"{h.top5:.2f}",
+    rows = [_row([_e(network_name(snap, h)), _e(h.path or "-"), f"{h.top1:.2f}", _ci(h), _e(top5_text(h)),
                   f"{h.gflops:.4g}", _e(videos_text(h))])
             for h in chosen_path(snap) if h.top1 is not None and h.top5 is not None and h.gflops is not None]
     return _table(["model", "reduction", "top-1 %", "95% interval", "top-5 %", "GFLOPs/view", "test videos"], rows)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from pas_orchestrator import replicas
 from pas_orchestrator.ledger.records import EventRec, Snapshot
 from pas_orchestrator.ledger.states import TERMINAL_HYP, AttemptState, HypState
 
@@ -30,8 +31,9 @@ def summary(snap: Snapshot, iterations: int, planned: int | None) -> str:
                  and not (h.attempts and h.attempts[-1].state == AttemptState.RUNNING))
     parts = [f"iteration {max(snap.last_iteration, 0)}/{iterations}",
              f"jobs {done} ended, {running} running, {queued} waiting"]
-    best = next((w for i in range(snap.last_iteration, 0, -1) if (w := snap.winner(i)) is not None), None)
-    base = snap.iteration(0)[0] if snap.iteration(0) else None
+    view = replicas.pooled(snap)  # with replicas: each network's mean over them, what the search chose on
+    best = next((w for i in range(view.last_iteration, 0, -1) if (w := view.winner(i)) is not None), None)
+    base = view.iteration(0)[0] if view.iteration(0) else None
     if best is not None:
         parts.append(f"best: {best.path} (iteration {best.iteration}) {best.top1:.2f}% at {best.gflops:.4g} GFLOPs")
     elif base is not None and base.state == HypState.DONE and base.top1 is not None:
@@ -117,7 +119,9 @@ class Progress:
                 pass
 
 
-def planned_hypotheses(iterations: int, operators: int, baselines: bool, measure: bool, cache_shards: int) -> int:
-    """The rows a coordinate-descent search plans at most: B, each operator per iteration, a baseline and a
-    latency measurement per iteration where asked, the teacher cache's shards (a GFLOPs target may end it sooner)."""
-    return 1 + iterations * (operators + int(baselines) + int(measure)) + cache_shards
+def planned_hypotheses(iterations: int, operators: int, baselines: bool, measure: bool, cache_shards: int,
+                       replicas: int = 1, base_replicas: int = 1) -> int:
+    """The rows a coordinate-descent search plans at most: B (and its replicas), each operator per iteration times
+    its replicas, a baseline and a latency measurement per iteration where asked, the teacher cache's shards per
+    B replica (a GFLOPs target may end it sooner)."""
+    return (base_replicas * (1 + cache_shards) + iterations * (replicas * operators + int(baselines) + int(measure)))

@@ -27,6 +27,10 @@ def test_the_status_line_says_where_the_search_is(tmp_path: Path) -> None:
     c, ex, jid = _search_to_iteration_1(tmp_path)
     planned = planned_hypotheses(1, 2, False, False, 0)
     assert planned == 3
+    # 3 replicas with a 2-shard cache: B x 3 and its shards x 3, 2 operators x 3 in each of 2 iterations, a
+    # latency job each; an imported B: one B and one cache
+    assert planned_hypotheses(2, 2, False, True, 2, replicas=3, base_replicas=3) == 3 * 3 + 2 * (6 + 1)
+    assert planned_hypotheses(2, 2, False, True, 2, replicas=3) == 3 + 2 * (6 + 1)
     assert summary(c.ledger.snapshot(), 1, planned) == \
         "[....................] iteration 0/1 | jobs 0 ended, 1 running, 0 waiting | no compute yet"
     ex.succeed(jid, top1=90.0, gflops=c.ledger.snapshot().iteration(0)[0].gflops)

@@ -17,6 +17,7 @@ from pas_orchestrator import replicas
 from pas_orchestrator.core.actions import PromoteRung
 from pas_orchestrator.core.decide import Observations, decide
 from pas_orchestrator.ledger.states import HypState, SearchState
+from pas_orchestrator.progress import summary as summary_line
 from pas_orchestrator.views import as_json, render
 
 
@@ -67,6 +68,7 @@ def test_replicas_train_as_chains_of_their_own_and_the_winner_is_chosen_on_their
     assert sw is not None and sw.top1 == (50.0, 60.0, 70.0) and sw.mean == 60.0 and sw.sd == 10.0
     assert sw.p_beats_winner is None
     assert sc is not None and sc.mean == 55.0 and sc.p_beats_winner == 1 / 3  # c beat s in replica 0 only
+    assert "best: s (iteration 1) 60.00%" in summary_line(s, 1, None)  # the mean the choice was made on
     text = render(s)
     assert "replicas (replica r trains with the search's seed + r" in text
     line = next(x for x in text.splitlines() if x.split()[:2] == ["1", "c"] and "80.0 40.0 45.0" in x)

@@ -88,7 +88,9 @@ class RungResult:
     per_video: dict[str, Any] = field(default_factory=dict)  # pas_models.predictions.PerVideo ({}: made before)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": "rung"}
+        from pas_models.train.result import intervals
+
+        return {**asdict(self), "kind": "rung", **intervals(self.top1, self.top5, self.eval_videos)}
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "rung result") -> RungResult:

@@ -51,3 +51,15 @@ def test_per_video_records_round_trip_and_are_checked() -> None:
         PerVideo.from_dict({"videos": 9})
     with pytest.raises(PredictionsInvalid, match="not the same validation list"):
         per.shared(PerVideo(3, (True,) * 3, (True,) * 3, (True,) * 3))
+
+
+def test_a_result_file_says_its_intervals_and_reads_back_without_them() -> None:
+    from snapshots import RUNG1, result
+
+    r = result(top1=60.0)  # 2 test videos: 60% of 2 is not a count, Wilson's still bounds it
+    d = r.to_dict()
+    assert d["interval"].startswith("95%, Wilson") and d["top1_interval"][0] < 60.0 < d["top1_interval"][1]
+    assert d["top5_interval"][0] < 90.0 <= d["top5_interval"][1]
+    assert JobResult.from_dict(d) == r and JobResult.from_dict({k: v for k, v in d.items() if "interval" not in k}) == r
+    rung = RUNG1.to_dict()
+    assert "top1_interval" in rung and RungResult.from_dict(rung) == RUNG1

@@ -52,7 +52,7 @@ class JobResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["latency"] = [dict(x) for x in self.latency]
-        return d
+        return {**d, **intervals(self.top1, self.top5, self.eval_videos)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -73,6 +73,17 @@ class JobResult:
     @classmethod
     def read(cls, path: str | Path) -> JobResult:
         return cls.from_dict(load_json(path, ResultInvalid), str(Path(path)))
+
+
+def intervals(top1: float, top5: float, videos: int) -> dict[str, Any]:
+    """What a result file says of its figures' uncertainty, for whoever reads it (derived, not read back): top-1's
+    and top-5's 95% intervals in percent, Wilson's over the evaluated videos."""
+    from pas_models.intervals import percent_interval
+
+    if videos <= 0:
+        return {}
+    return {"top1_interval": list(percent_interval(top1, videos)),
+            "top5_interval": list(percent_interval(top5, videos)), "interval": "95%, Wilson score, over eval_videos"}
 
 
 _OPTIONAL = ("teacher_source", "latency", "distill", "per_video")

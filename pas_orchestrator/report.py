@@ -13,7 +13,7 @@ from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
 from pas_orchestrator import replicas
-from pas_orchestrator.comparisons import against, vs_winner
+from pas_orchestrator.comparisons import vs_winner
 from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
 from pas_orchestrator.labels import Point
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
@@ -109,7 +109,7 @@ def _speedup(snap: Snapshot, h: HypRec, measured: dict[int, MeasureResult], batc
     return f"{ref.ms_per_view / mine.ms_per_view:.2f}x" + flops
 
 
-def _ci(h: HypRec) -> str:
+def interval_text(h: HypRec) -> str:
     ci = h.top1_interval
     return "-" if ci is None else f"{ci[0]:.1f}-{ci[1]:.1f} ({videos_text(h)})"
 
@@ -150,8 +150,8 @@ def table_markdown(raw: Snapshot) -> str:
         name = network_name(snap, h)
         b = baselines.get((h.iteration, h.path))
         what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path or "-"
-        rows.append(f"| {name} | {what} | {h.top1:.2f} | {_ci(h)} | {top5_text(h)} | {h.gflops:.4g} x {_views(h)} | "
-                    f"{_ms(snap, h, 1, measured)} | {_speedup(snap, h, measured)} | "
+        rows.append(f"| {name} | {what} | {h.top1:.2f} | {interval_text(h)} | {top5_text(h)} | "
+                    f"{h.gflops:.4g} x {_views(h)} | {_ms(snap, h, 1, measured)} | {_speedup(snap, h, measured)} | "
                     + (f"{b.top1:.2f} |" if b is not None and b.top1 is not None else "- |"))
     devices = sorted({m.device for m in measured.values()})
     flagged = sorted({f"{i}: {t.network} b{t.batch} ({t.spread:.0%})" for i, m in measured.items() for t in m.timings
@@ -175,7 +175,7 @@ def table_markdown(raw: Snapshot) -> str:
         if h.kind != "pas":
             continue
         lines.append(f"| {h.iteration} | {h.op} | {h.path or '-'} | {h.state.value} | "
-                     + ("-" if h.top1 is None else f"{h.top1:.2f}") + f" | {_ci(h)} | {_versus(snap, h)} | "
+                     + ("-" if h.top1 is None else f"{h.top1:.2f}") + f" | {interval_text(h)} | {_versus(snap, h)} | "
                      + top5_text(h) + " | "
                      + ("-" if h.gflops is None else f"{h.gflops:.4g}")
                      + f" | {_ms(snap, h, 1, measured)} | {_ms(snap, h, 8, measured)} | "
@@ -226,11 +226,11 @@ def plot(snap: Snapshot, path: Path) -> None:
         ax.plot([h.gflops for h in base], [h.top1 for h in base], "--", color="gray", marker="x",
                 label="without PAS", zorder=2)
     ax.set_xscale("log")
-    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
+    finish_figure(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
             f"PAS search {snap.search.name}", labels, bars=errs)
 
 
-def _finish(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str,
+def finish_figure(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str,
             points: Sequence[Point] = (), fontsize: float = 7, bars: Sequence[tuple[float, float, float]] = ()
             ) -> None:
     """Axis labels, grid, legend, the points' labels (placed so that none overlaps another, labels.py); written
@@ -296,7 +296,7 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
     ax.set_yscale("log")
     devices = "; ".join(sorted({m.device for m in measured.values()}))
     note = f", {left_out} not trusted (spread > 20%) left out" if left_out else ""
-    _finish(fig, ax, path, "FLOPs reduction vs B", "measured speedup vs B (same job)",
+    finish_figure(fig, ax, path, "FLOPs reduction vs B", "measured speedup vs B (same job)",
             f"{snap.search.name}: FLOPs are not speed ({devices}{note})", labels, 6)
     return True
 
@@ -337,69 +337,6 @@ def plot_rungs(snap: Snapshot, path: Path) -> bool:
     fig.savefig(path)
     plt.close(fig)
     return True
-
-
-def compare_markdown(snaps: list[Snapshot]) -> str:
-    """The chosen networks of several searches of the same base (a PAS search and a gradient search) in one
-    table, with the compute each search used; for each network, the other searches' network nearest in cost."""
-    rows = ["| search | strategy | network | architecture | GFLOPs/view | top-1 % | top-1 95% CI | top-5 % "
-            "| nearest in cost elsewhere | this one minus it, same videos |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    nets = {s.search.name: [h for h in chosen_path(s) if h.iteration] for s in snaps}
-    for s in snaps:
-        arch = architectures(s)
-        for h in nets[s.search.name]:
-            others = [(o, x) for o in snaps if o is not s for x in nets[o.search.name] if x.gflops and h.gflops]
-            near = min(others, key=lambda ox: abs(ox[1].gflops / h.gflops - 1), default=None)  # type: ignore[operator]
-            near_text = (f"{network_name(near[0], near[1])}: {near[1].gflops:.4g} GFLOPs, {near[1].top1:.2f}%"
-                         if near is not None else "-")
-            c = against(near[1], h) if near is not None else None
-            diff = "-" if c is None else (f"{c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
-                                          + ("" if c.distinguishable else " not distinguishable"))
-            what = f"{h.path} ({arch[h.path]})" if h.path in arch else h.path
-            rows.append(f"| {s.search.name} | {strategy_of(s)} | {network_name(s, h)} | {what} | {h.gflops:.4g} | "
-                        f"{h.top1:.2f} | {_ci(h)} | {top5_text(h)} | {near_text} | {diff} |")
-    spent = [f"- {s.search.name} ({strategy_of(s)}): {compute_text(s)}, B {s.iteration(0)[0].top1:.2f}% top-1 at "
-             f"{s.iteration(0)[0].gflops:.4g} GFLOPs" for s in snaps if s.iteration(0) and s.iteration(0)[0].top1]
-    return "\n".join([f"# {' vs '.join(s.search.name for s in snaps)}", "", *rows, "",
-                      "Compute each search used (every job: B, supernets, candidates or hypotheses, rungs, latency):",
-                      "", *spent]) + "\n"
-
-
-def plot_compare(snaps: list[Snapshot], path: Path) -> None:
-    """Accuracy vs GFLOPs of several searches: each one's chosen networks (a line) and every other network it
-    trained to the end (faint), with the compute it used in the legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    labels: list[Point] = []
-    errs: list[tuple[float, float, float]] = []
-    for k, s in enumerate(snaps):
-        color = plt.get_cmap("tab10")(k)
-        done = [h for h in s.hypotheses if h.kind == "pas" and h.state == HypState.DONE and h.top1 is not None
-                and h.iteration]
-        ax.scatter([h.gflops for h in done], [h.top1 for h in done], color=color, alpha=0.25, s=18, zorder=2)
-        best = sorted((h for h in chosen_path(s) if h.iteration), key=lambda h: h.gflops or 0.0)
-        ax.plot([h.gflops for h in best], [h.top1 for h in best], "-o", color=color, ms=5, zorder=3,
-                label=f"{s.search.name} ({strategy_of(s)}; {compute_text(s)})")
-        bars = [(h, ci) for h in best if (ci := h.top1_interval) is not None]
-        if bars:  # the chosen networks' 95% intervals over the test videos
-            ax.errorbar([h.gflops for h, _ in bars], [h.top1 for h, _ in bars],
-                        yerr=[[h.top1 - ci[0] for h, ci in bars], [ci[1] - h.top1 for h, ci in bars]],
-                        fmt="none", ecolor=color, alpha=0.4, lw=1, capsize=2, zorder=2)
-            errs += [(h.gflops, ci[0], ci[1]) for h, ci in bars if h.gflops is not None]
-        labels += [(h.gflops, h.top1, "-".join(network_name(s, h).rsplit("-", 2)[-2:]), color)
-                   for h in best if h.gflops is not None and h.top1 is not None]
-    bases = [s.iteration(0)[0] for s in snaps if s.iteration(0) and s.iteration(0)[0].top1 is not None]
-    if bases:
-        ax.scatter([b.gflops for b in bases], [b.top1 for b in bases], marker="*", s=80, color="black", label="B",
-                   zorder=4)
-    ax.set_xscale("log")
-    _finish(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
-            " vs ".join(s.search.name for s in snaps), labels, 6, errs)
 
 
 def write_report(snap: Snapshot, out: Path) -> dict[str, Path]:

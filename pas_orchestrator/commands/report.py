@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pas_models.errors import PasError
 from pas_models.layout import RunLayout
-from pas_orchestrator.report import compare_markdown, plot_compare
+from pas_orchestrator.report_compare import compare_markdown, plot_compare
 from pas_orchestrator.runs import read_snapshot
 
 

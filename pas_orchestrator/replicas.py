@@ -3,8 +3,8 @@
 Replica 0 of a network is its own ledger row (kind ``pas``); replica r >= 1 is a row of kind ``replica``, op
 ``OP.rR``, in the same iteration with the same path, spec and cost, trained with the search's seed + r. Each
 replica is a chain of its own: hypothesis replica r is distilled from B's replica r and fine-tuned from the
-previous winner's replica r, so a chain whose replica failed for good stops there (its later rows are not
-planned), and a B replica that fails fails the search, like B. Replicas apply to every iteration: each
+previous winner's replica r, so a chain whose replica failed for good (B's included) stops there: its later
+rows are not planned, the other chains go on. Replicas apply to every iteration: each
 iteration's choice is a comparison, and a replica that skipped one would have no parent of its own after it.
 
 What the strategy sees (``pooled``): every ``pas`` row carries its replicas' mean top-1 and top-5, its test
@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pas_models.predictions import PerVideo, PredictionsInvalid
 from pas_orchestrator.core.actions import Action, PromoteRung
@@ -64,7 +65,7 @@ def source(snap: Snapshot, h: HypRec) -> HypRec:
     raise LookupError(f"{h.label}: the search has no hypothesis {h.iteration}-{op} it replicates")
 
 
-def new_rows(planned: Sequence[NewHypothesis], replicas: int, hyp_dir: object,
+def new_rows(planned: Sequence[NewHypothesis], replicas: int, hyp_dir: Callable[[int, str, str], Path],
              chains: Sequence[int] | None = None) -> tuple[NewHypothesis, ...]:
     """The replica rows of freshly planned ``pas`` rows (those that will train): replicas 1..N-1, or only the
     ``chains`` still alive (their parent's replica is done). ``hyp_dir(iteration, op, kind)``: their folders."""
@@ -75,7 +76,7 @@ def new_rows(planned: Sequence[NewHypothesis], replicas: int, hyp_dir: object,
             continue
         for r in alive:
             op = replica_op(p.op, r)
-            out.append(replace(p, op=op, kind=KIND, out_dir=str(hyp_dir(p.iteration, op, KIND))))  # type: ignore[operator]
+            out.append(replace(p, op=op, kind=KIND, out_dir=str(hyp_dir(p.iteration, op, KIND))))
     return tuple(out)
 
 

@@ -59,14 +59,15 @@ def describe(winner: HypRec, others: list[HypRec]) -> str:
     compared = [(h, c) for h in sorted(others, key=lambda x: -(x.top1 or 0.0)) if (c := against(winner, h))]
     if not compared:
         return ""
-    return (f"top-1 against {winner.op} on the same {_units(winner, compared[0][1].n)} (paired, 95%): "
+    return (f"top-1 against {winner.op} on the same {units(winner, compared[0][1].n)} (paired, 95%): "
             + "; ".join(f"{h.op} {c.difference:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
                         + ("" if c.distinguishable else " not distinguishable") for h, c in compared))
 
 
-def _units(h: HypRec, n: int) -> str:
-    """What a paired comparison's n counts: videos, or videos x replicas where the figures pool replicas."""
-    k = json.loads(h.result or "{}").get("replicas", 1) if h.result else 1
+def units(h: HypRec, n: int) -> str:
+    """What ``n`` evaluated videos of ``h`` are: "640 videos", or "640 videos x 3 replicas" where its figures pool
+    its replicas (pas_orchestrator/replicas.py)."""
+    k = json.loads(h.result).get("replicas", 1) if h.result else 1
     return f"{n // k} videos x {k} replicas" if k > 1 and n % k == 0 else f"{n} videos"
 
 

@@ -243,9 +243,7 @@ class Controller:
         cost = count_cost(spec)
         new = NewHypothesis(0, "base", "pas", "", str(self.layout.hyp_dir(0, "base", "pas")), gflops=cost.gflops,
                             params=cost.params, spec=spec.to_json())
-        # an imported B is one network: every replica distils from it (no B replicas to train)
-        n = self.search.replicas if self.search.base.checkpoint is None else 1
-        rows = (new, *replicas.new_rows((new,), n, self.layout.hyp_dir))
+        rows = (new, *replicas.new_rows((new,), self.search.base_replicas, self.layout.hyp_dir))
         return self.ledger.apply(AddHypotheses(rows)).changed
 
     def _plan(self, action: PlanIteration, snap: Snapshot) -> bool:
@@ -269,7 +267,8 @@ class Controller:
                                   gflops=p.gflops, params=p.params, spec=p.spec.to_json() if p.spec else None,
                                   rung=first_rung if p.spec else None)
                     for p in planned)
-        chains = (list(range(self.search.replicas)) if i == 1 and self.search.base.checkpoint is not None
+        # every chain starts from an imported B (one B for all); later, from its own replica of the parent
+        chains = (list(range(self.search.replicas)) if i == 1 and self.search.base_replicas == 1
                   else replicas.live_chains(snap, parent, self.search.replicas))
         new += replicas.new_rows(new, self.search.replicas, self.layout.hyp_dir, chains)
         return self.ledger.apply(AddHypotheses(new)).changed

@@ -108,7 +108,7 @@ def replica_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> TrainTask:
         return task
     base = snap.iteration(0)[0]
     teacher = replicas.replica(snap, base, r) or base
-    parent = (snap.winner(h.iteration - 1) if h.iteration > 1 else base)
+    parent = snap.winner(h.iteration - 1) if h.iteration > 1 else base
     assert parent is not None
     own_parent = replicas.replica(snap, parent, r) or (parent if h.iteration == 1 else None)
     if own_parent is None:
@@ -139,9 +139,8 @@ def measure_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> MeasureTask
 
 
 def cache_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> CacheShardTask:
-    """Shard K's job (op ``cache-K``; ``cache-K.rR``: B's replica R's cache, its recipes drawn with seed + R as its
-    trainings draw theirs): B (trained or imported: iteration 0's
-    weights) over K recipes of its videos."""
+    """Shard K's job (op ``cache-K``; ``cache-K.rR``: B's replica R's cache, its recipes drawn with seed + R as
+    its trainings draw theirs): B (trained or imported: iteration 0's weights) over K recipes of its videos."""
     s = ctx.search
     assert s.distill.cache is not None
     _, r = replicas.source_op(h.op)

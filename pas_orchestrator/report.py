@@ -13,7 +13,7 @@ from typing import Any
 
 from pas_models.measure import MeasureResult, Timing
 from pas_orchestrator import replicas
-from pas_orchestrator.comparisons import vs_winner
+from pas_orchestrator.comparisons import units, vs_winner
 from pas_orchestrator.kinds import MEASUREMENT, SUPERNET
 from pas_orchestrator.labels import Point
 from pas_orchestrator.ledger import HypRec, HypState, Snapshot
@@ -123,10 +123,8 @@ def top5_text(h: HypRec) -> str:
 
 
 def videos_text(h: HypRec) -> str:
-    """What an interval is over: "640 videos", or "640 videos x 3 replicas" for a network pooled over replicas."""
-    k = json.loads(h.result).get("replicas", 1) if h.result else 1
-    n = h.eval_videos or 0
-    return f"{n // k} videos x {k} replicas" if k > 1 and n % k == 0 else f"{n} videos"
+    """What top-1's interval is over: "640 videos", or "640 videos x 3 replicas" for a network pooled over them."""
+    return units(h, h.eval_videos or 0)
 
 
 def _versus(snap: Snapshot, h: HypRec) -> str:
@@ -208,12 +206,7 @@ def plot(snap: Snapshot, path: Path) -> None:
         hs = [h for h in done if h.iteration == it]
         ax.scatter([h.gflops for h in hs], [h.top1 for h in hs], color=cmap(k), s=30,
                    label="B" if it == 0 else f"iteration {it}", zorder=3)
-        bars = [(h, ci) for h in hs if (ci := h.top1_interval) is not None]
-        if bars:  # each accuracy's 95% interval over the test videos
-            ax.errorbar([h.gflops for h, _ in bars], [h.top1 for h, _ in bars],
-                        yerr=[[h.top1 - ci[0] for h, ci in bars], [ci[1] - h.top1 for h, ci in bars]],
-                        fmt="none", ecolor=cmap(k), alpha=0.35, lw=1, capsize=2, zorder=2)
-            errs += [(h.gflops, ci[0], ci[1]) for h, ci in bars if h.gflops is not None]
+        errs += error_bars(ax, hs, cmap(k), 0.35)
         labels += [(h.gflops, h.top1, h.op if it else "B") for h in hs]
     best = chosen_path(snap)
     if best:
@@ -227,12 +220,23 @@ def plot(snap: Snapshot, path: Path) -> None:
                 label="without PAS", zorder=2)
     ax.set_xscale("log")
     finish_figure(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
-            f"PAS search {snap.search.name}", labels, bars=errs)
+                  f"PAS search {snap.search.name}", labels, bars=errs)
+
+
+def error_bars(ax: Any, hs: Sequence[HypRec], color: Any, alpha: float) -> list[tuple[float, float, float]]:
+    """Each network's top-1 95% interval over its test videos as an error bar; returns them as (x, low, high),
+    for the labels to keep off."""
+    bars = [(h, ci) for h in hs if (ci := h.top1_interval) is not None and h.gflops is not None and h.top1 is not None]
+    if bars:
+        ax.errorbar([h.gflops for h, _ in bars], [h.top1 for h, _ in bars],
+                    yerr=[[h.top1 - ci[0] for h, ci in bars], [ci[1] - h.top1 for h, ci in bars]],
+                    fmt="none", ecolor=color, alpha=alpha, lw=1, capsize=2, zorder=2)
+    return [(h.gflops, ci[0], ci[1]) for h, ci in bars]
 
 
 def finish_figure(fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str,
-            points: Sequence[Point] = (), fontsize: float = 7, bars: Sequence[tuple[float, float, float]] = ()
-            ) -> None:
+                  points: Sequence[Point] = (), fontsize: float = 7,
+                  bars: Sequence[tuple[float, float, float]] = ()) -> None:
     """Axis labels, grid, legend, the points' labels (placed so that none overlaps another, labels.py); written
     to ``path`` and closed."""
     import matplotlib.pyplot as plt
@@ -297,7 +301,7 @@ def plot_speedup(snap: Snapshot, path: Path) -> bool:
     devices = "; ".join(sorted({m.device for m in measured.values()}))
     note = f", {left_out} not trusted (spread > 20%) left out" if left_out else ""
     finish_figure(fig, ax, path, "FLOPs reduction vs B", "measured speedup vs B (same job)",
-            f"{snap.search.name}: FLOPs are not speed ({devices}{note})", labels, 6)
+                  f"{snap.search.name}: FLOPs are not speed ({devices}{note})", labels, 6)
     return True
 
 

@@ -12,6 +12,7 @@ from pas_orchestrator.report import (
     architectures,
     chosen_path,
     compute_text,
+    error_bars,
     finish_figure,
     interval_text,
     network_name,
@@ -66,12 +67,7 @@ def plot_compare(snaps: list[Snapshot], path: Path) -> None:
         best = sorted((h for h in chosen_path(s) if h.iteration), key=lambda h: h.gflops or 0.0)
         ax.plot([h.gflops for h in best], [h.top1 for h in best], "-o", color=color, ms=5, zorder=3,
                 label=f"{s.search.name} ({strategy_of(s)}; {compute_text(s)})")
-        bars = [(h, ci) for h in best if (ci := h.top1_interval) is not None]
-        if bars:  # the chosen networks' 95% intervals over the test videos
-            ax.errorbar([h.gflops for h, _ in bars], [h.top1 for h, _ in bars],
-                        yerr=[[h.top1 - ci[0] for h, ci in bars], [ci[1] - h.top1 for h, ci in bars]],
-                        fmt="none", ecolor=color, alpha=0.4, lw=1, capsize=2, zorder=2)
-            errs += [(h.gflops, ci[0], ci[1]) for h, ci in bars if h.gflops is not None]
+        errs += error_bars(ax, best, color, 0.4)  # the chosen networks' intervals
         labels += [(h.gflops, h.top1, "-".join(network_name(s, h).rsplit("-", 2)[-2:]), color)
                    for h in best if h.gflops is not None and h.top1 is not None]
     bases = [s.iteration(0)[0] for s in snaps if s.iteration(0) and s.iteration(0)[0].top1 is not None]
@@ -80,4 +76,4 @@ def plot_compare(snaps: list[Snapshot], path: Path) -> None:
                    zorder=4)
     ax.set_xscale("log")
     finish_figure(fig, ax, path, "GFLOPs per view (log scale)", "top-1 accuracy (%; bars: 95% interval)",
-            " vs ".join(s.search.name for s in snaps), labels, 6, errs)
+                  " vs ".join(s.search.name for s in snaps), labels, 6, errs)

@@ -191,7 +191,7 @@ class Refresher:
         last, _ = self.ledger.events_after(self._seen, 1)
         if last == self._seen:
             return
-        self._seen, self._due = self.ledger.events_after(self._seen, 100_000)[0], self.clock() + self.every_s
+        self._seen, self._due = self.ledger.last_event_id(), self.clock() + self.every_s
         self._write()
 
     def close(self) -> None:

@@ -253,7 +253,7 @@ def _progress(ledger: Any, search: SearchDef, quiet: bool) -> Any:
     cache = search.distill.cache
     planned = planned_hypotheses(search.iterations, len(search.operators), search.baselines,
                                  search.eval.latency_passes > 0, cache.shards if cache else 0, search.replicas,
-                                 search.replicas if search.base.checkpoint is None else 1)
+                                 search.base_replicas)
     return Progress(ledger.events_after, search.iterations, planned, quiet=quiet, start=ledger.last_event_id())
 
 

@@ -196,6 +196,11 @@ class SearchDef:
         return preset(self.backbone, self.data.num_classes)
 
     @property
+    def base_replicas(self) -> int:
+        """B's trainings: one per replica, one B when it is imported (every replica distils from it)."""
+        return self.replicas if self.base.checkpoint is None else 1
+
+    @property
     def base_recipe(self) -> Recipe:
         return self.base.recipe or self.recipe
 

@@ -28,7 +28,8 @@ STAMP := $(VENV)/.installed
 endif
 PAS := $(PY) -m pas_orchestrator
 
-.PHONY: install test test-slurm test-pyav lint bench bench-search bench-cache bench-gradient clean search status report doctor
+.PHONY: install test test-slurm test-pyav lint bench bench-search bench-cache bench-gradient bench-known-answer \
+  bench-strategies clean search status report doctor
 
 install: $(STAMP)
 
@@ -84,6 +85,18 @@ bench-cache: install
 # the gradient strategy against PAS on the same B (two backbones, two seeds, 1 vs 3 cycles; about 70 minutes)
 bench-gradient: install
 	$(PY) benchmarks/bench_gradient.py
+
+# iteration 1 of PAS on each known-answer probe (s, t, f), 3 replicas, with halving and the teacher cache: the
+# operator that destroys a probe's evidence must lose (docs/benchmarks.md; about 40 minutes on 2 cores)
+bench-known-answer: install
+	$(PY) benchmarks/probe_evidence.py
+	$(PY) benchmarks/bench_known_answer.py
+
+# every strategy over seeds 0-2 on the demo and on its slowfast_tiny twin, one search at a time: the tables of
+# docs/benchmarks.md (hours on 2 cores; a search already done under benchmarks/out/strategies is reused)
+bench-strategies: install
+	$(PY) benchmarks/bench_strategies.py --job jobs/demo.yaml
+	$(PY) benchmarks/bench_strategies.py --job jobs/demo.yaml --backbone slowfast_tiny
 
 search: install
 	$(PAS) search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))

@@ -5,8 +5,8 @@ One item is one clip of one video::
     plan_views(student, teacher, start)  -> frames to decode (the union of both views)
     reader.frames(plan.decode)           -> one decode (one get_batch)
     crop_resize(union, box, teacher crop)-> the teacher's view; the student's view is its
-                                            selected frames, resized to the student's crop
-                                            (both in uint8, then normalised)
+                                            selected frames of the same box, resized to the
+                                            student's crop (both in uint8, then normalised)
 
 Unreadable videos (missing, empty, a folder, corrupt, truncated, wrong container)
 are skipped, never a crash. A video that fails once is excluded for the rest of the
@@ -45,7 +45,6 @@ from pas_models.data.transforms import (
     Box,
     crop_resize,
     eval_boxes,
-    resize_frames,
     to_clip,
     train_box,
 )
@@ -194,7 +193,7 @@ class ClipDataset(Dataset):
         base_spec = self.teacher or self.student
         union = crop_resize(frames, box, base_spec.crop(self.train), flip)  # uint8 (N, 3, S, S)
         out: dict[str, Any] = {"label": self.samples[vid].label, "video": vid}
-        student = resize_frames(union[list(plan.student)], self.student.crop(self.train))
+        student = student_view(frames, union, plan.student, box, self.student.crop(self.train), flip)
         out["student"] = to_clip(student, self.mean, self.std)
         if self.teacher is not None:
             assert plan.teacher is not None
@@ -203,7 +202,7 @@ class ClipDataset(Dataset):
 
     def _load_cached(self, vid: int, clip: int) -> dict[str, Any]:
         """A recipe of the teacher cache: the student's frames of B's recorded clip, cut exactly as the live
-        path cuts them (B's crop box at B's crop size, then the student's size), and B's stored logits."""
+        path cuts them (B's crop box, resized to the student's crop), and B's stored logits."""
         cache = self.cache
         row = cache.recipe_for(vid, clip, self.epoch, self.seed)
         reader = open_video(self.samples[vid].path, self.backend)
@@ -213,8 +212,7 @@ class ClipDataset(Dataset):
         finally:
             reader.close()
         box = Box(*(int(x) for x in cache.box[row]))
-        union = crop_resize(frames, box, cache.teacher.crop(True), bool(cache.flip[row]))
-        student = resize_frames(union[list(plan.student)], self.student.crop(True))
+        student = crop_resize(frames[list(plan.student)], box, self.student.crop(True), bool(cache.flip[row]))
         return {"label": self.samples[vid].label, "video": vid, "student": to_clip(student, self.mean, self.std),
                 "soft": torch.from_numpy(cache.soft(row))}
 
@@ -224,6 +222,16 @@ class ClipDataset(Dataset):
         if self.teacher is not None:
             out["teacher"] = torch.zeros(self.teacher.input_shape(self.train))
         return out
+
+
+def student_view(frames: np.ndarray, union: torch.Tensor, positions: Sequence[int], box: Box, crop: int,
+                 flip: bool) -> torch.Tensor:
+    """The student's frames of a clip: the union's (B's crop) when the crops agree, else the same source box
+    resized straight to the student's crop, exactly as its evaluation cuts it. Resizing B's crop again would
+    keep detail that B's resize aliased to lower frequencies: detail the student's own view has lost."""
+    if union.shape[-1] == crop:
+        return union[list(positions)]
+    return crop_resize(frames[list(positions)], box, crop, flip)
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:

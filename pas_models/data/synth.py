@@ -13,6 +13,7 @@ direction = k // 4 mod 4, then more shapes):
 
 Colour, size, start position, background and noise are random per video, so
 none of them gives the class away. The object wraps around the frame edges.
+``probe``: a known-answer probe instead (``pas_models.data.probes``).
 Files: ``<out>/videos/<class>/<class>_<i>.mp4``, ``train.txt`` / ``val.txt``
 (list format: ``relative/path label``), ``classes.txt`` and ``dataset.yaml``
 (the dataset config pas reads).
@@ -25,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pas_models.data import probes
 
 if TYPE_CHECKING:  # numpy where videos are made: a definition that names a synthetic set reads without it
     import numpy as np
@@ -52,6 +55,7 @@ class SynthConfig:
     width: int = 64  # decord 0.6 fails on some narrow widths (48 px: a row-padding size mismatch)
     fps: int = 25
     seed: int = 0
+    probe: str | None = None  # a known-answer probe (pas_models.data.probes): s, t or f; None: the action set
 
 
 @dataclass(frozen=True)
@@ -142,10 +146,30 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, keyint: int = 12) -> Non
     tmp.replace(path)
 
 
-def _jobs(cfg: SynthConfig) -> Iterator[tuple[str, int, ClassDef, int]]:
-    for label, cls in enumerate(class_defs(cfg.classes)):
+def check(cfg: SynthConfig) -> None:
+    """ValueError (what is wrong and the fix) for settings no dataset can be made with."""
+    if cfg.probe is None:
+        class_defs(cfg.classes)
+    else:
+        probes.check_probe(cfg.probe, cfg.classes)
+
+
+def class_names(cfg: SynthConfig) -> list[str]:
+    if cfg.probe is not None:
+        return probes.class_names(cfg.probe, cfg.classes)
+    return [c.name for c in class_defs(cfg.classes)]
+
+
+def _video(cfg: SynthConfig, label: int, rng: np.random.Generator) -> np.ndarray:
+    if cfg.probe is not None:
+        return probes.render(cfg.probe, label, cfg.classes, cfg.frames, cfg.height, cfg.width, rng)
+    return render(class_defs(cfg.classes)[label], cfg, rng)
+
+
+def _jobs(cfg: SynthConfig) -> Iterator[tuple[str, int, str, int]]:
+    for label, name in enumerate(class_names(cfg)):
         for i in range(cfg.videos_per_class + cfg.val_per_class):
-            yield ("train" if i < cfg.videos_per_class else "val"), label, cls, i
+            yield ("train" if i < cfg.videos_per_class else "val"), label, name, i
 
 
 def generate(out: Path, cfg: SynthConfig, progress: Callable[[int], None] | None = None) -> dict[str, Path]:
@@ -154,12 +178,12 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int], None] | None
 
     out.mkdir(parents=True, exist_ok=True)
     lists: dict[str, list[str]] = {"train": [], "val": []}
-    for subset, label, cls, i in _jobs(cfg):
-        rel = f"videos/{cls.name}/{cls.name}_{i:03d}.mp4"
+    for subset, label, name, i in _jobs(cfg):
+        rel = f"videos/{name}/{name}_{i:03d}.mp4"
         path = out / rel
         if not path.exists():
             rng = np.random.default_rng([cfg.seed, label, i])
-            write_mp4(path, render(cls, cfg, rng), cfg.fps)
+            write_mp4(path, _video(cfg, label, rng), cfg.fps)
         lists[subset].append(f"{rel} {label}")
         if progress:
             progress(1)
@@ -167,7 +191,7 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int], None] | None
              "config": out / "dataset.yaml"}
     for subset in ("train", "val"):
         files[subset].write_text("\n".join(lists[subset]) + "\n")
-    files["classes"].write_text("\n".join(c.name for c in class_defs(cfg.classes)) + "\n")
+    files["classes"].write_text("\n".join(class_names(cfg)) + "\n")
     files["config"].write_text(json.dumps({
         "format": "list", "root": ".", "num_classes": cfg.classes, "hflip": False,  # left/right is a class
         "annotations": {"train": "train.txt", "val": "val.txt", "classes": "classes.txt"}}, indent=2) + "\n")
@@ -176,7 +200,10 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int], None] | None
 
 def stamp(cfg: SynthConfig) -> dict[str, object]:
     """What a dataset root records of how it was made (``synth.json``): the settings and the generator."""
-    return {**asdict(cfg), "generator": GENERATOR}
+    settings = asdict(cfg)
+    if cfg.probe is None:  # an action set's stamp has no probe key: roots made before probes existed stay valid
+        del settings["probe"]
+    return {**settings, "generator": GENERATOR}
 
 
 def total_videos(cfg: SynthConfig) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pas_models.data import prepare as prep
-from pas_models.data import synth
+from pas_models.data import probes, synth
 from pas_models.data.formats import load_dataset_config, load_video_list
 from pas_models.data.tools import scan
 
@@ -23,11 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         description=synth.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = synth.SynthConfig()
     s.add_argument("--out", required=True, type=Path, help="output folder (existing videos are kept)")
-    s.add_argument("--classes", type=int, default=d.classes, help=f"2..{synth.MAX_CLASSES} (default {d.classes})")
+    s.add_argument("--classes", type=int, default=None,
+                   help=f"2..{synth.MAX_CLASSES} (default {d.classes}); a probe: 2 or 4 (default 4)")
     s.add_argument("--videos-per-class", type=int, default=d.videos_per_class, help="training videos per class")
     s.add_argument("--val-per-class", type=int, default=d.val_per_class, help="validation videos per class")
     s.add_argument("--frames", type=int, default=d.frames, help="frames per video")
     s.add_argument("--seed", type=int, default=d.seed)
+    s.add_argument("--probe", choices=probes.PROBES, default=None,
+                   help="a known-answer probe whose evidence operator PROBE destroys (2 or 4 classes; "
+                        "docs/benchmarks.md)")
     s.set_defaults(func=run_synth)
 
     c = dsub.add_parser("check", help="decode every video of a dataset and list the unreadable ones (exit 1 if any)",
@@ -58,16 +62,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    cfg = synth.SynthConfig(classes=args.classes, videos_per_class=args.videos_per_class,
-                            val_per_class=args.val_per_class, frames=args.frames, seed=args.seed)
+    classes = args.classes or (probes.PROBE_CLASSES[-1] if args.probe else synth.SynthConfig.classes)
+    cfg = synth.SynthConfig(classes=classes, videos_per_class=args.videos_per_class,
+                            val_per_class=args.val_per_class, frames=args.frames, seed=args.seed, probe=args.probe)
     try:
-        synth.class_defs(cfg.classes)
+        synth.check(cfg)
     except ValueError as exc:
         print(f"pas data synth: error: --classes: {exc}", file=sys.stderr)
         return 2
     with tqdm(total=synth.total_videos(cfg), desc="synthetic videos", unit="video", disable=None) as bar:
         files = synth.generate(args.out, cfg, progress=bar.update)
-    print(f"wrote {synth.total_videos(cfg)} videos of {cfg.classes} classes to {args.out}; "
+    kind = f"probe {cfg.probe} " if cfg.probe else ""
+    print(f"wrote {synth.total_videos(cfg)} videos of {cfg.classes} {kind}classes to {args.out}; "
           f"dataset config: {files['config']}")
     return 0
 

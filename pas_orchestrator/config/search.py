@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.data.formats import DatasetConfig, dataset_config_from_dict, load_dataset_config
+from pas_models.data.probes import PROBE_CLASSES, PROBES
 from pas_models.data.synth import MAX_CLASSES, SynthConfig
 from pas_models.errors import PasError
 from pas_models.halving import Rung
@@ -298,7 +299,14 @@ def _check(r: _RawSearch, where: str) -> None:
         require(r.gradient is None, f"{w} gradient",
                 "is read only with strategy: gradient (set it, or remove gradient)")
     if r.synthetic is not None:
-        require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
+        if r.synthetic.probe is None:
+            require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
+        else:
+            require(r.synthetic.probe in PROBES, f"{w} synthetic.probe",
+                    f"must be one of {', '.join(PROBES)} (c and l reduce the network, not its input: no dataset "
+                    f"removes their evidence), got {r.synthetic.probe!r}")
+            require(r.synthetic.classes in PROBE_CLASSES, f"{w} synthetic.classes",
+                    f"a probe has 2 or 4 classes (one bit per lane), got {r.synthetic.classes}: set classes: 4")
         require(r.synthetic.videos_per_class >= 1 and r.synthetic.val_per_class >= 1,
                 f"{w} synthetic", "videos_per_class and val_per_class must be >= 1")
 

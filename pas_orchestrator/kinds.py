@@ -113,9 +113,11 @@ def replica_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> TrainTask:
     own_parent = replicas.replica(snap, parent, r) or (parent if h.iteration == 1 else None)
     if own_parent is None:
         raise LookupError(f"{h.label}: iteration {h.iteration - 1}'s winner has no replica {r}")
+    if task.teacher_cache is not None:  # the cache of the B that teaches it: B's replica r, or the one imported B
+        b = replicas.source_op(teacher.op)[1]
+        task = replace(task, teacher_cache=str(cache_folder(ctx.layout, b)), teacher_cache_seed=ctx.search.seed + b)
     return replace(task, teacher_checkpoint=str(HypFiles.of(teacher.out_dir).model),
-                   parent_checkpoint=str(HypFiles.of(own_parent.out_dir).model) if task.parent_checkpoint else None,
-                   teacher_cache=str(cache_folder(ctx.layout, r)) if task.teacher_cache is not None else None)
+                   parent_checkpoint=str(HypFiles.of(own_parent.out_dir).model) if task.parent_checkpoint else None)
 
 
 def cache_folder(layout: RunLayout, replica: int = 0) -> Path:

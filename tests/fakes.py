@@ -7,6 +7,7 @@ says); a test ends a job with ``succeed`` (its result file written, as the real 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from tinyjob import tiny_job
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.layout import HypFiles, RunLayout
+from pas_models.teacher_cache.config import CacheShardResult, CacheShardTask
 from pas_models.train.result import JobResult
 from pas_models.train.task import TrainTask
 from pas_orchestrator.config.cluster import load_profile
@@ -95,7 +97,10 @@ class FakeExecutor:
         """The job's training wrote its result.json (``still_running``: its process has not exited yet;
         ``videos``: measured on that many test videos, with its per-video record)."""
         task = self.jobs[job_id].task
-        write_result(task, top1, gflops, videos)
+        if isinstance(task, CacheShardTask):
+            write_shard_result(task)
+        else:
+            write_result(task, top1, gflops, videos)
         self.jobs[job_id].outcome = (JobOutcome(Phase.RUNNING, label="RUNNING") if still_running
                                      else JobOutcome(Phase.SUCCEEDED, label="COMPLETED"))
 
@@ -107,6 +112,17 @@ class FakeExecutor:
 
     def forget(self, job_id: str) -> None:
         del self.jobs[job_id]
+
+
+def write_shard_result(task: CacheShardTask) -> Path:
+    """A teacher-cache shard's result.json as ``pas_models.teacher_cache.shard`` writes it (no shard file)."""
+    out = Path(task.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = CacheShardResult(label=task.label, attempt=task.attempt, shard=task.shard, shards=task.config.shards,
+                              path=str(Path(task.cache_dir) / f"shard-{task.shard:03d}.npz"), videos=1, clips=1,
+                              unreadable=0, bytes=1, seconds=1.0, teacher_seconds=1.0, device="cpu")
+    (out / "result.json").write_text(json.dumps(result.to_dict()))
+    return out / "result.json"
 
 
 def write_result(task: Task, top1: float, gflops: float | None = None, videos: int = 0) -> Path:

@@ -81,6 +81,31 @@ def test_replicas_train_as_chains_of_their_own_and_the_winner_is_chosen_on_their
     assert "top-1 against s on the same 100 videos x 3 replicas (paired, 95%): c -5.00 [" in why, why
 
 
+def test_the_replicas_of_an_imported_B_share_its_one_teacher_cache(tmp_path: Path) -> None:
+    """One B (imported) teaches every replica, so every replica reads its one cache: there is no other."""
+    ex = FakeExecutor()
+    (tmp_path / "b.pt").write_bytes(b"B's weights")
+    c = controller(tmp_path, ex, replicas=2, base={"checkpoint": str(tmp_path / "b.pt")},
+                   distill={"alpha": 10, "cache": {"clips_per_video": 2, "shards": 2}})
+    drive(c)
+    s = c.ledger.snapshot()
+    (base,) = s.iteration(0)
+    assert replicas.replicas_of(s, base) == [base]  # one B
+    ex.succeed(_job_of(ex, base.out_dir), top1=60.0, gflops=base.gflops, videos=10)
+    drive(c)
+    for job in ex.active():
+        ex.succeed(job)  # the cache's shards
+    drive(c)
+    s = c.ledger.snapshot()
+    rows = s.iteration(1) + s.iteration(1, "replica")
+    assert sorted(h.op for h in rows) == ["c", "c.r1", "s", "s.r1"]
+    for h in rows:
+        task = _task(ex, h.out_dir)
+        assert task.teacher_cache == str(c.layout.teacher_cache)
+        assert (task.seed if task.teacher_cache_seed is None else task.teacher_cache_seed) == 0  # B's, made once
+        assert task.teacher_checkpoint == str(HypFiles.of(base.out_dir).model)
+
+
 def test_a_failed_replica_of_B_ends_its_chain_and_the_others_go_on(tmp_path: Path) -> None:
     ex = FakeExecutor()
     c = controller(tmp_path, ex, replicas=2, max_retries=0)

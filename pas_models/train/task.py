@@ -98,12 +98,16 @@ class TrainTask:
     rung: Rung | None = None
     # distill.cache: the folder of the search's teacher cache (its shards), read instead of running B
     teacher_cache: str | None = None
+    # the seed that cache was made with, where it is not this task's: one imported B's cache teaches every replica
+    teacher_cache_seed: int | None = None
 
     def config_hash(self) -> str:
         """Identity of what is trained (not of where or which attempt): checkpoints of another task are refused."""
         d = asdict(self)
         for key in ("out_dir", "attempt", "hypothesis", "measure_latency", "rung", "teacher_cache"):
             d.pop(key)
+        if d["teacher_cache_seed"] is None:  # the task's own seed: the hash of a task made before the setting
+            d.pop("teacher_cache_seed")
         if d["distill"]["cache"] is None:  # a live teacher: the hash of a task made before caches existed
             d["distill"].pop("cache")
         for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):

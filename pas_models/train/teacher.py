@@ -116,7 +116,9 @@ def teacher_cache_for(task: TrainTask, samples: Any) -> Any:
         raise PasError(f"{task.hypothesis}: distill.cache is set but the task names no cache folder and B's "
                        "weights (teacher_cache, teacher_checkpoint)")
     expected = teacher_cache.manifest_for(samples, task.data, task.teacher, task.teacher_checkpoint,
-                                          task.distill.cache, task.seed, task.distill.teacher_bn,
+                                          task.distill.cache,
+                                          task.seed if task.teacher_cache_seed is None else task.teacher_cache_seed,
+                                          task.distill.teacher_bn,
                                           task.distill.teacher_dropout)
     cache = teacher_cache.load(task.teacher_cache, expected)
     log.info("%s: distilling from the teacher cache %s (%d recipes per video, %s logits): no teacher network",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import MKV, MP4
@@ -12,8 +13,16 @@ from conftest import MKV, MP4
 from pas_models.data.backends import read_frames
 from pas_models.data.dataset import ClipDataset, ClipLoader, NoReadableVideo, collate_clips
 from pas_models.data.formats import Sample
-from pas_models.data.sampling import plan_views, uniform_starts
-from pas_models.data.transforms import KINETICS_MEAN, KINETICS_STD, crop_resize, eval_boxes, resize_frames, to_clip
+from pas_models.data.sampling import plan_views, random_starts, uniform_starts, views_span
+from pas_models.data.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    crop_resize,
+    eval_boxes,
+    resize_frames,
+    to_clip,
+    train_box,
+)
 from pas_models.presets import preset
 from pas_models.reductions import apply_sequence
 
@@ -22,17 +31,15 @@ SAMPLES = [Sample(str(MP4), 0), Sample(str(MKV), 1)]
 
 
 def _expected_eval_views(student, path: Path, clip: int, clips: int):
-    """The same views computed by hand: decode the teacher's frames, cut, then select and resize."""
+    """The same views computed by hand: decode the frames, cut the teacher's box at each view's size."""
     n = 300 if path == MP4 else 310
-    from pas_models.data.sampling import views_span
-
     start = uniform_starts(n, views_span(student, TEACHER), clips)[clip]
     plan = plan_views(student, TEACHER, start, n)
     frames = read_frames(path, plan.decode)
     box = eval_boxes(frames.shape[1], frames.shape[2], TEACHER.view)[0]
     union = crop_resize(frames, box, TEACHER.view.crop_test)
     teacher = to_clip(union[list(plan.teacher)], KINETICS_MEAN, KINETICS_STD)
-    student_view = resize_frames(union[list(plan.student)], student.view.crop_test)
+    student_view = crop_resize(frames[list(plan.student)], box, student.view.crop_test)  # the same box, straight
     return teacher, to_clip(student_view, KINETICS_MEAN, KINETICS_STD)
 
 
@@ -56,15 +63,24 @@ def test_without_s_the_student_frames_are_exactly_selected_teacher_frames() -> N
     assert torch.equal(item["student"], item["teacher"][:, [0, 2, 4, 6]])
 
 
-def test_with_s_the_student_is_the_teacher_view_resized() -> None:
+def test_with_s_the_student_is_the_teachers_box_resized_straight_from_the_source() -> None:
+    """Not B's view resized again: that would keep what B's resize aliased to lower frequencies, which the
+    student's own evaluation view (the box resized straight) does not have."""
     student = apply_sequence(TEACHER, ["s"])[-1]
     item = ClipDataset(SAMPLES, student, TEACHER, train=True, clips=1, seed=3)[0]
     assert item["student"].shape == (3, 16, 80, 80)
+    rng = np.random.default_rng((3, 0, 0))  # the dataset's draws for seed 3, epoch 0, item 0: start, then box
+    start = random_starts(300, views_span(student, TEACHER), 1, rng)[0]
+    plan = plan_views(student, TEACHER, start, 300)
+    frames = read_frames(MP4, plan.decode)
+    box, flip = train_box(frames.shape[1], frames.shape[2], TEACHER.view, rng)
+    expected = to_clip(crop_resize(frames[list(plan.student)], box, 80, flip), KINETICS_MEAN, KINETICS_STD)
+    assert torch.allclose(item["student"], expected, atol=1e-5)
     mean = torch.tensor(KINETICS_MEAN).view(3, 1, 1, 1)
     std = torch.tensor(KINETICS_STD).view(3, 1, 1, 1)
     teacher_u8 = ((item["teacher"] * std + mean) * 255).round().clamp(0, 255).byte().permute(1, 0, 2, 3)
-    expected = to_clip(resize_frames(teacher_u8, 80), KINETICS_MEAN, KINETICS_STD)
-    assert torch.allclose(item["student"], expected, atol=1e-5)
+    again = to_clip(resize_frames(teacher_u8, 80), KINETICS_MEAN, KINETICS_STD)
+    assert not torch.allclose(item["student"], again, atol=1e-3)
 
 
 def test_training_clips_are_reproducible_per_epoch_and_differ_across_epochs() -> None:

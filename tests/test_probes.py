@@ -138,7 +138,7 @@ def test_pas_data_synth_makes_a_probe_and_refuses_what_cannot_be_one(tmp_path: P
     assert (tmp_path / "t" / "classes.txt").read_text().split() == ["t-inverted", "t-repeated"]
     assert json.loads((tmp_path / "t" / "dataset.yaml").read_text())["num_classes"] == 2
     bad = pas("data", "synth", "--probe", "s", "--classes", "3", "--out", tmp_path / "x")
-    assert bad.returncode == 2 and "2 or 4 classes" in bad.stderr
+    assert bad.returncode == 2 and "--classes: a probe has 2 or 4 classes" in bad.stderr
     bad = pas("data", "synth", "--probe", "c", "--out", tmp_path / "x")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 

@@ -62,15 +62,16 @@ T_LAG = 4  # t probe: symbols from a level to its echo: the t view's length, hal
 F_PATTERNS = ((1, 0), (1, 1, 0, 0))  # f probe, per frame: bit 0 (period 2), bit 1 (period 4)
 
 
-def check_probe(op: str | None, classes: int) -> None:
-    """ValueError with the fix when ``op`` is no probe or ``classes`` does not fit it."""
+def problem(op: str | None, classes: int) -> tuple[str, str] | None:
+    """(key, what is wrong and the fix) when ``op`` is no probe or ``classes`` does not fit it, else None."""
     if op is None:
-        return
+        return None
     if op not in PROBES:
-        raise ValueError(f"probe must be one of {', '.join(PROBES)} (c and l reduce the network, not its "
-                         f"input: no dataset removes their evidence), got {op!r}")
+        return "probe", (f"must be one of {', '.join(PROBES)} (c and l reduce the network, not its input: no "
+                         f"dataset removes their evidence), got {op!r}")
     if classes not in PROBE_CLASSES:
-        raise ValueError(f"a probe has 2 or 4 classes (one bit per lane), got {classes}")
+        return "classes", f"a probe has 2 or 4 classes (one bit per lane), got {classes}: set 4"
+    return None
 
 
 def class_names(op: str, classes: int) -> list[str]:

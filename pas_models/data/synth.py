@@ -146,12 +146,13 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, keyint: int = 12) -> Non
     tmp.replace(path)
 
 
-def check(cfg: SynthConfig) -> None:
-    """ValueError (what is wrong and the fix) for settings no dataset can be made with."""
-    if cfg.probe is None:
-        class_defs(cfg.classes)
-    else:
-        probes.check_probe(cfg.probe, cfg.classes)
+def problem(cfg: SynthConfig) -> tuple[str, str] | None:
+    """(the setting, what is wrong and the fix) for settings no dataset can be made with, else None."""
+    if cfg.probe is not None:
+        return probes.problem(cfg.probe, cfg.classes)
+    if not 2 <= cfg.classes <= MAX_CLASSES:
+        return "classes", f"must be in 2..{MAX_CLASSES}, got {cfg.classes}"
+    return None
 
 
 def class_names(cfg: SynthConfig) -> list[str]:

@@ -65,10 +65,8 @@ def run_synth(args: argparse.Namespace) -> int:
     classes = args.classes or (probes.PROBE_CLASSES[-1] if args.probe else synth.SynthConfig.classes)
     cfg = synth.SynthConfig(classes=classes, videos_per_class=args.videos_per_class,
                             val_per_class=args.val_per_class, frames=args.frames, seed=args.seed, probe=args.probe)
-    try:
-        synth.check(cfg)
-    except ValueError as exc:
-        print(f"pas data synth: error: --classes: {exc}", file=sys.stderr)
+    if (bad := synth.problem(cfg)) is not None:
+        print(f"pas data synth: error: --{bad[0]}: {bad[1]}", file=sys.stderr)
         return 2
     with tqdm(total=synth.total_videos(cfg), desc="synthetic videos", unit="video", disable=None) as bar:
         files = synth.generate(args.out, cfg, progress=bar.update)

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pas_models.data.formats import DatasetConfig, dataset_config_from_dict, load_dataset_config
-from pas_models.data.probes import PROBE_CLASSES, PROBES
-from pas_models.data.synth import MAX_CLASSES, SynthConfig
 from pas_models.errors import PasError
 from pas_models.halving import Rung
 from pas_models.nas.result import GradientConfig
@@ -26,6 +24,7 @@ from pas_models.spec import ArchSpec
 from pas_models.train.task import AMP_MODES, KL_REDUCTIONS, SCHEDULES, TEACHER_BN_MODES, Distill, EvalConfig, Recipe
 from pas_models.tucker_options import RANK_RULES, TuckerOptions
 from pas_models.typed_data import from_data
+from pas_orchestrator.config.synthsection import SynthSection, check_synthetic
 from pas_orchestrator.config.yamlfile import load_mapping, one_of, require
 from pas_orchestrator.errors import ConfigError
 
@@ -42,16 +41,6 @@ class BaseSection:
     checkpoint: str | None = None
     train: bool = False
     recipe: Recipe | None = None  # the base training recipe; default: the search's recipe
-
-
-@dataclass(frozen=True)
-class SynthSection(SynthConfig):
-    """A synthetic dataset (``pas data synth`` settings) generated into ``root`` on first use."""
-
-    root: str = "data/synth"
-
-    def synth_config(self) -> SynthConfig:
-        return SynthConfig(**{f.name: getattr(self, f.name) for f in fields(SynthConfig)})
 
 
 @dataclass(frozen=True)
@@ -299,16 +288,7 @@ def _check(r: _RawSearch, where: str) -> None:
         require(r.gradient is None, f"{w} gradient",
                 "is read only with strategy: gradient (set it, or remove gradient)")
     if r.synthetic is not None:
-        if r.synthetic.probe is None:
-            require(2 <= r.synthetic.classes <= MAX_CLASSES, f"{w} synthetic.classes", f"must be in 2..{MAX_CLASSES}")
-        else:
-            require(r.synthetic.probe in PROBES, f"{w} synthetic.probe",
-                    f"must be one of {', '.join(PROBES)} (c and l reduce the network, not its input: no dataset "
-                    f"removes their evidence), got {r.synthetic.probe!r}")
-            require(r.synthetic.classes in PROBE_CLASSES, f"{w} synthetic.classes",
-                    f"a probe has 2 or 4 classes (one bit per lane), got {r.synthetic.classes}: set classes: 4")
-        require(r.synthetic.videos_per_class >= 1 and r.synthetic.val_per_class >= 1,
-                f"{w} synthetic", "videos_per_class and val_per_class must be >= 1")
+        check_synthetic(r.synthetic, w)
 
 
 def _check_eval(r: _RawSearch, w: str) -> None:

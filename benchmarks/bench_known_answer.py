@@ -18,7 +18,7 @@ after a ninth of the steps) and the rung each hypothesis stopped at. A probe pas
 destroyed operator is below every other one with p < 0.05 / (operators - 1) (Bonferroni), or was stopped
 by halving, and is not chosen. A search already DONE under ``--work`` is reused.
 
-    python benchmarks/bench_known_answer.py [--work DIR] [--probes s,t,f] [--replicas 3]
+    python benchmarks/bench_known_answer.py [--work DIR] [--job jobs/probe.yaml] [--probes s,t,f] [--replicas 3]
         [--variants full,halving,cache] [--data DATASET.yaml --destroys OP --name NAME]
 
 Writes DIR/bench_known_answer.json and prints the tables (markdown).
@@ -49,16 +49,17 @@ ALPHA = 0.05
 
 def definitions(args: argparse.Namespace, work: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     """Probe name -> (the operator that destroys its evidence, the search definition)."""
-    base = yaml.safe_load((ROOT / "jobs" / "probe.yaml").read_text())
+    base = yaml.safe_load((ROOT / args.job).read_text())
     base["replicas"] = args.replicas
     if args.data:
         d = {**base, "name": f"probe-{args.name}"}
-        d.pop("synthetic")
+        d.pop("synthetic", None)
         d["data"] = {"file": str(Path(args.data).resolve())}
         return {args.name: (args.destroys, d)}
     out = {}
     for op in args.probes.split(","):
-        synthetic = {**base["synthetic"], "probe": op, "root": str(work / "data" / f"probe-{op}")}
+        synthetic = {**base.get("synthetic", {}), "probe": op, "classes": 4,
+                     "root": str(work / "data" / f"probe-{op}")}
         out[op] = (op, {**base, "name": f"probe-{op}", "synthetic": synthetic})
     return out
 
@@ -192,6 +193,8 @@ def print_tables(results: dict[str, Any]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "known_answer")
+    ap.add_argument("--job", default="jobs/probe.yaml", help="the search to run on each probe (its backbone, recipe, "
+                    "replicas...; iteration 1 is read)")
     ap.add_argument("--probes", default="s,t,f")
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--variants", default=",".join(VARIANTS))

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from pas_models.intervals import paired, percent_interval  # noqa: E402
 from pas_models.predictions import PerVideo  # noqa: E402
+from pas_orchestrator.replicas import source_op  # noqa: E402
 
 VARIANTS = ("full", "halving", "cache")
 ALPHA = 0.05
@@ -93,10 +94,10 @@ def operators(status: dict[str, Any], rung: int | None) -> dict[str, dict[str, A
     rows: dict[str, list[dict[str, Any]]] = {}
     for h in status["hypotheses"]:
         if h["iteration"] == 1 and h["kind"] in ("pas", "replica"):
-            rows.setdefault(h["op"].split(".r")[0], []).append(h)
+            rows.setdefault(source_op(h["op"])[0], []).append(h)
     out = {}
     for op, hs in rows.items():
-        hs.sort(key=lambda h: h["op"])
+        hs.sort(key=lambda h: source_op(h["op"])[1])
         if rung is None:
             top1 = [h["top1"] for h in hs]
         else:

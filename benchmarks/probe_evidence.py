@@ -47,13 +47,7 @@ def views(op: str, root: Path, backend: str) -> list[tuple[str, list[float], lis
                                           (f"{op}, training (B teaches)", reduced, base, True),
                                           (f"{op}, evaluation", reduced, None, False)):
         ds = ClipDataset(samples, student, teacher, train=train, clips=2, backend=backend, hflip=False)
-        by: dict[int, list[float]] = {0: [], 1: []}
-        for i in range(len(ds)):
-            item = ds[i]
-            luma = item["student"].mean(0).numpy() * 255 * 0.22  # about grey levels (the normalisation's std)
-            bits = probes.lane_bits(item["label"], cfg.num_classes)
-            for lane, bit in zip(probes.lane_views(op, luma), bits, strict=True):
-                by[bit].append(probes.lane_statistic(op, lane))
+        by = probes.read_lanes(op, (ds[i] for i in range(len(ds))), cfg.num_classes)
         out.append((name, by[0], by[1]))
     return out
 

@@ -49,13 +49,7 @@ def _lanes(op: str, root: Path, student_op: str | None, teacher: bool, train: bo
     base = preset("r2plus1d_tiny", 4)
     student = base if student_op is None else apply_op(base, student_op)
     ds = ClipDataset(samples, student, base if teacher else None, train=train, clips=2, hflip=False)
-    by: dict[int, list[float]] = {0: [], 1: []}
-    for i in range(len(ds)):
-        item = ds[i]
-        luma = item["student"].mean(0).numpy() * 255 * 0.22
-        for lane, bit in zip(probes.lane_views(op, luma), probes.lane_bits(item["label"], 4), strict=True):
-            by[bit].append(probes.lane_statistic(op, lane))
-    return by
+    return probes.read_lanes(op, (ds[i] for i in range(len(ds))), 4)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +91,7 @@ def _paired_s_views(tmp: Path, n: int) -> dict[str, float]:
                                           ("s", s, None, False), ("s train", s, base, True)):
         views = [ClipDataset(lists[label], student, teacher, train=train, clips=2, hflip=False) for label in (3, 0)]
         diffs = [views[0][i]["student"] - views[1][i]["student"] for i in range(len(views[0]))]
-        out[name] = float(torch.stack(diffs).pow(2).mean().sqrt()) * 255 * 0.22
+        out[name] = float(torch.stack(diffs).pow(2).mean().sqrt()) * probes.GREY
     return out
 
 
@@ -121,8 +115,7 @@ def test_the_student_is_cut_from_the_source_like_its_evaluation(probe_roots: dic
     alone = ClipDataset(samples, s, None, train=True, hflip=False)
     assert item["student"].shape == alone[5]["student"].shape == (3, 8, 22, 22)
     stripes = [i for i, sm in enumerate(samples) if probes.lane_bits(sm.label, 4) == (1, 1)]
-    energy = [probes.lane_statistic("s", lane) for i in stripes
-              for lane in probes.lane_views("s", live[i]["student"].mean(0).numpy() * 255 * 0.22)]
+    energy = probes.read_lanes("s", (live[i] for i in stripes), 4)[1]
     assert max(energy) < 15
 
 

@@ -45,7 +45,8 @@ their evidence away by construction, so they have no probe.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -160,6 +161,20 @@ def render(op: str, label: int, classes: int, frames: int, height: int, width: i
         LANE[op](video, lane, bit, rng)
     video += rng.normal(0, 2.5, size=video.shape)
     return np.clip(np.rint(video), 0, 255).astype(np.uint8)
+
+
+GREY = 255 * 0.22  # a normalised clip's unit in grey levels, about (the normalisation's std)
+
+
+def read_lanes(op: str, items: Iterable[dict[str, Any]], classes: int) -> dict[int, list[float]]:
+    """``lane_statistic`` of each lane of each clip (a ``ClipDataset``'s items: ``student``, ``label``), by the
+    lane's bit."""
+    by: dict[int, list[float]] = {0: [], 1: []}
+    for item in items:
+        luma = item["student"].mean(0).numpy() * GREY
+        for lane, bit in zip(lane_views(op, luma), lane_bits(item["label"], classes), strict=True):
+            by[bit].append(lane_statistic(op, lane))
+    return by
 
 
 def lane_views(op: str, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

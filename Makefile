@@ -29,7 +29,7 @@ endif
 PAS := $(PY) -m pas_orchestrator
 
 .PHONY: install test test-slurm test-pyav lint bench bench-search bench-cache bench-gradient bench-known-answer \
-  bench-strategies clean search status report doctor
+  bench-strategies bench-gradient-ablations clean search status report doctor
 
 install: $(STAMP)
 
@@ -97,6 +97,11 @@ bench-known-answer: install
 bench-strategies: install
 	$(PY) benchmarks/bench_strategies.py --job jobs/demo.yaml
 	$(PY) benchmarks/bench_strategies.py --job jobs/demo.yaml --backbone slowfast_tiny
+
+# the gradient strategy against its three ablations (supernet weights, one candidate, longer short training),
+# seeds 0-2 on the demo, reusing the full searches above
+bench-gradient-ablations: install
+	$(PY) benchmarks/bench_strategies.py --job jobs/demo.yaml --variants gradient,gradient_supernet,gradient_one,gradient_half
 
 search: install
 	$(PAS) search --job $(JOB) --cluster $(CLUSTER) $(if $(SEARCH),--name $(SEARCH))

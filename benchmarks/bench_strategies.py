@@ -9,7 +9,9 @@ that B (``base.checkpoint``: evaluated only; compute is compared on the iteratio
 - ``cache8``, ``cache32``: ``distill.cache: {clips_per_video: 8 or 32}``;
 - ``halving_cache``: eta3 and cache8 together;
 - ``gradient``: jobs/demo_gradient.yaml's strategy on the same B, its targets the GFLOPs of the full search's
-  winners (its network for target j is compared with the full search's winner of iteration j).
+  winners (its network for target j is compared with the full search's winner of iteration j);
+- on request, the gradient strategy's ablations (``ABLATIONS``: ``gradient_supernet``, ``gradient_one``,
+  ``gradient_half``), one of its parts changed each.
 
 Per variant and iteration: the winner's top-1 over seeds (mean +- sd, each run with its Wilson interval), its
 GFLOPs, the paired difference from the full search's winner on the same test videos pooled over seeds (videos x
@@ -17,14 +19,16 @@ seeds; Newcombe's interval, exact McNemar p) and P(better than full) (the share 
 the compute of iterations >= 1 and of the teacher cache (CPU-h here, B left out) and its share of full's.
 Verdicts at the last iteration: ``not worse`` when the pooled interval's lower end is above -MARGIN points,
 ``worse`` when its upper end is below 0, else ``unresolved``. Rung study: Kendall's tau between each halving
-variant's rung-1 scores and the full search's final top-1 of the same hypotheses (iterations whose parent is the
-full search's), with a bootstrap interval over (seed, iteration) groups, and how often rung 1's best is the end's
-best. A search already DONE under ``--work`` is reused.
+variant's rung-k scores (every rung before the end) and the full search's final top-1 of the same hypotheses
+(iterations whose parent is the full search's), with a bootstrap interval over (seed, iteration) groups, and how
+often the rung's best is the end's best. A search already DONE under ``--work`` is reused.
 
     python benchmarks/bench_strategies.py [--work DIR] [--job jobs/demo.yaml] [--backbone NAME] [--seeds 0,1,2]
         [--variants full,eta2,eta3,eta3r2,cache8,cache32,halving_cache,gradient]
 
-Writes DIR/bench_strategies-NAME.json and prints the tables (markdown).
+Writes DIR/bench_strategies-NAME.json, the trade-off figure DIR/bench_strategies-NAME.png (compute share against the
+final difference from the full search's, with intervals) and prints the tables (markdown); with an ablation among
+the variants, DIR/bench_strategies-NAME-ablations.{json,png}.
 """
 
 from __future__ import annotations
@@ -51,8 +55,12 @@ from pas_models.predictions import PerVideo  # noqa: E402
 GRADIENT_EPOCHS = 6  # supernet epochs per target: with its candidates, about a PAS iteration's compute (measured)
 MARGIN = 5.0  # points: "not worse" means the pooled paired interval's lower end is above -MARGIN
 HALVING = {"eta2": {"eta": 2, "rungs": 3}, "eta3": {"eta": 3, "rungs": 3}, "eta3r2": {"eta": 3, "rungs": 2}}
-RUNG1_FRACTION = {"eta2": "1/4", "eta3": "1/9", "eta3r2": "1/3", "halving_cache": "1/9"}
 VARIANTS = ("full", "eta2", "eta3", "eta3r2", "cache8", "cache32", "halving_cache", "gradient")
+# the gradient strategy's ablations, one part each: the candidates start from the supernet's weights, one candidate
+# per target (no restarts: the distribution's most likely network, no short-training choice among several), the
+# candidates' short training twice as long (1/2 of the schedule instead of 1/4)
+ABLATIONS = {"gradient_supernet": {"candidate_init": "supernet"}, "gradient_one": {"cycles": 1},
+             "gradient_half": {"candidate_fraction": 0.5}}
 
 
 def variant_definition(name: str, definition: dict[str, Any], b: str, targets: list[float]) -> dict[str, Any]:
@@ -64,10 +72,10 @@ def variant_definition(name: str, definition: dict[str, Any], b: str, targets: l
     if name == "halving_cache":
         d["halving"] = HALVING["eta3"]
         d["distill"] = {**d["distill"], "cache": {"clips_per_video": 8}}
-    if name == "gradient":  # the same data, recipe, distillation and evaluation as PAS; the strategy's own keys
+    if name.startswith("gradient"):  # the same data, recipe, distillation and evaluation as PAS; its own keys
         g = yaml.safe_load((ROOT / "jobs" / "demo_gradient.yaml").read_text())
         d = {**d, "strategy": "gradient", "gradient": {**g["gradient"], "targets_gflops": targets,
-                                                       "epochs": GRADIENT_EPOCHS}}
+                                                       "epochs": GRADIENT_EPOCHS, **ABLATIONS.get(name, {})}}
     return d
 
 
@@ -140,30 +148,69 @@ def verdict(row: dict[str, Any]) -> str:
     return f"not worse (by > {MARGIN:g} points)" if low > -MARGIN else "unresolved"
 
 
-def rung_study(name: str, runs: dict[int, dict[str, dict[str, Any]]], seed_rng: int = 0) -> dict[str, Any] | None:
-    """Kendall's tau of rung-1 scores against the full search's final top-1, per (seed, iteration) group."""
-    groups = []
+def rung_study(name: str, runs: dict[int, dict[str, dict[str, Any]]], seed_rng: int = 0) -> list[dict[str, Any]]:
+    """Per rung k before the end: Kendall's tau of rung-k scores against the full search's final top-1 of the same
+    hypotheses, per (seed, iteration) group with at least 3 of them, and a bootstrap interval over the groups."""
+    halving = HALVING["eta3" if name == "halving_cache" else name]
+    out = []
+    for k in range(1, halving["rungs"]):
+        groups = []
+        for r in runs.values():
+            st, full = r[name], r["full"]
+            p, fp = path_of(st), path_of(full)
+            for i in range(1, len(p) + 1):
+                if p[:i - 1] != fp[:i - 1]:  # a parent other than the full search's: no final score to compare
+                    break
+                final = {h["op"]: h["top1"] for h in full["hypotheses"] if h["iteration"] == i
+                         and h["kind"] == "pas" and h["top1"] is not None}
+                rung = {h["op"]: h["rung_top1"][k - 1] for h in st["hypotheses"] if h["iteration"] == i
+                        and len(h["rung_top1"]) >= k}
+                ops = sorted(set(final) & set(rung))
+                tau = kendall_tau_b([rung[o] for o in ops], [final[o] for o in ops]) if len(ops) >= 3 else None
+                if tau is not None:
+                    best_same = max(ops, key=lambda o: rung[o]) == max(ops, key=lambda o: final[o])
+                    groups.append({"tau": tau, "best_same": best_same, "hypotheses": len(ops)})
+        if not groups:
+            continue
+        rng = random.Random(seed_rng)
+        taus = [g["tau"] for g in groups]
+        boot = sorted(statistics.mean(rng.choices(taus, k=len(taus))) for _ in range(2000))
+        out.append({"rung": k, "fraction": f"1/{halving['eta'] ** (halving['rungs'] - k)}", "groups": len(groups),
+                    "hypotheses": statistics.mean(g["hypotheses"] for g in groups),
+                    "tau_mean": statistics.mean(taus), "tau_interval": [boot[49], boot[1949]],
+                    "best_same": sum(g["best_same"] for g in groups) / len(groups)})
+    return out
+
+
+def hypothesis_cost(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any] | None:
+    """The same hypothesis (seed, iteration, operator, on the full search's parent) trained by variant ``name`` and
+    by the full search: the ratio of its compute (CPU-h of its attempts) and of its optimizer steps' seconds."""
+    compute, steps = [], []
     for r in runs.values():
         st, full = r[name], r["full"]
         p, fp = path_of(st), path_of(full)
         for i in range(1, len(p) + 1):
             if p[:i - 1] != fp[:i - 1]:
                 break
-            final = {h["op"]: h["top1"] for h in full["hypotheses"] if h["iteration"] == i and h["kind"] == "pas"
-                     and h["top1"] is not None}
-            rung1 = {h["op"]: h["rung_top1"][0] for h in st["hypotheses"] if h["iteration"] == i and h["rung_top1"]}
-            ops = sorted(set(final) & set(rung1))
-            tau = kendall_tau_b([rung1[o] for o in ops], [final[o] for o in ops])
-            if tau is not None:
-                best_same = max(ops, key=lambda o: rung1[o]) == max(ops, key=lambda o: final[o])
-                groups.append({"tau": tau, "best_same": best_same, "hypotheses": len(ops)})
-    if not groups:
+            mine = {h["op"]: h for h in st["hypotheses"] if h["iteration"] == i and h["kind"] == "pas"}
+            for h in full["hypotheses"]:
+                o = mine.get(h["op"])
+                if h["iteration"] != i or h["kind"] != "pas" or o is None or o["stopped_at_rung"] is not None \
+                        or not all((Path(y["out_dir"]) / "result.json").is_file() for y in (o, h)):
+                    continue  # a hypothesis halving stopped cost less for that reason
+                a, b = (sum(x["compute_hours"] or 0.0 for x in y["attempts"]) for y in (o, h))
+                ta, tb = (json.loads((Path(y["out_dir"]) / "result.json").read_text())["train_seconds"]
+                          for y in (o, h))
+                if b > 0 and tb > 0:
+                    compute.append(a / b)
+                    steps.append(ta / tb)
+    if not compute:
         return None
-    rng = random.Random(seed_rng)
-    taus = [g["tau"] for g in groups]
-    boot = sorted(statistics.mean(rng.choices(taus, k=len(taus))) for _ in range(2000))
-    return {"fraction": RUNG1_FRACTION.get(name), "groups": len(groups), "tau_mean": statistics.mean(taus),
-            "tau_interval": [boot[49], boot[1949]], "best_same": sum(g["best_same"] for g in groups) / len(groups)}
+    shards = [sum(a["compute_hours"] or 0.0 for s in r[name].get("teacher_cache", []) for a in s["attempts"])
+              for r in runs.values()]
+    return {"pairs": len(compute), "compute_ratio": statistics.median(compute),
+            "compute_range": [min(compute), max(compute)], "steps_ratio": statistics.median(steps),
+            "steps_range": [min(steps), max(steps)], "shards_cpu_h": shards}
 
 
 def summarize(runs: dict[int, dict[str, dict[str, Any]]], variants: list[str]) -> dict[str, Any]:
@@ -178,9 +225,11 @@ def summarize(runs: dict[int, dict[str, dict[str, Any]]], variants: list[str]) -
                  "wall_s": [r[v]["wall_s"] for r in runs.values()]}
         if rows and v != "full":
             entry["verdict"] = verdict(rows[-1])
-        if v in RUNG1_FRACTION:
-            entry["rung1"] = rung_study(v, runs)
-        if v == "gradient":
+        if v in HALVING or v == "halving_cache":
+            entry["rungs"] = rung_study(v, runs)
+        if v.startswith("cache") or v == "halving_cache":
+            entry["hypothesis_cost"] = hypothesis_cost(v, runs)
+        if v.startswith("gradient"):
             entry["targets"] = {seed: gradient_targets(r[v]) for seed, r in runs.items()}
         out[v] = entry
     return out
@@ -208,14 +257,54 @@ def print_tables(title: str, summary: dict[str, Any], seeds: list[int]) -> None:
         wall = ", ".join(f"{w / 60:.1f}" for w in e["wall_s"])
         print(f"| {v} | {e['compute_mean']:.3f} ({each}) | {e['share_of_full']:.0%} | {wall} | "
               f"{e.get('verdict', '-')} |")
-    studies = [(v, e["rung1"]) for v, e in summary.items() if e.get("rung1")]
-    if studies:
-        print("\n| strategy | rung 1 after | groups (seed x iteration) | Kendall tau, rung 1 vs the end, mean [95% "
-              "bootstrap] | rung 1's best is the end's best |")
+    costs = [(v, e["hypothesis_cost"]) for v, e in summary.items() if e.get("hypothesis_cost")]
+    if costs:
+        print("\n| strategy | same hypotheses | its compute / full's, median [range] | optimizer-step seconds / "
+              "full's, median [range] | the cache's shards, CPU-h (each seed) |")
         print("|---|---|---|---|---|")
+        for v, c in costs:
+            print(f"| {v} | {c['pairs']} | {c['compute_ratio']:.2f} [{c['compute_range'][0]:.2f}-"
+                  f"{c['compute_range'][1]:.2f}] | {c['steps_ratio']:.2f} [{c['steps_range'][0]:.2f}-"
+                  f"{c['steps_range'][1]:.2f}] | {', '.join(f'{x:.3f}' for x in c['shards_cpu_h'])} |")
+    studies = [(v, s) for v, e in summary.items() for s in e.get("rungs", [])]
+    if studies:
+        print("\n| strategy | rung | after | groups (seed x iteration), hypotheses each | Kendall tau, rung vs the "
+              "end, mean [95% bootstrap] | the rung's best is the end's best |")
+        print("|---|---|---|---|---|---|")
         for v, s in studies:
-            print(f"| {v} | {s['fraction']} of the steps | {s['groups']} | {s['tau_mean']:+.2f} "
-                  f"[{s['tau_interval'][0]:+.2f}, {s['tau_interval'][1]:+.2f}] | {s['best_same']:.0%} |")
+            print(f"| {v} | {s['rung']} | {s['fraction']} of the steps | {s['groups']}, {s['hypotheses']:.1f} | "
+                  f"{s['tau_mean']:+.2f} [{s['tau_interval'][0]:+.2f}, {s['tau_interval'][1]:+.2f}] | "
+                  f"{s['best_same']:.0%} |")
+
+
+def plot_tradeoff(summary: dict[str, Any], title: str, path: Path) -> None:
+    """Compute share of the full search's (x) against the last iteration's paired difference from the full search's
+    winner (y, pooled over seeds, with its 95% interval; each seed's difference as a dot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for v, e in summary.items():
+        if v == "full" or not e["iterations"]:
+            continue
+        last = e["iterations"][-1]
+        low, high = last["pooled"]["interval"]
+        x, y = 100 * e["share_of_full"], last["pooled"]["difference"]
+        ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o", capsize=4)
+        ax.scatter([x] * len(last["runs"]), [r["difference"] for r in last["runs"]], s=10, color="grey", zorder=3)
+        ax.annotate(v, (x, high), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axhline(-MARGIN, color="red", lw=0.8, ls="--", label=f"-{MARGIN:g} points (the margin)")
+    ax.axvline(25, color="green", lw=0.8, ls=":", label="25% of the full search's compute")
+    ax.set_xlabel("compute of iterations >= 1, % of the full search's (mean over seeds)")
+    ax.set_ylabel("final top-1 minus the full search's, points")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> int:
@@ -227,8 +316,8 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     args = ap.parse_args()
     variants = ["full", *(v for v in args.variants.split(",") if v != "full")]
-    if unknown := set(variants) - set(VARIANTS):
-        ap.error(f"--variants: unknown {', '.join(sorted(unknown))} (known: {', '.join(VARIANTS)})")
+    if unknown := set(variants) - set(VARIANTS) - set(ABLATIONS):
+        ap.error(f"--variants: unknown {', '.join(sorted(unknown))} (known: {', '.join((*VARIANTS, *ABLATIONS))})")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     definition = yaml.safe_load((ROOT / args.job).read_text())
@@ -241,10 +330,14 @@ def main() -> int:
     runs = {seed: run_seed(seed, definition, variants, work) for seed in seeds}
     summary = summarize(runs, variants)
     print_tables(f"{args.job} ({definition['backbone']})", summary, seeds)
-    out = work / f"bench_strategies-{definition['name']}.json"
+    tag = "-ablations" if set(variants) & set(ABLATIONS) else ""  # its own files: the main table stays
+    out = work / f"bench_strategies-{definition['name']}{tag}.json"
+    figure = out.with_suffix(".png")
+    plot_tradeoff(summary, f"{args.job} ({definition['backbone']}), seeds {args.seeds}: pooled paired difference "
+                  "[95%], each seed a dot", figure)
     out.write_text(json.dumps({"job": args.job, "backbone": definition["backbone"], "seeds": seeds,
                                "margin": MARGIN, "strategies": summary}, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    print(f"\nwrote {out} and {figure}")
     return 0
 
 

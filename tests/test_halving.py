@@ -130,3 +130,47 @@ def test_a_stopped_hypothesis_says_its_interval_and_its_paired_difference_with_t
     assert "top-1 55.00% [48.1-61.7]" in why[3] and "against t, paired on the same 200 videos: -5.00 [" in why[3]
     assert why[3].count("not distinguishable") == 0  # 10 to 0 discordant videos: McNemar p = 0.002
     assert "top-1 30.00% [24.1-36.7]" in why[4] and "-30.00 [" in why[4]
+
+
+def test_with_ties_a_hypothesis_the_paired_test_cannot_tell_from_the_last_promoted_goes_on_too() -> None:
+    from snapshots import B_DONE, rung_hyp, snap
+
+    from pas_models.predictions import PerVideo
+    from pas_orchestrator.core.actions import PromoteRung
+    from pas_orchestrator.strategies.rungs import rung_decision
+
+    def scored(hid: int, op: str, right: list[bool]) -> object:
+        h = rung_hyp(hid, op, 1, {1: 100 * sum(right) / len(right)})
+        pv = PerVideo(len(right), (True,) * len(right), tuple(right), (True,) * len(right)).to_dict()
+        (score,) = json.loads(h.rung_results or "[]")
+        return replace(h, rung_results=json.dumps([{**score, "eval_videos": len(right), "per_video": pv}]))
+
+    # 200 videos, each right on a prefix: t on 120, f on 100, c on 116, l on 117 (the ranking need not follow
+    # top-1: Eq. 3); two of them differ on exactly the videos between their prefixes
+    t, f, c, ll = (scored(2, "t", [i < 120 for i in range(200)]), scored(3, "f", [i < 100 for i in range(200)]),
+                  scored(4, "c", [i < 116 for i in range(200)]), scored(5, "l", [i < 117 for i in range(200)]))
+    hyps = snap(B_DONE, t, f, c, ll).hypotheses
+    ranked = [hyps[1], hyps[2], hyps[3], hyps[4]]  # t, f, c, l: f is the last of the 2 promoted
+    plain = rung_decision(1, hyps[1:], 3, lambda xs: (ranked, "Eq. 3"), lambda n: 2)
+    assert isinstance(plain, PromoteRung) and plain.promoted == (2, 3)
+    tie = rung_decision(1, hyps[1:], 3, lambda xs: (ranked, "Eq. 3"), lambda n: 2, tie_level=0.05)
+    assert isinstance(tie, PromoteRung)
+    # c (16 discordant with f, p 1e-4) and l (17) are distinguishable from f: nothing is added
+    assert tie.promoted == (2, 3)
+    ranked = [hyps[1], hyps[3], hyps[2], hyps[4]]  # t, c, f, l: c is the last promoted; l ties with it
+    tie = rung_decision(1, hyps[1:], 3, lambda xs: (ranked, "Eq. 3"), lambda n: 2, tie_level=0.05)
+    assert isinstance(tie, PromoteRung) and tie.promoted == (2, 4, 5)
+    why = dict(tie.stopped)
+    assert list(why) == [3]
+    assert "rank 3 of 4" in why[3] and "the best 2 went on, and l tied with c (paired, level 0.05)" in why[3]
+    # the strategy passes the definition's ties level to its rung decisions: Eq. 3 ranks t, l, c, f (equal GFLOPs);
+    # ceil(4 / 3) = 2 go on, and c, one video from l, goes with them
+    from snapshots import LAYOUT
+
+    from pas_orchestrator.strategies.coordinate_descent import CoordinateDescent
+    from pas_orchestrator.strategies.halving import SuccessiveHalving
+
+    for level, promoted in ((None, (2, 5)), (0.05, (2, 5, 4))):
+        strategy = SuccessiveHalving(CoordinateDescent(1, None, "eq3", 0.05, False, LAYOUT, ties_level=level), 3, 3)
+        (action,) = strategy.advance(snap(B_DONE, t, f, c, ll))
+        assert isinstance(action, PromoteRung) and action.promoted == promoted, level

@@ -6,7 +6,8 @@ every hypothesis of the iteration that is still in the race has its rung-k score
 evaluation), they are ranked by the rule the winner is chosen by (coordinate descent's ``rank``: Eq. 3
 / Eq. 1 against B, ties by top-5, GFLOPs, operator order) and the best ceil(n / eta) (at least one)
 are promoted to rung k + 1 (``PromoteRung``: a new attempt each, resuming from ``last.pt``, submitted
-together); the others are STOPPED at rung k with their rank and score. The last rung is the whole
+together), with ``ties`` also every one the paired test cannot tell from the last of them; the others are
+STOPPED at rung k with their rank and score. The last rung is the whole
 schedule with the full evaluation, and the iteration's winner is chosen among those only. B and the
 "without PAS" baselines train to the end. Everything else is the coordinate descent's.
 """
@@ -34,7 +35,7 @@ class SuccessiveHalving:
         if last >= 1:
             decision = rung_decision(last, snap.iteration(last), self.rungs,
                                      lambda scored: self.inner.rank(snap, last, scored),
-                                     lambda n: promoted_count(n, self.eta))
+                                     lambda n: promoted_count(n, self.eta), self.inner.ties_level)
             if decision == WAIT:
                 return []
             if isinstance(decision, PromoteRung):

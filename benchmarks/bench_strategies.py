@@ -5,7 +5,8 @@ For each seed S (default 0, 1, 2) it runs ``full`` (the definition as it is, see
 that B (``base.checkpoint``: evaluated only; compute is compared on the iterations alone), seed S each:
 
 - ``eta2``, ``eta3``: ``halving: {eta: 2 or 3, rungs: 3}`` (rung 1 after 1/4 or 1/9 of the steps);
-- ``eta3r2``: ``halving: {eta: 3, rungs: 2}`` (rung 1 after 1/3: the shortest-informative-rung question);
+- ``eta3r2``, ``eta2r2``: ``halving: {eta: 3 or 2, rungs: 2}`` (rung 1 after 1/3 or 1/2: the shortest informative
+  rung);
 - ``cache8``, ``cache32``: ``distill.cache: {clips_per_video: 8 or 32}``;
 - ``halving_cache``: eta3 and cache8 together;
 - ``gradient``: jobs/demo_gradient.yaml's strategy on the same B, its targets the GFLOPs of the full search's
@@ -15,16 +16,18 @@ that B (``base.checkpoint``: evaluated only; compute is compared on the iteratio
 
 Per variant and iteration: the winner's top-1 over seeds (mean +- sd, each run with its Wilson interval), its
 GFLOPs, the paired difference from the full search's winner on the same test videos pooled over seeds (videos x
-seeds; Newcombe's interval, exact McNemar p) and P(better than full) (the share of seeds, ties 1/2); per variant
-the compute of iterations >= 1 and of the teacher cache (CPU-h here, B left out) and its share of full's.
-Verdicts at the last iteration: ``not worse`` when the pooled interval's lower end is above -MARGIN points,
-``worse`` when its upper end is below 0, else ``unresolved``. Rung study: Kendall's tau between each halving
+seeds; Newcombe's interval, exact McNemar p: are these networks different), the mean of the seeds' differences
+with its t interval (the seed the unit: is the strategy different, training's own variation included) and
+P(better than full) (the share of seeds, ties 1/2); per variant the compute of iterations >= 1 and of the teacher
+cache (CPU-h here, B left out) and its share of full's. Verdicts at the last iteration, on the seeds' interval:
+``not worse`` when its lower end is above -MARGIN points, ``worse`` when its upper end is below 0, else
+``unresolved``. Rung study: Kendall's tau between each halving
 variant's rung-k scores (every rung before the end) and the full search's final top-1 of the same hypotheses
 (iterations whose parent is the full search's), with a bootstrap interval over (seed, iteration) groups, and how
 often the rung's best is the end's best. A search already DONE under ``--work`` is reused.
 
     python benchmarks/bench_strategies.py [--work DIR] [--job jobs/demo.yaml] [--backbone NAME] [--seeds 0,1,2]
-        [--variants full,eta2,eta3,eta3r2,cache8,cache32,halving_cache,gradient]
+        [--variants full,eta2,eta3,eta3r2,eta2r2,cache8,cache32,halving_cache,gradient]
 
 Writes DIR/bench_strategies-NAME.json, the trade-off figure DIR/bench_strategies-NAME.png (compute share against the
 final difference from the full search's, with intervals) and prints the tables (markdown); with an ablation among
@@ -49,13 +52,14 @@ from bench_search_cost import kendall_tau_b, path_of, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pas_models.intervals import paired, percent_interval  # noqa: E402
+from pas_models.intervals import mean_interval, paired, percent_interval  # noqa: E402
 from pas_models.predictions import PerVideo  # noqa: E402
 
 GRADIENT_EPOCHS = 6  # supernet epochs per target: with its candidates, about a PAS iteration's compute (measured)
 MARGIN = 5.0  # points: "not worse" means the pooled paired interval's lower end is above -MARGIN
-HALVING = {"eta2": {"eta": 2, "rungs": 3}, "eta3": {"eta": 3, "rungs": 3}, "eta3r2": {"eta": 3, "rungs": 2}}
-VARIANTS = ("full", "eta2", "eta3", "eta3r2", "cache8", "cache32", "halving_cache", "gradient")
+HALVING = {"eta2": {"eta": 2, "rungs": 3}, "eta3": {"eta": 3, "rungs": 3}, "eta3r2": {"eta": 3, "rungs": 2},
+           "eta2r2": {"eta": 2, "rungs": 2}}
+VARIANTS = ("full", "eta2", "eta3", "eta3r2", "eta2r2", "cache8", "cache32", "halving_cache", "gradient")
 # the gradient strategy's ablations, one part each: the candidates start from the supernet's weights, one candidate
 # per target (no restarts: the distribution's most likely network, no short-training choice among several), the
 # candidates' short training twice as long (1/2 of the schedule instead of 1/4)
@@ -134,15 +138,18 @@ def iteration_rows(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> lis
         c = paired(mine, theirs)
         top1 = [e["top1"] for e in each]
         better = [1.0 if e["difference"] > 0 else 0.5 if e["difference"] == 0 else 0.0 for e in each]
+        m, lo, hi = mean_interval([e["difference"] for e in each])
         out.append({"iteration": i + 1, "runs": each, "mean": statistics.mean(top1),
                     "sd": statistics.stdev(top1) if len(top1) > 1 else 0.0,
                     "pooled": {"difference": c.difference, "interval": [c.low, c.high], "p": c.p_value, "units": c.n},
+                    "over_seeds": {"difference": m, "interval": [lo, hi], "seeds": len(each)},
                     "p_better": statistics.mean(better)})
     return out
 
 
 def verdict(row: dict[str, Any]) -> str:
-    low, high = row["pooled"]["interval"]
+    """On the seeds' t interval (the unit a strategy is repeated in: training varies too), not the pooled one."""
+    low, high = row["over_seeds"]["interval"]
     if high < 0:
         return "worse"
     return f"not worse (by > {MARGIN:g} points)" if low > -MARGIN else "unresolved"
@@ -238,8 +245,9 @@ def summarize(runs: dict[int, dict[str, dict[str, Any]]], variants: list[str]) -
 def print_tables(title: str, summary: dict[str, Any], seeds: list[int]) -> None:
     print(f"\n### {title}: seeds {', '.join(map(str, seeds))}\n")
     print("| strategy | iteration | winner top-1 % mean +- sd | each seed: path, top-1 [95%], GFLOPs | "
-          "minus full, pooled [95%] (p) | P(better than full) |")
-    print("|---|---|---|---|---|---|")
+          "minus full, pooled over videos x seeds [95%] (p) | minus full, mean over seeds [95% t] | "
+          "P(better than full) |")
+    print("|---|---|---|---|---|---|---|")
     for v, e in summary.items():
         for row in e["iterations"]:
             each = "; ".join(f"{r['path']} {r['top1']:.1f} [{r['interval'][0]:.1f}-{r['interval'][1]:.1f}] "
@@ -247,8 +255,12 @@ def print_tables(title: str, summary: dict[str, Any], seeds: list[int]) -> None:
             p = row["pooled"]
             diff = "-" if v == "full" else (f"{p['difference']:+.2f} [{p['interval'][0]:+.2f}, "
                                              f"{p['interval'][1]:+.2f}] (p {p['p']:.2g})")
+            o = row["over_seeds"]
+            seeds = "-" if v == "full" else (f"{o['difference']:+.2f} [{o['interval'][0]:+.2f}, "
+                                             f"{o['interval'][1]:+.2f}]")
             better = "-" if v == "full" else f"{row['p_better']:.2f}"
-            print(f"| {v} | {row['iteration']} | {row['mean']:.2f} +- {row['sd']:.2f} | {each} | {diff} | {better} |")
+            print(f"| {v} | {row['iteration']} | {row['mean']:.2f} +- {row['sd']:.2f} | {each} | {diff} | {seeds} | "
+                  f"{better} |")
     print("\n| strategy | compute of iterations >= 1, CPU-h (each seed) | share of full | wall, min (each seed) | "
           "last iteration against full |")
     print("|---|---|---|---|---|")
@@ -278,29 +290,35 @@ def print_tables(title: str, summary: dict[str, Any], seeds: list[int]) -> None:
 
 
 def plot_tradeoff(summary: dict[str, Any], title: str, path: Path) -> None:
-    """Compute share of the full search's (x) against the last iteration's paired difference from the full search's
-    winner (y, pooled over seeds, with its 95% interval; each seed's difference as a dot)."""
+    """Compute share of the full search's (x: the mean over seeds, the bar each seed's range) against the last
+    iteration's difference from the full search's winner (y: the mean over seeds with its t interval, thin; the
+    pooled paired interval over videos x seeds, thick; each seed's difference a grey dot)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    full = summary["full"]["compute"]
     for v, e in summary.items():
         if v == "full" or not e["iterations"]:
             continue
         last = e["iterations"][-1]
-        low, high = last["pooled"]["interval"]
-        x, y = 100 * e["share_of_full"], last["pooled"]["difference"]
-        ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o", capsize=4)
+        shares = [100 * c / f for c, f in zip(e["compute"], full, strict=True)]
+        x, y = 100 * e["share_of_full"], last["over_seeds"]["difference"]
+        lo, hi = (max(b, -60.0) if i == 0 else min(b, 20.0) for i, b in enumerate(last["over_seeds"]["interval"]))
+        plo, phi = last["pooled"]["interval"]
+        bars = ax.errorbar([x], [y], xerr=[[x - min(shares)], [max(shares) - x]], yerr=[[y - lo], [hi - y]],
+                           fmt="o", capsize=4, lw=0.8)
+        ax.plot([x, x], [plo, phi], lw=4, alpha=0.5, color=bars[0].get_color())
         ax.scatter([x] * len(last["runs"]), [r["difference"] for r in last["runs"]], s=10, color="grey", zorder=3)
-        ax.annotate(v, (x, high), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(v, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.axhline(0, color="black", lw=0.8)
     ax.axhline(-MARGIN, color="red", lw=0.8, ls="--", label=f"-{MARGIN:g} points (the margin)")
     ax.axvline(25, color="green", lw=0.8, ls=":", label="25% of the full search's compute")
-    ax.set_xlabel("compute of iterations >= 1, % of the full search's (mean over seeds)")
+    ax.set_xlabel("compute of iterations >= 1, % of the full search's (mean; bar: the seeds' range)")
     ax.set_ylabel("final top-1 minus the full search's, points")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -333,8 +351,8 @@ def main() -> int:
     tag = "-ablations" if set(variants) & set(ABLATIONS) else ""  # its own files: the main table stays
     out = work / f"bench_strategies-{definition['name']}{tag}.json"
     figure = out.with_suffix(".png")
-    plot_tradeoff(summary, f"{args.job} ({definition['backbone']}), seeds {args.seeds}: pooled paired difference "
-                  "[95%], each seed a dot", figure)
+    plot_tradeoff(summary, f"{args.job} ({definition['backbone']}), seeds {args.seeds}\nthin: mean difference [95% t "
+                  "over seeds, clipped to -60..20]; thick: pooled over videos x seeds; dots: each seed", figure)
     out.write_text(json.dumps({"job": args.job, "backbone": definition["backbone"], "seeds": seeds,
                                "margin": MARGIN, "strategies": summary}, indent=2) + "\n")
     print(f"\nwrote {out} and {figure}")

@@ -11,11 +11,16 @@ two networks measured on the same videos. Pure Python (no numpy): the controller
   p = 1/2). Paired, because the videos are shared: a video both get right or both get wrong says nothing
   about which is better, and the interval of the difference is much narrower than the two intervals suggest.
 
-Coverage of both is checked by simulation in tests/test_intervals.py.
+- ``mean_interval(values)``: the mean of independent repeats (a figure per seed) with Student's t interval, the
+  unit being the repeat: what ``paired`` pooled over seeds leaves out, how much the networks themselves vary
+  from one training to the next.
+
+Coverage of each is checked by simulation in tests/test_intervals.py.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,3 +117,43 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     k = min(a_only, b_only)
     tail = sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m
     return min(1.0, 2 * tail)
+
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """Student's t quantile (``0.5 < p < 1``) for ``df`` >= 1 degrees of freedom: the CDF integrated from the
+    density (Simpson's rule) and inverted by Newton's method; to 1e-6 of scipy's for df 1-200
+    (tests/test_intervals.py)."""
+    if not 0.5 < p < 1 or df < 1:
+        raise ValueError(f"t quantile of {p} with {df} degrees of freedom: need 0.5 < p < 1 and df >= 1")
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def density(x: float) -> float:
+        return c * (1 + x * x / df) ** (-(df + 1) / 2)
+
+    def cdf(x: float, steps: int = 2000) -> float:
+        h = x / steps
+        f = [density(i * h) for i in range(steps + 1)]
+        return 0.5 + h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    x = 0.0  # Newton from below: the CDF is concave for x > 0, so every step stays below the root
+    for _ in range(200):
+        step = (p - cdf(x)) / density(x)
+        x += step
+        if step < 1e-10 * max(1.0, x):
+            break
+    return x
+
+
+def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """The mean of independent repeats (e.g. one figure per seed) and its t interval: (mean, low, high). The unit
+    is the repeat, so the interval holds everything that varies between repeats (training, data order, test
+    noise); with one value it is (mean, -inf, inf)."""
+    if not values:
+        raise ValueError("the mean of no values")
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, -math.inf, math.inf
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    half = t_quantile(0.5 + level / 2, len(values) - 1) * sd / math.sqrt(len(values))
+    return m, m - half, m + half

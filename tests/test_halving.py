@@ -106,18 +106,23 @@ def test_a_hypothesis_trained_rung_by_rung_ends_with_the_uninterrupted_weights(s
     assert again == final  # the hypothesis has its final result: that is what any run of it returns
 
 
-def test_a_stopped_hypothesis_says_its_interval_and_its_paired_difference_with_the_best_at_the_rung() -> None:
-    from snapshots import B_DONE, rung_hyp, snap
+def scored(hid: int, op: str, right: list[bool]) -> object:
+    """A hypothesis waiting at rung 1 with one evaluation: right or wrong on each video, per video."""
+    from snapshots import rung_hyp
 
     from pas_models.predictions import PerVideo
+
+    h = rung_hyp(hid, op, 1, {1: 100 * sum(right) / len(right)})
+    pv = PerVideo(len(right), (True,) * len(right), tuple(right), (True,) * len(right)).to_dict()
+    (score,) = json.loads(h.rung_results or "[]")
+    return replace(h, rung_results=json.dumps([{**score, "eval_videos": len(right), "per_video": pv}]))
+
+
+def test_a_stopped_hypothesis_says_its_interval_and_its_paired_difference_with_the_best_at_the_rung() -> None:
+    from snapshots import B_DONE, snap
+
     from pas_orchestrator.core.actions import PromoteRung
     from pas_orchestrator.strategies.rungs import rung_decision
-
-    def scored(hid: int, op: str, right: list[bool]) -> object:
-        h = rung_hyp(hid, op, 1, {1: 100 * sum(right) / len(right)})
-        pv = PerVideo(len(right), (True,) * len(right), tuple(right), (True,) * len(right)).to_dict()
-        (score,) = json.loads(h.rung_results or "[]")
-        return replace(h, rung_results=json.dumps([{**score, "eval_videos": len(right), "per_video": pv}]))
 
     # 200 videos: t right on 120, f on 110 of those 120 (10 discordant, all for t), s on the first 60 only
     t, f, s = (scored(2, "t", [i < 120 for i in range(200)]), scored(3, "f", [i < 110 for i in range(200)]),
@@ -133,17 +138,10 @@ def test_a_stopped_hypothesis_says_its_interval_and_its_paired_difference_with_t
 
 
 def test_with_ties_a_hypothesis_the_paired_test_cannot_tell_from_the_last_promoted_goes_on_too() -> None:
-    from snapshots import B_DONE, rung_hyp, snap
+    from snapshots import B_DONE, snap
 
-    from pas_models.predictions import PerVideo
     from pas_orchestrator.core.actions import PromoteRung
     from pas_orchestrator.strategies.rungs import rung_decision
-
-    def scored(hid: int, op: str, right: list[bool]) -> object:
-        h = rung_hyp(hid, op, 1, {1: 100 * sum(right) / len(right)})
-        pv = PerVideo(len(right), (True,) * len(right), tuple(right), (True,) * len(right)).to_dict()
-        (score,) = json.loads(h.rung_results or "[]")
-        return replace(h, rung_results=json.dumps([{**score, "eval_videos": len(right), "per_video": pv}]))
 
     # 200 videos, each right on a prefix: t on 120, f on 100, c on 116, l on 117 (the ranking need not follow
     # top-1: Eq. 3); two of them differ on exactly the videos between their prefixes

@@ -41,6 +41,7 @@ import json
 import random
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,18 @@ def verdict(row: dict[str, Any]) -> str:
     return f"not worse (by > {MARGIN:g} points)" if low > -MARGIN else "unresolved"
 
 
+def same_parent(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> Iterator[tuple[Any, Any, int]]:
+    """(variant's status, full search's status, iteration) for every iteration whose parent is the same network
+    in both searches (their paths agree before it): only there do their hypotheses compare one to one."""
+    for r in runs.values():
+        st, full = r[name], r["full"]
+        p, fp = path_of(st), path_of(full)
+        for i in range(1, len(p) + 1):
+            if p[:i - 1] != fp[:i - 1]:
+                break
+            yield st, full, i
+
+
 def rung_study(name: str, runs: dict[int, dict[str, dict[str, Any]]], seed_rng: int = 0) -> list[dict[str, Any]]:
     """Per rung k before the end: Kendall's tau of rung-k scores against the full search's final top-1 of the same
     hypotheses, per (seed, iteration) group with at least 3 of them, and a bootstrap interval over the groups."""
@@ -162,21 +175,16 @@ def rung_study(name: str, runs: dict[int, dict[str, dict[str, Any]]], seed_rng: 
     out = []
     for k in range(1, halving["rungs"]):
         groups = []
-        for r in runs.values():
-            st, full = r[name], r["full"]
-            p, fp = path_of(st), path_of(full)
-            for i in range(1, len(p) + 1):
-                if p[:i - 1] != fp[:i - 1]:  # a parent other than the full search's: no final score to compare
-                    break
-                final = {h["op"]: h["top1"] for h in full["hypotheses"] if h["iteration"] == i
-                         and h["kind"] == "pas" and h["top1"] is not None}
-                rung = {h["op"]: h["rung_top1"][k - 1] for h in st["hypotheses"] if h["iteration"] == i
-                        and len(h["rung_top1"]) >= k}
-                ops = sorted(set(final) & set(rung))
-                tau = kendall_tau_b([rung[o] for o in ops], [final[o] for o in ops]) if len(ops) >= 3 else None
-                if tau is not None:
-                    best_same = max(ops, key=lambda o: rung[o]) == max(ops, key=lambda o: final[o])
-                    groups.append({"tau": tau, "best_same": best_same, "hypotheses": len(ops)})
+        for st, full, i in same_parent(name, runs):
+            final = {h["op"]: h["top1"] for h in full["hypotheses"] if h["iteration"] == i
+                     and h["kind"] == "pas" and h["top1"] is not None}
+            rung = {h["op"]: h["rung_top1"][k - 1] for h in st["hypotheses"] if h["iteration"] == i
+                    and len(h["rung_top1"]) >= k}
+            ops = sorted(set(final) & set(rung))
+            tau = kendall_tau_b([rung[o] for o in ops], [final[o] for o in ops]) if len(ops) >= 3 else None
+            if tau is not None:
+                best_same = max(ops, key=lambda o: rung[o]) == max(ops, key=lambda o: final[o])
+                groups.append({"tau": tau, "best_same": best_same, "hypotheses": len(ops)})
         if not groups:
             continue
         rng = random.Random(seed_rng)
@@ -193,24 +201,19 @@ def hypothesis_cost(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> di
     """The same hypothesis (seed, iteration, operator, on the full search's parent) trained by variant ``name`` and
     by the full search: the ratio of its compute (CPU-h of its attempts) and of its optimizer steps' seconds."""
     compute, steps = [], []
-    for r in runs.values():
-        st, full = r[name], r["full"]
-        p, fp = path_of(st), path_of(full)
-        for i in range(1, len(p) + 1):
-            if p[:i - 1] != fp[:i - 1]:
-                break
-            mine = {h["op"]: h for h in st["hypotheses"] if h["iteration"] == i and h["kind"] == "pas"}
-            for h in full["hypotheses"]:
-                o = mine.get(h["op"])
-                if h["iteration"] != i or h["kind"] != "pas" or o is None or o["stopped_at_rung"] is not None \
-                        or not all((Path(y["out_dir"]) / "result.json").is_file() for y in (o, h)):
-                    continue  # a hypothesis halving stopped cost less for that reason
-                a, b = (sum(x["compute_hours"] or 0.0 for x in y["attempts"]) for y in (o, h))
-                ta, tb = (json.loads((Path(y["out_dir"]) / "result.json").read_text())["train_seconds"]
-                          for y in (o, h))
-                if b > 0 and tb > 0:
-                    compute.append(a / b)
-                    steps.append(ta / tb)
+    for st, full, i in same_parent(name, runs):
+        mine = {h["op"]: h for h in st["hypotheses"] if h["iteration"] == i and h["kind"] == "pas"}
+        for h in full["hypotheses"]:
+            o = mine.get(h["op"])
+            if h["iteration"] != i or h["kind"] != "pas" or o is None or o["stopped_at_rung"] is not None \
+                    or not all((Path(y["out_dir"]) / "result.json").is_file() for y in (o, h)):
+                continue  # a hypothesis halving stopped cost less for that reason
+            a, b = (sum(x["compute_hours"] or 0.0 for x in y["attempts"]) for y in (o, h))
+            ta, tb = (json.loads((Path(y["out_dir"]) / "result.json").read_text())["train_seconds"]
+                      for y in (o, h))
+            if b > 0 and tb > 0:
+                compute.append(a / b)
+                steps.append(ta / tb)
     if not compute:
         return None
     shards = [sum(a["compute_hours"] or 0.0 for s in r[name].get("teacher_cache", []) for a in s["attempts"])

@@ -9,6 +9,8 @@ that B (``base.checkpoint``: evaluated only; compute is compared on the iteratio
   rung);
 - ``cache8``, ``cache32``: ``distill.cache: {clips_per_video: 8 or 32}``;
 - ``halving_cache``: eta3 and cache8 together;
+- ``ties``, ``eta2ties``: ``ties: {rule: paired, level: 0.05}`` (noise-aware selection), alone and with eta2 (where
+  a rung's cut is noise-aware too);
 - ``gradient``: jobs/demo_gradient.yaml's strategy on the same B, its targets the GFLOPs of the full search's
   winners (its network for target j is compared with the full search's winner of iteration j);
 - on request, the gradient strategy's ablations (``ABLATIONS``: ``gradient_supernet``, ``gradient_one``,
@@ -23,11 +25,14 @@ cache (CPU-h here, B left out) and its share of full's. Verdicts at the last ite
 ``not worse`` when its lower end is above -MARGIN points, ``worse`` when its upper end is below 0, else
 ``unresolved``. Rung study: Kendall's tau between each halving
 variant's rung-k scores (every rung before the end) and the full search's final top-1 of the same hypotheses
-(iterations whose parent is the full search's), with a bootstrap interval over (seed, iteration) groups, and how
-often the rung's best is the end's best. A search already DONE under ``--work`` is reused.
+(iterations whose parent is the full search's), with a bootstrap interval over (seed, iteration) groups, how
+often the rung's best is the end's best (all hypotheses; those fine-tuned from their parent alone), and how many
+rung scores of hypotheses trained from scratch are at chance. With an ablation and ``gradient`` among the variants,
+each ablation is also compared with ``gradient`` (the same supernets: one part changed). A search already DONE
+under ``--work`` is reused.
 
     python benchmarks/bench_strategies.py [--work DIR] [--job jobs/demo.yaml] [--backbone NAME] [--seeds 0,1,2]
-        [--variants full,eta2,eta3,eta3r2,eta2r2,cache8,cache32,halving_cache,gradient]
+        [--variants full,eta2,eta3,eta3r2,eta2r2,cache8,cache32,halving_cache,ties,eta2ties,gradient]
 
 Writes DIR/bench_strategies-NAME.json, the trade-off figure DIR/bench_strategies-NAME.png (compute share against the
 final difference from the full search's, with intervals) and prints the tables (markdown); with an ablation among
@@ -50,6 +55,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gradient import compute_of, gradient_targets
 from bench_search_cost import kendall_tau_b, path_of, run_search
+from strategies_report import plot_tradeoff, print_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,10 +63,14 @@ from pas_models.intervals import mean_interval, paired, percent_interval  # noqa
 from pas_models.predictions import PerVideo  # noqa: E402
 
 GRADIENT_EPOCHS = 6  # supernet epochs per target: with its candidates, about a PAS iteration's compute (measured)
-MARGIN = 5.0  # points: "not worse" means the pooled paired interval's lower end is above -MARGIN
+MARGIN = 5.0  # points: "not worse" means the seeds' t interval's lower end is above -MARGIN
 HALVING = {"eta2": {"eta": 2, "rungs": 3}, "eta3": {"eta": 3, "rungs": 3}, "eta3r2": {"eta": 3, "rungs": 2},
            "eta2r2": {"eta": 2, "rungs": 2}}
-VARIANTS = ("full", "eta2", "eta3", "eta3r2", "eta2r2", "cache8", "cache32", "halving_cache", "gradient")
+# variants that combine: their halving schedule, and whether the teacher cache or noise-aware selection is on
+COMBINED = {"halving_cache": "eta3", "eta2ties": "eta2"}
+TIES = {"rule": "paired", "level": 0.05}
+VARIANTS = ("full", "eta2", "eta3", "eta3r2", "eta2r2", "cache8", "cache32", "halving_cache", "ties", "eta2ties",
+            "gradient")
 # the gradient strategy's ablations, one part each: the candidates start from the supernet's weights, one candidate
 # per target (no restarts: the distribution's most likely network, no short-training choice among several), the
 # candidates' short training twice as long (1/2 of the schedule instead of 1/4)
@@ -68,14 +78,20 @@ ABLATIONS = {"gradient_supernet": {"candidate_init": "supernet"}, "gradient_one"
              "gradient_half": {"candidate_fraction": 0.5}}
 
 
+def halving_of(name: str) -> str | None:
+    """The HALVING schedule variant ``name`` runs (None: every hypothesis trains to the end)."""
+    return name if name in HALVING else COMBINED.get(name)
+
+
 def variant_definition(name: str, definition: dict[str, Any], b: str, targets: list[float]) -> dict[str, Any]:
     d = {**definition, "base": {"checkpoint": b}}
-    if name in HALVING:
-        d["halving"] = HALVING[name]
+    if h := halving_of(name):
+        d["halving"] = HALVING[h]
+    if name.endswith("ties"):
+        d["ties"] = TIES
     if name.startswith("cache"):
         d["distill"] = {**d["distill"], "cache": {"clips_per_video": int(name[5:])}}
     if name == "halving_cache":
-        d["halving"] = HALVING["eta3"]
         d["distill"] = {**d["distill"], "cache": {"clips_per_video": 8}}
     if name.startswith("gradient"):  # the same data, recipe, distillation and evaluation as PAS; its own keys
         g = yaml.safe_load((ROOT / "jobs" / "demo_gradient.yaml").read_text())
@@ -90,9 +106,12 @@ def search_compute(status: dict[str, Any]) -> float:
     return compute_of(status) + cache
 
 
+def _result(h: dict[str, Any], name: str = "result.json") -> dict[str, Any]:
+    return json.loads((Path(h["out_dir"]) / name).read_text())
+
+
 def record(h: dict[str, Any]) -> PerVideo:
-    result = json.loads((Path(h["out_dir"]) / "result.json").read_text())
-    return PerVideo.from_dict(result["per_video"], h["out_dir"])
+    return PerVideo.from_dict(_result(h)["per_video"], h["out_dir"])
 
 
 def winners(status: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,14 +136,15 @@ def run_seed(seed: int, definition: dict[str, Any], variants: list[str], work: P
     return runs
 
 
-def iteration_rows(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Per iteration of variant ``name``: each seed's winner, and the pooled paired comparison with full's."""
+def iteration_rows(name: str, runs: dict[int, dict[str, dict[str, Any]]], reference: str = "full") \
+        -> list[dict[str, Any]]:
+    """Per iteration of variant ``name``: each seed's winner, and its comparison with ``reference``'s winner."""
     out = []
     depth = max(len(winners(r[name])) for r in runs.values())
     for i in range(depth):
         mine, theirs, each = [], [], []
         for seed, r in sorted(runs.items()):
-            w, f = winners(r[name]), winners(r["full"])
+            w, f = winners(r[name]), winners(r[reference])
             if i >= len(w) or i >= len(f):
                 continue
             a, b = record(w[i]).shared(record(f[i]))
@@ -133,7 +153,7 @@ def iteration_rows(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> lis
             c = paired(a, b)
             each.append({"seed": seed, "op": w[i]["op"], "path": w[i]["path"], "top1": w[i]["top1"],
                          "interval": percent_interval(w[i]["top1"], w[i]["eval_videos"]), "gflops": w[i]["gflops"],
-                         "full_top1": f[i]["top1"], "difference": c.difference, "diff_interval": [c.low, c.high]})
+                         "reference_top1": f[i]["top1"], "difference": c.difference, "diff_interval": [c.low, c.high]})
         if not each:
             continue
         c = paired(mine, theirs)
@@ -168,32 +188,51 @@ def same_parent(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> Iterat
             yield st, full, i
 
 
+def rung_group(st: dict[str, Any], full: dict[str, Any], i: int, k: int) -> dict[str, Any] | None:
+    """Rung k of iteration i in variant ``st`` against the full search's end (same parent): Kendall's tau over the
+    hypotheses both have, whether the rung's best is the end's best (all of them; the fine-tuned ones alone), and
+    which from-scratch hypotheses' rung scores are at chance (their 95% interval holds 1 / classes)."""
+    ends = {h["op"]: h for h in full["hypotheses"] if h["iteration"] == i and h["kind"] == "pas"
+            and h["top1"] is not None and (Path(h["out_dir"]) / "result.json").is_file()}
+    rungs = {h["op"]: h for h in st["hypotheses"] if h["iteration"] == i and len(h["rung_top1"]) >= k
+             and (Path(h["out_dir"]) / f"rung-{k}.json").is_file()}
+    ops = sorted(set(ends) & set(rungs))
+    if len(ops) < 3:
+        return None
+    end = {o: ends[o]["top1"] for o in ops}
+    rung = {o: rungs[o]["rung_top1"][k - 1] for o in ops}
+    results = {o: _result(ends[o]) for o in ops}
+    tuned = [o for o in ops if results[o]["finetuned_from_parent"]]
+    at_chance = []
+    for o in (o for o in ops if o not in tuned):
+        low, high = _result(rungs[o], f"rung-{k}.json")["top1_interval"]
+        at_chance.append(low <= 100.0 / results[o]["spec"]["num_classes"] <= high)
+    return {"tau": kendall_tau_b([rung[o] for o in ops], [end[o] for o in ops]), "hypotheses": len(ops),
+            "best_same": max(ops, key=rung.__getitem__) == max(ops, key=end.__getitem__),
+            "tuned_best_same": (max(tuned, key=rung.__getitem__) == max(tuned, key=end.__getitem__))
+            if len(tuned) >= 2 else None, "at_chance": at_chance}
+
+
 def rung_study(name: str, runs: dict[int, dict[str, dict[str, Any]]], seed_rng: int = 0) -> list[dict[str, Any]]:
     """Per rung k before the end: Kendall's tau of rung-k scores against the full search's final top-1 of the same
-    hypotheses, per (seed, iteration) group with at least 3 of them, and a bootstrap interval over the groups."""
-    halving = HALVING["eta3" if name == "halving_cache" else name]
+    hypotheses, per (seed, iteration) group with at least 3 of them, and a bootstrap interval over the groups;
+    split by how a hypothesis starts (fine-tuned from its parent, or from scratch)."""
+    halving = HALVING[halving_of(name) or name]
     out = []
     for k in range(1, halving["rungs"]):
-        groups = []
-        for st, full, i in same_parent(name, runs):
-            final = {h["op"]: h["top1"] for h in full["hypotheses"] if h["iteration"] == i
-                     and h["kind"] == "pas" and h["top1"] is not None}
-            rung = {h["op"]: h["rung_top1"][k - 1] for h in st["hypotheses"] if h["iteration"] == i
-                    and len(h["rung_top1"]) >= k}
-            ops = sorted(set(final) & set(rung))
-            tau = kendall_tau_b([rung[o] for o in ops], [final[o] for o in ops]) if len(ops) >= 3 else None
-            if tau is not None:
-                best_same = max(ops, key=lambda o: rung[o]) == max(ops, key=lambda o: final[o])
-                groups.append({"tau": tau, "best_same": best_same, "hypotheses": len(ops)})
+        groups = [g for st, full, i in same_parent(name, runs) if (g := rung_group(st, full, i, k)) is not None]
         if not groups:
             continue
         rng = random.Random(seed_rng)
         taus = [g["tau"] for g in groups]
         boot = sorted(statistics.mean(rng.choices(taus, k=len(taus))) for _ in range(2000))
+        tuned = [g["tuned_best_same"] for g in groups if g["tuned_best_same"] is not None]
+        chance = [c for g in groups for c in g["at_chance"]]
         out.append({"rung": k, "fraction": f"1/{halving['eta'] ** (halving['rungs'] - k)}", "groups": len(groups),
                     "hypotheses": statistics.mean(g["hypotheses"] for g in groups),
                     "tau_mean": statistics.mean(taus), "tau_interval": [boot[49], boot[1949]],
-                    "best_same": sum(g["best_same"] for g in groups) / len(groups)})
+                    "best_same": sum(g["best_same"] for g in groups) / len(groups),
+                    "finetuned_best_same": [sum(tuned), len(tuned)], "scratch_at_chance": [sum(chance), len(chance)]})
     return out
 
 
@@ -209,8 +248,7 @@ def hypothesis_cost(name: str, runs: dict[int, dict[str, dict[str, Any]]]) -> di
                     or not all((Path(y["out_dir"]) / "result.json").is_file() for y in (o, h)):
                 continue  # a hypothesis halving stopped cost less for that reason
             a, b = (sum(x["compute_hours"] or 0.0 for x in y["attempts"]) for y in (o, h))
-            ta, tb = (json.loads((Path(y["out_dir"]) / "result.json").read_text())["train_seconds"]
-                      for y in (o, h))
+            ta, tb = (_result(y)["train_seconds"] for y in (o, h))
             if b > 0 and tb > 0:
                 compute.append(a / b)
                 steps.append(ta / tb)
@@ -235,97 +273,16 @@ def summarize(runs: dict[int, dict[str, dict[str, Any]]], variants: list[str]) -
                  "wall_s": [r[v]["wall_s"] for r in runs.values()]}
         if rows and v != "full":
             entry["verdict"] = verdict(rows[-1])
-        if v in HALVING or v == "halving_cache":
+        if halving_of(v):
             entry["rungs"] = rung_study(v, runs)
         if v.startswith("cache") or v == "halving_cache":
             entry["hypothesis_cost"] = hypothesis_cost(v, runs)
+        if v in ABLATIONS and "gradient" in variants:
+            entry["against_gradient"] = iteration_rows(v, runs, "gradient")
         if v.startswith("gradient"):
             entry["targets"] = {seed: gradient_targets(r[v]) for seed, r in runs.items()}
         out[v] = entry
     return out
-
-
-def print_tables(title: str, summary: dict[str, Any], seeds: list[int]) -> None:
-    print(f"\n### {title}: seeds {', '.join(map(str, seeds))}\n")
-    print("| strategy | iteration | winner top-1 % mean +- sd | each seed: path, top-1 [95%], GFLOPs | "
-          "minus full, pooled over videos x seeds [95%] (p) | minus full, mean over seeds [95% t] | "
-          "P(better than full) |")
-    print("|---|---|---|---|---|---|---|")
-    for v, e in summary.items():
-        for row in e["iterations"]:
-            each = "; ".join(f"{r['path']} {r['top1']:.1f} [{r['interval'][0]:.1f}-{r['interval'][1]:.1f}] "
-                             f"{r['gflops']:.3g}" for r in row["runs"])
-            p = row["pooled"]
-            diff = "-" if v == "full" else (f"{p['difference']:+.2f} [{p['interval'][0]:+.2f}, "
-                                             f"{p['interval'][1]:+.2f}] (p {p['p']:.2g})")
-            o = row["over_seeds"]
-            seeds = "-" if v == "full" else (f"{o['difference']:+.2f} [{o['interval'][0]:+.2f}, "
-                                             f"{o['interval'][1]:+.2f}]")
-            better = "-" if v == "full" else f"{row['p_better']:.2f}"
-            print(f"| {v} | {row['iteration']} | {row['mean']:.2f} +- {row['sd']:.2f} | {each} | {diff} | {seeds} | "
-                  f"{better} |")
-    print("\n| strategy | compute of iterations >= 1, CPU-h (each seed) | share of full | wall, min (each seed) | "
-          "last iteration against full |")
-    print("|---|---|---|---|---|")
-    for v, e in summary.items():
-        each = ", ".join(f"{c:.3f}" for c in e["compute"])
-        wall = ", ".join(f"{w / 60:.1f}" for w in e["wall_s"])
-        print(f"| {v} | {e['compute_mean']:.3f} ({each}) | {e['share_of_full']:.0%} | {wall} | "
-              f"{e.get('verdict', '-')} |")
-    costs = [(v, e["hypothesis_cost"]) for v, e in summary.items() if e.get("hypothesis_cost")]
-    if costs:
-        print("\n| strategy | same hypotheses | its compute / full's, median [range] | optimizer-step seconds / "
-              "full's, median [range] | the cache's shards, CPU-h (each seed) |")
-        print("|---|---|---|---|---|")
-        for v, c in costs:
-            print(f"| {v} | {c['pairs']} | {c['compute_ratio']:.2f} [{c['compute_range'][0]:.2f}-"
-                  f"{c['compute_range'][1]:.2f}] | {c['steps_ratio']:.2f} [{c['steps_range'][0]:.2f}-"
-                  f"{c['steps_range'][1]:.2f}] | {', '.join(f'{x:.3f}' for x in c['shards_cpu_h'])} |")
-    studies = [(v, s) for v, e in summary.items() for s in e.get("rungs", [])]
-    if studies:
-        print("\n| strategy | rung | after | groups (seed x iteration), hypotheses each | Kendall tau, rung vs the "
-              "end, mean [95% bootstrap] | the rung's best is the end's best |")
-        print("|---|---|---|---|---|---|")
-        for v, s in studies:
-            print(f"| {v} | {s['rung']} | {s['fraction']} of the steps | {s['groups']}, {s['hypotheses']:.1f} | "
-                  f"{s['tau_mean']:+.2f} [{s['tau_interval'][0]:+.2f}, {s['tau_interval'][1]:+.2f}] | "
-                  f"{s['best_same']:.0%} |")
-
-
-def plot_tradeoff(summary: dict[str, Any], title: str, path: Path) -> None:
-    """Compute share of the full search's (x: the mean over seeds, the bar each seed's range) against the last
-    iteration's difference from the full search's winner (y: the mean over seeds with its t interval, thin; the
-    pooled paired interval over videos x seeds, thick; each seed's difference a grey dot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    full = summary["full"]["compute"]
-    for v, e in summary.items():
-        if v == "full" or not e["iterations"]:
-            continue
-        last = e["iterations"][-1]
-        shares = [100 * c / f for c, f in zip(e["compute"], full, strict=True)]
-        x, y = 100 * e["share_of_full"], last["over_seeds"]["difference"]
-        lo, hi = (max(b, -60.0) if i == 0 else min(b, 20.0) for i, b in enumerate(last["over_seeds"]["interval"]))
-        plo, phi = last["pooled"]["interval"]
-        bars = ax.errorbar([x], [y], xerr=[[x - min(shares)], [max(shares) - x]], yerr=[[y - lo], [hi - y]],
-                           fmt="o", capsize=4, lw=0.8)
-        ax.plot([x, x], [plo, phi], lw=4, alpha=0.5, color=bars[0].get_color())
-        ax.scatter([x] * len(last["runs"]), [r["difference"] for r in last["runs"]], s=10, color="grey", zorder=3)
-        ax.annotate(v, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.axhline(-MARGIN, color="red", lw=0.8, ls="--", label=f"-{MARGIN:g} points (the margin)")
-    ax.axvline(25, color="green", lw=0.8, ls=":", label="25% of the full search's compute")
-    ax.set_xlabel("compute of iterations >= 1, % of the full search's (mean; bar: the seeds' range)")
-    ax.set_ylabel("final top-1 minus the full search's, points")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main() -> int:
@@ -354,8 +311,9 @@ def main() -> int:
     tag = "-ablations" if set(variants) & set(ABLATIONS) else ""  # its own files: the main table stays
     out = work / f"bench_strategies-{definition['name']}{tag}.json"
     figure = out.with_suffix(".png")
-    plot_tradeoff(summary, f"{args.job} ({definition['backbone']}), seeds {args.seeds}\nthin: mean difference [95% t "
-                  "over seeds, clipped to -60..20]; thick: pooled over videos x seeds; dots: each seed", figure)
+    plot_tradeoff(summary, MARGIN, f"{args.job} ({definition['backbone']}), seeds {args.seeds}\nthin: mean "
+                  "difference [95% t over seeds, clipped to -60..20]; thick: pooled over videos x seeds; dots: each "
+                  "seed", figure)
     out.write_text(json.dumps({"job": args.job, "backbone": definition["backbone"], "seeds": seeds,
                                "margin": MARGIN, "strategies": summary}, indent=2) + "\n")
     print(f"\nwrote {out} and {figure}")

@@ -312,7 +312,7 @@ def main() -> int:
     out = work / f"bench_strategies-{definition['name']}{tag}.json"
     figure = out.with_suffix(".png")
     plot_tradeoff(summary, MARGIN, f"{args.job} ({definition['backbone']}), seeds {args.seeds}\nthin: mean "
-                  "difference [95% t over seeds, clipped to -60..20]; thick: pooled over videos x seeds; dots: each "
+                  "difference [95% t over seeds, clipped to -60..20]\nthick: pooled over videos x seeds; dots: each "
                   "seed", figure)
     out.write_text(json.dumps({"job": args.job, "backbone": definition["backbone"], "seeds": seeds,
                                "margin": MARGIN, "strategies": summary}, indent=2) + "\n")

@@ -11,10 +11,12 @@ that B (``base.checkpoint``: evaluated only; compute is compared on the iteratio
 - ``halving_cache``: eta3 and cache8 together;
 - ``ties``, ``eta2ties``: ``ties: {rule: paired, level: 0.05}`` (noise-aware selection), alone and with eta2 (where
   a rung's cut is noise-aware too);
-- ``gradient``: jobs/demo_gradient.yaml's strategy on the same B, its targets the GFLOPs of the full search's
-  winners (its network for target j is compared with the full search's winner of iteration j);
-- on request, the gradient strategy's ablations (``ABLATIONS``: ``gradient_supernet``, ``gradient_one``,
-  ``gradient_half``), one of its parts changed each.
+- ``gradient_supernet``: jobs/demo_gradient.yaml's strategy as pas ships it (its candidates start from their
+  weights cut from the supernet) on the same B, its targets the GFLOPs of the full search's winners (its network
+  for target j is compared with the full search's winner of iteration j);
+- on request, the gradient strategy's ablations (``ABLATIONS``): ``gradient`` (the candidates start by PAS's
+  rule, ``candidate_init: pas``) and, from it, one more part changed each: ``gradient_one`` (one candidate per
+  target), ``gradient_half`` (the candidates' short training at 1/2 of the schedule).
 
 Per variant and iteration: the winner's top-1 over seeds (mean +- sd, each run with its Wilson interval), its
 GFLOPs, the paired difference from the full search's winner on the same test videos pooled over seeds (videos x
@@ -27,12 +29,12 @@ cache (CPU-h here, B left out) and its share of full's. Verdicts at the last ite
 variant's rung-k scores (every rung before the end) and the full search's final top-1 of the same hypotheses
 (iterations whose parent is the full search's), with a bootstrap interval over (seed, iteration) groups, how
 often the rung's best is the end's best (all hypotheses; those fine-tuned from their parent alone), and how many
-rung scores of hypotheses trained from scratch are at chance. With an ablation and ``gradient`` among the variants,
-each ablation is also compared with ``gradient`` (the same supernets: one part changed). A search already DONE
+rung scores of hypotheses trained from scratch are at chance. With ``gradient`` among the variants, each other
+gradient variant is also compared with it (the same supernets: one part changed). A search already DONE
 under ``--work`` is reused.
 
     python benchmarks/bench_strategies.py [--work DIR] [--job jobs/demo.yaml] [--backbone NAME] [--seeds 0,1,2]
-        [--variants full,eta2,eta3,eta3r2,eta2r2,cache8,cache32,halving_cache,ties,eta2ties,gradient]
+        [--variants full,eta2,eta3,eta3r2,eta2r2,cache8,cache32,halving_cache,ties,eta2ties,gradient_supernet]
 
 Writes DIR/bench_strategies-NAME.json, the trade-off figure DIR/bench_strategies-NAME.png (compute share against the
 final difference from the full search's, with intervals) and prints the tables (markdown); with an ablation among
@@ -70,12 +72,14 @@ HALVING = {"eta2": {"eta": 2, "rungs": 3}, "eta3": {"eta": 3, "rungs": 3}, "eta3
 COMBINED = {"halving_cache": "eta3", "eta2ties": "eta2"}
 TIES = {"rule": "paired", "level": 0.05}
 VARIANTS = ("full", "eta2", "eta3", "eta3r2", "eta2r2", "cache8", "cache32", "halving_cache", "ties", "eta2ties",
-            "gradient")
-# the gradient strategy's ablations, one part each: the candidates start from the supernet's weights, one candidate
-# per target (no restarts: the distribution's most likely network, no short-training choice among several), the
-# candidates' short training twice as long (1/2 of the schedule instead of 1/4)
-ABLATIONS = {"gradient_supernet": {"candidate_init": "supernet"}, "gradient_one": {"cycles": 1},
-             "gradient_half": {"candidate_fraction": 0.5}}
+            "gradient_supernet")
+# the gradient strategy as pas ships it: its candidates start from their weights cut from the supernet
+GRADIENT = {"gradient_supernet": {"candidate_init": "supernet"}}
+# its ablations: the candidates started by PAS's rule, and from there one part more each: one candidate per target
+# (no restarts: the distribution's most likely network, no short-training choice among several), the candidates'
+# short training twice as long (1/2 of the schedule instead of 1/4)
+ABLATIONS = {"gradient": {"candidate_init": "pas"}, "gradient_one": {"cycles": 1, "candidate_init": "pas"},
+             "gradient_half": {"candidate_fraction": 0.5, "candidate_init": "pas"}}
 
 
 def halving_of(name: str) -> str | None:
@@ -96,7 +100,8 @@ def variant_definition(name: str, definition: dict[str, Any], b: str, targets: l
     if name.startswith("gradient"):  # the same data, recipe, distillation and evaluation as PAS; its own keys
         g = yaml.safe_load((ROOT / "jobs" / "demo_gradient.yaml").read_text())
         d = {**d, "strategy": "gradient", "gradient": {**g["gradient"], "targets_gflops": targets,
-                                                       "epochs": GRADIENT_EPOCHS, **ABLATIONS.get(name, {})}}
+                                                       "epochs": GRADIENT_EPOCHS, **GRADIENT.get(name, {}),
+                                                       **ABLATIONS.get(name, {})}}
     return d
 
 
@@ -277,7 +282,7 @@ def summarize(runs: dict[int, dict[str, dict[str, Any]]], variants: list[str]) -
             entry["rungs"] = rung_study(v, runs)
         if v.startswith("cache") or v == "halving_cache":
             entry["hypothesis_cost"] = hypothesis_cost(v, runs)
-        if v in ABLATIONS and "gradient" in variants:
+        if v.startswith("gradient") and v != "gradient" and "gradient" in variants:
             entry["against_gradient"] = iteration_rows(v, runs, "gradient")
         if v.startswith("gradient"):
             entry["targets"] = {seed: gradient_targets(r[v]) for seed, r in runs.items()}

@@ -16,8 +16,13 @@ from snapshots import (
     running,
     snap,
 )
+from tinyjob import tiny_job
 
+from pas_models.data.formats import DatasetConfig
+from pas_models.layout import HypFiles
 from pas_models.nas.result import Candidate, SupernetResult
+from pas_models.presets import preset
+from pas_orchestrator.config.search import search_from_dict
 from pas_orchestrator.core.actions import (
     AddHypotheses,
     EndSearch,
@@ -28,6 +33,7 @@ from pas_orchestrator.core.actions import (
     SubmitBatch,
 )
 from pas_orchestrator.core.decide import Capacity, Observations, Policy, decide
+from pas_orchestrator.kinds import TaskContext, train_row_task
 from pas_orchestrator.ledger.records import AttemptRec, HypRec, NewHypothesis, Snapshot
 from pas_orchestrator.ledger.states import AttemptState, HypState, SearchState
 from pas_orchestrator.strategies.gradient import GradientSearch
@@ -114,3 +120,26 @@ GRADIENT_CASES = [
                          ids=[c[0] for c in GRADIENT_CASES])
 def test_decide_gradient(snapshot: Snapshot, observations: Observations, pol: Policy, expected: list) -> None:
     assert decide(snapshot, observations, pol) == expected
+
+
+@pytest.mark.parametrize("init", ["supernet", "pas"])
+def test_a_candidate_starts_from_its_supernet_cut_or_as_pas_would(init: str) -> None:
+    """gradient.candidate_init: ``supernet`` (the default) trains candidate c2 from its weights cut from its
+    target's supernet at the end of cycle 2, at lr / gradient.lr_divisor; ``pas`` from B's weights, PAS's rule."""
+    gradient_keys = {"targets_gflops": [0.002], "lr_divisor": 4}
+    job = tiny_job("s", strategy="gradient", gradient=gradient_keys if init == "supernet"
+                   else {**gradient_keys, "candidate_init": "pas"})
+    search = search_from_dict(job, "job.yaml")
+    assert search.gradient is not None and search.gradient.candidate_init == init
+    student = preset("r2plus1d_tiny", 4)
+    c2 = replace(cand_hyp(4, 1, "c2", 1, {}), path="g01", spec=student.to_json())
+    ctx = TaskContext(search, DatasetConfig("list", "/data", {"train": "t.txt", "val": "v.txt"}, num_classes=4), LAYOUT)
+    task = train_row_task(ctx, snap(B_DONE, DONE_SN, c2), c2)
+    b_model = str(HypFiles.of(B_DONE.out_dir).model)
+    assert task.teacher_checkpoint == b_model and task.student == student
+    if init == "supernet":
+        assert task.parent_checkpoint == str(HypFiles.of(DONE_SN.out_dir).candidate("g01", 2))
+        assert task.lr_divisor == 4 and task.parent == student
+    else:
+        assert task.parent_checkpoint == b_model and task.lr_divisor == search.finetune.lr_divisor
+        assert task.parent == search.base_spec()

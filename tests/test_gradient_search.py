@@ -18,9 +18,7 @@ import yaml
 from tinyjob import TINY_RECIPE, look, pas, tiny_job
 
 from pas_models.flops import count_cost
-from pas_models.inherit import can_init_from_parent
 from pas_models.presets import preset
-from pas_models.spec import ArchSpec
 
 B = count_cost(preset("r2plus1d_tiny", 4)).gflops
 TARGETS = [round(B * 0.5, 7), round(B * 0.25, 7)]
@@ -71,10 +69,11 @@ def test_a_gradient_search_killed_and_resumed_then_compared_with_pas(tmp_path: P
         assert len(winners) == 1 and winners[0]["state"] == "DONE"
         assert all(h["state"] == "STOPPED" for h in cands if not h["winner"])
         result = json.loads((Path(winners[0]["out_dir"]) / "result.json").read_text())
-        # candidate_init pas: B's weights where the derived network's shapes allow (kt 1: the centre tap), else
-        # random weights at the recipe's lr; distilled from the live B either way
-        child = ArchSpec.from_dict(result["spec"])
-        assert result["finetuned_from_parent"] == can_init_from_parent(preset("r2plus1d_tiny", 4), child)
+        # candidate_init supernet (the default): every candidate starts from its weights cut from its target's
+        # supernet at the end of its cycle (the same shapes: loaded whole), distilled from the live B
+        assert result["finetuned_from_parent"] is True
+        log = (Path(winners[0]["out_dir"]) / "train.log").read_text()
+        assert re.search(rf"initialised from .*/{j}-supernet/candidates/cycle\d-g\d+\.pt \(weights copied\)", log), log
         assert result["teacher_source"] == "live"
     text = pas(tmp_path, "status").stdout
     assert "search grad on local: DONE" in text and "supernet" in text

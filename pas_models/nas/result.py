@@ -42,10 +42,10 @@ class GradientConfig:
     lr_divisor: the supernet's weights train at the recipe's lr / lr_divisor (initialised from B; with
         ``candidate_init: supernet`` the candidates too).
     grad_clip: the weights' gradients are clipped to this norm at each step (DARTS's 5; 0: not clipped).
-    candidate_init: how a candidate starts its training: ``pas`` (PAS's own rule on the derived network: B's
+    candidate_init: how a candidate starts its training: ``supernet`` (its weights cut from the supernet at
+        the end of its cycle, at lr / lr_divisor) or ``pas`` (PAS's own rule on the derived network: B's
         weights at lr / finetune.lr_divisor where its shapes allow, kt 1 taking the centre tap, else random
-        weights at the recipe's lr; the supernet only chooses the architecture) or ``supernet`` (its weights
-        cut from the supernet at the end of its cycle, at lr / lr_divisor).
+        weights at the recipe's lr; the supernet only chooses the architecture).
     """
 
     targets_gflops: tuple[float, ...] = ()
@@ -60,7 +60,7 @@ class GradientConfig:
     candidate_fraction: float = 0.25
     lr_divisor: float = 10.0
     grad_clip: float = 5.0
-    candidate_init: str = "pas"
+    candidate_init: str = "supernet"
 
 
 @dataclass(frozen=True)

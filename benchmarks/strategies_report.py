@@ -95,8 +95,8 @@ def plot_tradeoff(summary: dict[str, Any], margin: float, title: str, path: Path
         x, y = 100 * e["share_of_full"], last["over_seeds"]["difference"]
         lo, hi = (max(b, -60.0) if i == 0 else min(b, 20.0) for i, b in enumerate(last["over_seeds"]["interval"]))
         plo, phi = last["pooled"]["interval"]
-        bars = ax.errorbar([x], [y], xerr=[[max(0.0, x - min(shares))], [max(0.0, max(shares) - x)]], yerr=[[y - lo], [hi - y]],
-                           fmt="o", capsize=4, lw=0.8)
+        xerr = [[max(0.0, x - min(shares))], [max(0.0, max(shares) - x)]]  # one seed: no spread, never negative
+        bars = ax.errorbar([x], [y], xerr=xerr, yerr=[[y - lo], [hi - y]], fmt="o", capsize=4, lw=0.8)
         ax.plot([x, x], [plo, phi], lw=4, alpha=0.5, color=bars[0].get_color())
         ax.scatter([x] * len(last["runs"]), [r["difference"] for r in last["runs"]], s=10, color="grey", zorder=3)
         ax.annotate(v, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)

@@ -6,8 +6,15 @@
   stride 16 (4 frames), fast stride 2 (32 frames), alpha 8, beta 1/8, fusion
   kernel 5 and channel ratio 2; short side in [256, 320], 224 train crop,
   256 test crop (short side 256); dropout 0.5 before the classifier.
-- ``r2plus1d_tiny``, ``slowfast_tiny``: the same families at a few MFLOPs for
-  demos, tests and CPU searches on the synthetic dataset.
+- ``x3d_s``, ``x3d_m``: X3D (Feichtenhofer 2020) as PyTorchVideo's model zoo
+  builds them: X3D-XS's network expanded by width 2.0, depth 2.2 and bottleneck
+  2.25 (stem 24, stage widths 24/48/96/192, inner 54/108/216/432, blocks
+  3/5/11/7, head 432 -> 2048); X3D-S sees 13 frames 6 apart, X3D-M 16 frames
+  5 apart. Their views are PySlowFast's three-crop test: short side in
+  [182, 228] (S) or [256, 320] (M), train crops 160 / 224, test crop = short
+  side 182 / 256.
+- ``r2plus1d_tiny``, ``slowfast_tiny``, ``x3d_tiny``: the same families at a
+  few MFLOPs for demos, tests and CPU searches on the synthetic dataset.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Callable
 
 from pas_models.errors import UnknownNameError
 from pas_models.spec import ArchSpec, FusionSpec, PathwaySpec, ViewSpec
+from pas_models.widths import round_repeats, round_width
 
 
 def r2plus1d_18(num_classes: int = 400) -> ArchSpec:
@@ -87,11 +95,62 @@ def slowfast_tiny(num_classes: int = 10) -> ArchSpec:
     )
 
 
+def _x3d_pathway(stem_in: int, width_factor: float, bottleneck_factor: float) -> PathwaySpec:
+    """PyTorchVideo's ``create_x3d`` widths: each stage doubles the last (rounded to 8), times the width
+    factor; the channel-wise conv's width is the bottleneck factor times the stage's."""
+    dims = [stem_in]
+    for _ in range(3):
+        dims.append(round_width(dims[-1], 2.0))
+    out = tuple(round_width(d, width_factor) for d in dims)
+    return PathwaySpec(name="main", sample_stride=1, stem_width=round_width(stem_in, width_factor),
+                       stem_mid_width=None, stem_temporal_kernel=5, stem_spatial_kernel=3,
+                       stage_widths=tuple(int(bottleneck_factor * w) for w in out), stage_out_widths=out,
+                       stage_temporal_kernels=(3, 3, 3, 3), stage_temporal_strides=(1, 1, 1, 1))
+
+
+def _x3d(name: str, num_classes: int, frames: int, frame_stride: int, crop: int, short_side: tuple[int, int],
+         test_side: int) -> ArchSpec:
+    return ArchSpec(
+        name=name, family="x3d", num_classes=num_classes,
+        view=ViewSpec(frames=frames, frame_stride=frame_stride, crop_train=crop, crop_test=test_side,
+                      resize="short_side", resize_train=short_side, resize_test=(test_side, test_side)),
+        pathways=(_x3d_pathway(12, width_factor=2.0, bottleneck_factor=2.25),),
+        stage_blocks=tuple(round_repeats(d, 2.2) for d in (1, 2, 5, 3)), stage_spatial_strides=(2, 2, 2, 2),
+        head_width=2048, head_dropout=0.5,
+    )
+
+
+def x3d_s(num_classes: int = 400) -> ArchSpec:
+    return _x3d("x3d_s", num_classes, frames=13, frame_stride=6, crop=160, short_side=(182, 228), test_side=182)
+
+
+def x3d_m(num_classes: int = 400) -> ArchSpec:
+    return _x3d("x3d_m", num_classes, frames=16, frame_stride=5, crop=224, short_side=(256, 320), test_side=256)
+
+
+def x3d_tiny(num_classes: int = 10) -> ArchSpec:
+    out = (8, 16, 24, 32)
+    return ArchSpec(
+        name="x3d_tiny", family="x3d", num_classes=num_classes,
+        view=ViewSpec(frames=8, frame_stride=2, crop_train=32, crop_test=32,
+                      resize="short_side", resize_train=(36, 44), resize_test=(36, 36)),
+        pathways=(PathwaySpec(name="main", sample_stride=1, stem_width=8, stem_mid_width=None,
+                              stem_temporal_kernel=5, stem_spatial_kernel=3,
+                              stage_widths=tuple(int(2.25 * w) for w in out), stage_out_widths=out,
+                              stage_temporal_kernels=(3, 3, 3, 3), stage_temporal_strides=(1, 1, 1, 1)),),
+        stage_blocks=(1, 2, 3, 2), stage_spatial_strides=(2, 2, 2, 1),
+        head_width=96, head_dropout=0.5,
+    )
+
+
 PRESETS: dict[str, Callable[[int], ArchSpec]] = {
     "r2plus1d_18": r2plus1d_18,
     "slowfast_4x16_r50": slowfast_4x16_r50,
     "r2plus1d_tiny": r2plus1d_tiny,
     "slowfast_tiny": slowfast_tiny,
+    "x3d_s": x3d_s,
+    "x3d_m": x3d_m,
+    "x3d_tiny": x3d_tiny,
 }
 
 

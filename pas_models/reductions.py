@@ -24,9 +24,12 @@ truncate, keeping at least one: ``x' = max(1, floor(x / gamma))``, as
 half up is 3-8% off) and is the closest to halving for ``l``:
 
 - channels: every stored width (stem, stem mid, stage inner and output widths,
-  both pathways); derived widths (R(2+1)D midplanes, SlowFast fusion convs)
-  follow. 64 -> 45, 45 -> 32, 512 -> 365, 2048 -> 1462, 8 -> 5.
-- blocks: 2 -> 1; SlowFast's 3, 4, 6, 3 -> 1, 2, 3, 1 (0.59x the FLOPs).
+  both pathways, X3D's head width); derived widths (R(2+1)D midplanes,
+  SlowFast fusion convs, X3D's squeeze-excitation and head convs, the groups of
+  its channel-wise convs) follow. 64 -> 45, 45 -> 32, 512 -> 365, 2048 -> 1462,
+  8 -> 5.
+- blocks: 2 -> 1; SlowFast's 3, 4, 6, 3 -> 1, 2, 3, 1 (0.59x the FLOPs); X3D's
+  3, 5, 11, 7 -> 1, 2, 5, 3 (squeeze-excitation stays on blocks 0, 2, 4, ...).
 - pixels (crops and resize sizes): 112 -> 80, (128, 171) -> (91, 122), 256 -> 182.
 - t: ``T' = floor(T / gamma)``, the first T' frames (16 -> 8, 5 -> 2); no
   minimum: zero frames is "not applicable".
@@ -112,7 +115,8 @@ def _channels(spec: ArchSpec, gamma: float) -> ArchSpec:
     # decomposed convolutions keep their rank-to-width ratio (refit caps them at the new widths)
     tucker = tuple(replace(t, rank_in=shrink(t.rank_in, gamma), rank_out=shrink(t.rank_out, gamma))
                    for t in spec.tucker)
-    return spec.replace(pathways=tuple(narrower(p) for p in spec.pathways), tucker=tucker)
+    head = None if spec.head_width is None else shrink(spec.head_width, gamma)
+    return spec.replace(pathways=tuple(narrower(p) for p in spec.pathways), tucker=tucker, head_width=head)
 
 
 def _layers(spec: ArchSpec, gamma: float) -> ArchSpec:
@@ -178,7 +182,7 @@ def parse_ops(text: str | Iterable[str]) -> list[str]:
 def _footprint(spec: ArchSpec) -> tuple:
     """What determines the computation: per-pathway input shapes, widths, depths, decompositions."""
     return (spec.pathway_shapes(train=False), spec.pathway_shapes(train=True), spec.pathways, spec.stage_blocks,
-            spec.tucker)
+            spec.tucker, spec.head_width)
 
 
 def reads_weights(key: str, tucker: TuckerOptions | None) -> bool:

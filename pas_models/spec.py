@@ -30,11 +30,11 @@ from pas_models.errors import SpecError
 from pas_models.typed_data import from_data
 
 SPEC_VERSION = 1
-FAMILIES = ("r2plus1d", "slowfast")
+FAMILIES = ("r2plus1d", "slowfast", "x3d")
 RESIZE_KINDS = ("fixed", "short_side")
 # Spatial stride of each family's stem in front of the residual stages
-# (R(2+1)D: one stride-2 conv; SlowFast: stride-2 conv + stride-2 max-pool).
-STEM_SPATIAL_STRIDE = {"r2plus1d": 2, "slowfast": 4}
+# (R(2+1)D and X3D: one stride-2 conv; SlowFast: stride-2 conv + stride-2 max-pool).
+STEM_SPATIAL_STRIDE = {"r2plus1d": 2, "slowfast": 4, "x3d": 2}
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,12 @@ class PathwaySpec:
     sample_stride: the pathway takes every n-th raw-clip frame.
     stem_width: output channels of the stem.
     stem_mid_width: (2+1)D stem only: channels between its spatial and its
-        temporal convolution (torchvision: 45); None for a 3D stem.
+        temporal convolution (torchvision: 45); None for a 3D stem and for X3D's
+        (whose channel-wise temporal conv keeps the stem width).
     stem_temporal_kernel, stem_spatial_kernel: kernel sizes of the stem (frames, pixels).
-    stage_widths: per residual stage, the inner width of its blocks (bottleneck)
-        or the block width (basic block; then equal to stage_out_widths).
+    stage_widths: per residual stage, the inner width of its blocks (bottleneck;
+        X3D: the expanded width of the channel-wise conv) or the block width
+        (basic block; then equal to stage_out_widths).
     stage_out_widths: per residual stage, output channels of its blocks.
     stage_temporal_kernels: per stage, temporal kernel of the blocks' temporal conv.
     stage_temporal_strides: per stage, temporal stride of its first block.
@@ -125,7 +127,11 @@ class TuckerConv:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A network and its input view. See the module docstring for the frame model."""
+    """A network and its input view. See the module docstring for the frame model.
+
+    head_width: X3D only: channels of the head's projection in front of the classifier (2048);
+        None for the families whose classifier reads the pooled features.
+    """
 
     name: str
     family: str
@@ -138,6 +144,7 @@ class ArchSpec:
     head_dropout: float = 0.0
     applied: tuple[AppliedOp, ...] = ()
     tucker: tuple[TuckerConv, ...] = ()  # decomposed convolutions, in network order
+    head_width: int | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -209,7 +216,10 @@ class ArchSpec:
 
     # ---- (de)serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"spec_version": SPEC_VERSION, **dataclasses.asdict(self)}
+        d = dataclasses.asdict(self)
+        if d["head_width"] is None:  # the families without a head projection keep the JSON they always had
+            del d["head_width"]
+        return {"spec_version": SPEC_VERSION, **d}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
@@ -282,10 +292,12 @@ def _validate(spec: ArchSpec) -> None:
         _positive_ints((t.rank_in, t.rank_out), f"spec.tucker[{i}]")
     names = [t.conv for t in spec.tucker]
     _require(len(set(names)) == len(names), "spec.tucker", "a convolution is listed twice")
-    if spec.family == "r2plus1d":
-        _validate_r2plus1d(spec)
-    else:
-        _validate_slowfast(spec)
+    _require((spec.head_width is not None) == (spec.family == "x3d"), "spec.head_width",
+             "an x3d network needs its head width (2048 for X3D-S/M)" if spec.family == "x3d"
+             else f"only x3d networks have a head projection; remove it for a {spec.family} network")
+    if spec.head_width is not None:
+        _positive_ints((spec.head_width,), "spec.head_width")
+    {"r2plus1d": _validate_r2plus1d, "slowfast": _validate_slowfast, "x3d": _validate_x3d}[spec.family](spec)
 
 
 def _validate_view(v: ViewSpec) -> None:
@@ -306,6 +318,13 @@ def _validate_r2plus1d(spec: ArchSpec) -> None:
     _require(mid_ok, "spec.pathways[0].stem_mid_width", "a (2+1)D stem needs its mid width")
     same = p.stage_widths == p.stage_out_widths
     _require(same, "spec.pathways[0].stage_out_widths", "basic blocks: must equal stage_widths")
+
+
+def _validate_x3d(spec: ArchSpec) -> None:
+    _require(len(spec.pathways) == 1, "spec.pathways", "x3d has exactly one pathway")
+    _require(spec.fusion is None, "spec.fusion", "x3d has no fusion")
+    _require(spec.pathways[0].stem_mid_width is None, "spec.pathways[0].stem_mid_width",
+             "x3d's stem keeps its width through the channel-wise temporal conv: must be null")
 
 
 def _validate_slowfast(spec: ArchSpec) -> None:

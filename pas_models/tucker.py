@@ -13,7 +13,10 @@ At full ranks the three reproduce W. Unlike c and l, the child starts from its p
 
 Which convolutions: every convolution inside a residual block of the chosen stages (R(2+1)D: the
 spatial and the temporal part of each (2+1)D conv; SlowFast: the three of each bottleneck, both
-pathways); stems, shortcuts, fusions and the classifier stay as they are.
+pathways; X3D: the two 1x1x1 convs of each block, where Tucker-2 is a rank factorisation of a matrix
+and a 1x1x1 core; not its channel-wise kt x3x3 conv, whose kernel (C, 1, kt, 3, 3) has no input-channel
+mode to reduce and costs C*kt*9 multiply-adds per position already); stems, shortcuts, fusions,
+squeeze-excitations, heads and the classifier stay as they are.
 
 Rank rule (``tucker_child``): one fraction rho for every decomposed convolution, r = max(1,
 floor(rho * C)) per channel mode (C_in, C_out; or the current ranks when the convolution is

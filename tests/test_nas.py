@@ -20,7 +20,7 @@ from pas_models.nets import build_model
 from pas_models.presets import PRESETS
 from pas_models.reductions import apply_op
 
-TINY = ("r2plus1d_tiny", "slowfast_tiny")
+TINY = ("r2plus1d_tiny", "slowfast_tiny", "x3d_tiny")
 
 
 def _trained_like(name: str, seed: int = 0) -> tuple[object, torch.nn.Module]:

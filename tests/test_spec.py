@@ -63,7 +63,10 @@ def _data(**changes: object) -> dict:
         (_data(num_classes="ten"), "spec.num_classes: expected int"),
         (_data(num_classes=True), "spec.num_classes: expected int"),
         (_data(spec_version=99), "spec.spec_version: this pas reads version 1, got 99"),
-        (_data(family="x3d"), "spec.family: 'x3d' is not one of r2plus1d, slowfast"),
+        (_data(family="x3d_m"), "spec.family: 'x3d_m' is not one of r2plus1d, slowfast, x3d"),
+        (_data(family="x3d"), "spec.head_width: an x3d network needs its head width"),
+        (_data(family="x3d", head_width=64), "spec.pathways[0].stem_mid_width: x3d's stem keeps its width"),
+        (_data(head_width=64), "spec.head_width: only x3d networks have a head projection; remove it for a r2plus1d"),
         (_data(stage_blocks=[2, 2, 2]), "spec.stage_spatial_strides: needs 3 values"),
         (_data(stage_blocks=[2, 0, 2, 2]), "spec.stage_blocks: every value must be an integer >= 1"),
         (_data(head_dropout=1.5), "spec.head_dropout: must be in [0, 1)"),
@@ -73,6 +76,14 @@ def test_from_dict_errors_name_the_key(data: dict, message: str) -> None:
     with pytest.raises(SpecError) as err:
         ArchSpec.from_dict(data)
     assert message in str(err.value)
+
+
+def test_x3d_round_trips_and_the_other_families_json_has_no_head_width() -> None:
+    spec = preset("x3d_m")
+    assert ArchSpec.from_json(spec.to_json()) == spec and spec.to_dict()["head_width"] == 2048
+    for name in ("r2plus1d_18", "slowfast_tiny"):
+        d = preset(name).to_dict()
+        assert "head_width" not in d and ArchSpec.from_dict(d) == preset(name)
 
 
 def test_nested_errors_name_the_full_path() -> None:

@@ -50,6 +50,9 @@ def _block_keys(spec: ArchSpec, stage: int, pathway: int, block: int) -> tuple[s
     if spec.family == "r2plus1d":
         p = f"layer{stage + 1}.{block}"
         return f"{p}.conv2.1", [f"{p}.conv1.0.3.weight", f"{p}.conv2.0.3.weight"]
+    if spec.family == "x3d":
+        p = f"stages.{stage}.{block}"
+        return f"{p}.bn_c", [f"{p}.conv_b.weight"]
     p = f"stages.{stage}.{pathway}.{block}"
     return f"{p}.branch.7", [f"{p}.branch.0.weight"]
 

@@ -15,16 +15,21 @@ decision              choices                                          acts like
 ``stageI.P.kt``       temporal kernel 3, 1 (where the base has 3)      the centre tap of the 3-tap kernel
 ====================  ==============================================  =================================
 
-(P: the pathway, ``main`` for R(2+1)D, ``slow`` / ``fast`` for SlowFast; I: the stage, 1-based.)
+(P: the pathway, ``main`` for R(2+1)D and X3D, ``slow`` / ``fast`` for SlowFast; I: the stage, 1-based.
+X3D's width decision narrows a stage's inner and output widths together: its channel-wise convs and
+squeeze-excitations follow; its head width is not searched. Its kt decision acts on the channel-wise
+conv's temporal kernel.)
 
 pas's own choices, beyond what the PV-NAS paper states:
 
 - SlowFast's blocks are one decision per stage for both pathways (an ``ArchSpec`` has one block count
   per stage).
 - Where the base block 0 of a stage has no projection shortcut (same widths, stride 1: R(2+1)D-18's
-  layer1 after its 64-wide stem, slowfast_tiny's last slow stage), a derived network whose widths there
-  differ would need a projection the base does not have: R(2+1)D's stage 1 width decision narrows the
-  stem by the same factor; elsewhere that stage and the stages that feed it keep the base's widths.
+  layer1 after its 64-wide stem, slowfast_tiny's last slow stage; X3D: same widths, whose strided
+  shortcut conv then has no batch norm, X3D-S/M's stage 1 after its 24-wide stem), a derived network
+  whose widths there differ would need a projection the base does not have: R(2+1)D's and X3D's stage
+  1 width decision narrows the stem by the same factor; elsewhere that stage and the stages that feed it
+  keep the base's widths.
 - Choices that give the same network as a smaller index (rounding at tiny widths, a clip too short to
   halve) are dropped, so every choice of a decision is a different network.
 """
@@ -44,6 +49,7 @@ WIDTH_GAMMAS = (1.0, 1.4, 2.0, 2.8)
 FRAME_GAMMAS = (1.0, 2.0, 4.0)
 CROP_GAMMAS = (1.0, 1.4, 2.0)
 TEMPORAL_KERNELS = (3, 1)
+STEM_FOLLOWS = ("r2plus1d", "x3d")  # families whose stage 1 width decision narrows the stem where they are equal
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class SearchSpace:
                                           "blocks", stage=i))
             for j, p in enumerate(base.pathways):
                 where = f"stage{i + 1}.{p.name}"
-                if base.family == "r2plus1d" and i == 0 and _no_projection(base, 0, 0):
+                if base.family in STEM_FOLLOWS and i == 0 and _no_projection(base, 0, 0):
                     stem_follows = True  # the stem narrows with stage 1: block 0 keeps its identity shortcut
                 if (i, j) not in fixed:
                     widths = _distinct(WIDTH_GAMMAS, lambda g, p=p, i=i: (shrink(p.stage_widths[i], g),
@@ -189,11 +195,11 @@ def _narrow_stem(p: PathwaySpec, g: float) -> PathwaySpec:
 def _fixed_widths(base: ArchSpec) -> set[tuple[int, int]]:
     """(stage, pathway) whose widths stay the base's: a stage whose base block 0 has an identity shortcut,
     and what feeds it (a narrower derived block there would need a projection the base does not have).
-    R(2+1)D's stage 1 is the exception: its width decision narrows the stem as well."""
+    R(2+1)D's and X3D's stage 1 is the exception: its width decision narrows the stem as well."""
     fixed: set[tuple[int, int]] = set()
     for i in range(len(base.stage_blocks)):
         for j in range(len(base.pathways)):
-            if not _no_projection(base, i, j) or (base.family == "r2plus1d" and i == 0):
+            if not _no_projection(base, i, j) or (base.family in STEM_FOLLOWS and i == 0):
                 continue
             fixed.add((i, j))
             if i > 0:
@@ -204,9 +210,10 @@ def _fixed_widths(base: ArchSpec) -> set[tuple[int, int]]:
 
 
 def _no_projection(base: ArchSpec, i: int, j: int) -> bool:
-    """Whether block 0 of stage ``i`` (pathway ``j``) of the base has an identity shortcut."""
+    """Whether block 0 of stage ``i`` (pathway ``j``) of the base has an identity shortcut (X3D: a shortcut
+    without batch norm, its strided 1x1x1 conv having one only where the widths differ)."""
     p = base.pathways[j]
-    if base.stage_spatial_strides[i] != 1 or p.stage_temporal_strides[i] != 1:
+    if base.family != "x3d" and (base.stage_spatial_strides[i] != 1 or p.stage_temporal_strides[i] != 1):
         return False
     if i == 0:
         c_in = p.stem_width

@@ -9,11 +9,13 @@ from torch import nn
 from pas_models.nets.r2plus1d import build_r2plus1d
 from pas_models.nets.slowfast import build_slowfast
 from pas_models.nets.tucker_layers import apply_tucker
+from pas_models.nets.x3d import build_x3d
 from pas_models.spec import ArchSpec
 
 BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {
     "r2plus1d": build_r2plus1d,
     "slowfast": build_slowfast,
+    "x3d": build_x3d,
 }
 
 

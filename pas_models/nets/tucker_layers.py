@@ -20,8 +20,11 @@ from pas_models.spec import ArchSpec
 SITE_PATTERNS: dict[str, re.Pattern[str]] = {
     "r2plus1d": re.compile(r"^layer(\d+)\.(\d+)\.conv[12]\.0\.[03]$"),
     "slowfast": re.compile(r"^stages\.(\d+)\.\d+\.(\d+)\.branch\.[036]$"),
+    # X3D: the two 1x1x1 convs of each block; its channel-wise conv (groups = channels) has no input-channel
+    # mode for Tucker-2 to reduce
+    "x3d": re.compile(r"^stages\.(\d+)\.(\d+)\.conv_[ac]$"),
 }
-_STAGE_BASE = {"r2plus1d": 0, "slowfast": 1}  # slowfast's stage modules count from 0
+_STAGE_BASE = {"r2plus1d": 0, "slowfast": 1, "x3d": 1}  # slowfast's and x3d's stage modules count from 0
 
 
 class TuckerConv3d(nn.Sequential):

@@ -12,6 +12,7 @@ from torch import nn
 
 from pas_models.errors import PasError
 from pas_models.nets import build_model
+from pas_models.nets.x3d_import import from_pytorchvideo, is_pytorchvideo_x3d
 from pas_models.spec import ArchSpec
 from pas_models.teacher_cache import clips as teacher_cache
 from pas_models.train.checkpoint import load_checkpoint
@@ -20,16 +21,24 @@ from pas_models.train.task import TrainTask
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The model state dict of a ``model.pt`` or ``last.pt`` file, or of a bare state dict file
-    (e.g. torchvision's ``r2plus1d_18`` weights saved with ``torch.save(model.state_dict())``)."""
+    """The model state dict of a ``model.pt`` or ``last.pt`` file, of a bare state dict file (e.g.
+    torchvision's ``r2plus1d_18`` weights saved with ``torch.save(model.state_dict())``), or of a PyTorchVideo /
+    PySlowFast checkpoint (the state dict under ``model_state``, e.g. the model zoo's ``X3D_M.pyth``). A state
+    dict in PyTorchVideo's X3D layout comes back under pas's X3D names (``pas_models.nets.x3d_import``)."""
     if not Path(path).is_file():
         raise PasError(f"{path}: no such weights file")
     ckpt = load_checkpoint(path)
-    if isinstance(ckpt.get("model"), dict):
-        return ckpt["model"]
-    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        return ckpt
-    raise PasError(f"{path}: neither a pas checkpoint (with a 'model' entry) nor a state dict of tensors")
+    state = None
+    for key in ("model", "model_state"):
+        if isinstance(ckpt.get(key), dict):
+            state = ckpt[key]
+            break
+    if state is None and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        state = ckpt
+    if state is None:
+        raise PasError(f"{path}: neither a pas checkpoint (with a 'model' entry), a PyTorchVideo checkpoint (with "
+                       "'model_state') nor a state dict of tensors")
+    return from_pytorchvideo(state, str(path)) if is_pytorchvideo_x3d(state) else state
 
 
 def build_teacher(task: TrainTask, device: torch.device) -> nn.Module | None:

@@ -40,7 +40,7 @@ def _forward_features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize(("family", "n_stages"), [("r2plus1d_tiny", 4), ("slowfast_tiny", 8)])
+@pytest.mark.parametrize(("family", "n_stages"), [("r2plus1d_tiny", 4), ("slowfast_tiny", 8), ("x3d_tiny", 4)])
 @pytest.mark.parametrize("op", ["s", "t", "f", "c", "l"])
 def test_every_operator_gives_a_finite_feature_loss_with_gradients(family: str, n_stages: int, op: str) -> None:
     teacher_spec = preset(family, 4)
@@ -99,7 +99,7 @@ def test_margins_are_the_expected_negative_response_of_the_last_batch_norm() -> 
     assert m.tolist() == pytest.approx([-(2 / torch.pi) ** 0.5, -1 - 2 * phi.item() / cdf, -1.5], rel=1e-5)
 
 
-@pytest.mark.parametrize("family", ["r2plus1d_tiny", "slowfast_tiny"])
+@pytest.mark.parametrize("family", ["r2plus1d_tiny", "slowfast_tiny", "x3d_tiny"])
 def test_the_margin_loss_taps_the_features_before_the_last_relu(family: str) -> None:
     spec = preset(family, 4)
     torch.manual_seed(0)

@@ -29,7 +29,7 @@ def _logits(model: torch.nn.Module, spec: ArchSpec, seed: int = 0) -> torch.Tens
         return model.eval()(x)
 
 
-@pytest.mark.parametrize("name", ["r2plus1d_tiny", "slowfast_tiny"])
+@pytest.mark.parametrize("name", ["r2plus1d_tiny", "slowfast_tiny", "x3d_tiny"])
 def test_full_ranks_reproduce_every_kernel_and_the_logits(name: str) -> None:
     parent = preset(name)
     torch.manual_seed(0)

@@ -72,6 +72,7 @@ class X3DBlock(nn.Module):
         self.shortcut_conv = nn.Conv3d(c_in, c_out, 1, stride=stride, bias=False) if c_in != c_out or strided \
             else None
         self.shortcut_bn = nn.BatchNorm3d(c_out) if c_in != c_out else None
+        self.relu = nn.ReLU(inplace=True)  # a module: feature distillation hooks the input of a block's last ReLU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn_a(self.conv_a(x)))
@@ -84,7 +85,7 @@ class X3DBlock(nn.Module):
             shortcut = self.shortcut_conv(x)
         if self.shortcut_bn is not None:
             shortcut = self.shortcut_bn(shortcut)
-        return torch.relu(y + shortcut)
+        return self.relu(y + shortcut)
 
 
 class X3DStem(nn.Module):

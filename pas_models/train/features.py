@@ -26,6 +26,7 @@ from torch import nn
 
 from pas_models.nets.r2plus1d import R2Plus1D
 from pas_models.nets.slowfast import SlowFast
+from pas_models.nets.x3d import X3D
 
 
 def stage_modules(model: nn.Module) -> list[nn.Module]:
@@ -34,6 +35,8 @@ def stage_modules(model: nn.Module) -> list[nn.Module]:
         return model.stages()
     if isinstance(model, SlowFast):
         return [pathway for stage in model.stages for pathway in stage]
+    if isinstance(model, X3D):
+        return list(model.stages)
     raise TypeError(f"no stage list for {type(model).__name__}")
 
 

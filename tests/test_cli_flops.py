@@ -87,6 +87,7 @@ def test_bench_model_measures_latency_next_to_gflops() -> None:
                    for v in s["latency"].values())
         assert s["speedup"]["cpu_b1"] == pytest.approx(
             steps[0]["latency"]["cpu_b1"]["ms_per_view"] / s["latency"]["cpu_b1"]["ms_per_view"])
+        assert s["speedup_per_flops"]["cpu_b2"] == pytest.approx(s["speedup"]["cpu_b2"] / s["flops_reduction"])
     bad = subprocess.run([sys.executable, "-m", "pas_orchestrator", "bench-model", "--backbone", "r2plus1d_tiny",
                           "--batch", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "batch sizes are integers >= 1" in bad.stderr

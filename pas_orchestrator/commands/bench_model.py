@@ -2,8 +2,9 @@
 
 For the base network and after each operator: GFLOPs per view (fvcore, as ``pas flops``) and the
 median latency per view on this CPU (batch 1 and 8 by default, after warm-up, a fixed thread
-count) and on the GPU when one is present (CUDA events). Each step prints its FLOPs reduction and
-its measured speedup, both relative to the base network: FLOPs are not speed.
+count) and on the GPU when one is present (CUDA events). Each step prints its FLOPs reduction, its
+measured speedup, both relative to the base network, and their ratio (speedup / FLOPs reduction: 1 where
+time follows FLOPs, below 1 where a network saves less time than FLOPs): FLOPs are not speed.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     for row in steps:
         row["flops_reduction"] = base["gflops"] / row["gflops"]
         row["speedup"] = {k: base["latency"][k]["ms_per_view"] / v["ms_per_view"] for k, v in row["latency"].items()}
+        row["speedup_per_flops"] = {k: v / row["flops_reduction"] for k, v in row["speedup"].items()}
     if args.json:
         print(json.dumps({"convention": CONVENTION, "backbone": args.backbone, "threads": args.threads,
                           "steps": steps, "not_applicable": failure}, indent=2))
@@ -70,17 +72,19 @@ def run(args: argparse.Namespace) -> int:
         head = ["step", "op", "GFLOPs/view", "FLOPs /"]
         for k in keys:
             dev, b = k.rsplit("_b", 1)
-            head += [f"{dev} b{b} ms/view", "speedup"]
+            head += [f"{dev} b{b} ms/view", "speedup", "/ FLOPs /"]
         rows = []
         for r in steps:
             cells = [r["step"], r["op"], f"{r['gflops']:.4g}", f"{r['flops_reduction']:.2f}x"]
             for k in keys:
-                cells += [f"{r['latency'][k]['ms_per_view']:.3g}", f"{r['speedup'][k]:.2f}x"]
+                cells += [f"{r['latency'][k]['ms_per_view']:.3g}", f"{r['speedup'][k]:.2f}x",
+                          f"{r['speedup_per_flops'][k]:.2f}"]
             rows.append(cells)
         print(format_table(head, rows))
         devs = "; ".join(sorted({v["device"] for v in base["latency"].values()}))
         print(f"\nMedian of {args.passes} passes after {args.warmup} warm-up, per view, eval mode ({devs}). "
-              f"FLOPs / and speedup: relative to the base network.\n{CONVENTION}.")
+              f"FLOPs / and speedup: relative to the base network; / FLOPs /: speedup / FLOPs reduction."
+              f"\n{CONVENTION}.")
     if failure:
         print(f"pas {NAME}: step {failure['step']}: operator {failure['op']!r} is not applicable: "
               f"{failure['reason']}", file=sys.stderr)

@@ -250,6 +250,15 @@ class ArchSpec:
         return dataclasses.replace(self, **changes)
 
 
+def hashed_form(spec_data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``dataclasses.asdict`` of a spec as identities hash it: without the keys added after specs were first
+    hashed while they hold their default (``head_width`` of the families without a head projection), so a
+    task's hash stays what it was."""
+    if spec_data is None or spec_data.get("head_width", 0) is not None:
+        return spec_data
+    return {k: v for k, v in spec_data.items() if k != "head_width"}
+
+
 def _frames_taken(frames: int, stride: int) -> int:
     """Frames kept when taking every ``stride``-th of ``frames``, starting at the first."""
     return -(-frames // stride)

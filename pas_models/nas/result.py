@@ -14,7 +14,7 @@ from typing import Any
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.errors import PasError
-from pas_models.spec import ArchSpec
+from pas_models.spec import ArchSpec, hashed_form
 from pas_models.train.task import Distill, Recipe
 from pas_models.typed_data import from_data, load_json
 
@@ -83,6 +83,7 @@ class SupernetTask:
         d = asdict(self)
         for key in ("out_dir", "attempt", "hypothesis"):
             d.pop(key)
+        d["base"] = hashed_form(d["base"])
         for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
             if d["distill"][key] == default:  # the default: the hash of a task made before the setting existed
                 d["distill"].pop(key)

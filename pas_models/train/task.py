@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 from pas_models.data.formats import DatasetConfig
 from pas_models.halving import Rung
-from pas_models.spec import ArchSpec
+from pas_models.spec import ArchSpec, hashed_form
 from pas_models.teacher_cache.config import CacheConfig
 
 SCHEDULES = ("step", "cosine")
@@ -106,6 +106,8 @@ class TrainTask:
         d = asdict(self)
         for key in ("out_dir", "attempt", "hypothesis", "measure_latency", "rung", "teacher_cache"):
             d.pop(key)
+        for key in ("student", "teacher", "parent"):
+            d[key] = hashed_form(d[key])
         if d["teacher_cache_seed"] is None:  # the task's own seed: the hash of a task made before the setting
             d.pop("teacher_cache_seed")
         if d["distill"]["cache"] is None:  # a live teacher: the hash of a task made before caches existed

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pas_models.nets.init import kaiming_normal_fan_out, normal
+from pas_models.nets.init import init_weights
 from pas_models.spec import ArchSpec, PathwaySpec
 
 BLOCK_SPATIAL_KERNEL = 3
@@ -129,18 +129,3 @@ def build_r2plus1d(spec: ArchSpec) -> R2Plus1D:
     model = R2Plus1D(_stem(p), layers, spec.head_dropout, nn.Linear(in_planes, spec.num_classes))
     init_weights(model)
     return model
-
-
-def init_weights(model: nn.Module) -> None:
-    """torchvision's initialisation: Kaiming (fan out) convs, unit BN, N(0, 0.01) classifier."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            kaiming_normal_fan_out(m.weight)
-            if m.bias is not None:
-                nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.Linear):
-            normal(m.weight, 0.01)
-            nn.init.constant_(m.bias, 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pas_models.nets.init import kaiming_normal_fan_out, normal
+from pas_models.nets.init import init_weights
 from pas_models.spec import ArchSpec, FusionSpec, PathwaySpec
 
 BLOCK_SPATIAL_KERNEL = 3
@@ -130,17 +130,3 @@ def build_slowfast(spec: ArchSpec) -> SlowFast:
                      nn.Linear(sum(in_w), spec.num_classes))
     init_weights(model)
     return model
-
-
-def init_weights(model: nn.Module) -> None:
-    """PySlowFast's initialisation: Kaiming (fan out) convs, unit BN with the final BN
-    of each block at zero, N(0, 0.01) classifier."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            kaiming_normal_fan_out(m.weight)
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.constant_(m.weight, 0.0 if getattr(m, "is_final_bn", False) else 1.0)
-            nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.Linear):
-            normal(m.weight, 0.01)
-            nn.init.constant_(m.bias, 0)

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from pas_models.nets.init import kaiming_normal_fan_out, normal
+from pas_models.nets.init import init_weights
 from pas_models.spec import ArchSpec, PathwaySpec
 from pas_models.widths import se_width
 
@@ -164,19 +164,3 @@ def build_x3d(spec: ArchSpec) -> X3D:
     model = X3D(X3DStem(p), stages, head, spec.head_dropout, nn.Linear(spec.head_width, spec.num_classes))
     init_weights(model)
     return model
-
-
-def init_weights(model: nn.Module) -> None:
-    """PySlowFast's X3D initialisation: Kaiming (fan out) convs with zero biases, unit BN with each block's
-    last BN at zero, N(0, 0.01) classifier."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            kaiming_normal_fan_out(m.weight)
-            if m.bias is not None:
-                nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.constant_(m.weight, 0.0 if getattr(m, "is_final_bn", False) else 1.0)
-            nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.Linear):
-            normal(m.weight, 0.01)
-            nn.init.constant_(m.bias, 0)

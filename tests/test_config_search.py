@@ -68,6 +68,7 @@ def test_shipped_search_definitions_load(job: Path, tmp_path: Path, monkeypatch:
     for var in ("PAS_DATA", "PAS_WEIGHTS"):
         monkeypatch.setenv(var, str(tmp_path))
     (tmp_path / "r2plus1d_18_k400.pth").write_bytes(b"")
+    (tmp_path / "X3D_M.pyth").write_bytes(b"")
     for sub in ("k400", "ucf101"):
         (tmp_path / sub).mkdir()
     s = load_search(job.resolve())

@@ -216,9 +216,8 @@ class ArchSpec:
 
     # ---- (de)serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if d["head_width"] is None:  # the families without a head projection keep the JSON they always had
-            del d["head_width"]
+        d = hashed_form(dataclasses.asdict(self))  # the families without a head projection keep their JSON
+        assert d is not None
         return {"spec_version": SPEC_VERSION, **d}
 
     def to_json(self, indent: int | None = None) -> str:

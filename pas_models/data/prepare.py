@@ -112,9 +112,9 @@ def reencode(job: PrepareJob) -> str | None:
     """Re-encode one video to H.264 with its short side = job.short_side (never upscaled), rotation
     applied; None on success, else the reason. Written to ``dst.part`` and renamed when complete."""
     import av
-    import numpy as np
 
-    from pas_models.data.pyav_reader import rotation_of
+    from pas_models.data.pyav_reader import rotation_of, to_rgb
+    from pas_models.data.swscale import Converter
 
     dst = Path(job.dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +124,7 @@ def reencode(job: PrepareJob) -> str | None:
         with av.open(job.src) as src:
             stream = src.streams.video[0]
             stream.thread_type = "AUTO"
+            converter = Converter()  # this process's own (swscale: safe in a forked worker)
             rate = stream.average_rate or stream.guessed_rate or 30
             time_base = Fraction(1) / Fraction(rate)
             with av.open(str(tmp), "w", format="mp4") as out:
@@ -132,8 +133,7 @@ def reencode(job: PrepareJob) -> str | None:
                 for i, frame in enumerate(src.decode(stream)):
                     turns = rotation_of(frame)
                     if turns:
-                        rgb = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns))
-                        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                        frame = av.VideoFrame.from_ndarray(to_rgb(frame, converter), format="rgb24")
                     if enc is None:  # sized from the first (rotated) frame
                         h, w = frame.height, frame.width
                         scale = min(1.0, job.short_side / min(h, w))
@@ -141,7 +141,7 @@ def reencode(job: PrepareJob) -> str | None:
                         enc = out.add_stream("libx264", rate=rate)
                         enc.width, enc.height, enc.pix_fmt = out_w, out_h, "yuv420p"
                         enc.options = {"crf": "20", "preset": "veryfast", "g": str(job.keyint)}
-                    frame = frame.reformat(width=out_w, height=out_h, format="yuv420p")
+                    frame = converter.reformat(frame, width=out_w, height=out_h, format="yuv420p")
                     frame.pts, frame.time_base = i, time_base  # constant frame rate, renumbered
                     out.mux(enc.encode(frame))
                 if enc is None:

@@ -44,6 +44,7 @@ from pas_models.data.errors import (
     first_failing,
     first_line,
 )
+from pas_models.data.swscale import Converter
 
 TIMESTAMPS, COUNTING = "timestamps", "counting"
 AVI = "avi"
@@ -176,8 +177,9 @@ def rotation_of(frame) -> int:  # type: ignore[no-untyped-def]
     return round(float(getattr(frame, "rotation", 0) or 0)) // 90 % 4
 
 
-def to_rgb(frame) -> np.ndarray:  # type: ignore[no-untyped-def]
-    arr = frame.to_ndarray(format="rgb24")
+def to_rgb(frame, converter: Converter) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """uint8 RGB (H, W, 3) of ``frame``, rotation applied, converted by ``converter`` (see swscale)."""
+    arr = converter.rgb(frame)
     k = rotation_of(frame)
     return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
 
@@ -191,6 +193,7 @@ class PyAVReader:
         self.index = stream_index(path)
         self.num_frames, self.fps = self.index.num_frames, self.index.fps
         self._container, self._stream = _open_container(path)
+        self._rgb = Converter()
 
     @property
     def counts_from_start(self) -> bool:
@@ -267,7 +270,7 @@ class PyAVReader:
                     raise _Inconsistent
                 i = by_pts.get(frame.pts)
                 if i is not None and i not in got:
-                    got[i] = to_rgb(frame)
+                    got[i] = to_rgb(frame, self._rgb)
                 if len(got) == len(by_pts):
                     return got
                 if frame.pts > last_pts and fed >= last_decode:
@@ -282,7 +285,7 @@ class PyAVReader:
         n = 0
         for frame in self._container.decode(self._stream):
             if n in wanted:
-                got[n] = to_rgb(frame)
+                got[n] = to_rgb(frame, self._rgb)
             n += 1
             if n > last:
                 break
@@ -318,9 +321,10 @@ def _chain(first, rest) -> Iterator:  # type: ignore[no-untyped-def,type-arg]
 def decode_all(path: str) -> Iterator[np.ndarray]:
     """Every frame of ``path`` by one sequential decode (rotation applied); raises VideoUnreadable."""
     container, stream = _open_container(path)
+    converter = Converter()
     try:
         for frame in container.decode(stream):
-            yield to_rgb(frame)
+            yield to_rgb(frame, converter)
     except Exception as exc:
         raise VideoUnreadable(path, f"PyAV cannot decode it ({first_line(exc)})") from exc
     finally:

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,59 +149,71 @@ def summarize(network: str, batch: int, rounds: list[list[float]]) -> Timing:
                   min(len(r) for r in rounds) if rounds else None)
 
 
-def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
-    """Time every network of ``task`` interleaved and write ``result.json`` (atomically) last."""
-    import socket
+def time_networks(networks: list[tuple[str, Any]], batches: tuple[int, ...], passes: int = 10, rounds: int = 3,
+                  warmup: int = 3, min_round_s: float = 0.2, device: str | None = None, threads: int | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> tuple[str, tuple[Timing, ...]]:
+    """Time ``networks`` ((label, ArchSpec), B first) interleaved, as the module says: the device's name
+    and a Timing per network and batch size. ``progress(done, total, what)`` after each timing."""
     import time
 
     import torch
 
     from pas_models.latency import default_threads, timed_pass
     from pas_models.nets import build_model
-    from pas_models.spec import ArchSpec
-    from pas_models.train.checkpoint import write_json
 
-    if task.result_path.exists():
-        return MeasureResult.read(task.result_path)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     previous = torch.get_num_threads()
     if dev.type == "cpu":
-        torch.set_num_threads(default_threads())
+        torch.set_num_threads(threads or default_threads())
     try:
-        nets = []
-        for label, spec_json in task.networks:
-            spec = ArchSpec.from_json(spec_json)
-            nets.append((label, build_model(spec).to(dev).eval(),
-                         {b: torch.zeros(b, *spec.input_shape(train=False), device=dev) for b in task.batches}))
-        times: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n, _, _ in nets for b in task.batches}
+        nets = [(label, build_model(spec).to(dev).eval(),
+                 {b: torch.zeros(b, *spec.input_shape(train=False), device=dev) for b in batches})
+                for label, spec in networks]
+        times: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n, _, _ in nets for b in batches}
 
         def timed_round(net: torch.nn.Module, x: torch.Tensor) -> list[float]:
             """At least ``passes`` passes and at least ``min_round_s`` seconds: a slow pass (a busy machine)
             ends the round after ``passes``, a fast network is timed for more than a few milliseconds."""
             out: list[float] = []
             start = time.perf_counter()
-            while len(out) < task.passes or time.perf_counter() - start < task.min_round_s:
+            while len(out) < passes or time.perf_counter() - start < min_round_s:
                 out.append(timed_pass(net, x))
             return out
 
-        total, done, started = task.rounds * len(nets) * len(task.batches), 0, time.monotonic()
-        log.info("%s: timing %d networks x batches %s, %d interleaved rounds of at least %d passes each, on %s",
-                 task.label, len(nets), list(task.batches), task.rounds, task.passes, dev)
+        total, done = rounds * len(nets) * len(batches), 0
         with torch.inference_mode():
-            for r in range(task.rounds):
-                order = nets[r % len(nets):] + nets[:r % len(nets)]
-                for label, net, inputs in order:
-                    for b in task.batches:
-                        for _ in range(task.warmup):
+            for r in range(rounds):
+                for label, net, inputs in nets[r % len(nets):] + nets[:r % len(nets)]:
+                    for b in batches:
+                        for _ in range(warmup):
                             net(inputs[b])
                         times[(label, b)].append(timed_round(net, inputs[b]))
                         done += 1
-                        _progress(task, done, total, f"round {r + 1}/{task.rounds}: {label} batch {b}", started)
+                        if progress:
+                            progress(done, total, f"round {r + 1}/{rounds}: {label} batch {b}")
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     finally:
         torch.set_num_threads(previous)
-    result = MeasureResult(task.label, task.attempt, name, socket.gethostname(), task.passes, task.rounds,
-                           tuple(summarize(n, b, times[(n, b)]) for n, _, _ in nets for b in task.batches))
+    return name, tuple(summarize(n, b, times[(n, b)]) for n, _, _ in nets for b in batches)
+
+
+def run(task: MeasureTask, device: str | None = None) -> MeasureResult:
+    """Time every network of ``task`` interleaved and write ``result.json`` (atomically) last."""
+    import socket
+    import time
+
+    from pas_models.spec import ArchSpec
+    from pas_models.train.checkpoint import write_json
+
+    if task.result_path.exists():
+        return MeasureResult.read(task.result_path)
+    started = time.monotonic()
+    log.info("%s: timing %d networks x batches %s, %d interleaved rounds of at least %d passes each",
+             task.label, len(task.networks), list(task.batches), task.rounds, task.passes)
+    name, timings = time_networks([(label, ArchSpec.from_json(js)) for label, js in task.networks], task.batches,
+                                  task.passes, task.rounds, task.warmup, task.min_round_s, device,
+                                  progress=lambda done, total, what: _progress(task, done, total, what, started))
+    result = MeasureResult(task.label, task.attempt, name, socket.gethostname(), task.passes, task.rounds, timings)
     Path(task.out_dir).mkdir(parents=True, exist_ok=True)
     write_json(result.to_dict(), task.result_path)
     return result

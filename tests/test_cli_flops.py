@@ -74,8 +74,8 @@ def test_bench_model_measures_latency_next_to_gflops() -> None:
     import pytest
 
     out = subprocess.run([sys.executable, "-m", "pas_orchestrator", "bench-model", "--backbone", "r2plus1d_tiny",
-                          "--ops", "k,f", "--batch", "1,2", "--passes", "3", "--warmup", "1", "--threads", "1",
-                          "--json"], capture_output=True, text=True, timeout=600)
+                          "--ops", "k,f", "--batch", "1,2", "--passes", "3", "--rounds", "2", "--warmup", "1",
+                          "--threads", "1", "--json"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     steps = data["steps"]
@@ -83,14 +83,38 @@ def test_bench_model_measures_latency_next_to_gflops() -> None:
     assert steps[1]["flops_reduction"] == pytest.approx(2.0, rel=0.05)  # k: about half the GFLOPs
     for s in steps:
         assert set(s["latency"]) == {"cpu_b1", "cpu_b2"}
-        assert all(v["ms_per_view"] > 0 and v["device"] == "cpu (1 threads)" and v["passes"] == 3
-                   for v in s["latency"].values())
+        assert all(v["ms_per_view"] > 0 and v["device"] == "cpu (1 threads)" and v["passes"] >= 3
+                   and len(v["round_medians"]) == 2 and v["spread"] >= 0 for v in s["latency"].values())
+        assert set(s["trusted"]) == {"cpu_b1", "cpu_b2"}
         assert s["speedup"]["cpu_b1"] == pytest.approx(
             steps[0]["latency"]["cpu_b1"]["ms_per_view"] / s["latency"]["cpu_b1"]["ms_per_view"])
         assert s["speedup_per_flops"]["cpu_b2"] == pytest.approx(s["speedup"]["cpu_b2"] / s["flops_reduction"])
     bad = subprocess.run([sys.executable, "-m", "pas_orchestrator", "bench-model", "--backbone", "r2plus1d_tiny",
                           "--batch", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "batch sizes are integers >= 1" in bad.stderr
+
+
+def test_bench_model_says_not_trusted_where_a_step_or_the_base_spread_too_much() -> None:
+    import argparse
+
+    from pas_models.measure import Timing
+    from pas_orchestrator.commands.bench_model import _relative, _table
+
+    def step(i: int, ms: tuple[float, float], spread: tuple[float, float]) -> dict:  # type: ignore[type-arg]
+        lat = {f"cpu_b{b}": Timing(str(i), b, m, m, m, (m, m * (1 + s)), s, 10)
+               for b, m, s in zip((1, 8), ms, spread, strict=True)}
+        return {"step": i, "op": "base" if i == 0 else "f", "gflops": 8.0 / 2 ** i, "latency": lat}
+
+    # the base spreads 30% at batch 8; step 1 spreads 50% at batch 1; step 2 is quiet
+    steps = _relative([step(0, (10.0, 8.0), (0.05, 0.3)), step(1, (5.0, 4.0), (0.5, 0.1)),
+                       step(2, (4.0, 2.0), (0.1, 0.1))])
+    assert [s["trusted"] for s in steps[1:]] == [{"cpu_b1": False, "cpu_b8": False}, {"cpu_b1": True, "cpu_b8": False}]
+    assert steps[2]["speedup"]["cpu_b1"] == 2.5 and steps[2]["speedup_per_flops"]["cpu_b1"] == 2.5 / 4
+    rows = [line.split() for line in _table(argparse.Namespace(rounds=2, passes=10, warmup=3), steps,
+                                            ["cpu (2 threads)"]).splitlines()[2:5]]
+    # step op GFLOPs FLOPs/ | b1: ms spread speedup ratio | b8: ms spread speedup ratio
+    assert rows[2][4:8] == ["4", "10%", "2.50x", "0.62"] and rows[2][8:] == ["2", "10%", "not", "trusted", "-"]
+    assert rows[1][4:9] == ["5", "50%", "not", "trusted", "-"]
 
 
 def test_vbmf_ranks_read_from_weights_that_follow_the_steps(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,8 @@ start with the rotation applied. Each reader then reads every frame alone
 (equal / different / failed) and 40 random sets of 1-8 indices in random order
 ("sets": sets whose every frame equals the reference). Readers: decord 0.6 alone
 (what it returns by itself), pas's decord backend (decord, or the PyAV reader for the
-files decord gets wrong: marked), pas's PyAV backend.
+files decord gets wrong: marked), pas's PyAV backend, torchcodec alone (exact seek mode,
+frames asked as given) and pas's torchcodec backend (marked where the PyAV reader reads).
 
     python benchmarks/bench_frame_exact.py [--videos FILE ...] [--markdown]
 """
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from videogen import HARD_VIDEOS, make, sequential_decode  # noqa: E402
 
 from pas_models.data.backends import BACKENDS, VideoUnreadable, decord_available, open_video  # noqa: E402
+from pas_models.data.torchcodec_reader import torchcodec_status  # noqa: E402
 
 
 class RawDecord:
@@ -50,9 +52,31 @@ class RawDecord:
         self._vr = None
 
 
+class RawTorchcodec:
+    """torchcodec alone (exact seek mode), frames asked as given: what it returns by itself."""
+
+    def __init__(self, path: Path) -> None:
+        from torchcodec.decoders import VideoDecoder
+
+        self._dec = VideoDecoder(str(path), seek_mode="exact", dimension_order="NHWC")
+        self.num_frames = int(self._dec.metadata.num_frames or 0)
+
+    def frames(self, idx: list[int]) -> np.ndarray:
+        try:
+            return self._dec.get_frames_at(indices=idx).data.numpy()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise VideoUnreadable("", str(exc)) from exc
+
+    def close(self) -> None:
+        self._dec = None
+
+
+RAW = {"decord alone": RawDecord, "torchcodec alone": RawTorchcodec}
+
+
 def compare(path: Path, backend: str, ref: list[np.ndarray], sets: int = 40) -> str:
     try:
-        reader = RawDecord(path) if backend == "decord alone" else open_video(path, backend)
+        reader = RAW[backend](path) if backend in RAW else open_video(path, backend)
     except VideoUnreadable as exc:
         return f"cannot open ({exc.reason[:40]})"
     try:
@@ -92,7 +116,9 @@ def main() -> int:
         files = [(make(name, Path(tmp)), what) for name, (what, _) in HARD_VIDEOS.items()]
         files += [(p, "shipped real clip") for p in sorted((ROOT / "tests" / "data" / "videos").glob("*.*"))]
         files += [(p, "given") for p in args.videos]
-        columns = ["decord alone", *BACKENDS] if decord_available() else list(BACKENDS)
+        columns = (["decord alone"] if decord_available() else []) + [b for b in BACKENDS if b != "torchcodec"]
+        if torchcodec_status()[0] is not None:
+            columns += ["torchcodec alone", "torchcodec"]
         print("| file | what | frames | " + " | ".join(f"{b}: equal/different/failed" for b in columns) + " |")
         print("|---|---|---|" + "---|" * len(columns))
         for path, what in files:

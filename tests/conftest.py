@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pas_models.data.backends import FORCE_ENV, decord_available
+from pas_models.data.backends import BACKENDS, FORCE_ENV, decord_available
 from pas_models.data.synth import SynthConfig, generate
+from pas_models.data.torchcodec_reader import torchcodec_status
 
 DATA = Path(__file__).resolve().parent / "data" / "videos"
 MP4 = DATA / "mmaction2_test.mp4"  # 300 frames, 30 fps, 340x256
@@ -16,6 +17,14 @@ MKV = DATA / "flipping_a_pancake.mkv"  # 310 frames, 30 fps, 426x240
 # tests of decord itself; `make test-pyav` hides decord (tests/no_decord) and forces PyAV everywhere
 needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not installed here (PyAV-only run)")
 PYAV_ONLY = os.environ.get(FORCE_ENV) == "pyav"
+# torchcodec loads where its wheel and an FFmpeg it can use are installed (CI installs Debian's ffmpeg); not on
+# Power9 (no wheels). Under PYAV_ONLY every backend name reads with PyAV.
+_TORCHCODEC_MISSING = None if PYAV_ONLY else torchcodec_status()[1]
+needs_torchcodec = pytest.mark.skipif(_TORCHCODEC_MISSING is not None,
+                                      reason=f"torchcodec is {_TORCHCODEC_MISSING} here")
+# every backend, as parameters (torchcodec's skipped where it cannot load), and those that can decode here
+BACKEND_PARAMS = [pytest.param(b, marks=needs_torchcodec) if b == "torchcodec" else b for b in BACKENDS]
+BACKENDS_HERE = tuple(b for b in BACKENDS if b != "torchcodec" or _TORCHCODEC_MISSING is None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -29,6 +29,21 @@ def test_doctor_reports_torch_video_and_slurm(tmp_path: Path) -> None:
     assert ("slurm", "commands") in found and ("video", "pyav") in found and ("jobs", "submitit") in found
 
 
+def test_a_torchcodec_dataset_where_torchcodec_loads_no_ffmpeg_is_a_problem_with_the_fix(tmp_path: Path) -> None:
+    fake = tmp_path / "fake" / "torchcodec"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise RuntimeError("Could not load libtorchcodec. Likely causes: FFmpeg is '
+                                      'not properly installed in your environment.")\n')
+    (tmp_path / "ds.yaml").write_text("format: list\nroot: .\nannotations: {train: t, val: v}\nbackend: torchcodec\n")
+    res = doctor("--dataset", str(tmp_path / "ds.yaml"), env={"PYTHONPATH": str(tmp_path / "fake"),
+                                                             "PAS_VIDEO_BACKEND": ""})
+    assert res.returncode == 1, res.stdout + res.stderr
+    line = next(s for s in res.stdout.splitlines() if "ds.yaml" in s)
+    assert "torchcodec is installed, but it loads no FFmpeg (Could not load libtorchcodec" in line
+    assert "install it or set `backend: pyav`" in line and "PROBLEM" in line
+    assert "apt-get install ffmpeg" in next(s for s in res.stdout.splitlines() if s.strip().startswith("torchcodec"))
+
+
 def test_a_decord_dataset_where_decord_is_missing_is_a_problem(tmp_path: Path) -> None:
     (tmp_path / "ds.yaml").write_text("format: list\nroot: .\nannotations: {train: t, val: v}\n")
     hidden = {"PYTHONPATH": str(TESTS / "no_decord"), "PAS_VIDEO_BACKEND": ""}

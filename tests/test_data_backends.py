@@ -1,4 +1,4 @@
-"""decord and PyAV on real files: frame counts, identical frames, and every kind of broken file."""
+"""decord, PyAV and torchcodec on real files: frame counts, identical frames, and every kind of broken file."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MKV, MP4
+from conftest import BACKEND_PARAMS, MKV, MP4
 
 from pas_models.data.backends import (
-    BACKENDS,
     DecordReader,
     VideoUnreadable,
     effective_backend,
@@ -18,7 +17,7 @@ from pas_models.data.backends import (
     read_frames,
 )
 
-BOTH = pytest.mark.parametrize("backend", BACKENDS)
+BOTH = pytest.mark.parametrize("backend", BACKEND_PARAMS)
 
 
 @BOTH
@@ -151,7 +150,7 @@ def test_the_forced_backend_overrides_every_dataset(monkeypatch: pytest.MonkeyPa
         open_video(MP4, "pyav")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_a_decode_error_names_the_first_frame_that_fails(tmp_path: Path, backend: str) -> None:
     """Frames 0-137 of the damaged file decode; an error names the first frame asked for that does not decode
     alone, not every frame asked for (0 decodes), with FFmpeg's root cause."""
@@ -166,7 +165,8 @@ def test_a_decode_error_names_the_first_frame_that_fails(tmp_path: Path, backend
     first_bad = next(i for i in (150, 299) if not _decodes(tmp_path / "half.mp4", backend, i))
     # the frame, then FFmpeg's first error of a sequential decode up to it (its words, e.g. "h264: Invalid NAL
     # unit size"), never the list of frames asked for
-    reader_name = "decord" if effective_backend(backend) == "decord" else "PyAV"  # make test-pyav forces PyAV
+    # make test-pyav forces PyAV
+    reader_name = {"decord": "decord", "pyav": "PyAV", "torchcodec": "torchcodec"}[effective_backend(backend)]
     assert err.value.reason.startswith(f"{reader_name} cannot decode frame {first_bad} of 300 ("), err.value.reason
     assert "[0," not in err.value.reason
 

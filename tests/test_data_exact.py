@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MKV, MP4, needs_decord
+from conftest import BACKEND_PARAMS, BACKENDS_HERE, MKV, MP4, needs_decord, needs_torchcodec
 from videogen import HARD_VIDEOS, encode, make, sequential_decode
 
 from pas_models.data import pyav_reader
-from pas_models.data.backends import BACKENDS, DecordReader, open_video, read_frames
+from pas_models.data.backends import DecordReader, TorchcodecReader, open_video, read_frames
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _file(name: str, folder: Path) -> Path:
     return make(name, folder)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("name", sorted(HARD_VIDEOS))
 def test_every_frame_alone_and_random_sets_equal_a_sequential_decode(hard_dir: Path, name: str,
                                                                      backend: str) -> None:
@@ -46,6 +46,8 @@ def test_every_frame_alone_and_random_sets_equal_a_sequential_decode(hard_dir: P
             idx = [int(x) for x in rng.integers(0, len(ref), int(rng.integers(2, 10)))]
             got = reader.frames(idx)
             assert all(np.array_equal(g, ref[i]) for g, i in zip(got, idx, strict=True)), f"{name} {idx}"
+        for i in (0, len(ref) // 2, len(ref) - 1):  # alone again, after unordered sets (torchcodec once returned
+            assert np.array_equal(reader.frames([i])[0], ref[i]), f"{name} frame {i} after sets"  # frame i-1)
     finally:
         reader.close()
 
@@ -54,16 +56,16 @@ def test_every_frame_alone_and_random_sets_equal_a_sequential_decode(hard_dir: P
 def test_shipped_clips_sampled_frames_equal_a_sequential_decode(path: Path) -> None:
     ref = sequential_decode(path)
     idx = [0, 1, 37, 150, 151, 299, 64, 3, 120, 121, 122, 123]
-    for backend in BACKENDS:
+    for backend in BACKENDS_HERE:
         got = read_frames(path, idx, backend)
         assert all(np.array_equal(g, ref[i]) for g, i in zip(got, idx, strict=True)), backend
 
 
-def test_rotation_is_applied_by_both_backends(hard_dir: Path) -> None:
+def test_rotation_is_applied_by_every_backend(hard_dir: Path) -> None:
     path = _file("mov_h264_rot90.mov", hard_dir)
-    a, b = (read_frames(path, [0, 30], be) for be in BACKENDS)
-    assert a.shape == b.shape == (2, 96, 64, 3)  # stored 96 wide x 64 high, shown portrait
-    assert np.array_equal(a, b)
+    a, *others = (read_frames(path, [0, 30], be) for be in BACKENDS_HERE)
+    assert a.shape == (2, 96, 64, 3)  # stored 96 wide x 64 high, shown portrait
+    assert all(np.array_equal(a, b) for b in others)
 
 
 @needs_decord
@@ -86,6 +88,21 @@ def test_decord_keeps_the_files_it_reads_exactly(hard_dir: Path, name: str) -> N
     reader.close()
 
 
+@needs_torchcodec
+@pytest.mark.parametrize(("name", "exact"), [
+    ("avi_mpeg4_bframes.avi", False), ("avi_h264_bframes.avi", False), ("mp4_h264_open_gop.mp4", True),
+    ("mkv_h264_open_gop.mkv", True), ("avi_mpeg4_ip.avi", True), ("mp4_h264_vfr.mp4", True)])
+def test_torchcodec_hands_avi_with_b_frames_to_the_exact_reader_and_keeps_the_rest(hard_dir: Path, name: str,
+                                                                                    exact: bool) -> None:
+    reader = TorchcodecReader(str(_file(name, hard_dir)))
+    try:
+        assert (reader.exact_by is None) == exact, reader.exact_by
+        if not exact:
+            assert "AVI with B-frames" in str(reader.exact_by)
+    finally:
+        reader.close()
+
+
 def test_index_modes(hard_dir: Path) -> None:
     idx = {n: pyav_reader.stream_index(str(_file(n, hard_dir))) for n in
            ("avi_mpeg4_bframes.avi", "avi_mpeg4_ip.avi", "mp4_h264_open_gop.mp4", "mp4_h264_bframes.mp4")}
@@ -102,7 +119,7 @@ def test_the_index_follows_a_rewritten_file(tmp_path: Path) -> None:
     assert open_video(path, "pyav").num_frames == 30
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_deep_check_of_a_damaged_avi_read_from_the_start_names_where_it_stops(hard_dir: Path, tmp_path: Path,
                                                                                backend: str) -> None:
     import av

@@ -1,4 +1,4 @@
-"""Video decoding backends: decord (default) and PyAV (where decord has no wheels, e.g. Power9).
+"""Video decoding backends: decord (default), PyAV (where decord has no wheels, e.g. Power9) and torchcodec.
 
 Both expose the same small reader: ``num_frames``, ``fps``, ``frames(indices)``
 returning uint8 RGB ``(N, H, W, 3)`` in the order asked, and ``close()``. Any
@@ -10,6 +10,9 @@ that on some valid files (AVI with B-frames, open-GOP H.264); ``DecordReader`` l
 at the file's packet index first (one demux pass, cached per process) and hands such
 files to the exact PyAV reader (``exact_by``: why). A frame count that differs
 between decord and the index does the same.
+
+torchcodec (``torchcodec_reader``) is guarded the same way, for the files it reads wrongly (AVI with
+B-frames).
 
 The environment variable ``PAS_VIDEO_BACKEND=pyav`` makes every dataset use PyAV,
 whatever its config says: how the test suite runs the Power9 path where decord exists.
@@ -40,9 +43,11 @@ from pas_models.data.errors import (
 )
 from pas_models.data.formats import BACKENDS
 from pas_models.data.pyav_reader import PyAVReader, decord_trusted, diagnose, stream_index
+from pas_models.data.torchcodec_reader import TorchcodecReader
 from pas_models.errors import UnknownNameError
 
-__all__ = ["BACKENDS", "BackendMissing", "DecordReader", "PyAVReader", "VideoReader", "VideoUnreadable",
+__all__ = ["BACKENDS", "BackendMissing", "DecordReader", "PyAVReader", "TorchcodecReader", "VideoReader",
+           "VideoUnreadable",
            "effective_backend", "open_video", "read_frames"]
 
 FORCE_ENV = "PAS_VIDEO_BACKEND"
@@ -155,6 +160,8 @@ def open_video(path: str | os.PathLike[str], backend: str = "decord") -> VideoRe
     backend = effective_backend(backend)
     if backend == "decord":
         return DecordReader(os.fspath(path))
+    if backend == "torchcodec":
+        return TorchcodecReader(os.fspath(path))
     return PyAVReader(os.fspath(path))
 
 

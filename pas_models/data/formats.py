@@ -22,7 +22,8 @@ from pathlib import Path
 from pas_models.errors import PasError, UnknownNameError
 from pas_models.typed_data import at, brief, from_data, key_at, read_yaml
 
-BACKENDS = ("decord", "pyav")  # the decoders a dataset may name (pas_models.data.backends); numpy-free here
+# the decoders a dataset may name (pas_models.data.backends); numpy-free here
+BACKENDS = ("decord", "pyav", "torchcodec")
 
 FORMATS = ("kinetics400", "ucf101", "hmdb51", "list")
 SUBSETS = ("train", "val")
@@ -158,7 +159,7 @@ class DatasetConfig:
     list: {"train": list file, "val": list file, optional "classes": one name per line};
     relative paths are relative to root.
     split: 1-3 (ucf101, hmdb51). num_classes: classifier size (list format: optional).
-    backend: "decord" or "pyav". mean, std: normalisation per RGB channel.
+    backend: "decord", "pyav" or "torchcodec". mean, std: normalisation per RGB channel.
     hflip: random horizontal flips in training (off where left/right is the label).
     """
 

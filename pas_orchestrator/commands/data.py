@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from pas_models.data import prepare as prep
 from pas_models.data import probes, synth
+from pas_models.data.backends import effective_backend
 from pas_models.data.formats import load_dataset_config, load_video_list
 from pas_models.data.tools import scan
 
@@ -38,8 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         description="Quick (default): each video opens and its first, middle and last frame "
                         "decode. --deep: every frame decodes (the first bad one is named, with FFmpeg's root "
                         "cause) and a sequential decode agrees on the count; damaged-but-decodable files are "
-                        "noted. Files decord reads wrongly (AVI with B-frames, open GOPs) are noted: the exact "
-                        "PyAV reader reads them.")
+                        "noted. Files decord or torchcodec reads wrongly (decord: AVI with B-frames, open GOPs; "
+                        "torchcodec: AVI with B-frames) are noted: the exact PyAV reader reads them.")
     c.add_argument("config", type=Path, help="dataset config (YAML: format, root, annotations, ...)")
     c.add_argument("--subset", choices=("train", "val", "all"), default="all")
     c.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
@@ -103,7 +104,8 @@ def run_check(args: argparse.Namespace) -> int:
     damaged = sum(any(n.startswith("damaged") for n in p.notes) for p in probes)
     print(f"{len(paths) - len(bad)} of {len(paths)} videos readable; {len(bad)} unreadable"
           + (f"; {len(missing)} annotated videos missing" if missing else "")
-          + (f"; {exact} read by the exact PyAV reader (decord returns wrong frames on them)" if exact else "")
+          + (f"; {exact} read by the exact PyAV reader ({effective_backend(cfg.backend)} returns wrong frames on them)"
+             if exact else "")
           + (f"; {damaged} damaged but decodable (used)" if damaged else "")
           + ("" if args.deep else " (quick check: 3 frames per video; --deep decodes every frame)"),
           file=sys.stderr)

@@ -140,14 +140,33 @@ def video_findings() -> list[Finding]:
         out.append(Finding("video", "pyav", f"{av.__version__} (libavcodec {ffmpeg})"
                            + ("" if hasattr(av.VideoFrame, "rotation") else
                               "; too old to read rotation (PyAV >= 14 applies it as decord does)")))
+    from pas_models.data.torchcodec_reader import INSTALL, torchcodec_status
+
+    version, why = torchcodec_status()
+    out.append(Finding("video", "torchcodec", version if version is not None else
+                       f"{why}; datasets with `backend: torchcodec` cannot be read here ({INSTALL})"))
     forced = os.environ.get(FORCE_ENV)
     if forced:
         out.append(Finding("video", FORCE_ENV, f"{forced}: every dataset uses this backend"))
     return out
 
 
+def _backend_missing(backend: str) -> str | None:
+    """Why ``backend`` cannot decode here and the fix, or None."""
+    from pas_models.data.backends import decord_available
+    from pas_models.data.torchcodec_reader import torchcodec_status
+
+    if backend == "decord" and not decord_available():
+        return "decord is not installed here: set `backend: pyav`"
+    if backend == "torchcodec":
+        version, why = torchcodec_status()
+        if version is None:
+            return f"torchcodec is {why}: install it or set `backend: pyav`"
+    return None
+
+
 def dataset_findings(jobs: list[Path], datasets: list[Path]) -> list[Finding]:
-    from pas_models.data.backends import decord_available, effective_backend
+    from pas_models.data.backends import effective_backend
     from pas_models.data.formats import load_dataset_config
     from pas_models.errors import PasError
     from pas_orchestrator.config.search import load_search
@@ -160,10 +179,10 @@ def dataset_findings(jobs: list[Path], datasets: list[Path]) -> list[Finding]:
         except PasError as exc:
             out.append(Finding("datasets", path.name, str(exc), True))
             continue
-        usable = backend == "pyav" or decord_available()
+        missing = _backend_missing(backend)
         shown = cfg.backend if backend == cfg.backend else f"{cfg.backend}, forced to {backend}"
         out.append(Finding("datasets", path.name, f"{cfg.format} at {cfg.root}: backend {shown}"
-                           + ("" if usable else "; decord is not installed here: set `backend: pyav`"), not usable))
+                           + (f"; {missing}" if missing else ""), bool(missing)))
     return out
 
 

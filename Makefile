@@ -69,6 +69,7 @@ lint: install
 bench: install
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_frame_exact.py
+	$(PY) benchmarks/bench_backends.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_status.py
 	$(PY) benchmarks/bench_cli.py

@@ -18,13 +18,15 @@ MKV = DATA / "flipping_a_pancake.mkv"  # 310 frames, 30 fps, 426x240
 needs_decord = pytest.mark.skipif(not decord_available(), reason="decord is not installed here (PyAV-only run)")
 PYAV_ONLY = os.environ.get(FORCE_ENV) == "pyav"
 # torchcodec loads where its wheel and an FFmpeg it can use are installed (CI installs Debian's ffmpeg); not on
-# Power9 (no wheels). Under PYAV_ONLY every backend name reads with PyAV.
-_TORCHCODEC_MISSING = None if PYAV_ONLY else torchcodec_status()[1]
+# Power9 (no wheels). Tests of torchcodec itself need it; under PYAV_ONLY every backend name reads with PyAV.
+_TORCHCODEC_MISSING = torchcodec_status()[1]
 needs_torchcodec = pytest.mark.skipif(_TORCHCODEC_MISSING is not None,
                                       reason=f"torchcodec is {_TORCHCODEC_MISSING} here")
-# every backend, as parameters (torchcodec's skipped where it cannot load), and those that can decode here
-BACKEND_PARAMS = [pytest.param(b, marks=needs_torchcodec) if b == "torchcodec" else b for b in BACKENDS]
-BACKENDS_HERE = tuple(b for b in BACKENDS if b != "torchcodec" or _TORCHCODEC_MISSING is None)
+_SKIP_TORCHCODEC = pytest.mark.skipif(not PYAV_ONLY and _TORCHCODEC_MISSING is not None,
+                                      reason=f"torchcodec is {_TORCHCODEC_MISSING} here")
+# every backend, as parameters (torchcodec's skipped where it cannot read), and those that can read here
+BACKEND_PARAMS = [pytest.param(b, marks=_SKIP_TORCHCODEC) if b == "torchcodec" else b for b in BACKENDS]
+BACKENDS_HERE = tuple(b for b in BACKENDS if b != "torchcodec" or PYAV_ONLY or _TORCHCODEC_MISSING is None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pas_models.data.backends import BACKENDS, decord_available
+from pas_models.data.backends import READERS, decord_available
 from pas_models.data.dataset import ClipDataset, ClipLoader, collate_clips
 from pas_models.data.formats import Sample
 from pas_models.data.prepare import plan_prepare, prepare
@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=default_threads(), help="DataLoader workers per node")
     args = parser.parse_args()
-    backends = [b for b in BACKENDS if (b != "decord" or decord_available())
+    backends = [b for b in READERS if (b != "decord" or decord_available())
                 and (b != "torchcodec" or torchcodec_status()[0] is not None)]
     originals = sorted(VIDEOS.glob("*.*"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from videogen import HARD_VIDEOS, make, sequential_decode  # noqa: E402
 
-from pas_models.data.backends import BACKENDS, VideoUnreadable, decord_available, open_video  # noqa: E402
+from pas_models.data.backends import READERS, VideoUnreadable, decord_available, open_video  # noqa: E402
 from pas_models.data.torchcodec_reader import torchcodec_status  # noqa: E402
 
 
@@ -116,7 +116,7 @@ def main() -> int:
         files = [(make(name, Path(tmp)), what) for name, (what, _) in HARD_VIDEOS.items()]
         files += [(p, "shipped real clip") for p in sorted((ROOT / "tests" / "data" / "videos").glob("*.*"))]
         files += [(p, "given") for p in args.videos]
-        columns = (["decord alone"] if decord_available() else []) + [b for b in BACKENDS if b != "torchcodec"]
+        columns = (["decord alone"] if decord_available() else []) + [b for b in READERS if b != "torchcodec"]
         if torchcodec_status()[0] is not None:
             columns += ["torchcodec alone", "torchcodec"]
         print("| file | what | frames | " + " | ".join(f"{b}: equal/different/failed" for b in columns) + " |")

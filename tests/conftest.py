@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pas_models.data.backends import BACKENDS, FORCE_ENV, decord_available
+from pas_models.data.backends import FORCE_ENV, READERS, decord_available
 from pas_models.data.synth import SynthConfig, generate
 from pas_models.data.torchcodec_reader import torchcodec_status
 
@@ -25,8 +25,8 @@ needs_torchcodec = pytest.mark.skipif(_TORCHCODEC_MISSING is not None,
 _SKIP_TORCHCODEC = pytest.mark.skipif(not PYAV_ONLY and _TORCHCODEC_MISSING is not None,
                                       reason=f"torchcodec is {_TORCHCODEC_MISSING} here")
 # every backend, as parameters (torchcodec's skipped where it cannot read), and those that can read here
-BACKEND_PARAMS = [pytest.param(b, marks=_SKIP_TORCHCODEC) if b == "torchcodec" else b for b in BACKENDS]
-BACKENDS_HERE = tuple(b for b in BACKENDS if b != "torchcodec" or PYAV_ONLY or _TORCHCODEC_MISSING is None)
+BACKEND_PARAMS = [pytest.param(b, marks=_SKIP_TORCHCODEC) if b == "torchcodec" else b for b in READERS]
+BACKENDS_HERE = tuple(b for b in READERS if b != "torchcodec" or PYAV_ONLY or _TORCHCODEC_MISSING is None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -45,7 +45,7 @@ def test_a_torchcodec_dataset_where_torchcodec_loads_no_ffmpeg_is_a_problem_with
 
 
 def test_a_decord_dataset_where_decord_is_missing_is_a_problem(tmp_path: Path) -> None:
-    (tmp_path / "ds.yaml").write_text("format: list\nroot: .\nannotations: {train: t, val: v}\n")
+    (tmp_path / "ds.yaml").write_text("format: list\nroot: .\nannotations: {train: t, val: v}\nbackend: decord\n")
     hidden = {"PYTHONPATH": str(TESTS / "no_decord"), "PAS_VIDEO_BACKEND": ""}
     res = doctor("--dataset", str(tmp_path / "ds.yaml"), env=hidden)
     assert res.returncode == 1
@@ -53,3 +53,7 @@ def test_a_decord_dataset_where_decord_is_missing_is_a_problem(tmp_path: Path) -
     assert "1 problem(s)" in res.stderr
     forced = doctor("--dataset", str(tmp_path / "ds.yaml"), env={**hidden, "PAS_VIDEO_BACKEND": "pyav"})
     assert forced.returncode == 0 and "backend decord, forced to pyav" in forced.stdout
+    (tmp_path / "auto.yaml").write_text("format: list\nroot: .\nannotations: {train: t, val: v}\n")
+    auto = doctor("--dataset", str(tmp_path / "auto.yaml"), env=hidden)  # no decord: torchcodec, or PyAV
+    assert auto.returncode == 0 and ("backend auto: torchcodec here" in auto.stdout
+                                     or "backend auto: pyav here" in auto.stdout), auto.stdout

@@ -181,11 +181,11 @@ def test_missing_file() -> None:
 
 
 def test_a_definition_at_defaults_records_what_older_pas_recorded(tmp_path: Path) -> None:
-    """The definition a ledger records (its hash is what a resume must match) leaves every key added since at
-    its default out: tests/golden/definition_defaults.json is what the first pas to record definitions recorded
-    for this definition, so a search started by it still resumes. A new key must be left out at its default
-    (config.recorded.definition_dict)."""
-    from pas_orchestrator.config.recorded import definition_dict
+    """The definition a ledger records, as its hash reads it (what a resume must match), leaves every key added
+    since at its default out: tests/golden/definition_defaults.json is what the first pas to record definitions
+    recorded for this definition, so a search started by it still resumes. A new key must be left out at its
+    default (config.recorded.definition_dict), a new default read as the old one (hashed_definition)."""
+    from pas_orchestrator.config.recorded import definition_dict, hashed_definition
 
     raw = {"name": "golden", "backbone": "r2plus1d_tiny", "base": {"train": True, "recipe": {"epochs": 2}},
            "data": {"format": "list", "root": str(tmp_path), "annotations": {"train": "train.txt", "val": "val.txt"},
@@ -193,7 +193,9 @@ def test_a_definition_at_defaults_records_what_older_pas_recorded(tmp_path: Path
            "recipe": {"epochs": 3}, "distill": {"alpha": 10}}
     path = tmp_path / "golden.yaml"
     path.write_text(yaml.safe_dump(raw))
-    recorded = definition_dict(load_search(path))
+    search = load_search(path)
+    assert definition_dict(search)["data"]["backend"] == "auto"  # recorded as written
+    recorded = hashed_definition(search)
     recorded["data"]["root"] = "ROOT"
     golden = json.loads((Path(__file__).parent / "golden" / "definition_defaults.json").read_text())
     assert recorded == golden

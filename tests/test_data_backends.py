@@ -150,6 +150,34 @@ def test_the_forced_backend_overrides_every_dataset(monkeypatch: pytest.MonkeyPa
         open_video(MP4, "pyav")
 
 
+def test_auto_reads_with_torchcodec_where_it_loads_else_decord_else_pyav(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pas_models.data import backends, torchcodec_reader
+
+    monkeypatch.delenv("PAS_VIDEO_BACKEND", raising=False)
+    for tc, decord, expected in (("0.17", True, "torchcodec"), (None, True, "decord"), (None, False, "pyav")):
+        monkeypatch.setattr(backends, "_auto", [])
+        monkeypatch.setattr(torchcodec_reader, "torchcodec_status", lambda tc=tc: (tc, None if tc else "missing"))
+        monkeypatch.setattr(backends, "decord_available", lambda decord=decord: decord)
+        assert effective_backend("auto") == expected and effective_backend("pyav") == "pyav"
+    monkeypatch.setenv("PAS_VIDEO_BACKEND", "auto")
+    assert effective_backend("decord") == "pyav"  # forced to auto, which resolves as above
+
+
+def test_a_dataset_that_names_no_backend_keeps_the_identity_it_had_when_decord_was_the_default() -> None:
+    from dataclasses import replace
+
+    from pas_models.data.formats import DatasetConfig
+    from pas_models.presets import preset
+    from pas_models.train.task import TrainTask
+
+    auto = DatasetConfig(format="list", root="/data", annotations={"train": "t", "val": "v"})
+    assert auto.backend == "auto"
+    task = TrainTask(hypothesis="1-s", student=preset("r2plus1d_tiny", 8), teacher=None, parent=None,
+                     data=auto, out_dir="/tmp/x")
+    assert task.config_hash() == replace(task, data=replace(auto, backend="decord")).config_hash()
+    assert task.config_hash() != replace(task, data=replace(auto, backend="pyav")).config_hash()
+
+
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_a_decode_error_names_the_first_frame_that_fails(tmp_path: Path, backend: str) -> None:
     """Frames 0-137 of the damaged file decode; an error names the first frame asked for that does not decode

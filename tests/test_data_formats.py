@@ -103,7 +103,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         dataset_config_from_dict({"format": "list", "root": ".", "annotations": {}, "colour": 1})
     with pytest.raises(AnnotationError, match=r"data\.format: 'avi' is not one of kinetics400, ucf101, hmdb51, list"):
         dataset_config_from_dict({"format": "avi", "root": ".", "annotations": {}})
-    with pytest.raises(AnnotationError, match=r"data\.backend: 'opencv' is not one of decord, pyav"):
+    with pytest.raises(AnnotationError, match=r"data\.backend: 'opencv' is not one of auto, decord, pyav, torchcodec"):
         dataset_config_from_dict({"format": "list", "root": ".", "annotations": {}, "backend": "opencv"})
     with pytest.raises(AnnotationError, match=r"data: missing key\(s\) root"):
         dataset_config_from_dict({"format": "list", "annotations": {}})

@@ -1,10 +1,10 @@
-"""Video decoding backends: decord (default), PyAV (where decord has no wheels, e.g. Power9) and torchcodec.
+"""Video decoding backends: torchcodec, decord and PyAV; ``auto`` (the default) picks the first that loads here.
 
-Both expose the same small reader: ``num_frames``, ``fps``, ``frames(indices)``
+Each exposes the same small reader: ``num_frames``, ``fps``, ``frames(indices)``
 returning uint8 RGB ``(N, H, W, 3)`` in the order asked, and ``close()``. Any
 failure to open or decode a file becomes ``VideoUnreadable(path, reason)``.
 
-Frame i is the same for both: the i-th frame of a sequential decode from the start,
+Frame i is the same for every backend: the i-th frame of a sequential decode from the start,
 rotation applied (see ``pyav_reader``). decord is fast but returns other frames than
 that on some valid files (AVI with B-frames, open-GOP H.264); ``DecordReader`` looks
 at the file's packet index first (one demux pass, cached per process) and hands such
@@ -41,12 +41,12 @@ from pas_models.data.errors import (
     first_failing,
     first_line,
 )
-from pas_models.data.formats import BACKENDS
+from pas_models.data.formats import BACKENDS, READERS
 from pas_models.data.pyav_reader import PyAVReader, decord_trusted, diagnose, stream_index
 from pas_models.data.torchcodec_reader import TorchcodecReader
 from pas_models.errors import UnknownNameError
 
-__all__ = ["BACKENDS", "BackendMissing", "DecordReader", "PyAVReader", "TorchcodecReader", "VideoReader",
+__all__ = ["BACKENDS", "READERS", "BackendMissing", "DecordReader", "PyAVReader", "TorchcodecReader", "VideoReader",
            "VideoUnreadable",
            "effective_backend", "open_video", "read_frames"]
 
@@ -144,18 +144,32 @@ def decord_reason(exc: BaseException) -> str:
 
 
 def effective_backend(backend: str) -> str:
-    """``backend``, unless PAS_VIDEO_BACKEND overrides it for every dataset."""
+    """The reader that decodes for ``backend`` here: PAS_VIDEO_BACKEND's when set (for every dataset), and auto
+    resolved (``auto_backend``)."""
     forced = os.environ.get(FORCE_ENV, "").strip()
     if forced:
         if forced not in BACKENDS:
             raise UnknownNameError(f"video backend (from ${FORCE_ENV})", forced, BACKENDS)
-        return forced
-    if backend not in BACKENDS:
+        backend = forced
+    elif backend not in BACKENDS:
         raise UnknownNameError("video backend", backend, BACKENDS)
-    return backend
+    return auto_backend() if backend == "auto" else backend
 
 
-def open_video(path: str | os.PathLike[str], backend: str = "decord") -> VideoReader:
+_auto: list[str] = []
+
+
+def auto_backend() -> str:
+    """torchcodec where it loads (the fastest here, exact where it reads), else decord, else PyAV (Power9)."""
+    if not _auto:
+        from pas_models.data.torchcodec_reader import torchcodec_status
+
+        _auto.append("torchcodec" if torchcodec_status()[0] is not None else
+                     "decord" if decord_available() else "pyav")
+    return _auto[0]
+
+
+def open_video(path: str | os.PathLike[str], backend: str = "auto") -> VideoReader:
     """A reader for ``path``; raises VideoUnreadable if it cannot be opened."""
     backend = effective_backend(backend)
     if backend == "decord":
@@ -165,7 +179,7 @@ def open_video(path: str | os.PathLike[str], backend: str = "decord") -> VideoRe
     return PyAVReader(os.fspath(path))
 
 
-def read_frames(path: str | os.PathLike[str], indices: Sequence[int], backend: str = "decord") -> np.ndarray:
+def read_frames(path: str | os.PathLike[str], indices: Sequence[int], backend: str = "auto") -> np.ndarray:
     """Open, decode ``indices`` (uint8 RGB, (N, H, W, 3)) and close."""
     reader = open_video(path, backend)
     try:

@@ -73,7 +73,7 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], student: ArchSpec, teacher: ArchSpec | None = None, *,
-                 train: bool, clips: int = 1, crops: int = 1, backend: str = "decord",
+                 train: bool, clips: int = 1, crops: int = 1, backend: str = "auto",
                  mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD, hflip: bool = True,
                  seed: int = 0, cache: Any = None) -> None:
         if not samples:

@@ -18,14 +18,24 @@ import csv
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from pas_models.errors import PasError, UnknownNameError
 from pas_models.typed_data import at, brief, from_data, key_at, read_yaml
 
-# the decoders a dataset may name (pas_models.data.backends); numpy-free here
-BACKENDS = ("decord", "pyav", "torchcodec")
+# the decoders (pas_models.data.backends), and what a dataset may name: one of them, or auto (torchcodec where it
+# loads, else decord, else PyAV: the fastest exact reader here, docs/data.md); numpy-free here
+READERS = ("decord", "pyav", "torchcodec")
+BACKENDS = ("auto", *READERS)
 
 FORMATS = ("kinetics400", "ucf101", "hmdb51", "list")
+
+
+def hashed_data(data: dict[str, Any]) -> dict[str, Any]:
+    """A dataset config (as a dict) as identity hashes read it: ``auto`` as ``decord``. The backend says how
+    frames are read, not which (every backend returns the same frames), and a config that names none was
+    ``decord`` before ``auto`` became the default: its tasks and searches keep their identity."""
+    return {**data, "backend": "decord"} if data.get("backend") == "auto" else data
 SUBSETS = ("train", "val")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 
@@ -159,7 +169,7 @@ class DatasetConfig:
     list: {"train": list file, "val": list file, optional "classes": one name per line};
     relative paths are relative to root.
     split: 1-3 (ucf101, hmdb51). num_classes: classifier size (list format: optional).
-    backend: "decord", "pyav" or "torchcodec". mean, std: normalisation per RGB channel.
+    backend: "auto" (default), "decord", "pyav" or "torchcodec". mean, std: normalisation per RGB channel.
     hflip: random horizontal flips in training (off where left/right is the label).
     """
 
@@ -168,7 +178,7 @@ class DatasetConfig:
     annotations: dict[str, str]
     split: int = 1
     num_classes: int | None = None
-    backend: str = "decord"
+    backend: str = "auto"
     mean: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
     std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
     hflip: bool = True

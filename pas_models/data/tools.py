@@ -21,7 +21,7 @@ class Probe:
     notes: tuple[str, ...] = ()
 
 
-def probe(path: str, backend: str = "decord", deep: bool = False) -> Probe:
+def probe(path: str, backend: str = "auto", deep: bool = False) -> Probe:
     """Check one video. Quick: the first, middle and last frame decode. Deep: every frame decodes
     through the dataset's reader (the first bad frame is named, with FFmpeg's root cause), and a
     sequential decode gives as many frames, without decoder errors (else a note: damaged, used)."""
@@ -85,7 +85,7 @@ def _probe_job(args: tuple[str, str, bool]) -> Probe:
     return probe(*args)
 
 
-def scan(paths: Iterable[str], backend: str = "decord", workers: int | None = None,
+def scan(paths: Iterable[str], backend: str = "auto", workers: int | None = None,
          progress: Callable[[int], None] | None = None, deep: bool = False) -> list[Probe]:
     """Check ``paths`` with ``workers`` processes; one Probe per path, in order."""
     jobs = [(p, backend, deep) for p in paths]
@@ -110,7 +110,7 @@ def _count_job(args: tuple[str, str]) -> int | None:
         reader.close()
 
 
-def frame_counts(paths: Iterable[str], backend: str = "decord", workers: int | None = None,
+def frame_counts(paths: Iterable[str], backend: str = "auto", workers: int | None = None,
                  progress: Callable[[int], None] | None = None) -> list[int | None]:
     """The frame count of each video (its reader's, from the container: nothing is decoded); None for one that
     does not open. ``workers`` processes, in order."""

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pas_models.data.formats import DatasetConfig
+from pas_models.data.formats import DatasetConfig, hashed_data
 from pas_models.errors import PasError
 from pas_models.spec import ArchSpec, hashed_form
 from pas_models.train.task import Distill, Recipe
@@ -84,6 +84,7 @@ class SupernetTask:
         for key in ("out_dir", "attempt", "hypothesis"):
             d.pop(key)
         d["base"] = hashed_form(d["base"])
+        d["data"] = hashed_data(d["data"])
         for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
             if d["distill"][key] == default:  # the default: the hash of a task made before the setting existed
                 d["distill"].pop(key)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from pas_models.data.formats import DatasetConfig
+from pas_models.data.formats import DatasetConfig, hashed_data
 from pas_models.halving import Rung
 from pas_models.spec import ArchSpec, hashed_form
 from pas_models.teacher_cache.config import CacheConfig
@@ -108,6 +108,7 @@ class TrainTask:
             d.pop(key)
         for key in ("student", "teacher", "parent"):
             d[key] = hashed_form(d[key])
+        d["data"] = hashed_data(d["data"])
         if d["teacher_cache_seed"] is None:  # the task's own seed: the hash of a task made before the setting
             d.pop("teacher_cache_seed")
         if d["distill"]["cache"] is None:  # a live teacher: the hash of a task made before caches existed

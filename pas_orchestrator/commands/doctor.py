@@ -166,7 +166,7 @@ def _backend_missing(backend: str) -> str | None:
 
 
 def dataset_findings(jobs: list[Path], datasets: list[Path]) -> list[Finding]:
-    from pas_models.data.backends import effective_backend
+    from pas_models.data.backends import FORCE_ENV, effective_backend
     from pas_models.data.formats import load_dataset_config
     from pas_models.errors import PasError
     from pas_orchestrator.config.search import load_search
@@ -180,7 +180,8 @@ def dataset_findings(jobs: list[Path], datasets: list[Path]) -> list[Finding]:
             out.append(Finding("datasets", path.name, str(exc), True))
             continue
         missing = _backend_missing(backend)
-        shown = cfg.backend if backend == cfg.backend else f"{cfg.backend}, forced to {backend}"
+        shown = (cfg.backend if backend == cfg.backend else f"{cfg.backend}, forced to {backend}"
+                 if os.environ.get(FORCE_ENV, "").strip() else f"{cfg.backend}: {backend} here")
         out.append(Finding("datasets", path.name, f"{cfg.format} at {cfg.root}: backend {shown}"
                            + (f"; {missing}" if missing else ""), bool(missing)))
     return out

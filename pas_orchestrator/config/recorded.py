@@ -7,11 +7,20 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from pas_models.data.formats import hashed_data
 from pas_orchestrator.config.search import CANDIDATE_RUNGS, SearchDef
 
 
 def definition_hash(search: SearchDef) -> str:
-    return hashlib.sha256(json.dumps(definition_dict(search), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(hashed_definition(search), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def hashed_definition(search: SearchDef) -> dict[str, Any]:
+    """What ``definition_hash`` hashes: the recorded definition, its data's backend ``auto`` read as ``decord``
+    (recorded as written; hashed as by a pas from before ``auto``, whose searches still resume)."""
+    d = definition_dict(search)
+    d["data"] = hashed_data(d["data"])
+    return d
 
 
 def definition_dict(search: SearchDef) -> dict[str, Any]:

@@ -47,7 +47,8 @@ from pas_models.train import forkclient
 IDLE_SECONDS = 60.0
 GRACE_SECONDS = 10.0  # after the last lease and job: a controller started again meanwhile finds the server
 PRELOAD = ("torch", "torch._dynamo", "pas_models.train.run", "pas_models.train.job", "submitit.core.submission")
-OPTIONAL = ("av", "decord", "torch.utils.tensorboard")  # the video backends; TensorBoard's writer (scalars.py)
+# the video backends; TensorBoard's writer (scalars.py)
+OPTIONAL = ("av", "decord", "torchcodec.decoders", "torch.utils.tensorboard")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 _MAX_MESSAGE = 1 << 20
 
@@ -176,7 +177,7 @@ def _preload() -> None:
     for name in PRELOAD + OPTIONAL:
         try:
             importlib.import_module(name)
-        except ImportError:
+        except Exception:  # an optional one may be missing, or fail to load (torchcodec without an FFmpeg)
             if name not in OPTIONAL:
                 raise
     gc.collect()

@@ -35,14 +35,11 @@ import numpy as np
 from pas_models.data.errors import (
     BackendMissing,
     VideoUnreadable,
-    check_file,
-    check_indices,
-    failing_frames,
-    first_failing,
     first_line,
 )
 from pas_models.data.formats import BACKENDS, READERS
-from pas_models.data.pyav_reader import PyAVReader, decord_trusted, diagnose, stream_index
+from pas_models.data.guarded import GuardedReader
+from pas_models.data.pyav_reader import PyAVReader, StreamIndex, decord_trusted
 from pas_models.data.torchcodec_reader import TorchcodecReader
 from pas_models.errors import UnknownNameError
 
@@ -70,61 +67,42 @@ def decord_available() -> bool:
     return True
 
 
-class DecordReader:
+class DecordReader(GuardedReader):
     """decord where it is exact; otherwise (``exact_by`` says why) the PyAV reader."""
 
+    name = "decord"
+
     def __init__(self, path: str, num_threads: int = 1) -> None:
-        check_file(path)
         try:
             import decord
         except ImportError as exc:
             raise BackendMissing("decord is not installed (it has no wheels for this platform, e.g. "
                                  "Power9); set `backend: pyav` in the dataset config") from exc
         decord.logging.set_level(decord.logging.QUIET)  # its FFmpeg's log; failures carry their root cause
-        self.path = path
-        self._exact: PyAVReader | None = None
+        self._decord, self._threads, self._vr = decord, num_threads, None
+        super().__init__(path)
+
+    def trusted(self, index: StreamIndex) -> str | None:
+        return decord_trusted(index)
+
+    def _open(self, index: StreamIndex) -> None:
+        self._vr = self._decord.VideoReader(self.path, ctx=self._decord.cpu(0), num_threads=self._threads)
+        self.num_frames = len(self._vr)
+        self.fps = float(self._vr.get_avg_fps())
+
+    def _read(self, idx: list[int]) -> np.ndarray:
+        batch = self._vr.get_batch(idx).asnumpy()  # type: ignore[attr-defined]
+        self._vr.seek(0)  # type: ignore[attr-defined]  # stop read-ahead (dmlc/decord#197, #208)
+        return batch  # type: ignore[no-any-return]
+
+    def _drop(self) -> None:
         self._vr = None
-        index = stream_index(path)  # FFmpeg cannot demux it: unreadable whichever library asks
-        self.exact_by = decord_trusted(index)
-        if self.exact_by is None:
-            try:
-                self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
-                self.num_frames = len(self._vr)
-                self.fps = float(self._vr.get_avg_fps())
-            except Exception as exc:  # decord raises DECORDError/RuntimeError with ffmpeg's text
-                raise VideoUnreadable(path, f"decord cannot open it ({decord_reason(exc)})") from exc
-            if self.num_frames <= 0:
-                raise VideoUnreadable(path, "no video frames")
-            if index.num_frames != self.num_frames:
-                self.exact_by = (f"decord counts {self.num_frames} frames, the packets "
-                                 f"{index.num_frames}")
-                self._vr = None
-        if self.exact_by is not None:
-            self._exact = PyAVReader(path)
-            self.num_frames, self.fps = self._exact.num_frames, self._exact.fps
 
-    @property
-    def counts_from_start(self) -> bool:
-        return self._exact is not None and self._exact.counts_from_start
+    def _reason(self, exc: BaseException) -> str:
+        return decord_reason(exc)  # decord raises DECORDError/RuntimeError with FFmpeg's text in its assertion
 
-    def frames(self, indices: Sequence[int]) -> np.ndarray:
-        if self._exact is not None:
-            return self._exact.frames(indices)
-        idx = check_indices(self.path, indices, self.num_frames)
-        try:
-            batch = self._vr.get_batch(idx).asnumpy()  # type: ignore[union-attr]
-            self._vr.seek(0)  # type: ignore[union-attr]  # stop read-ahead (dmlc/decord#197, #208)
-        except Exception as exc:  # the root cause from FFmpeg's log (decord's text is its assertion)
-            _, _, cause = diagnose(self.path, max(idx))
-            first = first_failing(lambda: DecordReader(self.path), idx)
-            raise VideoUnreadable(self.path, f"decord cannot decode {failing_frames(first, idx, self.num_frames)} "
-                                             f"({cause or decord_reason(exc)})") from exc
-        return batch
-
-    def close(self) -> None:
-        self._vr = None
-        if self._exact is not None:
-            self._exact.close()
+    def _reopened(self) -> DecordReader:
+        return DecordReader(self.path, self._threads)
 
 
 _DECORD_ERROR = re.compile(r"ERROR was (.+?)(?:\s*$|\n)")

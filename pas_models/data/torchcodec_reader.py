@@ -16,21 +16,13 @@ decoder is reused after an unordered request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from pas_models.data.errors import (
-    BackendMissing,
-    VideoUnreadable,
-    check_file,
-    check_indices,
-    failing_frames,
-    first_failing,
-    first_line,
-)
-from pas_models.data.pyav_reader import COUNTING, PyAVReader, StreamIndex, diagnose, stream_index
+from pas_models.data.errors import BackendMissing, first_line
+from pas_models.data.guarded import GuardedReader
+from pas_models.data.pyav_reader import COUNTING, StreamIndex
 
 INSTALL = ("pip install torchcodec, with FFmpeg 4-8 where it can load it (apt-get install ffmpeg, or conda "
            "install ffmpeg)")
@@ -63,55 +55,39 @@ def _decoder_class() -> Any:
     return VideoDecoder
 
 
-class TorchcodecReader:
+class TorchcodecReader(GuardedReader):
     """torchcodec where it is exact; otherwise (``exact_by`` says why) the PyAV reader."""
 
+    name = "torchcodec"
+
     def __init__(self, path: str, device: str = "cpu") -> None:
-        check_file(path)
-        decoder_class = _decoder_class()
-        self.path, self.device = path, device
-        self._exact: PyAVReader | None = None
-        self._dec: Any = None
-        index = stream_index(path)  # FFmpeg cannot demux it: unreadable whichever library asks
-        self.exact_by = torchcodec_trusted(index)
-        if self.exact_by is None:
-            try:
-                self._dec = decoder_class(path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1,
-                                          device=device)
-                self.num_frames = int(self._dec.metadata.num_frames or 0)
-                self.fps = index.fps  # the stream's average rate, as the other readers (torchcodec's own
-                # average_fps is frames / duration: 30.001 for a 30 fps file)
-            except Exception as exc:
-                raise VideoUnreadable(path, f"torchcodec cannot open it ({first_line(exc)})") from exc
-            if self.num_frames != index.num_frames:
-                self.exact_by = f"torchcodec counts {self.num_frames} frames, the packets {index.num_frames}"
-                self._dec = None
-        if self.exact_by is not None:
-            self._exact = PyAVReader(path)
-            self.num_frames, self.fps = self._exact.num_frames, self._exact.fps
+        self._decoder_class, self.device, self._dec = _decoder_class(), device, None
+        super().__init__(path)
 
-    @property
-    def counts_from_start(self) -> bool:
-        return self._exact is not None and self._exact.counts_from_start
+    def trusted(self, index: StreamIndex) -> str | None:
+        return torchcodec_trusted(index)
 
-    def frames(self, indices: Sequence[int]) -> np.ndarray:
-        """uint8 RGB (N, H, W, 3) on the CPU, in the order asked (repeats allowed)."""
-        if self._exact is not None:
-            return self._exact.frames(indices)
-        idx = check_indices(self.path, indices, self.num_frames)
+    def _open(self, index: StreamIndex) -> None:
+        self._dec = self._decoder_class(self.path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1,
+                                        device=self.device)
+        self.num_frames = int(self._dec.metadata.num_frames or 0)
+        # the stream's average rate, as the other readers (torchcodec's average_fps is frames / duration:
+        # 30.001 for a 30 fps file)
+        self.fps = index.fps
+
+    def _read(self, idx: list[int]) -> np.ndarray:
+        """uint8 RGB on the CPU: the distinct frames asked once, in increasing order, then reordered."""
         wanted = sorted(set(idx))
-        try:
-            batch = self._dec.get_frames_at(indices=wanted).data
-        except Exception as exc:  # the root cause from FFmpeg's log
-            _, _, cause = diagnose(self.path, max(idx))
-            first = first_failing(lambda: TorchcodecReader(self.path, self.device), idx)
-            raise VideoUnreadable(self.path, f"torchcodec cannot decode {failing_frames(first, idx, self.num_frames)}"
-                                             f" ({cause or first_line(exc)})") from exc
+        batch = self._dec.get_frames_at(indices=wanted).data  # type: ignore[attr-defined]
         where = {i: k for k, i in enumerate(wanted)}
         out: np.ndarray = batch.cpu().numpy()
         return out[[where[i] for i in idx]]
 
-    def close(self) -> None:
+    def _drop(self) -> None:
         self._dec = None
-        if self._exact is not None:
-            self._exact.close()
+
+    def _reason(self, exc: BaseException) -> str:
+        return first_line(exc)
+
+    def _reopened(self) -> TorchcodecReader:
+        return TorchcodecReader(self.path, self.device)

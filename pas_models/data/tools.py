@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from pas_models.data.backends import VideoUnreadable, open_video
+from pas_models.data.backends import VideoUnreadable, effective_backend, open_video
 from pas_models.data.pyav_reader import diagnose
 
 
@@ -88,6 +88,7 @@ def _probe_job(args: tuple[str, str, bool]) -> Probe:
 def scan(paths: Iterable[str], backend: str = "auto", workers: int | None = None,
          progress: Callable[[int], None] | None = None, deep: bool = False) -> list[Probe]:
     """Check ``paths`` with ``workers`` processes; one Probe per path, in order."""
+    backend = effective_backend(backend)  # auto resolved once here, not in every pool worker
     jobs = [(p, backend, deep) for p in paths]
     out: list[Probe] = []
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
@@ -114,6 +115,7 @@ def frame_counts(paths: Iterable[str], backend: str = "auto", workers: int | Non
                  progress: Callable[[int], None] | None = None) -> list[int | None]:
     """The frame count of each video (its reader's, from the container: nothing is decoded); None for one that
     does not open. ``workers`` processes, in order."""
+    backend = effective_backend(backend)
     jobs = [(p, backend) for p in paths]
     out: list[int | None] = []
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:

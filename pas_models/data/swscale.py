@@ -15,11 +15,13 @@ would only oversubscribe the cores.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 
+@functools.cache
 def _pool_option() -> dict[str, Any]:
     import av
 
@@ -34,7 +36,7 @@ class Converter:
         from av.video.reformatter import VideoReformatter
 
         self._sws = VideoReformatter()
-        self._options = _pool_option()
+        self._options = _pool_option()  # once per process, not per reader
 
     def reformat(self, frame: Any, **kwargs: Any) -> Any:
         """``frame.reformat(**kwargs)`` through this converter's own context."""

@@ -147,13 +147,14 @@ def auto_backend() -> str:
     return _auto[0]
 
 
-def open_video(path: str | os.PathLike[str], backend: str = "auto") -> VideoReader:
-    """A reader for ``path``; raises VideoUnreadable if it cannot be opened."""
+def open_video(path: str | os.PathLike[str], backend: str = "auto", device: str = "cpu") -> VideoReader:
+    """A reader for ``path``; raises VideoUnreadable if it cannot be opened. ``device``: where torchcodec
+    decodes (a CUDA device: its frames come back as a tensor there); the other readers decode on the CPU."""
     backend = effective_backend(backend)
     if backend == "decord":
         return DecordReader(os.fspath(path))
     if backend == "torchcodec":
-        return TorchcodecReader(os.fspath(path))
+        return TorchcodecReader(os.fspath(path), device)
     return PyAVReader(os.fspath(path))
 
 

@@ -20,6 +20,12 @@ ones. Training replaces a bad video by the next readable one (a scan bounded by 
 dataset size: no infinite loop); evaluation returns the item with ``valid = False``
 and the evaluation leaves out every video with an invalid view (used whole or not at
 all). A dataset with no readable video at all raises ``NoReadableVideo`` with one line.
+
+``decode_device="cuda"`` (torchcodec only): frames are decoded by the GPU's NVDEC and every view is cut,
+resized and normalised there, so items are tensors on that GPU; such a dataset is read in the process that
+owns the GPU (a loader with no workers: CUDA does not survive a fork). The same frames, boxes and flips as on
+the CPU; the pixels differ by the colour conversion's rounding (NVDEC's NV12 -> RGB is not swscale's) and
+by at most one level from the resize (``transforms.resize_frames``).
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ class ClipDataset(Dataset):
     def __init__(self, samples: Sequence[Sample], student: ArchSpec, teacher: ArchSpec | None = None, *,
                  train: bool, clips: int = 1, crops: int = 1, backend: str = "auto",
                  mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD, hflip: bool = True,
-                 seed: int = 0, cache: Any = None) -> None:
+                 seed: int = 0, cache: Any = None, decode_device: str = "cpu") -> None:
         if not samples:
             raise NoReadableVideo("the dataset lists no videos")
         if cache is not None and (not train or teacher is not None):
@@ -86,6 +92,7 @@ class ClipDataset(Dataset):
         self.train, self.clips, self.crops = train, clips, (1 if train else crops)
         # resolved here (auto imports torchcodec to see whether it loads: 1.3-1.8 s), not in each forked worker
         self.backend = effective_backend(backend)
+        self.decode_device = gpu_decode_device(decode_device, self.backend)
         self.mean, self.std, self.hflip, self.seed = tuple(mean), tuple(std), hflip, seed
         self.epoch = 0
         self.span = views_span(student, teacher)
@@ -159,17 +166,12 @@ class ClipDataset(Dataset):
     def _load(self, vid: int, clip: int, crop: int, rng: np.random.Generator) -> dict[str, Any]:
         if self.cache is not None:
             return self._load_cached(vid, clip)
-        reader = open_video(self.samples[vid].path, self.backend)
-        try:
-            n = reader.num_frames
+        def start_of(n: int) -> int:
             if self.train:
-                start = random_starts(n, self.span, 1, rng)[0]
-            else:
-                start = uniform_starts(n, self.span, self.clips)[clip]
-            plan = plan_views(self.student, self.teacher, start, n)
-            frames = reader.frames(plan.decode)
-        finally:
-            reader.close()
+                return int(random_starts(n, self.span, 1, rng)[0])
+            return int(uniform_starts(n, self.span, self.clips)[clip])
+
+        frames, plan = self._decode(vid, start_of, self.teacher)
         h, w = frames.shape[1:3]
         geometry = (self.teacher or self.student).view
         if self.train:
@@ -182,15 +184,23 @@ class ClipDataset(Dataset):
     def clip_at(self, vid: int, start: int, box: Box, flip: bool) -> dict[str, Any]:
         """The views of ``vid``'s clip with this start frame, crop box and flip (e.g. a teacher cache's recipe,
         to compare the cached path with the live one)."""
-        reader = open_video(self.samples[vid].path, self.backend)
+        frames, plan = self._decode(vid, lambda n: start, self.teacher)
+        return self._cut(vid, frames, plan, box, flip)
+
+    def _decode(self, vid: int, start_of: Any, teacher: ArchSpec | None) -> tuple[Any, Any]:
+        """(frames of the clip's views, the plan): ``start_of(num_frames)`` gives the clip's first frame; frames
+        are a uint8 array, or a tensor on the decoding GPU."""
+        reader = open_video(self.samples[vid].path, self.backend, self.decode_device)
         try:
-            plan = plan_views(self.student, self.teacher, start, reader.num_frames)
+            plan = plan_views(self.student, teacher, start_of(reader.num_frames), reader.num_frames)
             frames = reader.frames(plan.decode)
         finally:
             reader.close()
-        return self._cut(vid, frames, plan, box, flip)
+        if self.decode_device != "cpu" and isinstance(frames, np.ndarray):  # a file the CPU decoded
+            frames = torch.from_numpy(frames).to(self.decode_device)
+        return frames, plan
 
-    def _cut(self, vid: int, frames: np.ndarray, plan: Any, box: Box, flip: bool) -> dict[str, Any]:
+    def _cut(self, vid: int, frames: Any, plan: Any, box: Box, flip: bool) -> dict[str, Any]:
         """The student's (and the teacher's) view of decoded frames: the box at B's crop size, then each view."""
         base_spec = self.teacher or self.student
         union = crop_resize(frames, box, base_spec.crop(self.train), flip)  # uint8 (N, 3, S, S)
@@ -207,26 +217,38 @@ class ClipDataset(Dataset):
         path cuts them (B's crop box, resized to the student's crop), and B's stored logits."""
         cache = self.cache
         row = cache.recipe_for(vid, clip, self.epoch, self.seed)
-        reader = open_video(self.samples[vid].path, self.backend)
-        try:
-            plan = plan_views(self.student, None, int(cache.start[row]), reader.num_frames)
-            frames = reader.frames(plan.decode)
-        finally:
-            reader.close()
+        frames, plan = self._decode(vid, lambda n: int(cache.start[row]), None)
         box = Box(*(int(x) for x in cache.box[row]))
         student = crop_resize(frames[list(plan.student)], box, self.student.crop(True), bool(cache.flip[row]))
         return {"label": self.samples[vid].label, "video": vid, "student": to_clip(student, self.mean, self.std),
-                "soft": torch.from_numpy(cache.soft(row))}
+                "soft": torch.from_numpy(cache.soft(row)).to(self.decode_device)}
 
     def _placeholder(self, video: int) -> dict[str, Any]:
+        dev = self.decode_device
         out: dict[str, Any] = {"label": self.samples[video].label, "video": video,
-                               "student": torch.zeros(self.student.input_shape(self.train))}
+                               "student": torch.zeros(self.student.input_shape(self.train), device=dev)}
         if self.teacher is not None:
-            out["teacher"] = torch.zeros(self.teacher.input_shape(self.train))
+            out["teacher"] = torch.zeros(self.teacher.input_shape(self.train), device=dev)
         return out
 
 
-def student_view(frames: np.ndarray, union: torch.Tensor, positions: Sequence[int], box: Box, crop: int,
+def gpu_decode_device(device: str, backend: str) -> str:
+    """``device`` where frames can be decoded there: "cpu", or a CUDA device with the torchcodec backend."""
+    device = str(device)
+    if device == "cpu":
+        return device
+    if not device.startswith("cuda"):
+        raise PasError(f"decoding on {device!r}: frames decode on the CPU or on a CUDA device")
+    if backend != "torchcodec":
+        raise PasError(f"decoding on the GPU needs the torchcodec backend (this dataset decodes with {backend}): "
+                       "set `backend: torchcodec` (or auto, where torchcodec loads) in the dataset config, or "
+                       "recipe.gpu_decode: false")
+    if not torch.cuda.is_available():
+        raise PasError(f"decoding on {device}: this machine has no CUDA device; set recipe.gpu_decode: false")
+    return device
+
+
+def student_view(frames: np.ndarray | torch.Tensor, union: torch.Tensor, positions: Sequence[int], box: Box, crop: int,
                  flip: bool) -> torch.Tensor:
     """The student's frames of a clip: the union's (B's crop) when the crops agree, else the same source box
     resized straight to the student's crop, exactly as its evaluation cuts it. Resizing B's crop again would

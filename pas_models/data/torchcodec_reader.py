@@ -12,18 +12,26 @@ count that differs from the index's.
 Access pattern: each read asks torchcodec for its distinct frames in increasing order and reorders them
 here (one ``get_frames_at`` per clip, on a decoder opened for the clip and closed after it), so no
 decoder is reused after an unordered request.
+
+On a GPU (``device="cuda"``) frames are decoded by NVDEC through torchcodec's NVDEC interface and returned
+as a uint8 tensor on that GPU; a file NVDEC does not open (a codec it lacks, a torchcodec built without
+CUDA) is decoded on the CPU instead (``cpu_by``: why), and the frames are moved to the GPU.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import numpy as np
+import torch
 
 from pas_models.data.errors import BackendMissing, first_line
 from pas_models.data.guarded import GuardedReader
 from pas_models.data.pyav_reader import COUNTING, StreamIndex
 
+log = logging.getLogger(__name__)
 INSTALL = ("pip install torchcodec, with FFmpeg 4-8 where it can load it (apt-get install ffmpeg, or conda "
            "install ffmpeg)")
 
@@ -55,33 +63,64 @@ def _decoder_class() -> Any:
     return VideoDecoder
 
 
+def _cuda_interface() -> Any:
+    """torchcodec's NVDEC interface ("beta": NVDEC driven directly, no FFmpeg built with CUDA needed)."""
+    from torchcodec import decoders
+
+    if hasattr(decoders, "set_cuda_backend"):
+        return decoders.set_cuda_backend("beta")
+    return contextlib.nullcontext()
+
+
+_cpu_reasons: set[str] = set()
+
+
 class TorchcodecReader(GuardedReader):
-    """torchcodec where it is exact; otherwise (``exact_by`` says why) the PyAV reader."""
+    """torchcodec where it is exact; otherwise (``exact_by`` says why) the PyAV reader. ``device``: where
+    torchcodec decodes ("cpu", or a CUDA device: frames come back as a tensor there)."""
 
     name = "torchcodec"
 
     def __init__(self, path: str, device: str = "cpu") -> None:
-        self._decoder_class, self.device, self._dec = _decoder_class(), device, None
+        self._decoder_class, self.device, self._dec = _decoder_class(), str(device), None
+        self._asked = self.device
+        self.cpu_by: str | None = None  # why a file asked on a GPU is decoded on the CPU (device is then "cpu")
         super().__init__(path)
 
     def trusted(self, index: StreamIndex) -> str | None:
         return torchcodec_trusted(index)
 
     def _open(self, index: StreamIndex) -> None:
-        self._dec = self._decoder_class(self.path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1,
-                                        device=self.device)
+        if self.device != "cpu":
+            try:
+                with _cuda_interface():
+                    self._dec = self._decoder_class(self.path, seek_mode="exact", dimension_order="NHWC",
+                                                    device=self.device)
+            except Exception as exc:  # NVDEC lacks the codec, or this torchcodec has no CUDA: decode on the CPU
+                self.cpu_by = f"NVDEC cannot open it ({first_line(exc)[:160]})"
+                if self.cpu_by not in _cpu_reasons:
+                    _cpu_reasons.add(self.cpu_by)
+                    log.warning("%s: decoded on the CPU: %s", self.path, self.cpu_by)
+        if self._dec is None:
+            self.device = "cpu"  # frames come back as an array; the caller moves them
+            self._dec = self._decoder_class(self.path, seek_mode="exact", dimension_order="NHWC",
+                                            num_ffmpeg_threads=1, device="cpu")
         self.num_frames = int(self._dec.metadata.num_frames or 0)
         # the stream's average rate, as the other readers (torchcodec's average_fps is frames / duration:
         # 30.001 for a 30 fps file)
         self.fps = index.fps
 
-    def _read(self, idx: list[int]) -> np.ndarray:
-        """uint8 RGB on the CPU: the distinct frames asked once, in increasing order, then reordered."""
+    def _read(self, idx: list[int]) -> Any:
+        """uint8 RGB: the distinct frames asked once, in increasing order, then reordered; a numpy array when
+        the reader decodes for the CPU, a tensor on the reader's GPU otherwise."""
         wanted = sorted(set(idx))
         batch = self._dec.get_frames_at(indices=wanted).data  # type: ignore[attr-defined]
         where = {i: k for k, i in enumerate(wanted)}
-        out: np.ndarray = batch.cpu().numpy()
-        return out[[where[i] for i in idx]]
+        order = [where[i] for i in idx]
+        if self.device == "cpu":
+            out: np.ndarray = batch.numpy()
+            return out[order]
+        return batch.to(self.device, non_blocking=True)[torch.tensor(order, device=self.device)]
 
     def _drop(self) -> None:
         self._dec = None
@@ -90,4 +129,4 @@ class TorchcodecReader(GuardedReader):
         return first_line(exc)
 
     def _reopened(self) -> TorchcodecReader:
-        return TorchcodecReader(self.path, self.device)
+        return TorchcodecReader(self.path, self._asked)

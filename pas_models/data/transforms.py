@@ -8,6 +8,10 @@ pixels, computed from the spec's view (fixed resize or short-side range, crop).
 Frames stay uint8 until ``to_clip`` turns them into float32 ``(3, T, S, S)``,
 normalised with the dataset's mean and std (default: the Kinetics values
 torchvision's video models use).
+
+Frames decoded on a GPU (torchcodec on CUDA) arrive as a uint8 tensor on that device and stay there: the same
+box, the same resize (in float, rounded back to uint8, as CUDA has no uint8 antialiased resize: within one
+level of the CPU's uint8 kernel) and the same normalisation.
 """
 
 from __future__ import annotations
@@ -73,27 +77,42 @@ def eval_boxes(src_h: int, src_w: int, view: ViewSpec, crops: int = 1) -> list[B
     return [_box(src_h, src_w, sy, sx, view.crop_test, 0.5, p) for p in positions]
 
 
-def crop_resize(frames: np.ndarray, box: Box, size: int, flip: bool = False) -> torch.Tensor:
-    """uint8 (N, H, W, 3) frames -> uint8 (N, 3, size, size): the box, resized (bilinear, antialiased).
+def crop_resize(frames: np.ndarray | torch.Tensor, box: Box, size: int, flip: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W, 3) frames -> uint8 (N, 3, size, size): the box, resized (bilinear, antialiased), on the
+    frames' device.
 
     Stays in uint8 (channels-last, torch's vectorised path: ~8x faster than float on CPU).
     """
     crop = frames[:, box.top:box.top + box.height, box.left:box.left + box.width]
-    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2)  # NHWC memory: channels-last
-    x = resize_frames(x, size)
+    if isinstance(crop, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(crop))
+    else:
+        x = crop.contiguous()
+    x = resize_frames(x.permute(0, 3, 1, 2), size)  # NHWC memory: channels-last
     return x.flip(-1) if flip else x
 
 
 def resize_frames(x: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, 3, h, w) -> (N, 3, size, size), bilinear with antialiasing; unchanged if already that size."""
+    """uint8 (N, 3, h, w) -> (N, 3, size, size), bilinear with antialiasing; unchanged if already that size.
+
+    On the CPU in uint8; elsewhere (CUDA has no uint8 antialiased kernel) in float32, rounded back to uint8."""
     if x.shape[-2:] == (size, size):
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if x.device.type == "cpu":
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resize_in_float(x, size)
+
+
+def resize_in_float(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The float32 resize of uint8 frames, rounded and clamped back to uint8 (the GPU's path)."""
+    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return y.round_().clamp_(0, 255).to(torch.uint8).contiguous(memory_format=torch.channels_last)
 
 
 def to_clip(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """uint8 (N, 3, S, S) frames -> normalised float32 clip (3, N, S, S)."""
+    """uint8 (N, 3, S, S) frames -> normalised float32 clip (3, N, S, S), on the frames' device."""
     clip = x.permute(1, 0, 2, 3).contiguous().float()  # reorder while 1 byte per element
-    scale = 1.0 / (255.0 * torch.tensor(std, dtype=clip.dtype)).view(3, 1, 1, 1)
-    shift = (torch.tensor(mean, dtype=clip.dtype) / torch.tensor(std, dtype=clip.dtype)).view(3, 1, 1, 1)
+    m, s = torch.tensor(mean, dtype=clip.dtype), torch.tensor(std, dtype=clip.dtype)
+    scale = (1.0 / (255.0 * s)).view(3, 1, 1, 1).to(clip.device)
+    shift = (m / s).view(3, 1, 1, 1).to(clip.device)
     return clip.mul_(scale).sub_(shift)  # (x / 255 - mean) / std in two passes

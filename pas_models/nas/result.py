@@ -15,7 +15,7 @@ from typing import Any
 from pas_models.data.formats import DatasetConfig, hashed_data
 from pas_models.errors import PasError
 from pas_models.spec import ArchSpec, hashed_form
-from pas_models.train.task import Distill, Recipe
+from pas_models.train.task import ACCEL_KEYS, Distill, Recipe
 from pas_models.typed_data import from_data, load_json
 
 
@@ -88,6 +88,8 @@ class SupernetTask:
         for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
             if d["distill"][key] == default:  # the default: the hash of a task made before the setting existed
                 d["distill"].pop(key)
+        for key in ACCEL_KEYS:  # how the step runs, not what it trains
+            d["recipe"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

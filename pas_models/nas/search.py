@@ -52,6 +52,7 @@ from pas_models.nas.supernet import Supernet
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
 from pas_models.train import distributed, signals
+from pas_models.train.accel import Feeding, sgd
 from pas_models.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from pas_models.train.frame import run_once
 from pas_models.train.loss import distillation_loss
@@ -94,12 +95,13 @@ def run(task: SupernetTask) -> SupernetResult:
 
 
 def _loader(ds: ClipDataset, sampler: ResumableSampler, recipe: Recipe, epoch: int, start: int, seed: int,
-            gpu: bool) -> Any:
+            feeding: Feeding) -> Any:
     ds.set_epoch(epoch)
     sampler.set_epoch(epoch, start * recipe.batch_per_gpu)
     return iter(ClipLoader(ds, batch_size=recipe.batch_per_gpu, sampler=sampler, drop_last=True,
-                           num_workers=recipe.num_workers, collate_fn=collate_clips, persistent_workers=False,
-                           pin_memory=gpu, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)))
+                           num_workers=feeding.num_workers, collate_fn=collate_clips, persistent_workers=False,
+                           pin_memory=feeding.pin_memory,
+                           generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)))
 
 
 def _allreduce_grads(params: list[torch.Tensor], world: int) -> None:
@@ -131,12 +133,12 @@ class _Data:
     a_spe: int
 
 
-def _data(task: SupernetTask, env: distributed.DistEnv) -> _Data:
+def _data(task: SupernetTask, env: distributed.DistEnv, feeding: Feeding) -> _Data:
     recipe = task.recipe
     samples = load_video_list(task.data, "train").samples
     w_ids, a_ids = split_holdout(len(samples), task.gradient.holdout, task.seed)
     kw = dict(train=True, clips=recipe.clips_per_video, backend=task.data.backend, mean=task.data.mean,
-              std=task.data.std, hflip=task.data.hflip, seed=task.seed)
+              std=task.data.std, hflip=task.data.hflip, seed=task.seed, decode_device=feeding.decode_device)
     w_ds = ClipDataset([samples[i] for i in w_ids], task.base, None, **kw)
     a_ds = ClipDataset([samples[i] for i in a_ids], task.base, None, **{**kw, "seed": task.seed + 1})
     w_sampler = ResumableSampler(len(w_ds), env.world, env.rank, task.seed)
@@ -177,7 +179,8 @@ class _Search:
         self.task, self.env, self.device = task, env, device
         self.cfg, self.recipe, self.files = task.gradient, task.recipe, HypFiles(out)
         torch.manual_seed(task.seed)
-        self.data = _data(task, env)
+        self.feeding = Feeding.of(task.recipe, device)
+        self.data = _data(task, env, self.feeding)
         self.space = SearchSpace.of(task.base)
         self.table, self.cost_error = _cost_table(task, self.space)
         model = build_model(task.base)
@@ -188,15 +191,13 @@ class _Search:
         self.logits = [torch.zeros(len(d), device=device, requires_grad=True) for d in self.space.decisions]
         self.w_params = list(self.supernet.parameters())
         self.peak = base_lr(self.recipe, self.recipe.batch_per_gpu * env.world, True, self.cfg.lr_divisor)
-        self.w_opt = torch.optim.SGD(self.w_params, lr=self.peak, momentum=self.recipe.momentum,
-                                     weight_decay=self.recipe.weight_decay, nesterov=self.recipe.nesterov)
+        self.w_opt = sgd(self.w_params, self.peak, self.recipe)
         self.a_opt = torch.optim.Adam(self.logits, lr=self.cfg.arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
         self.total = self.cfg.epochs * self.data.w_spe
         self.warm = int(self.cfg.warmup * self.total / self.cfg.cycles)
         self.state = self._resume()
         self.w_iter: Any = None
         self.a_iter: Any = None
-        self.gpu = device.type == "cuda"
 
     def _resume(self) -> SearchState:
         task, last = self.task, self.files.last
@@ -266,7 +267,7 @@ class _Search:
         """Step 1: a network sampled (uniformly during the warm-up), its slices trained one SGD step."""
         d, task = self.data, self.task
         if self.w_iter is None or s % d.w_spe == 0:
-            self.w_iter = _loader(d.w_ds, d.w_sampler, self.recipe, s // d.w_spe, s % d.w_spe, task.seed, self.gpu)
+            self.w_iter = _loader(d.w_ds, d.w_sampler, self.recipe, s // d.w_spe, s % d.w_spe, task.seed, self.feeding)
         batch = next(self.w_iter)
         arch_w, _ = sample([lg.detach() if s >= self.warm else torch.zeros_like(lg) for lg in self.logits], tau,
                            step_generator(task.seed, s, 0))
@@ -300,7 +301,7 @@ class _Search:
         a = state.arch_steps
         if self.a_iter is None or a % d.a_spe == 0:
             self.a_iter = _loader(d.a_ds, d.a_sampler, self.recipe, a // d.a_spe, a % d.a_spe, task.seed + 1,
-                                  self.gpu)
+                                  self.feeding)
         batch = next(self.a_iter)
         arch_a, hs = sample(logits, tau, step_generator(task.seed, s, 1))
         child = self.space.derive(arch_a)

@@ -29,17 +29,20 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, samples: Sequence[Sample], spec: ArchSpec, data: DatasetConfig, cfg: EvalConfig,
-             device: torch.device, world: int = 1, rank: int = 0, num_workers: int = 0) -> EvalResult:
+             device: torch.device, world: int = 1, rank: int = 0, num_workers: int = 0,
+             decode_device: str = "cpu") -> EvalResult:
     """Each rank evaluates the videos ``v`` with ``v % world == rank``; sums are all-reduced, so every
     video counts exactly once however many ranks there are. A video with any unreadable view is left
-    out whole (``skipped``), never scored on the views that happened to decode."""
+    out whole (``skipped``), never scored on the views that happened to decode. ``decode_device``: a CUDA
+    device decodes and cuts the views there (``ClipDataset``; no workers then)."""
     ds = ClipDataset(samples, spec, train=False, clips=cfg.clips, crops=cfg.crops, backend=data.backend,
-                     mean=data.mean, std=data.std)
+                     mean=data.mean, std=data.std, decode_device=decode_device)
     views = cfg.clips * cfg.crops
     mine = [i for i in range(len(ds)) if (i // views) % world == rank]
     # its own generator: an evaluation between steps (a quick one every N epochs) leaves torch's global
     # generator (dropout's) where it was, as a resumed run that did not evaluate there has it
-    loader = ClipLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=num_workers, collate_fn=collate_clips,
+    workers = 0 if decode_device != "cpu" else num_workers
+    loader = ClipLoader(Subset(ds, mine), batch_size=cfg.batch, num_workers=workers, collate_fn=collate_clips,
                         generator=torch.Generator().manual_seed(0))
     probs = torch.zeros(len(samples), spec.num_classes, dtype=torch.float64, device=device)
     seen = torch.zeros(len(samples), dtype=torch.float64, device=device)

@@ -112,7 +112,8 @@ def _train_and_evaluate(task: TrainTask, env: distributed.DistEnv, device: torch
     try:
         _train(tr, state, scalars, until=divmod(end, tr.steps_per_epoch))
         ev_cfg = task.eval if rung is None else replace(task.eval, clips=rung.clips, crops=rung.crops)
-        ev = evaluate(tr.model, tr.val_list.samples, tr.spec, task.data, ev_cfg, device, env.world, env.rank)
+        ev = evaluate(tr.model, tr.val_list.samples, tr.spec, task.data, ev_cfg, device, env.world, env.rank,
+                      decode_device=tr.feeding.decode_device)
         if rung is None:
             scalars.add({"val/top1": ev.top1, "val/top5": ev.top5}, task.recipe.epochs)
         else:
@@ -186,8 +187,8 @@ def _epochs(tr: Training, state: TrainState, scalars: Scalars, until: tuple[int,
         # later dropout mask: a resumed run (a rung, a requeue) would not be the uninterrupted one
         seeds = torch.Generator().manual_seed(task.seed * 1_000_003 + epoch)
         loader = ClipLoader(tr.dataset, batch_size=recipe.batch_per_gpu, sampler=tr.sampler, drop_last=True,
-                            num_workers=recipe.num_workers, collate_fn=collate_clips,
-                            persistent_workers=False, pin_memory=tr.precision.gpu, generator=seeds)
+                            num_workers=tr.feeding.num_workers, collate_fn=collate_clips,
+                            persistent_workers=False, pin_memory=tr.feeding.pin_memory, generator=seeds)
         bar = tqdm(loader, desc=f"{task.hypothesis} epoch {epoch + 1}/{recipe.epochs}", unit="batch",
                    initial=start_step, total=tr.steps_per_epoch, disable=not env.is_main or None, leave=False)
         t_epoch, clips_epoch, loss, loss_sum, n_steps = time.monotonic(), 0, float("nan"), 0.0, 0
@@ -261,7 +262,7 @@ def _end_of_epoch(tr: Training, epoch: int, scalars: Scalars, mean_loss: float, 
     every = task.eval.every_epochs
     if every and (epoch + 1) % every == 0 and epoch + 1 < task.recipe.epochs:
         quick = evaluate(tr.model, tr.val_list.samples, tr.spec, task.data, replace(task.eval, clips=1, crops=1),
-                         tr.device, tr.env.world, tr.env.rank)
+                         tr.device, tr.env.world, tr.env.rank, decode_device=tr.feeding.decode_device)
         epoch_scalars.update({"val/top1_1clip": quick.top1, "val/top5_1clip": quick.top5})
     scalars.add(epoch_scalars, epoch + 1)
     log.info("%s: epoch %d/%d done, %s", task.hypothesis, epoch + 1, task.recipe.epochs,

@@ -18,6 +18,7 @@ from pas_models.inherit import can_init_from_parent, init_from_parent
 from pas_models.nets import build_model
 from pas_models.spec import ArchSpec
 from pas_models.train import distributed
+from pas_models.train.accel import Feeding, Precision, compiled, sgd
 from pas_models.train.features import FeatureStudent
 from pas_models.train.sampler import ResumableSampler
 from pas_models.train.schedule import base_lr
@@ -40,26 +41,6 @@ def student_spec(task: TrainTask) -> ArchSpec:
     return task.student.replace(head_dropout=task.recipe.dropout)
 
 
-@dataclass(frozen=True)
-class Precision:
-    """How tensors are computed on this device: AMP dtype (None: fp32) and memory format."""
-
-    gpu: bool
-    amp_dtype: torch.dtype | None
-    memory_format: torch.memory_format
-
-    @classmethod
-    def of(cls, recipe: Any, device: torch.device, label: str) -> Precision:
-        gpu = device.type == "cuda"
-        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.amp) if gpu else None
-        fmt = torch.channels_last_3d if gpu and recipe.channels_last else torch.contiguous_format
-        if gpu:
-            torch.backends.cudnn.benchmark = recipe.cudnn_benchmark
-        elif recipe.amp != "none" or recipe.channels_last:
-            log.info("%s: on CPU: fp32 and contiguous tensors (amp / channels_last apply to GPUs)", label)
-        return cls(gpu, amp, fmt)
-
-
 @dataclass
 class Training:
     """Everything one training needs, built once (``setup``) and then stepped (``_train``)."""
@@ -70,9 +51,10 @@ class Training:
     out: Path
     spec: ArchSpec
     precision: Precision
+    feeding: Feeding
     model: nn.Module  # the student
     trained: nn.Module  # what the optimizer trains: the student, with feature adapters if any
-    train_model: nn.Module  # trained, DDP-wrapped when world > 1
+    train_model: nn.Module  # trained, DDP-wrapped when world > 1, compiled when the recipe says so
     teacher: TeacherSignal
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -99,7 +81,7 @@ def setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: 
         log.info("%s: initialised from %s, %s (weights %s)", task.hypothesis, task.parent.label,
                  task.parent_checkpoint, how)
         finetune = True
-    precision = Precision.of(recipe, device, task.hypothesis)
+    precision, feeding = Precision.of(recipe, device, task.hypothesis), Feeding.of(recipe, device)
     cached = task.teacher is not None and task.distill.cache is not None
     cache = teacher_cache_for(task, train_list.samples) if cached else None
     network = build_teacher(task, device) if not cached else None
@@ -116,17 +98,17 @@ def setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: 
         teacher = LiveTeacher(network, features, precision.memory_format, task.distill.feature_loss == "margin")
     scaler = torch.amp.GradScaler("cuda", enabled=precision.amp_dtype == torch.float16)
     peak = base_lr(recipe, recipe.batch_per_gpu * env.world, finetune, task.lr_divisor)
-    optimizer = torch.optim.SGD(trained.parameters(), lr=peak, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    optimizer = sgd(trained.parameters(), peak, recipe)
     train_model: nn.Module = trained
     if env.world > 1:
         if recipe.sync_bn and precision.gpu:
             trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
         train_model = nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if precision.gpu
                                                           else None)
+    train_model = compiled(train_model, recipe.compile, precision.gpu)
     ds = ClipDataset(train_list.samples, spec, None if cached else task.teacher, train=True,
                      clips=recipe.clips_per_video, backend=task.data.backend, mean=task.data.mean, std=task.data.std,
-                     hflip=task.data.hflip, seed=task.seed, cache=cache)
+                     hflip=task.data.hflip, seed=task.seed, cache=cache, decode_device=feeding.decode_device)
     if cache is not None and (bad := cache.unreadable_videos()):
         ds.exclude(bad, "unreadable when the teacher cache was made")
     sampler = ResumableSampler(len(ds), env.world, env.rank, task.seed)
@@ -134,5 +116,5 @@ def setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: 
     if steps_per_epoch == 0:
         raise PasError(f"{task.hypothesis}: {len(ds)} training clips cannot fill one batch of "
                        f"{recipe.batch_per_gpu} per process x {env.world} processes")
-    return Training(task, env, device, out, spec, precision, model, trained, train_model, teacher, optimizer,
+    return Training(task, env, device, out, spec, precision, feeding, model, trained, train_model, teacher, optimizer,
                     scaler, peak, finetune, ds, sampler, steps_per_epoch, train_list, val_list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pas_models.data.formats import DatasetConfig, hashed_data
 from pas_models.halving import Rung
@@ -15,6 +16,9 @@ SCHEDULES = ("step", "cosine")
 TEACHER_BN_MODES = ("train", "eval")
 KL_REDUCTIONS = ("mean", "batchmean")  # Distill.kl_reduction (train/loss.py)
 AMP_MODES = ("none", "bf16", "fp16")
+# recipe keys that say how the step runs, not what it trains: out of every identity hash
+ACCEL_KEYS = ("compile", "fused_optimizer", "gpu_decode")
+COMPILE_MODES = ("none", "default", "max-autotune-no-cudagraphs", "max-autotune")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,17 @@ class Recipe:
     sync_bn: bool = False  # SyncBatchNorm across ranks (GPU only; torch refuses it on CPU)
     num_workers: int = 4
     checkpoint_minutes: float = 10.0
+    # how the step uses the GPU (pas_models.train.accel); none changes what is trained, so none is in the hash
+    compile: str = "none"  # torch.compile mode of the training forward: none | default | max-autotune[-no-cudagraphs]
+    fused_optimizer: bool = False  # SGD's fused kernel (GPU and CPU)
+    gpu_decode: bool = False  # decode on the GPU (NVDEC, torchcodec) and cut the views there; loader without workers
+
+
+def recorded_recipe(d: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's dict as a definition records it: ``ACCEL_KEYS`` left out at their defaults (definitions recorded
+    before those keys existed still match)."""
+    defaults = Recipe()
+    return {k: v for k, v in d.items() if k not in ACCEL_KEYS or v != getattr(defaults, k)}
 
 
 @dataclass(frozen=True)
@@ -117,4 +132,6 @@ class TrainTask:
             if d["distill"][key] == default:  # the default: the hash of a task made before the setting existed
                 d["distill"].pop(key)
         d["eval"].pop("latency_rounds")  # none changes what is trained (and old checkpoints keep their hash)
+        for key in ACCEL_KEYS:
+            d["recipe"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

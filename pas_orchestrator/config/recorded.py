@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pas_models.data.formats import hashed_data
+from pas_models.train.task import recorded_recipe
 from pas_orchestrator.config.search import CANDIDATE_RUNGS, SearchDef
 
 
@@ -42,6 +43,9 @@ def definition_dict(search: SearchDef) -> dict[str, Any]:
     for key, default in (("teacher_dropout", False), ("feature_loss", "mse")):
         if d["distill"][key] == default:
             del d["distill"][key]
+    d["recipe"] = recorded_recipe(d["recipe"])
+    if d["base"]["recipe"] is not None:
+        d["base"]["recipe"] = recorded_recipe(d["base"]["recipe"])
     return json.loads(json.dumps(d, default=str))
 
 

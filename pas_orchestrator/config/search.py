@@ -21,7 +21,16 @@ from pas_models.nas.result import GradientConfig
 from pas_models.presets import PRESETS, preset
 from pas_models.reductions import DEFAULT_GAMMAS, OPERATORS, check_gamma
 from pas_models.spec import ArchSpec
-from pas_models.train.task import AMP_MODES, KL_REDUCTIONS, SCHEDULES, TEACHER_BN_MODES, Distill, EvalConfig, Recipe
+from pas_models.train.task import (
+    AMP_MODES,
+    COMPILE_MODES,
+    KL_REDUCTIONS,
+    SCHEDULES,
+    TEACHER_BN_MODES,
+    Distill,
+    EvalConfig,
+    Recipe,
+)
 from pas_models.tucker_options import RANK_RULES, TuckerOptions
 from pas_models.typed_data import from_data
 from pas_orchestrator.config.synthsection import SynthSection, check_synthetic
@@ -214,6 +223,9 @@ def search_from_dict(raw: dict[str, Any], where: str) -> SearchDef:
     if cache is not None and cache.top_k is not None and data.num_classes is not None:
         require(cache.top_k <= data.num_classes, f"{where}: distill.cache.top_k",
                 f"{cache.top_k} exceeds the dataset's {data.num_classes} classes (null keeps every logit)")
+    for key, rc in (("recipe", r.recipe), ("base.recipe", r.base.recipe)):
+        if rc is not None and rc.gpu_decode:
+            check_gpu_decode(data, f"{where}: {key}.gpu_decode")
     values = {f.name: getattr(r, f.name) for f in fields(_RawSearch)}
     values["data"] = data
     values["operators"] = {k: check_gamma(k, g) for k, g in r.operators.items()}
@@ -343,6 +355,9 @@ def check_gradient(r: _RawSearch, w: str) -> None:
     require(0 <= g.warmup < 1, f"{w} gradient.warmup", f"must be in [0, 1), got {g.warmup}")
     require(g.lr_divisor >= 1, f"{w} gradient.lr_divisor", f"must be >= 1 (1: the recipe's lr), got {g.lr_divisor}")
     require(g.grad_clip >= 0, f"{w} gradient.grad_clip", f"must be >= 0 (0: not clipped), got {g.grad_clip}")
+    require(r.recipe.compile == "none", f"{w} recipe.compile",
+            "strategy gradient steps a different sampled network each step (torch.compile would recompile it "
+            "each time): set compile: none (base.recipe may compile B's training)")
     require(g.candidate_init in ("pas", "supernet"), f"{w} gradient.candidate_init",
             f"must be pas or supernet, got {g.candidate_init!r}")
     inv = 1 / g.candidate_fraction if 0 < g.candidate_fraction < 1 else 0
@@ -354,6 +369,13 @@ def check_gradient(r: _RawSearch, w: str) -> None:
     require(r.distill.feature_weight == 0, f"{w} distill.feature_weight",
             "strategy gradient distils logits only: set feature_weight: 0")
     require(not r.baselines, f"{w} baselines", "strategy gradient has no \"without PAS\" baselines: set false")
+
+
+def check_gpu_decode(data: DatasetConfig, where: str) -> None:
+    """GPU decode is torchcodec's (NVDEC): the dataset's backend must be torchcodec, or auto where it loads."""
+    require(data.backend in ("auto", "torchcodec"), where,
+            f"decoding on the GPU is torchcodec's, and the dataset sets backend: {data.backend}; set backend: "
+            "torchcodec (or auto) or gpu_decode: false")
 
 
 def check_recipe(rc: Recipe, where: str) -> None:
@@ -370,6 +392,7 @@ def check_recipe(rc: Recipe, where: str) -> None:
     one_of(rc.amp, AMP_MODES, f"{where}.amp")
     require(rc.num_workers >= 0, f"{where}.num_workers", "must be >= 0")
     require(rc.checkpoint_minutes > 0, f"{where}.checkpoint_minutes", "must be > 0")
+    one_of(rc.compile, COMPILE_MODES, f"{where}.compile")
 
 
 def check_distill(d: Distill, where: str) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from pas_models.data.formats import DatasetConfig, dataset_config_from_dict
 from pas_models.errors import PasError
-from pas_models.train.task import EvalConfig, Recipe
+from pas_models.train.task import EvalConfig, Recipe, recorded_recipe
 from pas_models.typed_data import from_data
-from pas_orchestrator.config.search import check_recipe
+from pas_orchestrator.config.search import check_gpu_decode, check_recipe
 from pas_orchestrator.config.yamlfile import load_mapping, require
 from pas_orchestrator.errors import ConfigError
 
@@ -59,6 +59,7 @@ class TransferDef:
 
         d = asdict(self)
         d.pop("source")
+        d["recipe"] = recorded_recipe(d["recipe"])
         return d
 
 
@@ -84,6 +85,8 @@ def load_transfer(path: str | Path) -> TransferDef:
     require(r.lr_divisor >= 1, f"{where}: lr_divisor", f"must be >= 1, got {r.lr_divisor}")
     require(0 <= r.short_videos < 1, f"{where}: short_videos", f"must be in [0, 1), got {r.short_videos}")
     check_recipe(r.recipe, f"{where}: recipe")
+    if r.recipe.gpu_decode:
+        check_gpu_decode(data, f"{where}: recipe.gpu_decode")
     if not Path(data.root).is_absolute():
         data = replace(data, root=str((p.parent / data.root).resolve()))
     return TransferDef(r.transfer, replace(data, split=r.splits[0]), tuple(r.splits), r.recipe, r.lr_divisor, r.eval,

@@ -44,7 +44,7 @@ def test_views_cut_from_a_tensor_are_those_cut_from_the_array() -> None:
 
 @pytest.mark.skipif(PYAV_ONLY, reason="every backend reads with PyAV here")
 def test_gpu_decode_is_refused_with_the_fix() -> None:
-    with pytest.raises(PasError, match="decoding on the GPU needs the torchcodec backend .*decodes with decord"):
+    with pytest.raises(PasError, match=r"decoding on the GPU needs the torchcodec backend .*decodes with decord"):
         ClipDataset(SAMPLES, TEACHER, train=False, backend="decord", decode_device="cuda")
     with pytest.raises(PasError, match="frames decode on the CPU or on a CUDA device"):
         ClipDataset(SAMPLES, TEACHER, train=False, decode_device="mps")
@@ -56,7 +56,7 @@ def test_gpu_decode_is_refused_with_the_fix() -> None:
 def test_without_a_gpu_gpu_decode_is_refused_and_a_reader_asked_for_one_decodes_on_the_cpu() -> None:
     from pas_models.data.torchcodec_reader import TorchcodecReader
 
-    with pytest.raises(PasError, match="this machine has no CUDA device; set recipe.gpu_decode: false"):
+    with pytest.raises(PasError, match=r"this machine has no CUDA device; set recipe\.gpu_decode: false"):
         ClipDataset(SAMPLES, TEACHER, train=False, backend="torchcodec", decode_device="cuda")
     reader = TorchcodecReader(str(MP4), device="cuda")
     try:

@@ -96,6 +96,8 @@ def setup(task: TrainTask, env: distributed.DistEnv, device: torch.device, out: 
         teacher = CachedTeacher()
     elif network is not None:
         teacher = LiveTeacher(network, features, precision.memory_format, task.distill.feature_loss == "margin")
+        if not features:  # a stage tap's hooks stay out of a compiled graph
+            teacher.network = compiled(teacher.network, recipe.compile, precision.gpu)
     scaler = torch.amp.GradScaler("cuda", enabled=precision.amp_dtype == torch.float16)
     peak = base_lr(recipe, recipe.batch_per_gpu * env.world, finetune, task.lr_divisor)
     optimizer = sgd(trained.parameters(), peak, recipe)

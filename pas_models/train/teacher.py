@@ -59,6 +59,11 @@ def frozen_teacher(spec: ArchSpec, checkpoint: str, teacher_bn: str, device: tor
     ``train()`` alone would switch them on with the batch norms and make the soft labels random."""
     teacher = build_model(spec)
     teacher.load_state_dict(load_weights(checkpoint), strict=True)
+    return freeze(teacher, teacher_bn, dropout).to(device)
+
+
+def freeze(teacher: nn.Module, teacher_bn: str = "train", dropout: bool = False) -> nn.Module:
+    """``teacher`` frozen as ``frozen_teacher`` freezes B (in place)."""
     for p in teacher.parameters():
         p.requires_grad_(False)
     if teacher_bn == "train":
@@ -71,7 +76,7 @@ def frozen_teacher(spec: ArchSpec, checkpoint: str, teacher_bn: str, device: tor
     for m in teacher.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             m.train(dropout)
-    return teacher.to(device)
+    return teacher
 
 
 log = logging.getLogger(__name__)

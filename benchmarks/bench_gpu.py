@@ -154,20 +154,20 @@ def pas_n_section(args: argparse.Namespace, device: torch.device, peak: float, c
 
 def roofline_section(args: argparse.Namespace, device_name: str, out: dict[str, Any]) -> None:
     names = [device_name] if device_peak(device_name) else ["NVIDIA H100 80GB HBM3", "Tesla V100-SXM2-32GB"]
-    rows = []
+    rows, batch = [], 24 if args.smoke else args.batch
     for backbone, ops in PATHS.items():
         base = preset(backbone)
-        t_rf = roofline(base)
+        t_rf = roofline(base, batch)
         for n, student in enumerate(apply_sequence(base, list(ops))):
-            s_rf = roofline(student)
+            s_rf = roofline(student, batch)
             for name in names:
                 peak, bw = device_peak(name)  # type: ignore[misc]
-                rows.append({"device": name, "network": f"{backbone} PAS-{n}" if n else f"{backbone} B",
-                             "live_bound": step_bound(s_rf, t_rf, peak, bw),
+                rows.append({"device": name, "network": f"{backbone} PAS-{n}" if n else f"{backbone} B (CE)",
+                             "live_bound": step_bound(s_rf, t_rf if n else None, peak, bw),
                              "cached_bound": step_bound(s_rf, None, peak, bw),
                              "memory_bound_share": s_rf.memory_bound_share(peak, bw)})
     out["roofline"] = rows
-    print("\n## Roofline: the most of the peak a KD step can use (bf16 activations)\n")
+    print(f"\n## Roofline: the most of the peak a step of {batch} clips can use (bf16; B trains without a teacher)\n")
     print("| device | network (student) | live KD bound | cached KD bound | FLOPs in memory-bound layers |\n"
           "|---|---|---|---|---|")
     for r in rows:

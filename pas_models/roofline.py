@@ -2,14 +2,16 @@
 step can use when every layer runs at its roofline (``min(peak, intensity x bandwidth)``).
 
 Each leaf module of one forward pass at the spec's *training* view is traced on the meta device (shapes
-only, nothing computed): a convolution or linear layer does 2 x its multiply-adds in FLOPs and moves its
-input, output and weights once; batch norm, activations and pooling do no counted FLOPs and move their input
-and output. The backward pass costs about twice the forward in both (the usual 3x rule), so the bound is that
-of the forward. Element-wise adds that are not modules (residual sums) move bytes not counted here, so the
-bound is an upper one: a step below it by far is not memory-bound alone.
+only, nothing computed): a convolution or linear layer does 2 x its multiply-adds in FLOPs per clip and
+moves its input and output per clip and its weights once per batch; batch norm, activations and pooling do
+no counted FLOPs and move their input and output. The backward pass costs about twice the forward in both
+(the usual 3x rule), so the bound is that of the forward. Element-wise adds that are not modules (residual
+sums) move bytes not counted here, and no layer is fused with the next, so the bound is an upper one for
+unfused kernels: a step far below it is not memory-bound alone.
 
-``model_flops`` is what MFU divides by (PaLM's convention: matmul/convolution FLOPs only, 2 per
-multiply-add); pas's GFLOPs column (``pas_models.flops``) is the paper's, at the test view, and not this.
+``step_flops`` is what MFU divides by (PaLM's convention: convolution and matmul FLOPs only, 2 per
+multiply-add, at the training view); pas's GFLOPs column (``pas_models.flops``) is the paper's, at the test
+view, and not this.
 """
 
 from __future__ import annotations
@@ -35,14 +37,19 @@ COUNTED = (nn.Conv3d, nn.Conv2d, nn.Linear)
 class Layer:
     name: str
     flops: float  # forward, per clip
-    bytes: float  # forward, per clip
+    bytes: float  # forward, per clip: input and output
+    weight_bytes: float  # forward, per batch
 
 
 @dataclass(frozen=True)
 class Roofline:
-    """A network's forward per clip at its training view, and the bound on a device (``bound``)."""
+    """A network's forward per clip at its training view in batches of ``batch``, and its bound on a device."""
 
     layers: tuple[Layer, ...]
+    batch: int = 24
+
+    def _bytes(self, x: Layer) -> float:
+        return x.bytes + x.weight_bytes / self.batch
 
     @property
     def flops(self) -> float:
@@ -50,11 +57,11 @@ class Roofline:
 
     @property
     def bytes(self) -> float:
-        return sum(x.bytes for x in self.layers)
+        return sum(self._bytes(x) for x in self.layers)
 
     def seconds(self, peak_flops: float, bandwidth: float) -> float:
         """The forward's least time per clip: each layer at max(flops / peak, bytes / bandwidth)."""
-        return sum(max(x.flops / peak_flops, x.bytes / bandwidth) for x in self.layers)
+        return sum(max(x.flops / peak_flops, self._bytes(x) / bandwidth) for x in self.layers)
 
     def bound(self, peak_flops: float, bandwidth: float) -> float:
         """The most of ``peak_flops`` the network can use: its FLOPs over its least time."""
@@ -64,7 +71,7 @@ class Roofline:
     def memory_bound_share(self, peak_flops: float, bandwidth: float) -> float:
         """The share of the FLOPs done in layers whose intensity is below the device's ridge point."""
         ridge = peak_flops / bandwidth
-        slow = sum(x.flops for x in self.layers if x.flops and x.flops / x.bytes < ridge)
+        slow = sum(x.flops for x in self.layers if x.flops and x.flops / self._bytes(x) < ridge)
         return slow / self.flops if self.flops else 0.0
 
 
@@ -80,8 +87,9 @@ def _weights(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False))
 
 
-def roofline(spec: ArchSpec, element_bytes: int = 2) -> Roofline:
-    """Trace one training view of ``spec`` (``element_bytes``: 2 for bf16/fp16 activations, 4 for fp32)."""
+def roofline(spec: ArchSpec, batch: int = 24, element_bytes: int = 2) -> Roofline:
+    """Trace one training view of ``spec``, for steps of ``batch`` clips (``element_bytes``: 2 for bf16/fp16
+    activations and weights, 4 for fp32)."""
     with torch.device("meta"):
         model = build_model(spec).train()
     layers: list[Layer] = []
@@ -90,13 +98,13 @@ def roofline(spec: ArchSpec, element_bytes: int = 2) -> Roofline:
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         if x is None or not isinstance(output, torch.Tensor):
             return
-        moved = (x.numel() + output.numel() + _weights(module)) * element_bytes
+        moved = (x.numel() + output.numel()) * element_bytes
         flops = 0.0
         if isinstance(module, COUNTED):
             w = module.weight
             per_output = w[0].numel() if isinstance(module, (nn.Conv3d, nn.Conv2d)) else w.shape[1]
             flops = 2.0 * output.numel() * per_output
-        layers.append(Layer(names[module], flops, float(moved)))
+        layers.append(Layer(names[module], flops, float(moved), float(_weights(module) * element_bytes)))
 
     names = {m: n for n, m in model.named_modules()}
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
@@ -105,7 +113,7 @@ def roofline(spec: ArchSpec, element_bytes: int = 2) -> Roofline:
     finally:
         for h in handles:
             h.remove()
-    return Roofline(tuple(layers))
+    return Roofline(tuple(layers), batch)
 
 
 def _meta_input(spec: ArchSpec) -> torch.Tensor:

@@ -19,18 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_one_convolution_by_hand() -> None:
     """R(2+1)D-18's stem: 3 -> 45 channels, 1x7x7, stride (1, 2, 2) over 16x112x112: its FLOPs, its bytes."""
-    rf = roofline(preset("r2plus1d_18"))
+    rf = roofline(preset("r2plus1d_18"), batch=8)
     stem = rf.layers[0]
     out = 45 * 16 * 56 * 56
     assert stem.name == "stem.0" and stem.flops == 2 * out * 3 * 7 * 7
-    assert stem.bytes == 2 * (3 * 16 * 112 * 112 + out + 45 * 3 * 7 * 7)
+    assert stem.bytes == 2 * (3 * 16 * 112 * 112 + out) and stem.weight_bytes == 2 * 45 * 3 * 7 * 7
+    assert rf.bytes == pytest.approx(sum(x.bytes + x.weight_bytes / 8 for x in rf.layers))  # weights once a batch
     assert rf.flops == pytest.approx(2 * 40.52e9, rel=0.01)  # torchvision's 40.52 GMACs at 16x112x112, + fc
 
 
 def test_the_bound_is_each_layer_at_its_roofline() -> None:
     peak, bw = 100.0, 10.0  # ridge at 10 FLOPs per byte
-    rf = Roofline((Layer("compute", 1000.0, 10.0), Layer("memory", 100.0, 100.0), Layer("bn", 0.0, 50.0)))
-    # times 10 + 10 + 5 = 25 s for 1100 FLOPs at 100/s
+    rf = Roofline((Layer("compute", 1000.0, 6.0, 8.0), Layer("memory", 100.0, 100.0, 0.0),
+                   Layer("bn", 0.0, 50.0, 0.0)), batch=2)
+    # bytes 10, 100, 50: times 10 + 10 + 5 = 25 s for 1100 FLOPs at 100/s
     assert rf.bound(peak, bw) == pytest.approx(1100 / (100 * 25))
     assert rf.memory_bound_share(peak, bw) == pytest.approx(100 / 1100)
     assert step_flops(rf, rf) == 4 * 1100 and step_bound(rf, None, peak, bw) == pytest.approx(rf.bound(peak, bw))
@@ -55,5 +57,6 @@ def test_the_smoke_run_prints_every_table(tmp_path: Path) -> None:
         assert ladder["rows"][0]["speedup"] == 1.0 and all(r["ms"] > 0 for r in ladder["rows"])
     assert [r["config"] for r in got["pas_n"]["x3d_tiny"]][:2] == ["PAS-1 live", "PAS-1 cached"]
     bounds = {r["network"]: r for r in got["roofline"] if r["device"] == "NVIDIA H100 80GB HBM3"}
-    assert 0 < bounds["x3d_m B"]["live_bound"] < bounds["r2plus1d_18 B"]["live_bound"] < 1
+    assert 0 < bounds["x3d_m PAS-1"]["live_bound"] < bounds["r2plus1d_18 PAS-1"]["live_bound"] < 1
+    assert bounds["r2plus1d_18 B (CE)"]["live_bound"] == bounds["r2plus1d_18 B (CE)"]["cached_bound"]
     assert "## Roofline" in proc.stdout and "| PAS-3 cached |" in proc.stdout

@@ -57,3 +57,11 @@ def test_a_decord_dataset_where_decord_is_missing_is_a_problem(tmp_path: Path) -
     auto = doctor("--dataset", str(tmp_path / "auto.yaml"), env=hidden)  # no decord: torchcodec, or PyAV
     assert auto.returncode == 0 and ("backend auto: torchcodec here" in auto.stdout
                                      or "backend auto: pyav here" in auto.stdout), auto.stdout
+
+
+def test_the_gpu_decode_line_tells_a_cuda_build_from_a_cpu_one() -> None:
+    from pas_orchestrator.commands.doctor import nvdec_line
+
+    assert nvdec_line("0.17.0+cu130").startswith("torchcodec's CUDA build (cu130): recipe.gpu_decode decodes on")
+    cpu = nvdec_line("0.17.0")
+    assert "CPU build" in cpu and "--index-url https://download.pytorch.org/whl/cuXXX" in cpu

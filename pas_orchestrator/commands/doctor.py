@@ -145,10 +145,21 @@ def video_findings() -> list[Finding]:
     version, why = torchcodec_status()
     out.append(Finding("video", "torchcodec", version if version is not None else
                        f"{why}; datasets with `backend: torchcodec` cannot be read here ({INSTALL})"))
+    if version is not None:
+        out.append(Finding("video", "gpu decode", nvdec_line(version)))
     forced = os.environ.get(FORCE_ENV)
     if forced:
         out.append(Finding("video", FORCE_ENV, f"{forced}: every dataset uses this backend"))
     return out
+
+
+def nvdec_line(torchcodec_version: str) -> str:
+    """What `recipe.gpu_decode` does with this torchcodec: its CUDA builds carry "+cuXXX" in their version."""
+    if "+cu" in torchcodec_version:
+        return (f"torchcodec's CUDA build (cu{torchcodec_version.split('+cu', 1)[1]}): recipe.gpu_decode decodes on "
+                "the GPU's NVDEC where a job has a GPU")
+    return ("torchcodec is a CPU build: recipe.gpu_decode would decode on the CPU; for NVDEC install its CUDA build "
+            "(pip install torchcodec --index-url https://download.pytorch.org/whl/cuXXX, torch's CUDA)")
 
 
 def _backend_missing(backend: str) -> str | None:

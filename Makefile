@@ -29,7 +29,7 @@ endif
 PAS := $(PY) -m pas_orchestrator
 
 .PHONY: install test test-slurm test-pyav lint bench bench-search bench-cache bench-gradient bench-known-answer \
-  bench-strategies bench-gradient-ablations clean search status report doctor
+  bench-strategies bench-gradient-ablations bench-gpu clean search status report doctor
 
 install: $(STAMP)
 
@@ -77,6 +77,10 @@ bench: install
 
 # whole searches, one at a time (about 35 and 40 minutes on a 2-core machine): what successive halving
 # saves and whether it keeps the path; what the teacher cache saves and costs, and whether it keeps the path
+# one NVIDIA GPU, within 7 minutes: decode CPU vs NVDEC, the step's options, every PAS-N, the roofline (docs/gpu.md)
+bench-gpu: install
+	$(PY) benchmarks/bench_gpu.py --json benchmarks/out/gpu.json
+
 bench-search: install
 	$(PY) benchmarks/bench_search_cost.py
 

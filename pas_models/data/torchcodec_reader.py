@@ -64,7 +64,9 @@ def _decoder_class() -> Any:
 
 
 def _cuda_interface() -> Any:
-    """torchcodec's NVDEC interface ("beta": NVDEC driven directly, no FFmpeg built with CUDA needed)."""
+    """torchcodec's NVDEC interface (NVDEC driven directly, no FFmpeg built with CUDA needed): named "beta" in
+    the torchcodec releases that introduced it, still accepted under that name by those that made it the
+    default ("nvdec")."""
     from torchcodec import decoders
 
     if hasattr(decoders, "set_cuda_backend"):
@@ -84,7 +86,9 @@ class TorchcodecReader(GuardedReader):
     def __init__(self, path: str, device: str = "cpu") -> None:
         self._decoder_class, self.device, self._dec = _decoder_class(), str(device), None
         self._asked = self.device
-        self.cpu_by: str | None = None  # why a file asked on a GPU is decoded on the CPU (device is then "cpu")
+        # why a file asked on a GPU is decoded on the CPU: device is then "cpu" where NVDEC could not open it, and
+        # stays the GPU where torchcodec falls back by itself (its frames still come back there)
+        self.cpu_by: str | None = None
         super().__init__(path)
 
     def trusted(self, index: StreamIndex) -> str | None:
@@ -98,9 +102,13 @@ class TorchcodecReader(GuardedReader):
                                                     device=self.device)
             except Exception as exc:  # NVDEC lacks the codec, or this torchcodec has no CUDA: decode on the CPU
                 self.cpu_by = f"NVDEC cannot open it ({first_line(exc)[:160]})"
-                if self.cpu_by not in _cpu_reasons:
-                    _cpu_reasons.add(self.cpu_by)
-                    log.warning("%s: decoded on the CPU: %s", self.path, self.cpu_by)
+            else:  # torchcodec's own fallback: its CPU decodes, the frames still come back on the GPU
+                fallback = getattr(self._dec, "cpu_fallback", None)
+                if fallback:
+                    self.cpu_by = f"torchcodec decodes it on the CPU ({str(fallback).strip()[:160]})"
+            if self.cpu_by is not None and self.cpu_by not in _cpu_reasons:
+                _cpu_reasons.add(self.cpu_by)
+                log.warning("%s: decoded on the CPU: %s", self.path, self.cpu_by)
         if self._dec is None:
             self.device = "cpu"  # frames come back as an array; the caller moves them
             self._dec = self._decoder_class(self.path, seek_mode="exact", dimension_order="NHWC",

@@ -21,7 +21,7 @@ from pas_models.data.formats import DatasetConfig, dataset_config_from_dict
 from pas_models.errors import PasError
 from pas_models.train.task import EvalConfig, Recipe, recorded_recipe
 from pas_models.typed_data import from_data
-from pas_orchestrator.config.search import check_gpu_decode, check_recipe
+from pas_orchestrator.config.recipe_checks import check_gpu_decode, check_recipe
 from pas_orchestrator.config.yamlfile import load_mapping, require
 from pas_orchestrator.errors import ConfigError
 

@@ -95,25 +95,36 @@ def _row(step: Step, batch: int, flops_per_clip: float, peak: float, base_ms: fl
             "first_step_s": step.first_step_s}
 
 
+def _timed(args: argparse.Namespace, device: torch.device, peak: float, steps: list[Step], flops: list[float],
+           versus_first: bool) -> list[dict[str, Any]]:
+    """Time ``steps`` interleaved, then free them: one row each (speed-up over the first where asked)."""
+    time_steps(steps, device, args.rounds, args.steps, args.warmup)
+    base_ms = steps[0].median_ms if versus_first else None
+    rows = [_row(s, args.batch, f, peak, base_ms) for s, f in zip(steps, flops, strict=True)]
+    steps.clear()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def _amp(device: torch.device) -> str:
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp16"
+
+
 def ladder_section(args: argparse.Namespace, device: torch.device, peak: float, clock: Clock,
                    out: dict[str, Any]) -> None:
     gpu = device.type == "cuda"
-    amp = "bf16" if gpu and torch.cuda.is_bf16_supported() else "fp16"
     for backbone, ops in (SMOKE_PATHS if args.smoke else PATHS).items():
         if not clock.allows(60 if gpu else 5):
             out.setdefault("skipped", []).append(f"ladder {backbone}")
             continue
         base = preset(backbone)
         student = apply_sequence(base, [ops[0]])[-1]
-        flops = step_flops(roofline(student), roofline(base))
-        recipes = [(lbl, rc) for lbl, rc in ladder_recipes(amp) if gpu or rc.compile == "none"]
+        recipes = [(lbl, rc) for lbl, rc in ladder_recipes(_amp(device)) if gpu or rc.compile == "none"]
         steps = [make_step(lbl, base, student, rc, args.batch, device, live=True) for lbl, rc in recipes]
-        time_steps(steps, device, args.rounds, args.steps, args.warmup)
-        rows = [_row(s, args.batch, flops, peak, steps[0].median_ms) for s in steps]
+        flops = step_flops(roofline(student), roofline(base))
+        rows = _timed(args, device, peak, steps, [flops] * len(steps), versus_first=True)
         out.setdefault("ladder", {})[backbone] = {"student": student.label, "rows": rows}
-        del steps
-        if gpu:
-            torch.cuda.empty_cache()
         print(f"\n## {base.label}: KD step, teacher B, student {student.label}, {args.batch} clips\n")
         print("| step | ms (spread) | clips/s | MFU | vs fp32 eager | first step s |\n|---|---|---|---|---|---|")
         for r in rows:
@@ -123,28 +134,20 @@ def ladder_section(args: argparse.Namespace, device: torch.device, peak: float, 
 
 def pas_n_section(args: argparse.Namespace, device: torch.device, peak: float, clock: Clock,
                   out: dict[str, Any]) -> None:
-    gpu = device.type == "cuda"
-    amp = "bf16" if gpu and torch.cuda.is_bf16_supported() else "fp16"
-    best = [rc for _, rc in ladder_recipes(amp) if rc.compile == "none"][-1]
+    best = [rc for _, rc in ladder_recipes(_amp(device)) if rc.compile == "none"][-1]
     for backbone, ops in (SMOKE_PATHS if args.smoke else PATHS).items():
-        if not clock.allows(90 if gpu else 5):
+        if not clock.allows(90 if device.type == "cuda" else 5):
             out.setdefault("skipped", []).append(f"PAS-N {backbone}")
             continue
         base = preset(backbone)
-        path = apply_sequence(base, list(ops))[1:]
         t_rf = roofline(base)
         steps, flops = [], []
-        for n, student in enumerate(path, 1):
+        for n, student in enumerate(apply_sequence(base, list(ops))[1:], 1):
             for live in (True, False):
                 steps.append(make_step(f"PAS-{n} {'live' if live else 'cached'}", base, student, best, args.batch,
                                        device, live))
                 flops.append(step_flops(roofline(student), t_rf if live else None))
-        time_steps(steps, device, args.rounds, args.steps, args.warmup)
-        rows = [_row(s, args.batch, f, peak, None) for s, f in zip(steps, flops, strict=True)]
-        out.setdefault("pas_n", {})[backbone] = rows
-        del steps
-        if gpu:
-            torch.cuda.empty_cache()
+        out.setdefault("pas_n", {})[backbone] = rows = _timed(args, device, peak, steps, flops, versus_first=False)
         print(f"\n## {base.label}: the path {','.join(ops)}, every option but compile, {args.batch} clips\n")
         print("| network, KD | ms (spread) | clips/s | MFU |\n|---|---|---|---|")
         for r in rows:

@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_decode import colour_rows, decode_rates, gpu_decode_missing
+from gpu_decode import colour_rows, decode_rates, decoders_missing, gpu_decode_missing
 from gpu_steps import Step, flag, ladder_recipes, make_step, time_steps
 
 from pas_models.data.prepare import plan_prepare, prepare
@@ -67,6 +67,11 @@ class Clock:
 
 def decode_section(args: argparse.Namespace, out: dict[str, Any]) -> None:
     spec = preset("r2plus1d_tiny" if args.smoke else "r2plus1d_18")
+    missing = decoders_missing()
+    if missing is not None:  # the step tables need torch alone
+        out["decode_skipped"] = missing
+        print(f"\n## Decode: skipped: {missing}")
+        return
     originals = sorted(VIDEOS.glob("*.*"))
     why = gpu_decode_missing(originals[0])
     out["gpu_decode"] = why or "NVDEC"

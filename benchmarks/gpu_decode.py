@@ -20,6 +20,18 @@ from pas_models.spec import ArchSpec
 CLIPS_PER_VIDEO = 1000
 
 
+def decoders_missing() -> str | None:
+    """None where PyAV (the index, ``pas data prepare``) and torchcodec load here, else what is missing."""
+    try:
+        import av  # noqa: F401
+    except ImportError as exc:
+        return f"PyAV does not import ({exc})"
+    from pas_models.data.torchcodec_reader import torchcodec_status
+
+    version, why = torchcodec_status()
+    return None if version is not None else f"torchcodec is {why}"
+
+
 def gpu_decode_missing(path: Path) -> str | None:
     """None where NVDEC decodes ``path`` through torchcodec here, else why not."""
     if not torch.cuda.is_available():

@@ -79,7 +79,7 @@ bench: install
 # saves and whether it keeps the path; what the teacher cache saves and costs, and whether it keeps the path
 # one NVIDIA GPU, within 7 minutes: decode CPU vs NVDEC, the step's options, every PAS-N, the roofline (docs/gpu.md)
 bench-gpu: install
-	$(PY) benchmarks/bench_gpu.py --json benchmarks/out/gpu.json
+	$(PY) benchmarks/bench_gpu.py --json benchmarks/out/gpu.json --plot benchmarks/out/gpu-roofline.png
 
 bench-search: install
 	$(PY) benchmarks/bench_search_cost.py

@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_decode import colour_rows, decode_rates, decoders_missing, gpu_decode_missing
+from gpu_plot import measured_mfu, plot_roofline
 from gpu_steps import Step, flag, ladder_recipes, make_step, time_steps
 
 from pas_models.data.prepare import plan_prepare, prepare
@@ -183,6 +184,18 @@ def roofline_section(args: argparse.Namespace, device_name: str, out: dict[str, 
               f"{100 * r['memory_bound_share']:.0f}% |")
 
 
+def figure(path: Path, device_name: str, out: dict[str, Any]) -> None:
+    """The roofline figure on this GPU (with its measured steps), else on an H100 SXM."""
+    name = device_name if device_peak(device_name) else "NVIDIA H100 80GB HBM3"
+    peak, bw = device_peak(name)  # type: ignore[misc]
+    nets = {}
+    for backbone, ops in PATHS.items():
+        base = preset(backbone)
+        nets[backbone] = (roofline(apply_sequence(base, [ops[0]])[-1]), roofline(base))
+    plot_roofline(path, name, peak, bw, nets, measured_mfu(out) if name == device_name else {})
+    print(f"\nroofline figure: {path}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-s", type=float, default=420.0, help="stop starting new tables after this")
@@ -192,6 +205,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (the first one timed apart)")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny networks, 1 round: every code path")
     parser.add_argument("--json", type=Path, help="write every row here too")
+    parser.add_argument("--plot", type=Path, help="draw the roofline figure (this GPU's, else an H100's) here")
     args = parser.parse_args()
     if args.smoke:
         args.batch, args.rounds, args.steps, args.warmup = 2, 1, 1, 1
@@ -206,6 +220,8 @@ def main() -> int:
     roofline_section(args, name, out)
     ladder_section(args, device, peak, clock, out)
     pas_n_section(args, device, peak, clock, out)
+    if args.plot:
+        figure(args.plot, name, out)
     out["seconds"] = clock.used
     if out.get("skipped"):
         print(f"\nskipped (budget {args.budget_s:g} s): {', '.join(out['skipped'])}")

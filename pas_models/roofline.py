@@ -48,7 +48,7 @@ class Roofline:
     layers: tuple[Layer, ...]
     batch: int = 24
 
-    def _bytes(self, x: Layer) -> float:
+    def layer_bytes(self, x: Layer) -> float:
         return x.bytes + x.weight_bytes / self.batch
 
     @property
@@ -57,11 +57,11 @@ class Roofline:
 
     @property
     def bytes(self) -> float:
-        return sum(self._bytes(x) for x in self.layers)
+        return sum(self.layer_bytes(x) for x in self.layers)
 
     def seconds(self, peak_flops: float, bandwidth: float) -> float:
         """The forward's least time per clip: each layer at max(flops / peak, bytes / bandwidth)."""
-        return sum(max(x.flops / peak_flops, self._bytes(x) / bandwidth) for x in self.layers)
+        return sum(max(x.flops / peak_flops, self.layer_bytes(x) / bandwidth) for x in self.layers)
 
     def bound(self, peak_flops: float, bandwidth: float) -> float:
         """The most of ``peak_flops`` the network can use: its FLOPs over its least time."""
@@ -71,7 +71,7 @@ class Roofline:
     def memory_bound_share(self, peak_flops: float, bandwidth: float) -> float:
         """The share of the FLOPs done in layers whose intensity is below the device's ridge point."""
         ridge = peak_flops / bandwidth
-        slow = sum(x.flops for x in self.layers if x.flops and x.flops / self._bytes(x) < ridge)
+        slow = sum(x.flops for x in self.layers if x.flops and x.flops / self.layer_bytes(x) < ridge)
         return slow / self.flops if self.flops else 0.0
 
 

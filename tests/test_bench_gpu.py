@@ -42,8 +42,8 @@ def test_the_bound_is_each_layer_at_its_roofline() -> None:
 @pytest.mark.slow
 def test_the_smoke_run_prints_every_table(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--smoke", "--json", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--smoke", "--json", str(out), "--plot",
+                           str(tmp_path / "roofline.png")], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(out.read_text())
     loaders = {(r["videos"], r["loader"]) for r in got["decode"]}
@@ -60,3 +60,4 @@ def test_the_smoke_run_prints_every_table(tmp_path: Path) -> None:
     assert 0 < bounds["x3d_m PAS-1"]["live_bound"] < bounds["r2plus1d_18 PAS-1"]["live_bound"] < 1
     assert bounds["r2plus1d_18 B (CE)"]["live_bound"] == bounds["r2plus1d_18 B (CE)"]["cached_bound"]
     assert "## Roofline" in proc.stdout and "| PAS-3 cached |" in proc.stdout
+    assert (tmp_path / "roofline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,7 @@
 """One NVIDIA GPU: decode and the training step, every table of docs/gpu.md in one run (within --budget-s).
 
     python benchmarks/bench_gpu.py [--budget-s 420] [--batch 24] [--rounds 3] [--steps 6] [--json PATH]
+                                   [--plot PNG] [--compile r2plus1d_18,x3d_m]
     python benchmarks/bench_gpu.py --smoke     # on a CPU: the tiny networks through every code path
 
 1. decode: clips/s of R(2+1)D-18's training view from the shipped real clips and their copies prepared by
@@ -10,7 +11,8 @@
 2. the ladder: iteration 1's distillation step (teacher B, student PAS-1 of the paper's path) at 24 clips per
    GPU, in pas's own step (``pas_models.train.run._step``), fp32 eager, then each option added in turn
    (cudnn.benchmark, bf16 autocast, channels_last_3d, fused SGD, torch.compile): ms per step, clips/s, MFU,
-   speed-up over fp32 eager, and the first step's time (compilation); per backbone.
+   speed-up over fp32 eager, and the first step's time (compilation); per backbone (compile for those named
+   by ``--compile``: R(2+1)D-18 unless told).
 3. PAS-N: every network of the paper's path (teacher B), live and cached distillation, with every option but
    compile.
 4. roofline: the most of the GPU's peak each step can use (``pas_models.roofline``) and the share of its
@@ -121,12 +123,13 @@ def ladder_section(args: argparse.Namespace, device: torch.device, peak: float, 
                    out: dict[str, Any]) -> None:
     gpu = device.type == "cuda"
     for backbone, ops in (SMOKE_PATHS if args.smoke else PATHS).items():
-        if not clock.allows(60 if gpu else 5):
+        compiles = gpu and backbone in args.compile
+        if not clock.allows((150 if compiles else 60) if gpu else 5):
             out.setdefault("skipped", []).append(f"ladder {backbone}")
             continue
         base = preset(backbone)
         student = apply_sequence(base, [ops[0]])[-1]
-        recipes = [(lbl, rc) for lbl, rc in ladder_recipes(_amp(device)) if gpu or rc.compile == "none"]
+        recipes = [(lbl, rc) for lbl, rc in ladder_recipes(_amp(device)) if compiles or rc.compile == "none"]
         steps = [make_step(lbl, base, student, rc, args.batch, device, live=True) for lbl, rc in recipes]
         flops = step_flops(roofline(student), roofline(base))
         rows = _timed(args, device, peak, steps, [flops] * len(steps), versus_first=True)
@@ -199,6 +202,8 @@ def figure(path: Path, device_name: str, out: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-s", type=float, default=420.0, help="stop starting new tables after this")
+    parser.add_argument("--compile", default="r2plus1d_18", type=lambda v: [x for x in v.split(",") if x],
+                        help="backbones whose ladder ends with torch.compile (its compilation takes minutes)")
     parser.add_argument("--batch", type=int, default=24, help="clips per GPU (the paper's 24)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per round")

@@ -83,7 +83,7 @@ def decode_section(args: argparse.Namespace, out: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         assert not prepare(plan_prepare(VIDEOS, Path(tmp), short_side=128, keyint=16).jobs, workers=min(cores, 4))
         sets = {"original": originals, "prepared 128": sorted(Path(tmp).glob("*.mp4"))}
-        out["decode"] = decode_rates(sets, spec, counts, why is None, 16 if args.smoke else 96,
+        out["decode"] = decode_rates(sets, spec, counts, why is None, 8 if args.smoke else 96,
                                      1 if args.smoke else args.rounds)
     print(f"\n## Decode: clips/s of {spec.label}'s training view (GPU decode: {why or 'NVDEC'})\n")
     print("| videos | loader | clips/s (spread) |\n|---|---|---|")

@@ -4,6 +4,7 @@ batches, with the recipe's accelerator options (``pas_models.train.accel``), liv
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 import types
 from collections.abc import Callable
@@ -94,6 +95,7 @@ def time_steps(steps: list[Step], device: torch.device, rounds: int, per_round: 
         s.first_step_s = time.perf_counter() - t
         for _ in range(warmup - 1):
             s.run()
+        print(f"  {s.label}: first step {s.first_step_s:.1f} s", file=sys.stderr, flush=True)
     for r in range(rounds):
         for s in steps[r % len(steps):] + steps[:r % len(steps)]:
             torch.backends.cudnn.benchmark = s.recipe.cudnn_benchmark
@@ -103,6 +105,7 @@ def time_steps(steps: list[Step], device: torch.device, rounds: int, per_round: 
                 s.run()
             _sync(device)
             s.ms.append((time.perf_counter() - t) / per_round * 1e3)
+        print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
 
 
 def flag(spread: float) -> str:

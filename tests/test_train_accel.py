@@ -122,3 +122,18 @@ def test_a_definition_records_the_options_only_where_set(tmp_path: Path) -> None
 def test_option_errors_name_the_key_and_the_fix(tmp_path: Path, recipe: dict, more: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_search(_search(tmp_path, recipe, **more))
+
+
+@pytest.mark.parametrize(("backbone", "ops"), [("r2plus1d_tiny", "cf"), ("slowfast_tiny", "cs"), ("x3d_tiny", "ct"),
+                                               ("r2plus1d_tiny", "k")])
+def test_every_family_compiles_to_one_graph(backbone: str, ops: str) -> None:
+    """``compile`` pays off only where dynamo captures the network whole: a graph break (Python it cannot trace)
+    splits it into graphs run one after the other, each a launch and a round trip through Python."""
+    import torch._dynamo as dynamo
+
+    from pas_models.reductions import apply_sequence
+
+    spec = apply_sequence(preset(backbone), list(ops))[-1]
+    dynamo.reset()
+    explained = dynamo.explain(build_model(spec).train())(torch.randn(2, *spec.input_shape(train=True)))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

@@ -151,7 +151,7 @@ def cache_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> CacheShardTas
     return CacheShardTask(h.label, h.out_dir, str(cache_folder(ctx.layout, r)), cache_shard(h.op), s.base_spec(),
                           str(HypFiles.of(base.out_dir).model), ctx.data, s.distill.cache, s.distill.teacher_bn,
                           s.recipe.batch_per_gpu, s.recipe.num_workers, s.seed + r,
-                          teacher_dropout=s.distill.teacher_dropout)
+                          teacher_dropout=s.distill.teacher_dropout, gpu_decode=s.recipe.gpu_decode)
 
 
 def supernet_row_task(ctx: TaskContext, snap: Snapshot, h: HypRec) -> SupernetTask:

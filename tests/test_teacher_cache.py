@@ -189,3 +189,24 @@ def test_a_shard_job_gets_one_process_and_one_gpu(gres: str | None, expected: st
     s = single_gpu_resources(res)
     assert (s.nodes, s.tasks_per_node, s.gpus_per_node, s.gres, s.exclusive, s.time_min, s.array_parallelism) == (
         1, 1, 1, expected, False, 1440, 8)  # shards go out as an array, throttled like the hypotheses
+
+
+def test_a_shard_with_gpu_decode_stores_the_same_recipes(tmp_path: Path, synth_dir: Path) -> None:
+    """The search's recipe.gpu_decode reaches the shard job; its recipes are drawn as on the CPU. On a GPU the
+    clips are decoded by NVDEC (logits within the colour conversion's effect); without one, on the CPU, so the
+    shard is the CPU's to the bit."""
+    import numpy as np
+
+    config = CacheConfig(2, None, 1)
+    cache_dir, spec, data = _make(tmp_path, synth_dir, config)
+    task = CacheShardTask("0-cache-0", str(tmp_path / "gpu-job0"), str(tmp_path / "gpu"), 0, spec,
+                          str(tmp_path / "B0.pt"), data, config, "eval", batch=4, num_workers=0, seed=SEED,
+                          gpu_decode=True)
+    run_shard(task)
+    cpu, gpu = (np.load(d / "shard-000-of-001.npz") for d in (cache_dir, tmp_path / "gpu"))
+    assert sorted(cpu.files) == sorted(gpu.files)
+    for key in cpu.files:
+        if key == "logits" and torch.cuda.is_available():
+            assert np.allclose(cpu[key], gpu[key], atol=0.05), key
+        else:
+            assert np.array_equal(cpu[key], gpu[key]), key

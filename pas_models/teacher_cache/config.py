@@ -57,6 +57,7 @@ class CacheShardTask:
     seed: int = 0
     attempt: int = 1
     teacher_dropout: bool = False
+    gpu_decode: bool = False  # the search's recipe.gpu_decode: NVDEC decodes on a GPU node (no loader workers)
 
     @property
     def result_path(self) -> Path:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pas_models.data.backends import VideoUnreadable, open_video
-from pas_models.data.dataset import ClipLoader
+from pas_models.data.backends import VideoUnreadable, effective_backend, open_video
+from pas_models.data.dataset import ClipLoader, gpu_decode_device
 from pas_models.data.formats import Sample, load_video_list
 from pas_models.data.sampling import clip_span, plan_views
 from pas_models.data.transforms import crop_resize, to_clip, train_box
@@ -43,8 +43,11 @@ class _ShardClips(Dataset):  # type: ignore[type-arg]
     """The (video, recipe) pairs of a shard in a seeded order, each decoded and cropped as its recipe says
     (an unreadable video gives an invalid item with the reason, not an error)."""
 
-    def __init__(self, task: CacheShardTask, samples: list[Sample]) -> None:
+    def __init__(self, task: CacheShardTask, samples: list[Sample], decode_device: str = "cpu") -> None:
         self.task, self.samples, self.spec = task, samples, task.teacher
+        # resolved once here, not by each forked worker (auto imports torchcodec to see whether it loads)
+        self.backend = effective_backend(task.data.backend)
+        self.decode_device = gpu_decode_device(decode_device, self.backend)
         cfg = task.config
         self.pairs = [(v, k) for v in shard_videos(len(samples), task.shard, cfg.shards)
                       for k in range(cfg.clips_per_video)]
@@ -58,7 +61,7 @@ class _ShardClips(Dataset):  # type: ignore[type-arg]
         v, k = self.pairs[int(self.order[i])]
         task, spec = self.task, self.spec
         try:
-            reader = open_video(self.samples[v].path, task.data.backend)
+            reader = open_video(self.samples[v].path, self.backend, self.decode_device)
             try:
                 n = reader.num_frames
                 rng, start = draw_recipe(task.seed, v, k, n, self.span)
@@ -67,8 +70,11 @@ class _ShardClips(Dataset):  # type: ignore[type-arg]
             finally:
                 reader.close()
         except VideoUnreadable as exc:
-            return {"clip": torch.zeros(spec.input_shape(True)), "video": v, "recipe": k, "start": 0,
-                    "box": torch.zeros(4, dtype=torch.int32), "flip": False, "valid": False, "why": exc.reason}
+            return {"clip": torch.zeros(spec.input_shape(True), device=self.decode_device), "video": v, "recipe": k,
+                    "start": 0, "box": torch.zeros(4, dtype=torch.int32), "flip": False, "valid": False,
+                    "why": exc.reason}
+        if self.decode_device != "cpu" and isinstance(frames, np.ndarray):  # a file the CPU decoded
+            frames = torch.from_numpy(frames).to(self.decode_device)
         h, w = frames.shape[1:3]
         b, flip = train_box(h, w, spec.view, rng)
         flip = flip and task.data.hflip
@@ -99,8 +105,9 @@ def _teacher_logits(task: CacheShardTask, clips: _ShardClips, dev: torch.device)
                                       out_dir=task.out_dir, teacher=task.teacher,
                                       teacher_checkpoint=task.teacher_checkpoint, distill=distill), dev)
     assert teacher is not None
-    loader = ClipLoader(clips, batch_size=task.batch, shuffle=False, num_workers=task.num_workers,
-                        pin_memory=dev.type == "cuda")
+    on_gpu = clips.decode_device != "cpu"  # items made on the GPU, in this process
+    loader = ClipLoader(clips, batch_size=task.batch, shuffle=False, num_workers=0 if on_gpu else task.num_workers,
+                        pin_memory=dev.type == "cuda" and not on_gpu)
     out = _Computed()
     last_log, done = time.monotonic(), 0
     with torch.inference_mode():
@@ -163,7 +170,7 @@ def run_shard(task: CacheShardTask, device: str | None = None) -> CacheShardResu
     samples = load_video_list(task.data, "train").samples
     manifest = manifest_for(samples, task.data, task.teacher, task.teacher_checkpoint, task.config, task.seed,
                             task.teacher_bn, task.teacher_dropout)
-    clips = _ShardClips(task, samples)
+    clips = _ShardClips(task, samples, str(dev) if task.gpu_decode and dev.type == "cuda" else "cpu")
     computed = _teacher_logits(task, clips, dev)
     arrays = _shard_arrays(computed, task.config, task.teacher, manifest)
     path = task.shard_path

@@ -83,8 +83,7 @@ def decode_section(args: argparse.Namespace, out: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         assert not prepare(plan_prepare(VIDEOS, Path(tmp), short_side=128, keyint=16).jobs, workers=min(cores, 4))
         sets = {"original": originals, "prepared 128": sorted(Path(tmp).glob("*.mp4"))}
-        out["decode"] = decode_rates(sets, spec, counts, why is None, 8 if args.smoke else 96,
-                                     1 if args.smoke else args.rounds)
+        out["decode"] = decode_rates(sets, spec, counts, why is None, args.decode_clips, args.rounds)
     print(f"\n## Decode: clips/s of {spec.label}'s training view (GPU decode: {why or 'NVDEC'})\n")
     print("| videos | loader | clips/s (spread) |\n|---|---|---|")
     for r in out["decode"]:
@@ -208,12 +207,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (the first one timed apart)")
+    parser.add_argument("--decode-clips", type=int, default=48, help="clips per decode measurement")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny networks, 1 round: every code path")
     parser.add_argument("--json", type=Path, help="write every row here too")
     parser.add_argument("--plot", type=Path, help="draw the roofline figure (this GPU's, else an H100's) here")
     args = parser.parse_args()
     if args.smoke:
-        args.batch, args.rounds, args.steps, args.warmup = 2, 1, 1, 1
+        args.batch, args.rounds, args.steps, args.warmup, args.decode_clips = 2, 1, 1, 1, 8
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     peak, _ = device_peak(name) or (0.0, 0.0)

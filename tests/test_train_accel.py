@@ -105,12 +105,13 @@ def _search(tmp_path: Path, recipe: dict, **more: object) -> Path:
     return path
 
 
-def test_a_definition_records_the_options_only_where_set(tmp_path: Path) -> None:
+def test_a_definition_records_the_options_only_where_set_and_a_resume_may_switch_them(tmp_path: Path) -> None:
     plain = load_search(_search(tmp_path, {"epochs": 2}))
     fast = load_search(_search(tmp_path, {"epochs": 2, **FAST}))
     assert not set(FAST) & set(definition_dict(plain)["recipe"])  # a search recorded before them still resumes
     assert {k: definition_dict(fast)["recipe"][k] for k in FAST} == FAST
-    assert definition_hash(fast) != definition_hash(plain)
+    assert definition_hash(fast) == definition_hash(plain)  # what a resume must match
+    assert definition_hash(load_search(_search(tmp_path, {"epochs": 3, **FAST}))) != definition_hash(plain)
 
 
 @pytest.mark.parametrize(("recipe", "more", "message"), [

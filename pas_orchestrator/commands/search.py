@@ -278,7 +278,7 @@ def _watched(controller: Any, ledger: Any, search: SearchDef, layout: RunLayout,
 def _start_or_resume(ledger: Any, search: SearchDef, profile: ClusterProfile, job: Path) -> None:
     """The search recorded in its ledger (new), or the recorded one checked against the definition (a resume); a
     cancelled or failed search runs again."""
-    from pas_orchestrator.config.recorded import definition_dict, definition_hash
+    from pas_orchestrator.config.recorded import definition_dict, definition_hash, without_accel
     from pas_orchestrator.core.actions import ResumeSearch
     from pas_orchestrator.ledger import SearchState
     from pas_orchestrator.runs import definition_changes
@@ -286,7 +286,7 @@ def _start_or_resume(ledger: Any, search: SearchDef, profile: ClusterProfile, jo
     definition = definition_dict(search)
     rec = ledger.init_search(search.name, definition, definition_hash(search), profile.name)
     if rec.definition_hash != definition_hash(search):
-        changes = definition_changes(json.loads(rec.definition), definition)
+        changes = definition_changes(without_accel(json.loads(rec.definition)), without_accel(definition))
         if changes:
             raise PasError(f"search {search.name}: {job} differs from the definition it was started with "
                            f"({'; '.join(changes[:5])}{'; ...' if len(changes) > 5 else ''}); revert it, or "

@@ -165,6 +165,7 @@ def _transfer(job: Path, layout: RunLayout, search: SearchDef, dry_run: bool) ->
 
     from pas_models.data.formats import load_video_list
     from pas_models.data.tools import frame_counts
+    from pas_orchestrator.config.recorded import without_accel
     from pas_orchestrator.config.transfer import load_transfer
     from pas_orchestrator.runs import definition_changes
     from pas_orchestrator.studies.transfer import Transfer
@@ -174,7 +175,7 @@ def _transfer(job: Path, layout: RunLayout, search: SearchDef, dry_run: bool) ->
     recorded = json.loads(json.dumps(t.recorded(), default=str))
     path = layout.study_file(study.slug, "definition")
     if path.is_file():
-        changes = definition_changes(json.loads(path.read_text()), recorded)
+        changes = definition_changes(without_accel(json.loads(path.read_text())), without_accel(recorded))
         if changes:
             raise PasError(f"study {study.slug}: {job} differs from the definition it was started with "
                            f"({'; '.join(changes[:5])}); revert it, or give the study another name (transfer:)")

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pas_models.data.formats import hashed_data
-from pas_models.train.task import recorded_recipe
+from pas_models.train.task import ACCEL_KEYS, recorded_recipe
 from pas_orchestrator.config.search import CANDIDATE_RUNGS, SearchDef
 
 
@@ -18,9 +18,22 @@ def definition_hash(search: SearchDef) -> str:
 
 def hashed_definition(search: SearchDef) -> dict[str, Any]:
     """What ``definition_hash`` hashes: the recorded definition, its data's backend ``auto`` read as ``decord``
-    (recorded as written; hashed as by a pas from before ``auto``, whose searches still resume)."""
-    d = definition_dict(search)
+    (recorded as written; hashed as by a pas from before ``auto``, whose searches still resume), without the
+    recipes' ``ACCEL_KEYS`` (how steps run, not what they train: switched on a resume, jobs submitted after it
+    run with the new setting)."""
+    d = without_accel(definition_dict(search))
     d["data"] = hashed_data(d["data"])
+    return d
+
+
+def without_accel(definition: dict[str, Any]) -> dict[str, Any]:
+    """A recorded definition (a search's or a study's) without its recipes' ``ACCEL_KEYS``: what a resume
+    compares."""
+    d = json.loads(json.dumps(definition))
+    for recipe in (d.get("recipe"), (d.get("base") or {}).get("recipe")):
+        if isinstance(recipe, dict):
+            for key in ACCEL_KEYS:
+                recipe.pop(key, None)
     return d
 
 

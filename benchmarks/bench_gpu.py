@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # pas_models from a checkout with nothing installed
 
 from gpu_decode import colour_rows, decode_rates, decoders_missing, gpu_decode_missing
 from gpu_plot import measured_mfu, plot_roofline

@@ -16,6 +16,7 @@ view, and not this.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -87,6 +88,7 @@ def _weights(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False))
 
 
+@functools.cache  # pure in its arguments; bench_gpu.py asks for each network in every table
 def roofline(spec: ArchSpec, batch: int = 24, element_bytes: int = 2) -> Roofline:
     """Trace one training view of ``spec``, for steps of ``batch`` clips (``element_bytes``: 2 for bf16/fp16
     activations and weights, 4 for fp32)."""
